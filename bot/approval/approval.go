@@ -1,0 +1,461 @@
+// Package approval is the lifecycle of a metabase-bot request, as pure values and transitions.
+//
+// A Request moves through an explicit state machine:
+//
+//	pending ──(quorum of approvals)──▶ approved ──▶ executing ──▶ succeeded | partial | failed
+//	pending ──▶ denied | expired | cancelled
+//	scheduled ──(return date reached)──▶ executing        (the automatic re-enable after a leave)
+//	scheduled ──▶ cancelled
+//	failed | partial ──(retry failed)──▶ approved
+//
+// Every transition is a method that returns an error and changes nothing when it refuses, so the
+// durable store can apply one inside a compare-and-set: read the row, apply the transition to a
+// copy, write it back only if nobody else wrote in between. Only the caller whose write wins
+// performs the side effect (a Metabase call, a Slack message). Nothing here does I/O or knows
+// about Slack; time comes in as an argument.
+package approval
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// State is where a request is in its lifecycle.
+type State string
+
+// The states of a request. Their string values are stored in the database: never rename one.
+const (
+	// Pending waits for approvers.
+	Pending State = "pending"
+	// Approved reached its quorum and waits for an executor to pick it up.
+	Approved State = "approved"
+	// Scheduled is an approved action that waits for its NotBefore time (a return from leave).
+	Scheduled State = "scheduled"
+	// Executing is held by one executor, which is calling Metabase. A lease lets another
+	// process take over when the holder died.
+	Executing State = "executing"
+	// Succeeded means every target ended done or skipped.
+	Succeeded State = "succeeded"
+	// Partial means some targets succeeded and some failed.
+	Partial State = "partial"
+	// Failed means every target failed.
+	Failed State = "failed"
+	// Denied was refused by an approver.
+	Denied State = "denied"
+	// Expired passed its deadline while pending.
+	Expired State = "expired"
+	// Cancelled was withdrawn: a pending request by its requester, a scheduled one by an approver.
+	Cancelled State = "cancelled"
+)
+
+// String returns the stored name of the state.
+func (s State) String() string { return string(s) }
+
+// Final reports whether no further transition except a retry can leave the state.
+func (s State) Final() bool {
+	switch s {
+	case Succeeded, Partial, Failed, Denied, Expired, Cancelled:
+		return true
+	}
+	return false
+}
+
+// Open reports whether the request still waits for something: approvals, execution or its date.
+func (s State) Open() bool {
+	switch s {
+	case Pending, Approved, Scheduled, Executing:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of the states above; the store refuses anything else.
+func (s State) Valid() bool { return s.Open() || s.Final() }
+
+// Action is what the request does to its targets once approved.
+type Action string
+
+// The actions. Stored in the database: never rename one.
+const (
+	// Disable deactivates the targets (DELETE /api/user/:id).
+	Disable Action = "disable"
+	// Enable reactivates the targets and restores what the bot recorded when it disabled them.
+	Enable Action = "enable"
+)
+
+// Errors returned by transitions. Callers branch on them with errors.Is to choose what to tell
+// the person who clicked.
+var (
+	// ErrNotPending: the request was already decided (or is not waiting for a decision).
+	ErrNotPending = errors.New("request is no longer pending")
+	// ErrExpired: the request's deadline has passed.
+	ErrExpired = errors.New("request has expired")
+	// ErrSelfApproval: the requester tried to approve their own request.
+	ErrSelfApproval = errors.New("requesters cannot approve their own request")
+	// ErrAlreadyVoted: the approver already approved; their vote counts once.
+	ErrAlreadyVoted = errors.New("you already approved this request")
+	// ErrNotRequester: only the requester may cancel a pending request.
+	ErrNotRequester = errors.New("only the requester can cancel a pending request")
+	// ErrNotDue: a scheduled action was started before its time, or an expiry before the deadline.
+	ErrNotDue = errors.New("not due yet")
+	// ErrLeaseHeld: another executor holds the request and its lease has not run out.
+	ErrLeaseHeld = errors.New("another executor holds this request")
+	// ErrNothingToRetry: there are no failed targets to retry.
+	ErrNothingToRetry = errors.New("nothing to retry")
+	// ErrInvalidTransition: the transition does not apply to the request's state.
+	ErrInvalidTransition = errors.New("invalid transition")
+)
+
+// Target is one Metabase user named by a request, with what the bot saw when it was requested.
+type Target struct {
+	// UserID is the Metabase user id.
+	UserID int `json:"user_id"`
+	// Email and Name are shown on cards and in audit messages.
+	Email string `json:"email"`
+	Name  string `json:"name,omitempty"`
+	// Superuser records whether the user was a Metabase admin; an enable restores it, because
+	// Metabase's reactivation resets is_superuser to false.
+	Superuser bool `json:"superuser,omitempty"`
+	// GroupIDs are the Metabase group memberships recorded before a disable, restored on enable.
+	GroupIDs []int `json:"group_ids,omitempty"`
+	// SSOSource is non-empty when the user signs in through SSO (a warning on the card).
+	SSOSource string `json:"sso_source,omitempty"`
+	// LastLogin is when the user last signed in, nil for never.
+	LastLogin *time.Time `json:"last_login,omitempty"`
+	// Result is what execution did to this target; empty until then.
+	Result Result `json:"result,omitzero"`
+}
+
+// Outcome is what execution did to one target.
+type Outcome string
+
+// Per-target outcomes.
+const (
+	// Done: the user was disabled (or enabled).
+	Done Outcome = "done"
+	// Skipped: the user was already in the wanted state.
+	Skipped Outcome = "skipped"
+	// TargetFailed: Metabase refused or could not be reached.
+	TargetFailed Outcome = "failed"
+)
+
+// Result is the outcome for one target with Metabase's message when it failed.
+type Result struct {
+	Outcome Outcome   `json:"outcome,omitempty"`
+	Message string    `json:"message,omitempty"`
+	At      time.Time `json:"at,omitzero"`
+}
+
+// Vote is one approver's approval.
+type Vote struct {
+	UserID string    `json:"user_id"`
+	At     time.Time `json:"at"`
+}
+
+// Request is one request to disable or enable Metabase users, from its creation to its outcome.
+// It is a plain value: copy it, change the copy with a transition, store the copy.
+type Request struct {
+	// ID is the short public id shown on cards and in audit messages.
+	ID string `json:"id"`
+	// SourceKey makes creation idempotent: a redelivered slash command carries the same key
+	// (its trigger id), and the store refuses a second request with it.
+	SourceKey string `json:"source_key,omitempty"`
+	// ParentID links a scheduled return to the disable that created it.
+	ParentID string `json:"parent_id,omitempty"`
+	Action   Action `json:"action"`
+	State    State  `json:"state"`
+	// Requester is the Slack user id of the person who asked; identity is never a display name.
+	Requester string   `json:"requester"`
+	Targets   []Target `json:"targets"`
+	Reason    string   `json:"reason"`
+	// ReturnAt, on a disable, is when the bot re-enables the targets.
+	ReturnAt *time.Time `json:"return_at,omitempty"`
+	// NotBefore, on a scheduled request, is when it may start.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	// ChannelID and MessageTS locate the approval card; thread replies go under it.
+	ChannelID string `json:"channel_id"`
+	MessageTS string `json:"message_ts,omitempty"`
+	// RequiredApprovals is the quorum, fixed when the request is created.
+	RequiredApprovals int    `json:"required_approvals"`
+	Approvals         []Vote `json:"approvals,omitempty"`
+	// DecidedBy is the approver whose click decided the request (the last approval, or the denial).
+	DecidedBy  string `json:"decided_by,omitempty"`
+	DenyReason string `json:"deny_reason,omitempty"`
+	// CancelledBy is who cancelled it.
+	CancelledBy string    `json:"cancelled_by,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	DecidedAt   time.Time `json:"decided_at,omitzero"`
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
+	// LeaseOwner and LeaseUntil name the executor working on it; past LeaseUntil another
+	// process may take over (crash recovery).
+	LeaseOwner string    `json:"lease_owner,omitempty"`
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	// Attempts counts executions started, including takeovers.
+	Attempts int `json:"attempts,omitempty"`
+	// RemindersSent counts reminders posted while pending (at half-life, then near expiry).
+	RemindersSent int `json:"reminders_sent,omitempty"`
+	// FinalReminder is how long before expiry the second reminder is due; zero turns reminders
+	// off. It is fixed at creation so every replica agrees on when reminders are due.
+	FinalReminder time.Duration `json:"final_reminder,omitempty"`
+	// DryRun requests never call Metabase's write endpoints.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Version is the compare-and-set counter kept by the store.
+	Version int64 `json:"version"`
+}
+
+// Policy holds the rules that come from configuration.
+type Policy struct {
+	// AllowSelfApproval lets a requester approve their own request.
+	AllowSelfApproval bool
+}
+
+// Clone returns a deep copy, so a transition on the copy never aliases the original's slices.
+func (r Request) Clone() Request {
+	c := r
+	c.Targets = make([]Target, len(r.Targets))
+	for i, t := range r.Targets {
+		t.GroupIDs = slices.Clone(t.GroupIDs)
+		c.Targets[i] = t
+	}
+	c.Approvals = slices.Clone(r.Approvals)
+	if r.ReturnAt != nil {
+		ra := *r.ReturnAt
+		c.ReturnAt = &ra
+	}
+	return c
+}
+
+// Approvers returns the user ids that have approved, in order.
+func (r Request) Approvers() []string {
+	ids := make([]string, len(r.Approvals))
+	for i, v := range r.Approvals {
+		ids[i] = v.UserID
+	}
+	return ids
+}
+
+// HasApproved reports whether user already approved.
+func (r Request) HasApproved(user string) bool {
+	return slices.ContainsFunc(r.Approvals, func(v Vote) bool { return v.UserID == user })
+}
+
+// Approve records user's approval. When the quorum is reached the request becomes Approved and
+// the caller that stored this version must execute it. A second approval by the same user is
+// ErrAlreadyVoted and changes nothing.
+func (r *Request) Approve(user string, now time.Time, p Policy) error {
+	if r.State != Pending {
+		return fmt.Errorf("%w: it is %s", ErrNotPending, r.State)
+	}
+	if !now.Before(r.ExpiresAt) {
+		return ErrExpired
+	}
+	if user == r.Requester && !p.AllowSelfApproval {
+		return ErrSelfApproval
+	}
+	if r.HasApproved(user) {
+		return ErrAlreadyVoted
+	}
+	r.Approvals = append(r.Approvals, Vote{UserID: user, At: now})
+	if len(r.Approvals) >= max(r.RequiredApprovals, 1) {
+		r.State = Approved
+		r.DecidedBy = user
+		r.DecidedAt = now
+	}
+	return nil
+}
+
+// Deny ends a pending request; one denial from an approver is enough, whatever the quorum.
+func (r *Request) Deny(user, reason string, now time.Time) error {
+	if r.State != Pending {
+		return fmt.Errorf("%w: it is %s", ErrNotPending, r.State)
+	}
+	if !now.Before(r.ExpiresAt) {
+		return ErrExpired
+	}
+	r.State = Denied
+	r.DecidedBy = user
+	r.DenyReason = reason
+	r.DecidedAt = now
+	return nil
+}
+
+// Cancel withdraws a pending request (only its requester may) or a scheduled return (the caller
+// checks that user is an approver).
+func (r *Request) Cancel(user string, now time.Time) error {
+	switch r.State {
+	case Pending:
+		if user != r.Requester {
+			return ErrNotRequester
+		}
+	case Scheduled:
+	default:
+		return fmt.Errorf("%w: it is %s", ErrNotPending, r.State)
+	}
+	r.State = Cancelled
+	r.CancelledBy = user
+	r.DecidedAt = now
+	return nil
+}
+
+// Expire ends a pending request whose deadline has passed.
+func (r *Request) Expire(now time.Time) error {
+	if r.State != Pending {
+		return fmt.Errorf("%w: it is %s", ErrNotPending, r.State)
+	}
+	if now.Before(r.ExpiresAt) {
+		return ErrNotDue
+	}
+	r.State = Expired
+	r.DecidedAt = now
+	return nil
+}
+
+// Start hands the request to executor owner for lease. It applies to an Approved request, a
+// Scheduled one whose time has come, and an Executing one whose previous holder's lease ran out
+// (the holder died between winning and recording the outcome). Targets already done or skipped
+// are kept, so a takeover or a retry only works on what is left.
+func (r *Request) Start(owner string, now time.Time, lease time.Duration) error {
+	switch r.State {
+	case Approved:
+	case Scheduled:
+		if now.Before(r.NotBefore) {
+			return ErrNotDue
+		}
+	case Executing:
+		if r.LeaseOwner != owner && now.Before(r.LeaseUntil) {
+			return ErrLeaseHeld
+		}
+	default:
+		return fmt.Errorf("%w: cannot execute a %s request", ErrInvalidTransition, r.State)
+	}
+	r.State = Executing
+	r.LeaseOwner = owner
+	r.LeaseUntil = now.Add(lease)
+	r.Attempts++
+	return nil
+}
+
+// PendingTargets returns the indexes of the targets that still need work.
+func (r Request) PendingTargets() []int {
+	var idx []int
+	for i, t := range r.Targets {
+		if t.Result.Outcome != Done && t.Result.Outcome != Skipped {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+// Record stores the outcome for target i while executing, so a takeover skips it.
+func (r *Request) Record(i int, res Result) error {
+	if r.State != Executing {
+		return fmt.Errorf("%w: cannot record on a %s request", ErrInvalidTransition, r.State)
+	}
+	if i < 0 || i >= len(r.Targets) {
+		return fmt.Errorf("%w: no target %d", ErrInvalidTransition, i)
+	}
+	r.Targets[i].Result = res
+	return nil
+}
+
+// Finish closes an execution: Succeeded when every target is done or skipped, Failed when none
+// is, Partial otherwise. A partial failure is never reported as wholly done or wholly failed.
+func (r *Request) Finish(now time.Time) error {
+	if r.State != Executing {
+		return fmt.Errorf("%w: cannot finish a %s request", ErrInvalidTransition, r.State)
+	}
+	var ok, failed int
+	for _, t := range r.Targets {
+		switch t.Result.Outcome {
+		case Done, Skipped:
+			ok++
+		default:
+			failed++
+		}
+	}
+	switch {
+	case failed == 0:
+		r.State = Succeeded
+	case ok == 0:
+		r.State = Failed
+	default:
+		r.State = Partial
+	}
+	r.FinishedAt = now
+	r.LeaseOwner = ""
+	r.LeaseUntil = time.Time{}
+	return nil
+}
+
+// Retry sends the failed targets of a Failed or Partial request back to execution. The caller
+// checks that user is an approver.
+func (r *Request) Retry(user string, now time.Time) error {
+	if r.State != Failed && r.State != Partial {
+		return fmt.Errorf("%w: cannot retry a %s request", ErrInvalidTransition, r.State)
+	}
+	if len(r.PendingTargets()) == 0 {
+		return ErrNothingToRetry
+	}
+	for _, i := range r.PendingTargets() {
+		r.Targets[i].Result = Result{}
+	}
+	r.State = Approved
+	r.DecidedBy = user
+	r.DecidedAt = now
+	r.FinishedAt = time.Time{}
+	return nil
+}
+
+// Remind counts one reminder if one is due now (see NextReminder).
+func (r *Request) Remind(now time.Time) error {
+	next, ok := r.NextReminder()
+	if !ok || now.Before(next) {
+		return ErrNotDue
+	}
+	r.RemindersSent++
+	return nil
+}
+
+// NextReminder returns when the next reminder of a pending request is due: the first at half its
+// lifetime, the second FinalReminder before it expires (skipped when that is not after the
+// first). There are at most two, and none when FinalReminder is zero.
+func (r Request) NextReminder() (time.Time, bool) {
+	if r.State != Pending || r.FinalReminder <= 0 {
+		return time.Time{}, false
+	}
+	half := r.CreatedAt.Add(r.ExpiresAt.Sub(r.CreatedAt) / 2)
+	final := r.ExpiresAt.Add(-r.FinalReminder)
+	switch r.RemindersSent {
+	case 0:
+		return half, true
+	case 1:
+		if final.After(half) {
+			return final, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// NextDue returns when the request next needs attention from a timer without anyone clicking:
+// expiry of a pending request, the start of an approved or scheduled one, or the end of an
+// executor's lease, or the next reminder. The store indexes it so every replica can find due work
+// with one indexed query.
+func (r Request) NextDue() (time.Time, bool) {
+	switch r.State {
+	case Pending:
+		if next, ok := r.NextReminder(); ok && next.Before(r.ExpiresAt) {
+			return next, true
+		}
+		return r.ExpiresAt, true
+	case Approved:
+		return r.DecidedAt, true
+	case Scheduled:
+		return r.NotBefore, true
+	case Executing:
+		return r.LeaseUntil, true
+	}
+	return time.Time{}, false
+}
