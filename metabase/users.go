@@ -1,0 +1,260 @@
+package metabase
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// emailSearchPageSize is the page size of UserByEmail's searches. A search
+// by full email rarely matches more than one row, so one page is the norm.
+const emailSearchPageSize = 50
+
+// User is a Metabase user as returned by the user endpoints to an admin.
+type User struct {
+	ID          int        `json:"id"`
+	Email       string     `json:"email"`
+	FirstName   string     `json:"first_name"`
+	LastName    string     `json:"last_name"`
+	CommonName  string     `json:"common_name"`
+	IsActive    bool       `json:"is_active"`
+	IsSuperuser bool       `json:"is_superuser"`
+	LastLogin   *time.Time `json:"last_login"`
+	DateJoined  time.Time  `json:"date_joined"`
+	// SSOSource is "" for password users, else e.g. "google", "ldap",
+	// "jwt" or "saml". Such users may be reactivated by their next SSO login.
+	SSOSource string `json:"sso_source"`
+	// GroupIDs is set by GET /api/user and GET /api/user/current.
+	GroupIDs []int `json:"group_ids"`
+	// UserGroupMemberships is set by GET /api/user/:id and the PUT endpoints.
+	UserGroupMemberships []GroupMembership `json:"user_group_memberships"`
+}
+
+// GroupMembership is one entry of User.UserGroupMemberships.
+type GroupMembership struct {
+	ID int `json:"id"`
+}
+
+// Groups returns the user's group ids from GroupIDs or, when that is
+// empty, from UserGroupMemberships (endpoints return one or the other).
+func (u *User) Groups() []int {
+	if len(u.GroupIDs) > 0 {
+		return u.GroupIDs
+	}
+	if len(u.UserGroupMemberships) == 0 {
+		return nil
+	}
+	ids := make([]int, len(u.UserGroupMemberships))
+	for i, m := range u.UserGroupMemberships {
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+// Name returns a display name: the common name, else "First Last", else
+// the email.
+func (u *User) Name() string {
+	if n := strings.TrimSpace(u.CommonName); n != "" {
+		return n
+	}
+	if n := strings.TrimSpace(u.FirstName + " " + u.LastName); n != "" {
+		return n
+	}
+	return u.Email
+}
+
+// UserStatus selects users by activity in ListUsers.
+type UserStatus string
+
+// Values of UserStatus, as Metabase's status parameter spells them.
+const (
+	StatusActive      UserStatus = "active"
+	StatusDeactivated UserStatus = "deactivated"
+	StatusAll         UserStatus = "all"
+)
+
+// UserUpdate holds the fields UpdateUser changes. Nil fields are left
+// alone. Metabase ignores is_active in a PUT, so there is no such field:
+// use DisableUser and ReactivateUser.
+type UserUpdate struct {
+	// IsSuperuser grants or revokes admin rights (membership of the
+	// Administrators group).
+	IsSuperuser *bool
+	// GroupIDs, when non-nil, replaces the user's group memberships.
+	GroupIDs []int
+}
+
+// MarshalJSON encodes the update as Metabase's PUT body.
+func (u UserUpdate) MarshalJSON() ([]byte, error) {
+	body := map[string]any{}
+	if u.IsSuperuser != nil {
+		body["is_superuser"] = *u.IsSuperuser
+	}
+	if u.GroupIDs != nil {
+		ms := make([]GroupMembership, len(u.GroupIDs))
+		for i, id := range u.GroupIDs {
+			ms[i] = GroupMembership{ID: id}
+		}
+		body["user_group_memberships"] = ms
+	}
+	return json.Marshal(body)
+}
+
+// userPage is the body of GET /api/user.
+type userPage struct {
+	Data  []User `json:"data"`
+	Total int    `json:"total"`
+}
+
+func userPath(id int) string { return "api/user/" + strconv.Itoa(id) }
+
+// CurrentUser returns the user the client authenticates as.
+//
+// GET /api/user/current
+func (c *Client) CurrentUser(ctx context.Context) (*User, error) {
+	u := new(User)
+	err := c.do(ctx, request{method: "GET", route: "/api/user/current", path: "api/user/current", retry: true}, u)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// User returns the user with the given id, active or not. It returns an
+// error matching ErrNotFound when there is none.
+//
+// GET /api/user/:id
+func (c *Client) User(ctx context.Context, id int) (*User, error) {
+	u := new(User)
+	err := c.do(ctx, request{method: "GET", route: "/api/user/:id", path: userPath(id), retry: true}, u)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// UserByEmail returns the user, active or not, whose email equals email
+// ignoring case. Metabase's query is a substring search over names and
+// email, so several rows may come back; pages are fetched only until the
+// user is found. It returns an error matching ErrNotFound when there is no
+// such user.
+//
+// GET /api/user?status=all&query=<email>&limit=50&offset=N
+func (c *Client) UserByEmail(ctx context.Context, email string) (*User, error) {
+	email = strings.TrimSpace(email)
+	if email == "" {
+		return nil, errors.New("metabase: user by email: empty email")
+	}
+	for offset := 0; ; offset += emailSearchPageSize {
+		var page userPage
+		err := c.do(ctx, request{
+			method: "GET", route: "/api/user", path: "api/user", retry: true,
+			query: url.Values{
+				"status": {string(StatusAll)},
+				"query":  {email},
+				"limit":  {strconv.Itoa(emailSearchPageSize)},
+				"offset": {strconv.Itoa(offset)},
+			},
+		}, &page)
+		if err != nil {
+			return nil, err
+		}
+		for i := range page.Data {
+			if strings.EqualFold(page.Data[i].Email, email) {
+				return &page.Data[i], nil
+			}
+		}
+		if len(page.Data) == 0 || offset+emailSearchPageSize >= page.Total {
+			return nil, fmt.Errorf("metabase: no user with email %q: %w", email, ErrNotFound)
+		}
+	}
+}
+
+// ListUsers returns every user with the given status, walking the pages
+// (see WithPageSize). An empty status means StatusActive.
+//
+// GET /api/user?status=...&limit=N&offset=N
+func (c *Client) ListUsers(ctx context.Context, status UserStatus) ([]User, error) {
+	if status == "" {
+		status = StatusActive
+	}
+	var users []User
+	for offset := 0; ; offset += c.pageSize {
+		var page userPage
+		err := c.do(ctx, request{
+			method: "GET", route: "/api/user", path: "api/user", retry: true,
+			query: url.Values{
+				"status": {string(status)},
+				"limit":  {strconv.Itoa(c.pageSize)},
+				"offset": {strconv.Itoa(offset)},
+			},
+		}, &page)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, page.Data...)
+		if len(page.Data) == 0 || offset+c.pageSize >= page.Total {
+			return users, nil
+		}
+	}
+}
+
+// DisableUser deactivates a user. It is idempotent: disabling an inactive
+// user succeeds. Older Metabase answers 500 for an inactive or missing
+// user (metabase/metabase#66599), so after a 5xx the user is re-read: if
+// it exists and is inactive the call succeeded, if it is missing the error
+// matches ErrNotFound. Other errors come back as *APIError, e.g. a 400
+// when the user is the last active admin.
+//
+// DELETE /api/user/:id
+func (c *Client) DisableUser(ctx context.Context, id int) error {
+	err := c.do(ctx, request{method: "DELETE", route: "/api/user/:id", path: userPath(id), retry: true}, nil)
+	var ae *APIError
+	if err == nil || !errors.As(err, &ae) || ae.StatusCode < http.StatusInternalServerError {
+		return err
+	}
+	u, gerr := c.User(ctx, id)
+	switch {
+	case errors.Is(gerr, ErrNotFound):
+		return gerr
+	case gerr == nil && !u.IsActive:
+		return nil
+	}
+	return err
+}
+
+// ReactivateUser reactivates a deactivated user and returns it. Metabase
+// clears is_superuser on reactivation; restore it with UpdateUser. For a
+// user who is already active the error matches ErrAlreadyActive.
+//
+// PUT /api/user/:id/reactivate
+func (c *Client) ReactivateUser(ctx context.Context, id int) (*User, error) {
+	u := new(User)
+	err := c.do(ctx, request{
+		method: "PUT", route: "/api/user/:id/reactivate", path: userPath(id) + "/reactivate", retry: true,
+	}, u)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// UpdateUser changes a user's admin rights or groups and returns the
+// updated user. Metabase answers 404 for an inactive user, so reactivate
+// first. It is never retried.
+//
+// PUT /api/user/:id
+func (c *Client) UpdateUser(ctx context.Context, id int, upd UserUpdate) (*User, error) {
+	u := new(User)
+	err := c.do(ctx, request{method: "PUT", route: "/api/user/:id", path: userPath(id), body: upd}, u)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
