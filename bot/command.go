@@ -1,0 +1,282 @@
+package bot
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on what a command may carry. They keep cards within Slack's limits and stop a pasted
+// novel from reaching Metabase or the database.
+const (
+	// maxCommandLen bounds the whole text after the slash command.
+	maxCommandLen = 4000
+	// maxReasonLen bounds the reason; it is shown on the card and in every audit message.
+	maxReasonLen = 500
+	// maxTargets bounds the targets of one typed command (the inactive report may build larger
+	// requests through its button).
+	maxTargets = 100
+	// maxUserID is the largest id accepted: Metabase ids are positive 32-bit integers.
+	maxUserID = 1<<31 - 1
+)
+
+// Verb is the first word of a command.
+type Verb string
+
+// The verbs of the command grammar.
+const (
+	VerbDisable  Verb = "disable"
+	VerbEnable   Verb = "enable"
+	VerbStatus   Verb = "status"
+	VerbInactive Verb = "inactive"
+	VerbHelp     Verb = "help"
+)
+
+// TargetKind says how a command named a user.
+type TargetKind int
+
+// The ways to name a user.
+const (
+	// ByEmail: jane@example.com or <mailto:jane@example.com|jane@example.com>.
+	ByEmail TargetKind = iota + 1
+	// ByID: a Metabase user id.
+	ByID
+	// BySlackUser: a Slack mention <@U123> or <@U123|jane>, resolved through users.info.
+	BySlackUser
+)
+
+// TargetRef is a user as the command named them, before any lookup.
+type TargetRef struct {
+	Kind TargetKind
+	// Email (lower-cased), ID, or SlackID, according to Kind.
+	Email   string
+	ID      int
+	SlackID string
+	// Raw is the text as typed, for messages that must repeat what the requester wrote.
+	Raw string
+}
+
+// Command is a parsed command line.
+type Command struct {
+	Verb    Verb
+	Targets []TargetRef
+	// Until is the raw return date of `disable … until DATE`; see parseReturnDate.
+	Until  string
+	Reason string
+	// Days is the threshold of `inactive [DAYS]`.
+	Days int
+}
+
+// errUsage marks a command that does not parse; the reply shows the usage text.
+var errUsage = errors.New("usage")
+
+// usageError is a parse failure with a message for the requester.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Is(target error) bool {
+	return target == errUsage
+}
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+var (
+	slackUserRe = regexp.MustCompile(`^<@([UW][A-Z0-9]{1,20})(\|[^>]*)?>$`)
+	mailtoRe    = regexp.MustCompile(`^<mailto:([^|>]+)(\|[^>]*)?>$`)
+	emailRe     = regexp.MustCompile(`^[A-Za-z0-9.!#$%&'*+/=?^_{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+)
+
+// ParseCommand parses the text after the slash command. It is pure: no lookups, no clock. A
+// command that does not parse returns an error whose message says what is wrong.
+func ParseCommand(text string) (Command, error) {
+	if len(text) > maxCommandLen {
+		return Command{}, usagef("That command is %d characters long; the limit is %d.", len(text), maxCommandLen)
+	}
+	if !utf8.ValidString(text) {
+		return Command{}, usagef("That command is not valid text.")
+	}
+	words := tokenize(text)
+	if len(words) == 0 {
+		return Command{Verb: VerbHelp}, nil
+	}
+	verb := Verb(strings.ToLower(words[0]))
+	rest := words[1:]
+	switch verb {
+	case VerbHelp:
+		return Command{Verb: VerbHelp}, nil
+	case VerbInactive:
+		cmd := Command{Verb: VerbInactive, Days: 90}
+		switch len(rest) {
+		case 0:
+		case 1:
+			d, err := strconv.Atoi(rest[0])
+			if err != nil || d < 1 || d > 3650 {
+				return Command{}, usagef("`inactive` takes a number of days from 1 to 3650, not %q.", rest[0])
+			}
+			cmd.Days = d
+		default:
+			return Command{}, usagef("`inactive` takes at most one argument: a number of days.")
+		}
+		return cmd, nil
+	case VerbStatus:
+		if len(rest) != 1 {
+			return Command{}, usagef("`status` takes exactly one user: an email, a Metabase id or a Slack mention.")
+		}
+		t, err := parseTarget(rest[0])
+		if err != nil {
+			return Command{}, err
+		}
+		return Command{Verb: VerbStatus, Targets: []TargetRef{t}}, nil
+	case VerbDisable, VerbEnable:
+		return parseChange(verb, rest)
+	}
+	return Command{}, usagef("I don't know the command %q.", truncateRunes(words[0], 40))
+}
+
+// parseChange parses `disable <target>... [until DATE] <reason…>` and `enable <target>... <reason…>`.
+// Targets come first; the first word that is not a target starts the reason (or `until`).
+func parseChange(verb Verb, words []string) (Command, error) {
+	cmd := Command{Verb: verb}
+	if len(words) == 0 {
+		return cmd, nil // no arguments: the caller opens the request form
+	}
+	i := 0
+	seen := map[string]bool{}
+	for ; i < len(words); i++ {
+		if !looksLikeTarget(words[i]) {
+			break
+		}
+		t, err := parseTarget(words[i])
+		if err != nil {
+			return Command{}, err
+		}
+		key := t.key()
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		cmd.Targets = append(cmd.Targets, t)
+	}
+	if len(cmd.Targets) == 0 {
+		return Command{}, usagef("%q is not a user. Name users by email, Metabase id or Slack mention.", truncateRunes(words[0], 80))
+	}
+	if len(cmd.Targets) > maxTargets {
+		return Command{}, usagef("That names %d users; one command can name at most %d.", len(cmd.Targets), maxTargets)
+	}
+	if i < len(words) && strings.EqualFold(words[i], "until") {
+		if verb != VerbDisable {
+			return Command{}, usagef("`until` only goes with `disable`.")
+		}
+		if i+1 >= len(words) {
+			return Command{}, usagef("`until` needs a date: YYYY-MM-DD or an RFC 3339 time.")
+		}
+		cmd.Until = words[i+1]
+		i += 2
+	}
+	cmd.Reason = strings.TrimSpace(strings.Join(words[i:], " "))
+	if n := utf8.RuneCountInString(cmd.Reason); n > maxReasonLen {
+		return Command{}, usagef("The reason is %d characters long; the limit is %d.", n, maxReasonLen)
+	}
+	return cmd, nil
+}
+
+func (t TargetRef) key() string {
+	switch t.Kind {
+	case ByEmail:
+		return "e:" + t.Email
+	case ByID:
+		return "i:" + strconv.Itoa(t.ID)
+	default:
+		return "s:" + t.SlackID
+	}
+}
+
+// looksLikeTarget decides where the target list ends: a word that is not shaped like a target
+// starts the reason. A malformed target-shaped word (say -5 or <@bad>) still counts, so it is
+// reported instead of silently becoming part of the reason.
+func looksLikeTarget(w string) bool {
+	if strings.HasPrefix(w, "<@") || strings.HasPrefix(w, "<mailto:") || strings.Contains(w, "@") {
+		return true
+	}
+	w = strings.TrimPrefix(w, "-")
+	w = strings.TrimPrefix(w, "+")
+	if w == "" {
+		return false
+	}
+	for _, r := range w {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseTarget parses one target word.
+func parseTarget(w string) (TargetRef, error) {
+	if m := slackUserRe.FindStringSubmatch(w); m != nil {
+		return TargetRef{Kind: BySlackUser, SlackID: m[1], Raw: w}, nil
+	}
+	if strings.HasPrefix(w, "<@") || strings.HasPrefix(w, "<!") {
+		return TargetRef{}, usagef("%q is not a Slack user mention I can use.", truncateRunes(w, 80))
+	}
+	email := w
+	if m := mailtoRe.FindStringSubmatch(w); m != nil {
+		email = m[1]
+	}
+	if strings.Contains(email, "@") {
+		if len(email) > 254 || !emailRe.MatchString(email) {
+			return TargetRef{}, usagef("%q is not a valid email address.", truncateRunes(w, 80))
+		}
+		return TargetRef{Kind: ByEmail, Email: strings.ToLower(email), Raw: w}, nil
+	}
+	id, err := strconv.Atoi(w)
+	if err != nil || id < 1 || id > maxUserID || strings.HasPrefix(w, "+") {
+		return TargetRef{}, usagef("%q is not a valid Metabase user id (a positive whole number).", truncateRunes(w, 80))
+	}
+	return TargetRef{Kind: ByID, ID: id, Raw: w}, nil
+}
+
+// tokenize splits on white space, keeping Slack's <…> escapes whole even when the label after
+// the | holds spaces (<@U1|Jane Doe>).
+func tokenize(s string) []string {
+	var words []string
+	var b strings.Builder
+	depth := false
+	flush := func() {
+		if b.Len() > 0 {
+			words = append(words, b.String())
+			b.Reset()
+		}
+	}
+	for _, r := range s {
+		switch {
+		case r == '<' && b.Len() == 0:
+			depth = true
+			b.WriteRune(r)
+		case r == '>' && depth:
+			depth = false
+			b.WriteRune(r)
+		case unicode.IsSpace(r) && !depth:
+			flush()
+		default:
+			b.WriteRune(r)
+		}
+	}
+	flush()
+	return words
+}
+
+// truncateRunes cuts s to n runes, marking the cut, so echoing user text never breaks a limit.
+func truncateRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max(n-1, 0)]) + "…"
+}

@@ -1,0 +1,140 @@
+package bot
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseCommand(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		text    string
+		want    Command
+		wantErr string // substring of the usage message; "" means success
+	}{
+		{"empty is help", "", Command{Verb: VerbHelp}, ""},
+		{"blank is help", " \t\n ", Command{Verb: VerbHelp}, ""},
+		{"help", "help", Command{Verb: VerbHelp}, ""},
+		{"disable by email", "disable jane@example.com Left the company",
+			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}, Reason: "Left the company"}, ""},
+		{"verb and email are case-insensitive", "DISABLE Jane@Example.COM bye",
+			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "Jane@Example.COM"}}, Reason: "bye"}, ""},
+		{"disable by id", "disable 42 compromised laptop",
+			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByID, ID: 42, Raw: "42"}}, Reason: "compromised laptop"}, ""},
+		{"mailto link", "disable <mailto:jane@example.com|jane@example.com> gone",
+			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "<mailto:jane@example.com|jane@example.com>"}}, Reason: "gone"}, ""},
+		{"slack mention with spaced label", "disable <@U123ABC|Jane Doe> parental leave",
+			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: BySlackUser, SlackID: "U123ABC", Raw: "<@U123ABC|Jane Doe>"}}, Reason: "parental leave"}, ""},
+		{"several targets, duplicates once", "disable a@x.io 7 a@x.io <@W1> cleanup",
+			Command{Verb: VerbDisable, Targets: []TargetRef{
+				{Kind: ByEmail, Email: "a@x.io", Raw: "a@x.io"}, {Kind: ByID, ID: 7, Raw: "7"}, {Kind: BySlackUser, SlackID: "W1", Raw: "<@W1>"}}, Reason: "cleanup"}, ""},
+		{"until date", "disable jane@example.com until 2027-01-15 sabbatical",
+			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}, Until: "2027-01-15", Reason: "sabbatical"}, ""},
+		{"no reason parses (policy decides)", "disable 5",
+			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByID, ID: 5, Raw: "5"}}}, ""},
+		{"no arguments opens the form", "disable", Command{Verb: VerbDisable}, ""},
+		{"enable", "enable 5 back from leave",
+			Command{Verb: VerbEnable, Targets: []TargetRef{{Kind: ByID, ID: 5, Raw: "5"}}, Reason: "back from leave"}, ""},
+		{"status", "status jane@example.com",
+			Command{Verb: VerbStatus, Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}}, ""},
+		{"inactive default", "inactive", Command{Verb: VerbInactive, Days: 90}, ""},
+		{"inactive days", "inactive 30", Command{Verb: VerbInactive, Days: 30}, ""},
+		{"inactive bad days", "inactive -3", Command{}, "1 to 3650"},
+		{"unknown verb", "delete jane@example.com", Command{}, `"delete"`},
+		{"reason without target", "disable because I said so", Command{}, `"because" is not a user`},
+		{"negative id", "disable -5 bad", Command{}, `"-5" is not a valid Metabase user id`},
+		{"zero id", "disable 0 bad", Command{}, "not a valid Metabase user id"},
+		{"huge id", "disable 99999999999999999999 bad", Command{}, "not a valid Metabase user id"},
+		{"invalid email", "disable jane@@example.com x", Command{}, "not a valid email"},
+		{"channel ping as target", "disable <!channel> x", Command{}, "is not a user"},
+		{"forged mention", "disable <@notanid> x", Command{}, "not a Slack user mention"},
+		{"until on enable", "enable 5 until 2027-01-01 x", Command{}, "only goes with `disable`"},
+		{"until without date", "disable 5 until", Command{}, "needs a date"},
+		{"status needs one user", "status a@b.io c@d.io", Command{}, "exactly one user"},
+		{"too long", strings.Repeat("x", 5000), Command{}, "limit is 4000"},
+		{"reason too long", "disable 5 " + strings.Repeat("é", 600), Command{}, "limit is 500"},
+		{"invalid utf8", "disable 5 \xff", Command{}, "not valid text"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseCommand(tt.text)
+			if tt.wantErr != "" {
+				if err == nil || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want a usage error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("command mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseCommandTooManyTargets(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("disable")
+	for i := 1; i <= maxTargets+1; i++ {
+		b.WriteString(" ")
+		b.WriteString(strconv.Itoa(i))
+	}
+	_, err := ParseCommand(b.String() + " cleanup")
+	if err == nil || !strings.Contains(err.Error(), "at most 100") {
+		t.Fatalf("err = %v, want the target limit", err)
+	}
+}
+
+// FuzzParseCommand checks that no input panics, and that whatever parses is within the limits
+// the rest of the bot relies on.
+func FuzzParseCommand(f *testing.F) {
+	for _, s := range []string{
+		"", "help", "disable jane@example.com Left", "disable <@U1|x y> until 2027-01-01 leave",
+		"enable 12 back", "status <mailto:a@b.io|a@b.io>", "inactive 30", "disable <!channel> <!here>",
+		"disable 5 \u202eevil", "disable -1", "disable <@U1", "<<<>>>", "disable 5 until",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		cmd, err := ParseCommand(text)
+		if err != nil {
+			if !errors.Is(err, errUsage) {
+				t.Fatalf("non-usage error %v", err)
+			}
+			if utf8.RuneCountInString(err.Error()) > 300 {
+				t.Fatalf("usage message too long: %d runes", utf8.RuneCountInString(err.Error()))
+			}
+			return
+		}
+		if len(cmd.Targets) > maxTargets || utf8.RuneCountInString(cmd.Reason) > maxReasonLen {
+			t.Fatalf("limits broken: %d targets, %d-rune reason", len(cmd.Targets), utf8.RuneCountInString(cmd.Reason))
+		}
+		for _, tg := range cmd.Targets {
+			switch tg.Kind {
+			case ByID:
+				if tg.ID < 1 {
+					t.Fatalf("id %d accepted", tg.ID)
+				}
+			case ByEmail:
+				if !emailRe.MatchString(tg.Email) {
+					t.Fatalf("email %q accepted", tg.Email)
+				}
+			case BySlackUser:
+				if !slackUserRe.MatchString("<@" + tg.SlackID + ">") {
+					t.Fatalf("slack id %q accepted", tg.SlackID)
+				}
+			default:
+				t.Fatalf("target without kind: %+v", tg)
+			}
+		}
+	})
+}
