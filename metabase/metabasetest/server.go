@@ -1,0 +1,337 @@
+// Package metabasetest provides an in-process fake Metabase for tests. It
+// models the user, session and health endpoints as described in the
+// project's metabase-api.md: X-API-Key and X-Metabase-Session auth,
+// text/plain versus JSON error bodies, idempotent DELETE (with an optional
+// legacy 500 mode), the last-admin guard, reactivation clearing
+// is_superuser, search and paging of GET /api/user, and login throttling.
+// It also records every request and can inject latency, failures and held
+// requests.
+package metabasetest
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Well-known ids and values of the fake.
+const (
+	// AdminAPIKey is the API key of the seeded admin user (47 characters,
+	// "mb_" plus 44 base64 characters, like a real key).
+	AdminAPIKey = "mb_dGVzdC1hZG1pbi1rZXktZm9yLW1ldGFiYXNlLWJvdA="
+	// AdminUserID, AdminEmail: the seeded admin, the bot's own account.
+	AdminUserID = 1
+	AdminEmail  = "bot@example.com"
+	// InternalUserID is Metabase's internal user; it is never listed and
+	// cannot be modified.
+	InternalUserID = 13371338
+	// AllUsersGroupID and AdministratorsGroupID are Metabase's magic groups.
+	AllUsersGroupID       = 1
+	AdministratorsGroupID = 2
+	// Version is sent in the x-metabase-version header.
+	Version = "v0.56.0"
+)
+
+// Request is one request the fake received.
+type Request struct {
+	Method   string
+	Path     string
+	RawQuery string
+	// Auth is the credential presented: "session" (X-Metabase-Session),
+	// "api-key" (X-API-Key) or "none".
+	Auth string
+	// Status is the response status, 0 while the request is in flight or
+	// when the client went away first.
+	Status int
+}
+
+// Option configures a Server in New.
+type Option func(*config)
+
+type config struct {
+	admin     User
+	keys      map[string]int
+	passwords []credential
+}
+
+type credential struct{ email, password string }
+
+// WithAdminUser replaces the seeded admin user (default: id 1,
+// bot@example.com, superuser), who owns AdminAPIKey.
+func WithAdminUser(u User) Option {
+	return func(c *config) { c.admin = u }
+}
+
+// WithAPIKey registers an API key acting as the user with userID. Keys are
+// valid only if they look like Metabase keys (mb_ prefix, 12–254 chars).
+func WithAPIKey(key string, userID int) Option {
+	return func(c *config) { c.keys[key] = userID }
+}
+
+// WithPasswordUser sets the password of the user with this email, creating
+// an active non-admin user when there is none, for session auth.
+func WithPasswordUser(email, password string) Option {
+	return func(c *config) { c.passwords = append(c.passwords, credential{email, password}) }
+}
+
+// Server is a fake Metabase. It is safe for concurrent use.
+type Server struct {
+	tb  testing.TB
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	users    map[int]*user
+	sorted   []*user // personal users in list order
+	byEmail  map[string]*user
+	nextID   int
+	keys     map[string]int
+	sessions map[string]int
+	failures map[string][]time.Time // lower(username) -> failed logins
+
+	requests []Request
+	arrived  chan struct{} // closed and replaced on each arrival
+	latency  []latencyRule
+	fails    []*failRule
+	holds    []*holdRule
+
+	legacyDelete bool
+	healthStatus int
+	healthBody   string
+	now          func() time.Time
+}
+
+// New starts a fake Metabase, seeded with the admin user owning
+// AdminAPIKey and the internal user. It is closed by tb.Cleanup.
+func New(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	cfg := &config{
+		admin: User{ID: AdminUserID, Email: AdminEmail, FirstName: "Metabase", LastName: "Bot", Active: true, Superuser: true},
+		keys:  map[string]int{},
+	}
+	for _, o := range opts {
+		o(cfg)
+	}
+	s := &Server{
+		tb:           tb,
+		users:        map[int]*user{},
+		byEmail:      map[string]*user{},
+		nextID:       1,
+		keys:         map[string]int{},
+		sessions:     map[string]int{},
+		failures:     map[string][]time.Time{},
+		arrived:      make(chan struct{}),
+		healthStatus: http.StatusOK,
+		healthBody:   `{"status":"ok"}`,
+		now:          time.Now,
+	}
+	admin := s.AddUser(cfg.admin)
+	s.keys[AdminAPIKey] = admin.ID
+	s.mu.Lock()
+	s.insertLocked(&user{User: User{
+		ID: InternalUserID, Email: "internal@metabase.com", FirstName: "Metabase", LastName: "Internal",
+		Active: true, Superuser: true, DateJoined: s.now().UTC(),
+	}, kind: "internal", groups: []int{AllUsersGroupID}})
+	for k, id := range cfg.keys {
+		s.keys[k] = id
+	}
+	s.mu.Unlock()
+	for _, c := range cfg.passwords {
+		s.mu.Lock()
+		u := s.byEmail[strings.ToLower(c.email)]
+		s.mu.Unlock()
+		if u == nil {
+			s.AddUser(User{Email: c.email, Active: true})
+			s.mu.Lock()
+			u = s.byEmail[strings.ToLower(c.email)]
+			s.mu.Unlock()
+		}
+		s.mu.Lock()
+		u.password = c.password
+		s.mu.Unlock()
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	tb.Cleanup(s.srv.Close)
+	return s
+}
+
+// URL returns the base URL, without a trailing slash.
+func (s *Server) URL() string { return s.srv.URL }
+
+// Requests returns every request received so far, in arrival order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Count returns how many requests with this method ("" for any) have a
+// path starting with pathPrefix.
+func (s *Server) Count(method, pathPrefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.countLocked(method, pathPrefix)
+}
+
+func (s *Server) countLocked(method, pathPrefix string) int {
+	n := 0
+	for _, r := range s.requests {
+		if (method == "" || r.Method == method) && strings.HasPrefix(r.Path, pathPrefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// WaitForRequests blocks until at least n requests matching method and
+// pathPrefix (as in Count) have arrived, or ctx is done. Use it instead of
+// sleeping, e.g. to know that a request is parked by Hold.
+func (s *Server) WaitForRequests(ctx context.Context, method, pathPrefix string, n int) error {
+	for {
+		s.mu.Lock()
+		got := s.countLocked(method, pathPrefix)
+		ch := s.arrived
+		s.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// SetLegacyDelete switches DELETE /api/user/:id to the behaviour of older
+// Metabase: a missing or already inactive user gets a 500 JSON stack trace
+// instead of 404 or 200 (metabase/metabase#66599).
+func (s *Server) SetLegacyDelete(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.legacyDelete = on
+}
+
+// ExpireSessions invalidates every session; they then get 401.
+func (s *Server) ExpireSessions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.sessions)
+}
+
+// SetHealth sets the reply of GET /api/health (default 200
+// {"status":"ok"}); a body starting with '{' is sent as JSON.
+func (s *Server) SetHealth(status int, body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.healthStatus, s.healthBody = status, body
+}
+
+// serveHTTP records the request, applies injected faults, then routes it.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	auth := "none"
+	switch {
+	case r.Header.Get("X-Metabase-Session") != "":
+		auth = "session"
+	case r.Header.Get("X-API-Key") != "":
+		auth = "api-key"
+	}
+	s.mu.Lock()
+	idx := len(s.requests)
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Auth: auth})
+	close(s.arrived)
+	s.arrived = make(chan struct{})
+	delay := s.latencyLocked(r.Method, r.URL.Path)
+	hold := s.holdLocked(r.Method, r.URL.Path)
+	fail := s.failLocked(r.Method, r.URL.Path)
+	s.mu.Unlock()
+
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() {
+		s.mu.Lock()
+		s.requests[idx].Status = rec.status
+		s.mu.Unlock()
+	}()
+	rec.Header().Set("X-Metabase-Version", Version)
+
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if fail != nil {
+		writeBody(rec, fail.status, fail.body)
+		return
+	}
+	s.route(rec, r)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Content types Metabase sends (metabase-api.md §2).
+const (
+	contentTypeText = "text/plain"
+	contentTypeJSON = "application/json; charset=utf-8"
+)
+
+// writeText writes a plain-text body, as Metabase does for string bodies.
+func writeText(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", contentTypeText)
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(msg))
+}
+
+// writeJSON writes v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeText(w, http.StatusInternalServerError, "Internal server error.")
+		return
+	}
+	w.Header().Set("Content-Type", contentTypeJSON)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeBody writes a literal body: JSON if it starts with '{', else text.
+func writeBody(w http.ResponseWriter, status int, body string) {
+	ct := contentTypeText
+	if strings.HasPrefix(strings.TrimSpace(body), "{") {
+		ct = contentTypeJSON
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
