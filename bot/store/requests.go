@@ -1,0 +1,301 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+// requestColumns are read by every query that returns requests: data is the source of truth,
+// version is the compare-and-set counter (kept in its column, authoritative over the JSON copy).
+const requestColumns = `r.data, r.version`
+
+// querier is what *sql.DB and *sql.Tx have in common, so reads run inside or outside a write.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Create stores r as a new request with Version 1, its target index rows and the outbox rows out
+// (the first card to post, typically), all in one transaction: either the request exists and its
+// messages are queued, or neither. An outbox row with an empty RequestID belongs to r.
+//
+// Returns ErrExists when a request with r.ID, or with r's non-empty SourceKey, is already stored.
+func (s *Store) Create(ctx context.Context, r approval.Request, out ...Outbox) error {
+	r = r.Clone()
+	r.Version = 1
+	if err := validate(r); err != nil {
+		return err
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("store: encode request %s: %w", r.ID, err)
+	}
+	now := millis(s.now())
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO requests
+			(id, source_key, state, action, requester, data, version, next_due_at, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			r.ID, nullString(r.SourceKey), string(r.State), string(r.Action), r.Requester, string(data),
+			r.Version, nextDue(r), millis(r.CreatedAt), now)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("%w: id %q or source key %q", ErrExists, r.ID, r.SourceKey)
+		}
+		if err != nil {
+			return fmt.Errorf("store: create request %s: %w", r.ID, err)
+		}
+		if err := s.insertTargets(ctx, tx, r); err != nil {
+			return err
+		}
+		return s.insertOutbox(ctx, tx, r.ID, out)
+	})
+	return err
+}
+
+// Get returns the stored request. Returns ErrNotFound when there is none with that id.
+func (s *Store) Get(ctx context.Context, id string) (approval.Request, error) {
+	return s.get(ctx, s.db, id)
+}
+
+func (s *Store) get(ctx context.Context, q querier, id string) (approval.Request, error) {
+	row := q.QueryRowContext(ctx, s.rebind(`SELECT `+requestColumns+` FROM requests r WHERE r.id = ?`), id)
+	r, err := scanRequest(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return approval.Request{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return approval.Request{}, fmt.Errorf("store: get request %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Update changes a request by compare-and-set, the only way a request changes after Create.
+//
+// It reads the request, calls fn on a copy, and writes the copy back (with the outbox rows fn
+// returned, in the same transaction) only if nobody else wrote the request in between; otherwise
+// it re-reads and calls fn again, up to maxAttempts times, then returns ErrConflict. fn may
+// therefore run several times and must be pure: apply approval transitions, decide which
+// messages to queue, and do nothing else. Only the returned request (the one that was stored)
+// tells the caller what happened; a side effect belongs in the returned outbox rows.
+//
+// When fn returns an error nothing is written and that error is returned as is, so errors.Is
+// works on the approval package's errors. Returns ErrNotFound when the request does not exist.
+func (s *Store) Update(ctx context.Context, id string, fn func(r *approval.Request) ([]Outbox, error)) (approval.Request, error) {
+	var stored approval.Request
+	err := s.casLoop(ctx, func(tx *sql.Tx) error {
+		var err error
+		stored, err = s.updateTx(ctx, tx, id, fn)
+		return err
+	})
+	if err != nil {
+		return approval.Request{}, err
+	}
+	return stored, nil
+}
+
+// updateTx is one compare-and-set attempt inside tx. It returns errRetry when the request
+// changed since it was read.
+func (s *Store) updateTx(ctx context.Context, tx *sql.Tx, id string, fn func(r *approval.Request) ([]Outbox, error)) (approval.Request, error) {
+	cur, err := s.get(ctx, tx, id)
+	if err != nil {
+		return approval.Request{}, err
+	}
+	next := cur.Clone()
+	out, err := fn(&next)
+	if err != nil {
+		return approval.Request{}, err
+	}
+	if next.ID != cur.ID {
+		return approval.Request{}, fmt.Errorf("store: update request %s: the update changed its id to %q", id, next.ID)
+	}
+	next.Version = cur.Version + 1
+	if err := validate(next); err != nil {
+		return approval.Request{}, err
+	}
+	data, err := json.Marshal(next)
+	if err != nil {
+		return approval.Request{}, fmt.Errorf("store: encode request %s: %w", id, err)
+	}
+	res, err := tx.ExecContext(ctx, s.rebind(`UPDATE requests
+		SET data = ?, state = ?, action = ?, requester = ?, source_key = ?, next_due_at = ?, updated_at = ?,
+		    version = version + 1
+		WHERE id = ? AND version = ?`),
+		string(data), string(next.State), string(next.Action), next.Requester, nullString(next.SourceKey),
+		nextDue(next), millis(s.now()), id, cur.Version)
+	if isUniqueViolation(err) {
+		return approval.Request{}, fmt.Errorf("%w: source key %q", ErrExists, next.SourceKey)
+	}
+	if err != nil {
+		return approval.Request{}, fmt.Errorf("store: update request %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return approval.Request{}, fmt.Errorf("store: update request %s: %w", id, err)
+	}
+	if n == 0 {
+		return approval.Request{}, errRetry
+	}
+	if !slices.Equal(targetIDs(cur), targetIDs(next)) {
+		if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM request_targets WHERE request_id = ?`), id); err != nil {
+			return approval.Request{}, fmt.Errorf("store: update targets of %s: %w", id, err)
+		}
+		if err := s.insertTargets(ctx, tx, next); err != nil {
+			return approval.Request{}, err
+		}
+	}
+	if err := s.insertOutbox(ctx, tx, id, out); err != nil {
+		return approval.Request{}, err
+	}
+	return next, nil
+}
+
+// Due returns up to limit requests whose next deadline (approval.Request.NextDue: expiry,
+// reminder, scheduled start, lease end) is at or before now, the most overdue first, so every
+// replica finds timer work with one indexed query. A limit of zero or less means no limit.
+func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]approval.Request, error) {
+	if limit <= 0 {
+		limit = math.MaxInt32
+	}
+	return s.queryRequests(ctx, "due requests", `SELECT `+requestColumns+` FROM requests r
+		WHERE r.next_due_at IS NOT NULL AND r.next_due_at <= ?
+		ORDER BY r.next_due_at, r.id LIMIT ?`, millis(now), limit)
+}
+
+// ByTarget returns every request naming the Metabase user in its Targets, newest first: the
+// bot's history of a user, and the check for an open request on the same person.
+func (s *Store) ByTarget(ctx context.Context, metabaseUserID int) ([]approval.Request, error) {
+	return s.queryRequests(ctx, "requests by target", `SELECT `+requestColumns+` FROM requests r
+		JOIN request_targets t ON t.request_id = r.id
+		WHERE t.metabase_user_id = ?
+		ORDER BY r.created_at DESC, r.id DESC`, metabaseUserID)
+}
+
+// List returns the requests in any of states, oldest first; every request when states is empty.
+func (s *Store) List(ctx context.Context, states ...approval.State) ([]approval.Request, error) {
+	query := `SELECT ` + requestColumns + ` FROM requests r`
+	args := make([]any, len(states))
+	if len(states) > 0 {
+		query += ` WHERE r.state IN (?` + strings.Repeat(`, ?`, len(states)-1) + `)`
+		for i, st := range states {
+			args[i] = string(st)
+		}
+	}
+	return s.queryRequests(ctx, "list requests", query+` ORDER BY r.created_at, r.id`, args...)
+}
+
+// CountByState returns how many requests are in each state (states with none are absent), for a
+// metrics gauge.
+func (s *Store) CountByState(ctx context.Context) (map[approval.State]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM requests GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("store: count requests: %w", err)
+	}
+	defer rows.Close()
+	counts := map[approval.State]int{}
+	for rows.Next() {
+		var (
+			st string
+			n  int
+		)
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("store: count requests: %w", err)
+		}
+		counts[approval.State(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: count requests: %w", err)
+	}
+	return counts, nil
+}
+
+func (s *Store) queryRequests(ctx context.Context, what, query string, args ...any) ([]approval.Request, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var rs []approval.Request
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s: %w", what, err)
+		}
+		rs = append(rs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return rs, nil
+}
+
+// scanRequest decodes requestColumns.
+func scanRequest(row interface{ Scan(...any) error }) (approval.Request, error) {
+	var (
+		data    string
+		version int64
+		r       approval.Request
+	)
+	if err := row.Scan(&data, &version); err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		return r, fmt.Errorf("decode stored request: %w", err)
+	}
+	r.Version = version
+	return r, nil
+}
+
+// insertTargets indexes r's Metabase user ids for ByTarget.
+func (s *Store) insertTargets(ctx context.Context, tx *sql.Tx, r approval.Request) error {
+	for _, uid := range targetIDs(r) {
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO request_targets (request_id, metabase_user_id) VALUES (?, ?)`),
+			r.ID, uid); err != nil {
+			return fmt.Errorf("store: index target %d of %s: %w", uid, r.ID, err)
+		}
+	}
+	return nil
+}
+
+// targetIDs returns r's distinct target user ids, sorted.
+func targetIDs(r approval.Request) []int {
+	ids := make([]int, len(r.Targets))
+	for i, t := range r.Targets {
+		ids[i] = t.UserID
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// validate refuses requests the rest of the system could not interpret.
+func validate(r approval.Request) error {
+	if r.ID == "" {
+		return errors.New("store: request has no id")
+	}
+	if !r.State.Valid() {
+		return fmt.Errorf("store: request %s has invalid state %q", r.ID, r.State)
+	}
+	return nil
+}
+
+// nextDue is the next_due_at column: r.NextDue in unix milliseconds, NULL when nothing is due.
+func nextDue(r approval.Request) sql.NullInt64 {
+	t, ok := r.NextDue()
+	if !ok {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: millis(t), Valid: true}
+}
+
+// nullString stores "" as NULL, so requests without a source key do not collide on its unique
+// index.
+func nullString(v string) sql.NullString {
+	return sql.NullString{String: v, Valid: v != ""}
+}

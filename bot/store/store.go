@@ -1,0 +1,314 @@
+// Package store is the durable home of approval requests and of the Slack messages they still
+// owe (the outbox), on embedded SQLite (one replica) or PostgreSQL (several replicas).
+//
+// Every change to a request is a compare-and-set: read the row, apply a pure transition from
+// package approval to a copy, and write the copy only if the row's version is still the one that
+// was read. Side effects are not performed by the writer directly: they are queued as outbox rows
+// in the same transaction, and a deliverer claims them with a lease, so a crash between the write
+// and the Slack call neither loses nor duplicates a message beyond one retry.
+//
+// The package does no logging; it returns errors.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrNotFound means no request has the given id.
+	ErrNotFound = errors.New("store: request not found")
+	// ErrExists means a request with the same ID, or the same non-empty SourceKey, is already
+	// stored: a redelivered slash command must not create a second request.
+	ErrExists = errors.New("store: request already exists")
+	// ErrConflict means the write lost to other writers: an Update lost its compare-and-set
+	// maxAttempts times in a row, or an outbox row is no longer claimed by the caller (its lease
+	// ran out and another process took it over, or it was already completed).
+	ErrConflict = errors.New("store: too many concurrent updates")
+)
+
+const (
+	backendSQLite   = "sqlite"
+	backendPostgres = "postgres"
+
+	// acceptedURLs is quoted in every URL error, so an operator knows how to fix DATABASE_URL.
+	acceptedURLs = "DATABASE_URL must be sqlite:PATH, sqlite://PATH, file:PATH (sqlite::memory: for tests) or postgres://user@host:port/db (postgresql:// also accepted)"
+
+	// sqliteBusyTimeout is how long a SQLite writer waits for another connection or process
+	// holding the write lock before failing with SQLITE_BUSY. Write transactions are short, so
+	// a long wait only happens when something is wrong.
+	sqliteBusyTimeout = 10 * time.Second
+
+	// maxAttempts bounds the compare-and-set loop of Update: past it the request is too hot and
+	// the caller gets ErrConflict rather than spinning forever.
+	maxAttempts = 100
+
+	// postgresMaxConns is the pool size per process: enough for the bot's concurrent handlers,
+	// small enough that several replicas stay far below max_connections (100 by default).
+	postgresMaxConns = 10
+)
+
+// Store is the durable approval store. It is safe for concurrent use, and several Stores (in
+// one process or in several) may share one database.
+type Store struct {
+	db      *sql.DB
+	backend string
+	// writeSem serialises this process's SQLite write transactions in Go, so they queue on a
+	// channel (honouring ctx) instead of sleeping in SQLite's busy handler. Nil on Postgres.
+	writeSem chan struct{}
+	// now stamps bookkeeping columns (updated_at, delivered_at, outbox created_at); request
+	// times always come from the caller's approval.Request.
+	now func() time.Time
+}
+
+// Open connects to the database named by url (the DATABASE_URL) and applies the embedded
+// migrations, so a fresh database is usable at once and an upgraded binary upgrades its schema.
+//
+// Accepted forms: "sqlite:PATH", "sqlite://PATH", "file:PATH" (an embedded SQLite file; its
+// directory must exist; "sqlite::memory:" is a private in-memory database for tests) and
+// "postgres://..." or "postgresql://..." (any libpq URL parameter pgx accepts; unknown query
+// parameters such as search_path are sent as session settings). Two processes opening the same
+// database at the same moment both succeed: migrations run under a lock. Errors never contain
+// the password from url.
+func Open(ctx context.Context, url string) (*Store, error) {
+	scheme, rest, ok := strings.Cut(url, ":")
+	if !ok {
+		return nil, fmt.Errorf("store: DATABASE_URL has no scheme: %s", acceptedURLs)
+	}
+	var (
+		s   *Store
+		err error
+	)
+	switch strings.ToLower(scheme) {
+	case "sqlite", "file":
+		s, err = openSQLite(ctx, strings.TrimPrefix(rest, "//"))
+	case "postgres", "postgresql":
+		s, err = openPostgres(ctx, url)
+	default:
+		// Only the scheme is quoted: the rest may hold a password.
+		return nil, fmt.Errorf("store: unsupported DATABASE_URL scheme %q: %s", scheme, acceptedURLs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openSQLite opens path with the settings that make several handles on one file safe: WAL so
+// readers never block the writer, a busy timeout so writers wait for each other, foreign keys,
+// and BEGIN IMMEDIATE for every write transaction so a transaction that reads then writes never
+// fails half-way with SQLITE_BUSY when another writer got in between.
+func openSQLite(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, fmt.Errorf("store: sqlite DATABASE_URL has no path: %s", acceptedURLs)
+	}
+	if strings.Contains(path, "?") {
+		return nil, fmt.Errorf("store: sqlite DATABASE_URL %q: query parameters are not supported (the store sets its own)", path)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.Itoa(int(sqliteBusyTimeout.Milliseconds()))+")")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite database %q: %w", path, err)
+	}
+	memory := path == ":memory:"
+	if memory {
+		// Every connection to ":memory:" is a separate empty database: keep exactly one.
+		db.SetMaxOpenConns(1)
+	} else {
+		db.SetMaxOpenConns(8)
+	}
+	db.SetMaxIdleConns(db.Stats().MaxOpenConnections)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open sqlite database %q (does its directory exist, and is it writable?): %w", path, err)
+	}
+	return &Store{db: db, backend: backendSQLite, writeSem: make(chan struct{}, 1), now: time.Now}, nil
+}
+
+// openPostgres connects through pgx's database/sql driver.
+func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
+	password := urlPassword(rawURL)
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("store: invalid postgres DATABASE_URL: %w", redact(err, password))
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(postgresMaxConns)
+	db.SetMaxIdleConns(postgresMaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: connect to postgres %s: %w", redactedURL(rawURL), redact(err, password))
+	}
+	return &Store{db: db, backend: backendPostgres, now: time.Now}, nil
+}
+
+// urlPassword returns the password in rawURL, or "" when it has none or does not parse.
+func urlPassword(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
+}
+
+// redactedURL returns rawURL without its password, for error messages. A URL that does not
+// parse is not quoted at all: the parser's own error would quote it verbatim.
+func redactedURL(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// redact returns err unchanged when its text cannot contain password, and otherwise a plain
+// error with every occurrence replaced: a driver error must never carry a secret into a log.
+// The replacement does not wrap err, since unwrapping would bring the password back.
+func redact(err error, password string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	secrets := []string{password, url.QueryEscape(password), url.PathEscape(password)}
+	leaked := false
+	for _, p := range secrets {
+		if p != "" && strings.Contains(msg, p) {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+			leaked = true
+		}
+	}
+	if !leaked {
+		return err
+	}
+	return errors.New(msg)
+}
+
+// Close releases the database connections. The Store must not be used afterwards.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers, for a readiness probe.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping %s: %w", s.backend, err)
+	}
+	return nil
+}
+
+// Backend names the database in use, "sqlite" or "postgres", for logs and metrics labels.
+func (s *Store) Backend() string { return s.backend }
+
+// rebind turns the store's '?' placeholders into Postgres's $1, $2, ..., so both backends share
+// one SQL text. The store's SQL has no '?' inside literals.
+func (s *Store) rebind(query string) string {
+	if s.backend != backendPostgres {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// errRetry is returned by a transaction body that lost a compare-and-set: writeTx rolls back
+// and the caller runs the body again on fresh data.
+var errRetry = errors.New("store: lost compare-and-set")
+
+// writeTx runs fn in a write transaction (BEGIN IMMEDIATE on SQLite) and commits when fn returns
+// nil. Any error, including errRetry, rolls back and is returned as is.
+func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.writeSem != nil {
+		select {
+		case s.writeSem <- struct{}{}:
+			defer func() { <-s.writeSem }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// casLoop runs the body of a compare-and-set transaction until it does not lose its race, at
+// most maxAttempts times, with a short random pause between tries so racing replicas spread out.
+func (s *Store) casLoop(ctx context.Context, body func(tx *sql.Tx) error) error {
+	for attempt := range maxAttempts {
+		err := s.writeTx(ctx, body)
+		if !errors.Is(err, errRetry) {
+			return err
+		}
+		pause := time.Duration(rand.Int64N(int64(min(attempt+1, 10)) * int64(time.Millisecond)))
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+	return ErrConflict
+}
+
+// isUniqueViolation reports whether err is a unique or primary-key constraint violation.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		switch sqErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return true
+		}
+	}
+	return false
+}
+
+// millis converts t to the stored form, unix milliseconds.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMillis converts a stored time back, in UTC.
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
