@@ -120,6 +120,9 @@ type Target struct {
 	Superuser bool `json:"superuser,omitempty"`
 	// GroupIDs are the Metabase group memberships recorded before a disable, restored on enable.
 	GroupIDs []int `json:"group_ids,omitempty"`
+	// Restore, on an enable, says Superuser and GroupIDs were recorded when the bot disabled
+	// this user and are to be put back after reactivation.
+	Restore bool `json:"restore,omitempty"`
 	// SSOSource is non-empty when the user signs in through SSO (a warning on the card).
 	SSOSource string `json:"sso_source,omitempty"`
 	// LastLogin is when the user last signed in, nil for never.
