@@ -1,0 +1,471 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+// ids returns the request ids in order, for compact comparisons.
+func ids(rs []approval.Request) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func testCreateGet(t *testing.T, h harness) {
+	s := h.fresh(t)
+	ret := t0.Add(14 * 24 * time.Hour)
+	login := t0.Add(-48 * time.Hour)
+	r := newRequest("R1", t0, 7, 9)
+	r.SourceKey = "trigger-1"
+	r.ReturnAt = &ret
+	r.Targets[0].GroupIDs = []int{1, 4}
+	r.Targets[0].Superuser = true
+	r.Targets[1].LastLogin = &login
+	r.FinalReminder = 2 * time.Hour
+	r.DryRun = true
+	mustCreate(t, s, r)
+	if r.Version != 0 {
+		t.Errorf("Create changed the caller's request: Version = %d", r.Version)
+	}
+
+	got, err := s.Get(t.Context(), "R1")
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	want := r.Clone()
+	want.Version = 1
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Get mismatch (-want +got):\n%s", diff)
+	}
+
+	if _, err := s.Get(t.Context(), "NOPE"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(missing) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testCreateExists(t *testing.T, h harness) {
+	s := h.fresh(t)
+	r := newRequest("R1", t0, 1)
+	r.SourceKey = "trigger-1"
+	mustCreate(t, s, r)
+
+	sameID := newRequest("R1", t0, 2)
+	if err := s.Create(t.Context(), sameID); !errors.Is(err, ErrExists) {
+		t.Errorf("Create(same id) error = %v, want ErrExists", err)
+	}
+	sameKey := newRequest("R2", t0, 2)
+	sameKey.SourceKey = "trigger-1"
+	if err := s.Create(t.Context(), sameKey); !errors.Is(err, ErrExists) {
+		t.Errorf("Create(same source key) error = %v, want ErrExists", err)
+	}
+	// Requests without a source key never collide on it.
+	mustCreate(t, s, newRequest("R3", t0))
+	mustCreate(t, s, newRequest("R4", t0))
+	if _, err := s.Get(t.Context(), "R2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the refused request was stored: Get(R2) error = %v", err)
+	}
+}
+
+func testCreateValidates(t *testing.T, h harness) {
+	s := h.fresh(t)
+	tests := []struct {
+		name string
+		r    approval.Request
+	}{
+		{"no id", newRequest("", t0)},
+		{"bad state", func() approval.Request { r := newRequest("R1", t0); r.State = "bogus"; return r }()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.Create(t.Context(), tt.r); err == nil || errors.Is(err, ErrExists) {
+				t.Errorf("Create error = %v, want a validation error", err)
+			}
+		})
+	}
+	if err := s.Create(t.Context(), newRequest("R2", t0), Outbox{Payload: []byte("{}")}); err == nil {
+		t.Errorf("Create with a kindless outbox row succeeded")
+	}
+	if n, _ := s.CountByState(t.Context()); len(n) != 0 {
+		t.Errorf("refused creates left requests: %v", n)
+	}
+}
+
+func testUpdate(t *testing.T, h harness) {
+	s := h.fresh(t)
+	mustCreate(t, s, newRequest("R1", t0, 1))
+	var sawVersion int64
+	got, err := s.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+		sawVersion = r.Version
+		return nil, r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{})
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if sawVersion != 1 {
+		t.Errorf("fn saw version %d, want 1", sawVersion)
+	}
+	if got.Version != 2 || got.State != approval.Approved || got.DecidedBy != "UAPP" {
+		t.Errorf("Update returned version %d state %s decided by %q, want 2 approved UAPP", got.Version, got.State, got.DecidedBy)
+	}
+	stored, err := s.Get(t.Context(), "R1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, stored); diff != "" {
+		t.Errorf("stored request differs from the returned one (-returned +stored):\n%s", diff)
+	}
+	if list, _ := s.List(t.Context(), approval.Approved); !slices.Equal(ids(list), []string{"R1"}) {
+		t.Errorf("state column not updated: List(approved) = %v", ids(list))
+	}
+}
+
+func testUpdateFnError(t *testing.T, h harness) {
+	s := h.fresh(t)
+	mustCreate(t, s, newRequest("R1", t0, 1))
+	before, _ := s.Get(t.Context(), "R1")
+
+	errBoom := errors.New("boom")
+	_, err := s.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+		r.State = approval.Denied
+		r.Approvals = append(r.Approvals, approval.Vote{UserID: "UX"})
+		return []Outbox{{Kind: "card"}}, errBoom
+	})
+	if err != errBoom {
+		t.Errorf("Update error = %v, want fn's error itself", err)
+	}
+	// An approval error passes through too, so callers can tell the clicker why.
+	_, err = s.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+		return nil, r.Approve("UREQ", t0.Add(time.Minute), approval.Policy{})
+	})
+	if !errors.Is(err, approval.ErrSelfApproval) {
+		t.Errorf("Update error = %v, want ErrSelfApproval", err)
+	}
+	// An update that leaves an invalid request is refused.
+	if _, err := s.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+		r.State = "bogus"
+		return nil, nil
+	}); err == nil {
+		t.Errorf("Update to an invalid state succeeded")
+	}
+	if _, err := s.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+		r.ID = "R2"
+		return nil, nil
+	}); err == nil {
+		t.Errorf("Update that changes the id succeeded")
+	}
+
+	after, _ := s.Get(t.Context(), "R1")
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("failed updates changed the request (-before +after):\n%s", diff)
+	}
+	if n := pendingOutbox(t, s); n != 0 {
+		t.Errorf("failed updates queued %d outbox rows", n)
+	}
+}
+
+func testUpdateNotFound(t *testing.T, h harness) {
+	s := h.fresh(t)
+	called := false
+	_, err := s.Update(t.Context(), "NOPE", func(r *approval.Request) ([]Outbox, error) {
+		called = true
+		return nil, nil
+	})
+	if !errors.Is(err, ErrNotFound) {
+		t.Errorf("Update(missing) error = %v, want ErrNotFound", err)
+	}
+	if called {
+		t.Errorf("fn was called for a missing request")
+	}
+}
+
+// lifecycle creates one request in each interesting state, with known due times:
+//
+//	P1 pending            created t0      due t0+24h (expiry)
+//	P2 pending, reminders created t0+1m   due t0+12h1m (first reminder)
+//	A1 approved           created t0+2m   due t0+1h (decided)
+//	S1 scheduled          created t0+3m   due t0+48h (not before)
+//	E1 executing          created t0+4m   due t0+2h10m (lease end)
+//	F1 succeeded          created t0+5m   never due
+func lifecycle(t *testing.T, s *Store) {
+	t.Helper()
+	pol := approval.Policy{}
+	mustCreate(t, s, newRequest("P1", t0, 1))
+
+	p2 := newRequest("P2", t0.Add(time.Minute), 2)
+	p2.FinalReminder = 2 * time.Hour
+	mustCreate(t, s, p2)
+
+	a1 := newRequest("A1", t0.Add(2*time.Minute), 3)
+	mustDo(t, a1.Approve("UAPP", t0.Add(time.Hour), pol))
+	mustCreate(t, s, a1)
+
+	s1 := newRequest("S1", t0.Add(3*time.Minute), 4)
+	s1.Action = approval.Enable
+	s1.State = approval.Scheduled
+	s1.NotBefore = t0.Add(48 * time.Hour)
+	mustCreate(t, s, s1)
+
+	e1 := newRequest("E1", t0.Add(4*time.Minute), 5)
+	mustDo(t, e1.Approve("UAPP", t0.Add(2*time.Hour), pol))
+	mustCreate(t, s, e1)
+	if _, err := s.Update(t.Context(), "E1", func(r *approval.Request) ([]Outbox, error) {
+		return nil, r.Start("worker-1", t0.Add(2*time.Hour), 10*time.Minute)
+	}); err != nil {
+		t.Fatalf("Start E1: %v", err)
+	}
+
+	f1 := newRequest("F1", t0.Add(5*time.Minute), 6)
+	mustDo(t, f1.Approve("UAPP", t0.Add(time.Hour), pol))
+	mustDo(t, f1.Start("worker-1", t0.Add(time.Hour), time.Minute))
+	mustDo(t, f1.Record(0, approval.Result{Outcome: approval.Done, At: t0.Add(time.Hour)}))
+	mustDo(t, f1.Finish(t0.Add(time.Hour)))
+	mustCreate(t, s, f1)
+}
+
+func testDue(t *testing.T, h harness) {
+	s := h.fresh(t)
+	lifecycle(t, s)
+	tests := []struct {
+		name  string
+		now   time.Time
+		limit int
+		want  []string
+	}{
+		{"nothing due yet", t0, 10, []string{}},
+		{"exactly at the deadline", t0.Add(time.Hour), 10, []string{"A1"}},
+		{"a millisecond before", t0.Add(time.Hour - time.Millisecond), 10, []string{}},
+		{"after a day", t0.Add(30 * time.Hour), 0, []string{"A1", "E1", "P2", "P1"}},
+		{"limited", t0.Add(30 * time.Hour), 2, []string{"A1", "E1"}},
+		{"everything", t0.Add(100 * time.Hour), 0, []string{"A1", "E1", "P2", "P1", "S1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Due(t.Context(), tt.now, tt.limit)
+			if err != nil {
+				t.Fatalf("Due: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, ids(got)); diff != "" {
+				t.Errorf("Due(%v) (-want +got):\n%s", tt.now.Sub(t0), diff)
+			}
+		})
+	}
+
+	// next_due_at follows every write: A1 starts (due at its lease end), E1 finishes (never due).
+	if _, err := s.Update(t.Context(), "A1", func(r *approval.Request) ([]Outbox, error) {
+		return nil, r.Start("worker-2", t0.Add(5*time.Hour), 10*time.Minute)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(t.Context(), "E1", func(r *approval.Request) ([]Outbox, error) {
+		return nil, r.Finish(t0.Add(3 * time.Hour))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Due(t.Context(), t0.Add(6*time.Hour), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"A1"}, ids(got)); diff != "" {
+		t.Errorf("Due after updates (-want +got):\n%s", diff)
+	}
+}
+
+func testByTarget(t *testing.T, h harness) {
+	s := h.fresh(t)
+	mustCreate(t, s, newRequest("R1", t0, 1, 2))
+	mustCreate(t, s, newRequest("R2", t0.Add(time.Hour), 2, 3))
+	mustCreate(t, s, newRequest("R3", t0.Add(2*time.Hour), 2, 2)) // a duplicate target is indexed once
+	tests := []struct {
+		user int
+		want []string
+	}{
+		{2, []string{"R3", "R2", "R1"}},
+		{1, []string{"R1"}},
+		{3, []string{"R2"}},
+		{99, []string{}},
+	}
+	for _, tt := range tests {
+		got, err := s.ByTarget(t.Context(), tt.user)
+		if err != nil {
+			t.Fatalf("ByTarget(%d): %v", tt.user, err)
+		}
+		if diff := cmp.Diff(tt.want, ids(got)); diff != "" {
+			t.Errorf("ByTarget(%d) (-want +got):\n%s", tt.user, diff)
+		}
+	}
+	// The index follows the targets when an update changes them.
+	if _, err := s.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+		r.Targets = []approval.Target{{UserID: 4}}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for user, want := range map[int][]string{1: {}, 4: {"R1"}, 2: {"R3", "R2"}} {
+		got, err := s.ByTarget(t.Context(), user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, ids(got)); diff != "" {
+			t.Errorf("after retargeting, ByTarget(%d) (-want +got):\n%s", user, diff)
+		}
+	}
+}
+
+func testListAndCount(t *testing.T, h harness) {
+	s := h.fresh(t)
+	empty, err := s.CountByState(t.Context())
+	if err != nil || len(empty) != 0 {
+		t.Fatalf("CountByState on an empty store = %v, %v", empty, err)
+	}
+	lifecycle(t, s)
+	tests := []struct {
+		name   string
+		states []approval.State
+		want   []string
+	}{
+		{"all", nil, []string{"P1", "P2", "A1", "S1", "E1", "F1"}},
+		{"pending", []approval.State{approval.Pending}, []string{"P1", "P2"}},
+		{"several", []approval.State{approval.Executing, approval.Approved}, []string{"A1", "E1"}},
+		{"none in state", []approval.State{approval.Denied}, []string{}},
+	}
+	for _, tt := range tests {
+		got, err := s.List(t.Context(), tt.states...)
+		if err != nil {
+			t.Fatalf("List(%v): %v", tt.states, err)
+		}
+		if diff := cmp.Diff(tt.want, ids(got)); diff != "" {
+			t.Errorf("List %s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+	counts, err := s.CountByState(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[approval.State]int{approval.Pending: 2, approval.Approved: 1, approval.Scheduled: 1, approval.Executing: 1, approval.Succeeded: 1}
+	if diff := cmp.Diff(want, counts); diff != "" {
+		t.Errorf("CountByState (-want +got):\n%s", diff)
+	}
+}
+
+// race runs n goroutines released together by a start barrier and returns how long they took.
+func race(t *testing.T, n int, fn func(i int) error) time.Duration {
+	t.Helper()
+	start := make(chan struct{})
+	var g errgroup.Group
+	for i := range n {
+		g.Go(func() error {
+			<-start
+			return fn(i)
+		})
+	}
+	began := time.Now()
+	close(start)
+	err := g.Wait()
+	elapsed := time.Since(began)
+	if err != nil {
+		t.Fatalf("racing goroutine: %v", err)
+	}
+	return elapsed
+}
+
+func testRaceApprove(t *testing.T, h harness) {
+	a, b := h.pair(t)
+	stores := []*Store{a, b}
+	mustCreate(t, a, newRequest("R1", t0, 1))
+
+	const n = 50
+	var won atomic.Int32
+	elapsed := race(t, n, func(i int) error {
+		approver := fmt.Sprintf("UAPP%02d", i)
+		got, err := stores[i%2].Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+			was := r.State
+			if err := r.Approve(approver, t0.Add(time.Minute), approval.Policy{}); err != nil {
+				return nil, err
+			}
+			if was == approval.Pending && r.State == approval.Approved {
+				return []Outbox{{Kind: "approved", Payload: []byte(approver)}}, nil
+			}
+			return nil, nil
+		})
+		if errors.Is(err, approval.ErrNotPending) {
+			return nil // somebody else decided first
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", approver, err)
+		}
+		if got.State != approval.Approved || got.DecidedBy != approver {
+			return fmt.Errorf("%s: stored %s decided by %q", approver, got.State, got.DecidedBy)
+		}
+		won.Add(1)
+		return nil
+	})
+	t.Logf("%d approvals racing over 2 %s handles: %v", n, a.Backend(), elapsed)
+
+	if won.Load() != 1 {
+		t.Errorf("%d callers saw their approval decide the request, want exactly 1", won.Load())
+	}
+	r, err := b.Get(t.Context(), "R1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != approval.Approved || len(r.Approvals) != 1 || r.Version != 2 {
+		t.Errorf("stored request: state %s, %d approvals, version %d; want approved, 1, 2", r.State, len(r.Approvals), r.Version)
+	}
+	rows := outboxRows(t, a)
+	if len(rows) != 1 || rows[0].kind != "approved" || rows[0].payload != r.DecidedBy {
+		t.Errorf("outbox = %+v, want one 'approved' row by %s", rows, r.DecidedBy)
+	}
+}
+
+func testRaceStart(t *testing.T, h harness) {
+	a, b := h.pair(t)
+	stores := []*Store{a, b}
+	r := newRequest("R1", t0, 1)
+	mustDo(t, r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{}))
+	mustCreate(t, a, r)
+
+	const n = 50
+	var (
+		won    atomic.Int32
+		winner atomic.Value
+	)
+	elapsed := race(t, n, func(i int) error {
+		owner := fmt.Sprintf("worker-%02d", i)
+		_, err := stores[i%2].Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+			return nil, r.Start(owner, t0.Add(time.Hour), 5*time.Minute)
+		})
+		if errors.Is(err, approval.ErrLeaseHeld) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", owner, err)
+		}
+		won.Add(1)
+		winner.Store(owner)
+		return nil
+	})
+	t.Logf("%d executors racing to start over 2 %s handles: %v", n, a.Backend(), elapsed)
+
+	if won.Load() != 1 {
+		t.Fatalf("%d executors started the request, want exactly 1", won.Load())
+	}
+	got, err := b.Get(t.Context(), "R1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != approval.Executing || got.Attempts != 1 || got.LeaseOwner != winner.Load() {
+		t.Errorf("stored: state %s, attempts %d, lease owner %q; want executing, 1, %q", got.State, got.Attempts, got.LeaseOwner, winner.Load())
+	}
+}

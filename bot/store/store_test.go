@@ -1,0 +1,253 @@
+package store
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+// t0 is the fixed clock of the contract tests.
+var t0 = time.Date(2025, 3, 3, 9, 0, 0, 0, time.UTC)
+
+// harness gives the contract suite fresh databases of one backend.
+type harness struct {
+	// newURL returns the DATABASE_URL of a fresh, empty database that lives until the test ends.
+	newURL func(t *testing.T) string
+}
+
+// open opens a store on url, closed when the test ends.
+func (h harness) open(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// fresh opens a store on a new database.
+func (h harness) fresh(t *testing.T) *Store {
+	t.Helper()
+	return h.open(t, h.newURL(t))
+}
+
+// pair opens two stores (two connection pools, as two replicas would have) on one new database.
+func (h harness) pair(t *testing.T) (*Store, *Store) {
+	t.Helper()
+	u := h.newURL(t)
+	return h.open(t, u), h.open(t, u)
+}
+
+func TestSQLite(t *testing.T) {
+	runContract(t, harness{newURL: func(t *testing.T) string {
+		return "sqlite:" + filepath.Join(t.TempDir(), "bot.db")
+	}})
+}
+
+func TestPostgres(t *testing.T) {
+	base := os.Getenv("TEST_DATABASE_URL")
+	if base == "" {
+		t.Skip("TEST_DATABASE_URL is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the Postgres contract tests")
+	}
+	runContract(t, harness{newURL: func(t *testing.T) string { return postgresSchema(t, base) }})
+}
+
+// postgresSchema creates a schema with a random name, dropped when the test ends, and returns
+// base with search_path pointing at it, so concurrent runs never see each other's tables.
+func postgresSchema(t *testing.T, base string) string {
+	t.Helper()
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("connect to TEST_DATABASE_URL: %v", err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	schema := "store_test_" + strings.ToLower(rand.Text()[:12])
+	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		// t.Context is already cancelled during cleanup.
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("TEST_DATABASE_URL does not parse")
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// runContract is the behaviour every backend must show; TestSQLite and TestPostgres run it.
+func runContract(t *testing.T, h harness) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, h harness)
+	}{
+		{"Backend", testBackend},
+		{"MigrateIdempotent", testMigrateIdempotent},
+		{"MigrateConcurrent", testMigrateConcurrent},
+		{"CreateGet", testCreateGet},
+		{"CreateExists", testCreateExists},
+		{"CreateValidates", testCreateValidates},
+		{"Update", testUpdate},
+		{"UpdateFnError", testUpdateFnError},
+		{"UpdateNotFound", testUpdateNotFound},
+		{"Due", testDue},
+		{"ByTarget", testByTarget},
+		{"ListAndCount", testListAndCount},
+		{"OutboxAtomicWithCreateAndUpdate", testOutboxAtomic},
+		{"OutboxOrderPerRequest", testOutboxOrder},
+		{"OutboxLease", testOutboxLease},
+		{"OutboxWrongOwner", testOutboxWrongOwner},
+		{"OutboxRetry", testOutboxRetry},
+		{"CompleteOutboxAndUpdate", testCompleteOutboxAndUpdate},
+		{"RaceApprove", testRaceApprove},
+		{"RaceStart", testRaceStart},
+		{"RaceClaim", testRaceClaim},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
+	}
+}
+
+func testBackend(t *testing.T, h harness) {
+	s := h.fresh(t)
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if b := s.Backend(); b != backendSQLite && b != backendPostgres {
+		t.Fatalf("Backend() = %q", b)
+	}
+}
+
+// newRequest is a pending disable of targets, created at created, expiring a day later.
+func newRequest(id string, created time.Time, targets ...int) approval.Request {
+	r := approval.Request{
+		ID:                id,
+		Action:            approval.Disable,
+		State:             approval.Pending,
+		Requester:         "UREQ",
+		Reason:            "left the company",
+		ChannelID:         "CAPPROVALS",
+		RequiredApprovals: 1,
+		CreatedAt:         created,
+		ExpiresAt:         created.Add(24 * time.Hour),
+	}
+	for _, uid := range targets {
+		r.Targets = append(r.Targets, approval.Target{UserID: uid, Email: fmt.Sprintf("user%d@example.com", uid)})
+	}
+	return r
+}
+
+// mustCreate stores r and fails the test on error.
+func mustCreate(t *testing.T, s *Store, r approval.Request, out ...Outbox) {
+	t.Helper()
+	if err := s.Create(t.Context(), r, out...); err != nil {
+		t.Fatalf("Create(%s): %v", r.ID, err)
+	}
+}
+
+// mustDo applies a transition that must succeed to a local request value.
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("transition: %v", err)
+	}
+}
+
+func TestOpenURLs(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name        string
+		url         string
+		wantBackend string
+		wantErr     string
+	}{
+		{name: "sqlite colon", url: "sqlite:" + filepath.Join(dir, "a.db"), wantBackend: "sqlite"},
+		{name: "sqlite slashes", url: "sqlite://" + filepath.Join(dir, "b.db"), wantBackend: "sqlite"},
+		{name: "file", url: "file:" + filepath.Join(dir, "c.db"), wantBackend: "sqlite"},
+		{name: "memory", url: "sqlite::memory:", wantBackend: "sqlite"},
+		{name: "no scheme", url: "bot.db", wantErr: "DATABASE_URL must be sqlite:PATH"},
+		{name: "unknown scheme", url: "mysql://root:hunter2@db/bot", wantErr: `unsupported DATABASE_URL scheme "mysql"`},
+		{name: "empty sqlite path", url: "sqlite:", wantErr: "has no path"},
+		{name: "sqlite query", url: "sqlite:" + filepath.Join(dir, "d.db") + "?mode=ro", wantErr: "query parameters are not supported"},
+		{name: "missing directory", url: "sqlite:" + filepath.Join(dir, "missing", "e.db"), wantErr: "does its directory exist"},
+		{name: "postgres unreachable", url: "postgres://bot:hunter2@127.0.0.1:1/bot?connect_timeout=2", wantErr: "connect to postgres postgres://bot:xxxxx@127.0.0.1:1/bot"},
+		{name: "postgres bad url", url: "postgresql://bot:hun%zzter2@127.0.0.1:1/bot", wantErr: "invalid postgres DATABASE_URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(t.Context(), tt.url)
+			if tt.wantErr != "" {
+				if err == nil {
+					s.Close()
+					t.Fatalf("Open(%q) succeeded, want error containing %q", tt.url, tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Open(%q) error = %q, want it to contain %q", tt.url, err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "hun%zzter2") {
+					t.Errorf("Open(%q) error leaks the password: %q", tt.url, err)
+				}
+				for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
+					if strings.Contains(e.Error(), "hunter2") {
+						t.Errorf("wrapped error leaks the password: %q", e)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open(%q): %v", tt.url, err)
+			}
+			defer s.Close()
+			if s.Backend() != tt.wantBackend {
+				t.Errorf("Backend() = %q, want %q", s.Backend(), tt.wantBackend)
+			}
+			// The memory database must keep its schema across calls (one connection).
+			if _, err := s.CountByState(t.Context()); err != nil {
+				t.Errorf("CountByState: %v", err)
+			}
+		})
+	}
+}
+
+func TestRebind(t *testing.T) {
+	s := &Store{backend: backendPostgres}
+	got := s.rebind(`UPDATE t SET a = ?, b = ? WHERE id IN (?)`)
+	if want := `UPDATE t SET a = $1, b = $2 WHERE id IN ($3)`; got != want {
+		t.Errorf("rebind = %q, want %q", got, want)
+	}
+	s.backend = backendSQLite
+	if got := s.rebind(`a = ?`); got != `a = ?` {
+		t.Errorf("sqlite rebind = %q", got)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	err := redact(errors.New("failed for user bot password s3cr%2Ft"), "s3cr/t")
+	if strings.Contains(err.Error(), "s3cr") {
+		t.Errorf("redact left the password: %q", err)
+	}
+	base := errors.New("no secret here")
+	if got := redact(base, "s3cr/t"); got != base {
+		t.Errorf("redact replaced an error without the password")
+	}
+}
