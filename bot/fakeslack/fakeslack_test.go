@@ -746,3 +746,63 @@ func decodeJSON(resp *http.Response, v any) error {
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+func TestJSONBodyBearerAndMissingToken(t *testing.T) {
+	fs := New(t)
+	post := func(method, auth, contentType, body string) map[string]any {
+		t.Helper()
+		req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, fs.APIURL()+method, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", contentType)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		if err := decodeJSON(resp, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	got := post("chat.postMessage", "xoxb-test", "application/json",
+		`{"channel":"C1","text":"hi","blocks":[{"type":"section","block_id":"s","text":{"type":"mrkdwn","text":"x"}}]}`)
+	if got["ok"] != true {
+		t.Fatalf("JSON post = %v", got)
+	}
+	m, ok := fs.Message("C1", got["ts"].(string))
+	if !ok || m.AllText() != "hi\nx" {
+		t.Errorf("stored = %+v", m)
+	}
+	if got := post("auth.test", "", "application/x-www-form-urlencoded", ""); got["error"] != "not_authed" {
+		t.Errorf("no token = %v, want not_authed", got)
+	}
+	if got := post("apps.connections.open", "xoxb-test", "application/json", ""); got["error"] != "invalid_auth" {
+		t.Errorf("bot token on apps.connections.open = %v, want invalid_auth", got)
+	}
+}
+
+func TestSlashAckWithInvalidBlocks(t *testing.T) {
+	ctx := testCtx(t)
+	h := start(t, nil)
+	id, err := h.fs.SlashCommand(ctx, SlashCommand{UserID: "U1", ChannelID: "C1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evt := h.next(ctx, t, socketmode.EventTypeSlashCommand)
+	payload := map[string]any{"blocks": []any{map[string]any{"type": "header", "text": map[string]any{"type": "plain_text", "text": strings.Repeat("x", 151)}}}}
+	if err := h.client.Ack(*evt.Request, payload); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := h.fs.WaitAck(ctx, id)
+	if err != nil || ack.PayloadError != "invalid_blocks" {
+		t.Errorf("ack = %+v, %v; want PayloadError invalid_blocks", ack, err)
+	}
+	if n := len(h.fs.Ephemerals()); n != 0 {
+		t.Errorf("Ephemerals() = %d, want 0", n)
+	}
+}
