@@ -416,6 +416,9 @@ func TestFaults(t *testing.T) {
 	if _, err := api.GetTeamInfoContext(ctx); !errors.As(err, new(slack.StatusCodeError)) {
 		t.Errorf("unknown method: err = %v, want StatusCodeError", err)
 	}
+	if err := fs.WaitCalls(ctx, "chat.postMessage", 3); err != nil {
+		t.Fatal(err)
+	}
 	if got := fs.Calls("chat.postMessage"); got != 3 {
 		t.Errorf("Calls(chat.postMessage) = %d, want 3", got)
 	}

@@ -1,6 +1,7 @@
 package fakeslack
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -193,6 +194,11 @@ func (s *Server) Calls(method string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[method]
+}
+
+// WaitCalls blocks until method has received at least n calls (e.g. to see a retry after RateLimit).
+func (s *Server) WaitCalls(ctx context.Context, method string, n int) error {
+	return s.waitFor(ctx, func() bool { return s.calls[method] >= n })
 }
 
 // RateLimit makes the next n calls to method answer HTTP 429 with Retry-After: retryAfter (seconds), which
