@@ -110,6 +110,12 @@ func (u UserUpdate) MarshalJSON() ([]byte, error) {
 type userPage struct {
 	Data  []User `json:"data"`
 	Total int    `json:"total"`
+	Limit *int   `json:"limit"` // null when the server did not page
+}
+
+// last reports whether no page follows the one at offset.
+func (p *userPage) last(offset, size int) bool {
+	return len(p.Data) == 0 || p.Limit == nil || offset+size >= p.Total
 }
 
 func userPath(id int) string { return "api/user/" + strconv.Itoa(id) }
@@ -170,7 +176,7 @@ func (c *Client) UserByEmail(ctx context.Context, email string) (*User, error) {
 				return &page.Data[i], nil
 			}
 		}
-		if len(page.Data) == 0 || offset+emailSearchPageSize >= page.Total {
+		if page.last(offset, emailSearchPageSize) {
 			return nil, fmt.Errorf("metabase: no user with email %q: %w", email, ErrNotFound)
 		}
 	}
@@ -199,7 +205,7 @@ func (c *Client) ListUsers(ctx context.Context, status UserStatus) ([]User, erro
 			return nil, err
 		}
 		users = append(users, page.Data...)
-		if len(page.Data) == 0 || offset+c.pageSize >= page.Total {
+		if page.last(offset, c.pageSize) {
 			return users, nil
 		}
 	}
@@ -231,7 +237,8 @@ func (c *Client) DisableUser(ctx context.Context, id int) error {
 
 // ReactivateUser reactivates a deactivated user and returns it. Metabase
 // clears is_superuser on reactivation; restore it with UpdateUser. For a
-// user who is already active the error matches ErrAlreadyActive.
+// user who is already active the error matches ErrAlreadyActive; that
+// also happens when a retried attempt finds the first one succeeded.
 //
 // PUT /api/user/:id/reactivate
 func (c *Client) ReactivateUser(ctx context.Context, id int) (*User, error) {

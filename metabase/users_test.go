@@ -560,3 +560,23 @@ func BenchmarkUserByEmail(b *testing.B) {
 		})
 	}
 }
+
+// TestListUsersUnpagedServer: a server that ignores paging (limit null)
+// must not be asked for the same rows again.
+func TestListUsersUnpagedServer(t *testing.T) {
+	t.Parallel()
+	c, mux := setupMux(t, WithPageSize(2))
+	calls := 0
+	mux.HandleFunc("GET /metabase/api/user", func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		fmt.Fprint(w, `{"data":[{"id":1},{"id":2},{"id":3}],"total":3,"limit":null,"offset":null}`)
+	})
+	users, err := c.ListUsers(t.Context(), StatusAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 3 || calls != 1 {
+		t.Errorf("len = %d, calls = %d, want 3 and 1", len(users), calls)
+	}
+}

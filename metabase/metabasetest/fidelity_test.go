@@ -173,20 +173,12 @@ func TestFidelity(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := New(t, WithAPIKey(plainKey, 12), WithAPIKey(odd, 1),
-				WithPasswordUser("active@example.com", "pw"), WithPasswordUser("inactive@example.com", "pw"))
-			// Ids 2 and 3 are taken by the password users created above.
-			s.mu.Lock()
-			for _, email := range []string{"active@example.com", "inactive@example.com"} {
-				u := s.byEmail[email]
-				s.removeSortedLocked(u)
-				delete(s.users, u.ID)
-				u.ID += 8 // 10 and 11
-				s.insertLocked(u)
-			}
-			s.byEmail["inactive@example.com"].Active = false
-			s.mu.Unlock()
+			s := New(t, WithAPIKey(plainKey, 12), WithAPIKey(odd, 1))
+			s.AddUser(User{ID: 10, Email: "active@example.com", Active: true})
+			s.AddUser(User{ID: 11, Email: "inactive@example.com"})
 			s.AddUser(User{ID: 12, Email: "plain@example.com", Active: true})
+			s.SetPassword(10, "pw")
+			s.SetPassword(11, "pw")
 			if tt.setup != nil {
 				tt.setup(s)
 			}
@@ -433,4 +425,19 @@ func TestSeedUsers(t *testing.T) {
 
 func contextWithCancel(t *testing.T) (ctx context.Context, cancel context.CancelFunc) {
 	return context.WithCancel(t.Context())
+}
+
+func TestAdminAPIKeyShape(t *testing.T) {
+	t.Parallel()
+	if len(AdminAPIKey) != 47 || !validAPIKey(AdminAPIKey) {
+		t.Errorf("AdminAPIKey %q: len %d, want a valid 47-char key", AdminAPIKey, len(AdminAPIKey))
+	}
+}
+
+func BenchmarkSeedUsers(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		s := New(b)
+		s.SeedUsers(100_000)
+	}
 }

@@ -23,7 +23,7 @@ import (
 const (
 	// AdminAPIKey is the API key of the seeded admin user (47 characters,
 	// "mb_" plus 44 base64 characters, like a real key).
-	AdminAPIKey = "mb_dGVzdC1hZG1pbi1rZXktZm9yLW1ldGFiYXNlLWJvdA="
+	AdminAPIKey = "mb_bWV0YWJhc2UtYm90IGZha2UgYWRtaW4gQVBJIGtleSE="
 	// AdminUserID, AdminEmail: the seeded admin, the bot's own account.
 	AdminUserID = 1
 	AdminEmail  = "bot@example.com"

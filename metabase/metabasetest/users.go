@@ -173,6 +173,19 @@ func (s *Server) SeedUsers(n int) {
 	}
 }
 
+// SetPassword sets the password a user logs in with through
+// POST /api/session. A missing user fails the test.
+func (s *Server) SetPassword(id int, password string) {
+	s.tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[id]
+	if !ok {
+		s.tb.Fatalf("metabasetest: SetPassword: no user %d", id)
+	}
+	u.password = password
+}
+
 // UserByID returns the current state of a user, for assertions.
 func (s *Server) UserByID(id int) (User, bool) {
 	s.mu.Lock()
