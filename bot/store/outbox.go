@@ -52,17 +52,28 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, le
 	if limit <= 0 {
 		return nil, fmt.Errorf("store: claim outbox: limit %d must be positive", limit)
 	}
+	const claimable = `SELECT o.id FROM outbox o
+		WHERE o.delivered_at IS NULL AND o.claimed_until <= ?
+		  AND NOT EXISTS (SELECT 1 FROM outbox p
+		                  WHERE p.request_id = o.request_id AND p.delivered_at IS NULL AND p.id < o.id)
+		ORDER BY o.id LIMIT ?`
 	lock := ""
 	if s.backend == backendPostgres {
 		lock = " FOR UPDATE OF o SKIP LOCKED"
+	} else {
+		// SQLite has one write lock per file: an idle poller must not take it just to find
+		// nothing, or it delays the writers that have work. WAL reads never block.
+		var id int64
+		err := s.db.QueryRowContext(ctx, claimable, millis(now), 1).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: claim outbox: %w", err)
+		}
 	}
 	query := s.rebind(`UPDATE outbox SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1
-		WHERE id IN (
-			SELECT o.id FROM outbox o
-			WHERE o.delivered_at IS NULL AND o.claimed_until <= ?
-			  AND NOT EXISTS (SELECT 1 FROM outbox p
-			                  WHERE p.request_id = o.request_id AND p.delivered_at IS NULL AND p.id < o.id)
-			ORDER BY o.id LIMIT ?` + lock + `)
+		WHERE id IN (` + claimable + lock + `)
 		RETURNING id, request_id, kind, payload, created_at, attempts`)
 	var claimed []Outbox
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {

@@ -469,3 +469,72 @@ func testRaceStart(t *testing.T, h harness) {
 		t.Errorf("stored: state %s, attempts %d, lease owner %q; want executing, 1, %q", got.State, got.Attempts, got.LeaseOwner, winner.Load())
 	}
 }
+
+func testUpdateLostRace(t *testing.T, h harness) {
+	a, b := h.pair(t)
+	if a.Backend() == backendSQLite {
+		t.Skip("SQLite reads and writes under one BEGIN IMMEDIATE lock, so an Update cannot lose its race there")
+	}
+	mustCreate(t, a, newRequest("R1", t0, 1))
+	calls := 0
+	got, err := a.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+		calls++
+		if calls == 1 {
+			// Another replica writes between this attempt's read and its write.
+			if _, err := b.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+				return nil, r.Approve("UOTHER", t0.Add(time.Minute), approval.Policy{})
+			}); err != nil {
+				t.Errorf("interfering Update: %v", err)
+			}
+		}
+		if err := r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{}); err != nil {
+			return nil, err
+		}
+		return []Outbox{{Kind: "approved"}}, nil
+	})
+	if !errors.Is(err, approval.ErrNotPending) {
+		t.Errorf("Update after losing the race = %+v, %v; want ErrNotPending from the re-applied fn", got, err)
+	}
+	if calls != 2 {
+		t.Errorf("fn called %d times, want 2 (once per read)", calls)
+	}
+	stored, _ := a.Get(t.Context(), "R1")
+	if stored.DecidedBy != "UOTHER" || stored.Version != 2 || len(stored.Approvals) != 1 {
+		t.Errorf("stored: decided by %q, version %d, %d approvals; want UOTHER, 2, 1", stored.DecidedBy, stored.Version, len(stored.Approvals))
+	}
+	if n := pendingOutbox(t, a); n != 0 {
+		t.Errorf("the losing attempt queued %d outbox rows", n)
+	}
+}
+
+func TestCASLoop(t *testing.T) {
+	s := &Store{backend: backendPostgres}
+	tests := []struct {
+		name      string
+		failures  int // attempts that lose before one wins
+		wantErr   error
+		wantCalls int
+	}{
+		{"first try", 0, nil, 1},
+		{"after lost races", 3, nil, 4},
+		{"too hot", maxAttempts, ErrConflict, maxAttempts},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			err := s.retryLoop(t.Context(), func() error {
+				calls++
+				if calls <= tt.failures {
+					return errRetry
+				}
+				return nil
+			})
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Errorf("error = %v, want %v", err, tt.wantErr)
+			}
+			if calls != tt.wantCalls {
+				t.Errorf("%d attempts, want %d", calls, tt.wantCalls)
+			}
+		})
+	}
+}

@@ -274,12 +274,17 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // casLoop runs the body of a compare-and-set transaction until it does not lose its race, at
 // most maxAttempts times, with a short random pause between tries so racing replicas spread out.
 func (s *Store) casLoop(ctx context.Context, body func(tx *sql.Tx) error) error {
-	for attempt := range maxAttempts {
-		err := s.writeTx(ctx, body)
+	return s.retryLoop(ctx, func() error { return s.writeTx(ctx, body) })
+}
+
+// retryLoop runs attempt until it returns something other than errRetry.
+func (s *Store) retryLoop(ctx context.Context, attempt func() error) error {
+	for n := range maxAttempts {
+		err := attempt()
 		if !errors.Is(err, errRetry) {
 			return err
 		}
-		pause := time.Duration(rand.Int64N(int64(min(attempt+1, 10)) * int64(time.Millisecond)))
+		pause := time.Duration(rand.Int64N(int64(min(n+1, 10)) * int64(time.Millisecond)))
 		t := time.NewTimer(pause)
 		select {
 		case <-t.C:

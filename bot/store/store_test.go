@@ -110,6 +110,7 @@ func runContract(t *testing.T, h harness) {
 		{"Update", testUpdate},
 		{"UpdateFnError", testUpdateFnError},
 		{"UpdateNotFound", testUpdateNotFound},
+		{"UpdateLostRace", testUpdateLostRace},
 		{"Due", testDue},
 		{"ByTarget", testByTarget},
 		{"ListAndCount", testListAndCount},
@@ -221,9 +222,23 @@ func TestOpenURLs(t *testing.T) {
 			if s.Backend() != tt.wantBackend {
 				t.Errorf("Backend() = %q, want %q", s.Backend(), tt.wantBackend)
 			}
-			// The memory database must keep its schema across calls (one connection).
-			if _, err := s.CountByState(t.Context()); err != nil {
-				t.Errorf("CountByState: %v", err)
+			// Every form works end to end; the memory database must keep its schema across
+			// calls and must not deadlock on its single connection.
+			mustCreate(t, s, newRequest("R1", t0, 1), Outbox{Kind: "card"})
+			if _, err := s.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
+				return []Outbox{{Kind: "reply"}}, r.Approve("UAPP", t0, approval.Policy{})
+			}); err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			got, err := s.ClaimOutbox(t.Context(), "d1", t0, time.Minute, 10)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("ClaimOutbox = %v, %v", got, err)
+			}
+			if _, err := s.CompleteOutboxAndUpdate(t.Context(), got[0].ID, "d1", "R1", func(r *approval.Request) error {
+				r.MessageTS = "1.1"
+				return nil
+			}); err != nil {
+				t.Fatalf("CompleteOutboxAndUpdate: %v", err)
 			}
 		})
 	}
