@@ -144,15 +144,13 @@ func New(tb testing.TB, opts ...Option) *Server {
 		s.mu.Lock()
 		u := s.byEmail[strings.ToLower(c.email)]
 		s.mu.Unlock()
-		if u == nil {
-			s.AddUser(User{Email: c.email, Active: true})
-			s.mu.Lock()
-			u = s.byEmail[strings.ToLower(c.email)]
-			s.mu.Unlock()
+		id := 0
+		if u != nil {
+			id = u.ID
+		} else {
+			id = s.AddUser(User{Email: c.email, Active: true}).ID
 		}
-		s.mu.Lock()
-		u.password = c.password
-		s.mu.Unlock()
+		s.SetPassword(id, c.password)
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	tb.Cleanup(s.srv.Close)

@@ -215,7 +215,8 @@ func (s *Server) ReactivateBySSO(id int) {
 	u.updatedAt = now
 }
 
-// activeAdminsLocked counts active personal superusers other than except.
+// otherActiveAdminsLocked counts active personal superusers other than
+// except, for the last-admin guard.
 func (s *Server) otherActiveAdminsLocked(except int) int {
 	n := 0
 	for _, u := range s.users {

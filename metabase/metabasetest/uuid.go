@@ -3,7 +3,6 @@ package metabasetest
 import (
 	"crypto/rand"
 	"fmt"
-	"math"
 )
 
 // newUUID returns a random version 4 UUID, as Metabase's session ids are.
@@ -14,5 +13,3 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
-
-func sqrt(x float64) float64 { return math.Sqrt(x) }
