@@ -243,11 +243,7 @@ func (c *Client) doRetry(ctx context.Context, r request, body []byte, sess strin
 		if err == nil || !retryable || !r.retry || attempt >= c.retry.MaxAttempts {
 			return err
 		}
-		d := min(c.retry.BaseDelay<<(attempt-1), c.retry.MaxDelay)
-		if attempt > 30 {
-			d = c.retry.MaxDelay
-		}
-		d = c.jitter(d)
+		d := c.jitter(c.backoff(attempt))
 		if c.now().Sub(start)+d > c.retry.Budget {
 			return err
 		}
@@ -255,6 +251,16 @@ func (c *Client) doRetry(ctx context.Context, r request, body []byte, sess strin
 			return fmt.Errorf("metabase: %s %s: %w (last error: %v)", r.method, c.urlFor(r).Path, serr, err)
 		}
 	}
+}
+
+// backoff returns the un-jittered delay after the given attempt:
+// BaseDelay·2^(attempt-1), capped at MaxDelay.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.retry.BaseDelay
+	for i := 1; i < attempt && d < c.retry.MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, c.retry.MaxDelay)
 }
 
 func (c *Client) urlFor(r request) *url.URL {
