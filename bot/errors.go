@@ -1,0 +1,47 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/metabase-bot/metabase-bot/metabase"
+)
+
+// userMessage is the one place that turns an error into text for Slack. Metabase's own message
+// is passed on verbatim (it is what an admin needs, e.g. the last-admin refusal); anything else
+// gets a generic sentence, with the details left to the logs.
+func userMessage(err error) string {
+	var apiErr *metabase.APIError
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return "Metabase did not answer in time"
+	case errors.Is(err, context.Canceled):
+		return "the bot was shutting down"
+	case errors.Is(err, metabase.ErrUnauthorized):
+		return "Metabase rejected the bot's credentials (401): check METABASE_API_KEY or the bot's password"
+	case errors.Is(err, metabase.ErrForbidden):
+		return "the bot's Metabase account is not an admin (403): put its API key in the Administrators group"
+	case errors.Is(err, metabase.ErrNotFound):
+		return "no such Metabase user"
+	case errors.As(err, &apiErr):
+		msg := apiErr.Message
+		if msg == "" {
+			msg = "no message"
+		}
+		return fmt.Sprintf("Metabase answered %d: %s", apiErr.StatusCode, truncateRunes(msg, 300))
+	}
+	var netErr *net.OpError
+	if errors.As(err, &netErr) {
+		return "Metabase could not be reached"
+	}
+	return "an unexpected error (details are in the bot's logs)"
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}

@@ -1,0 +1,226 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+// Modal callback, block and action ids.
+const (
+	callbackRequestForm  = "mb_request_form"
+	callbackDenyForm     = "mb_deny_form"
+	callbackInactiveForm = "mb_inactive_form"
+	blockFormUser        = "mb_form_user"
+	blockFormTargets     = "mb_form_targets"
+	blockFormReason      = "mb_form_reason"
+	blockFormReturn      = "mb_form_return"
+	actionFormUser       = "user"
+	actionFormTargets    = "targets"
+	actionFormReason     = "reason"
+	actionFormReturn     = "date"
+	// viewValidationBudget keeps form validation inside Slack's 3 s for a view_submission ack.
+	viewValidationBudget = 2500 * time.Millisecond
+)
+
+// formMeta travels in a modal's private_metadata: where the form was opened and for what.
+type formMeta struct {
+	Verb      Verb   `json:"verb,omitempty"`
+	Channel   string `json:"channel"`
+	RequestID string `json:"request_id,omitempty"`
+	Days      int    `json:"days,omitempty"`
+}
+
+func (m formMeta) encode() string { p, _ := json.Marshal(m); return string(p) }
+
+func textInput(blockID, actionID, label, placeholder string, multiline, optional bool) *slack.InputBlock {
+	el := slack.NewPlainTextInputBlockElement(plain(placeholder), actionID)
+	el.Multiline = multiline
+	el.MaxLength = maxReasonLen
+	in := slack.NewInputBlock(blockID, plain(label), nil, el)
+	in.Optional = optional
+	return in
+}
+
+// openRequestForm opens the request form for `disable` or `enable` without arguments. The
+// trigger id expires 3 s after the command, which is why this runs straight after the ack.
+func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb Verb, log logrus.FieldLogger) {
+	user := slack.NewOptionsSelectBlockElement(slack.OptTypeUser, plain("Pick a person"), actionFormUser)
+	userIn := slack.NewInputBlock(blockFormUser, plain("Slack user"), nil, user)
+	userIn.Optional = true
+	targets := textInput(blockFormTargets, actionFormTargets, "Or emails / Metabase ids", "jane@example.com 42", false, true)
+	targets.Element.(*slack.PlainTextInputBlockElement).MaxLength = 2000
+	reason := textInput(blockFormReason, actionFormReason, "Reason", "Why?", true, !b.cfg.RequireReason)
+	blocks := []slack.Block{userIn, targets, reason}
+	if verb == VerbDisable {
+		date := slack.NewDatePickerBlockElement(actionFormReturn)
+		ret := slack.NewInputBlock(blockFormReturn, plain("Re-enable automatically on (optional)"), nil, date)
+		ret.Optional = true
+		blocks = append(blocks, ret)
+	}
+	view := slack.ModalViewRequest{
+		Type: slack.VTModal, CallbackID: callbackRequestForm,
+		Title:  plain(clip(titleCase(string(verb))+" Metabase users", 24)),
+		Submit: plain("Request"), Close: plain("Cancel"),
+		Blocks: slack.Blocks{BlockSet: blocks}, PrivateMetadata: formMeta{Verb: verb, Channel: sc.ChannelID}.encode(),
+	}
+	if _, err := b.slack.OpenViewContext(ctx, sc.TriggerID, view); err != nil {
+		b.cfg.Metrics.slackError("views.open", err)
+		log.WithError(err).Warn("Could not open the request form")
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, "I could not open the form. Type the request instead:\n"+b.helpText())
+	}
+}
+
+// openDenyForm asks an approver for the reason of a denial.
+func (b *Bot) openDenyForm(ctx context.Context, triggerID string, r approval.Request, log logrus.FieldLogger) bool {
+	reason := textInput(blockFormReason, actionFormReason, "Reason for denying", "Tell the requester why", true, !b.cfg.DenyReasonRequired)
+	view := slack.ModalViewRequest{
+		Type: slack.VTModal, CallbackID: callbackDenyForm, Title: plain("Deny " + clip(r.ID, 18)),
+		Submit: plain("Deny"), Close: plain("Back"),
+		Blocks:          slack.Blocks{BlockSet: []slack.Block{slack.NewSectionBlock(mrkdwn(clip("Deny "+string(r.Action)+" of "+targetsSummary(r)+"?", 3000)), nil, nil), reason}},
+		PrivateMetadata: formMeta{Channel: r.ChannelID, RequestID: r.ID}.encode(),
+	}
+	if _, err := b.slack.OpenViewContext(ctx, triggerID, view); err != nil {
+		b.cfg.Metrics.slackError("views.open", err)
+		log.WithError(err).Warn("Could not open the deny form")
+		return false
+	}
+	return true
+}
+
+// handleViewSubmission validates a submitted form and acks it: with field errors (the form stays
+// open and shows them) or empty (the form closes) before the work continues.
+func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode.Request, cb slack.InteractionCallback) {
+	log := b.log.WithFields(logrus.Fields{"callback_id": cb.View.CallbackID, "slack_user_id": cb.User.ID})
+	var meta formMeta
+	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil {
+		log.Warn("Ignoring a form with unreadable metadata")
+		b.ackView(sm, req, nil, log)
+		return
+	}
+	values := cb.View.State.Values
+	reason := strings.TrimSpace(values[blockFormReason][actionFormReason].Value)
+	switch cb.View.CallbackID {
+	case callbackDenyForm:
+		if b.cfg.DenyReasonRequired && reason == "" {
+			b.ackView(sm, req, map[string]string{blockFormReason: "A reason is required to deny."}, log)
+			return
+		}
+		b.ackView(sm, req, nil, log)
+		if ok, err := b.isApprover(ctx, cb.User.ID); err != nil || !ok {
+			b.ephemeral(ctx, meta.Channel, cb.User.ID, "Only approvers ("+b.approverMention()+") can decide Metabase requests.")
+			return
+		}
+		b.deny(ctx, meta.Channel, cb.User.ID, meta.RequestID, reason, log.WithField("request_id", meta.RequestID))
+	case callbackRequestForm:
+		vctx, cancel := context.WithTimeout(ctx, viewValidationBudget)
+		defer cancel()
+		in, fieldErrs := b.formRequest(meta, cb, reason)
+		if len(fieldErrs) == 0 {
+			if _, err := b.buildRequest(vctx, in); err != nil {
+				fieldErrs = map[string]string{blockFormTargets: clip(problemText(err), 150)}
+			}
+		}
+		if len(fieldErrs) > 0 {
+			b.ackView(sm, req, fieldErrs, log)
+			return
+		}
+		b.ackView(sm, req, nil, log)
+		b.requestChange(ctx, in, log)
+	case callbackInactiveForm:
+		if b.cfg.RequireReason && reason == "" {
+			b.ackView(sm, req, map[string]string{blockFormReason: "A reason is required."}, log)
+			return
+		}
+		b.ackView(sm, req, nil, log)
+		b.inactiveRequest(ctx, meta, cb.User.ID, reason, log)
+	default:
+		b.ackView(sm, req, nil, log)
+		log.Warn("Ignoring an unknown form")
+	}
+}
+
+// formRequest turns the request form into the same input the text command produces.
+func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason string) (requestInput, map[string]string) {
+	values := cb.View.State.Values
+	var words []string
+	if u := values[blockFormUser][actionFormUser].SelectedUser; u != "" {
+		words = append(words, "<@"+u+">")
+	}
+	words = append(words, strings.Fields(values[blockFormTargets][actionFormTargets].Value)...)
+	if len(words) == 0 {
+		return requestInput{}, map[string]string{blockFormTargets: "Pick a Slack user or type an email or Metabase id."}
+	}
+	text := string(meta.Verb) + " " + strings.Join(words, " ")
+	if d := values[blockFormReturn][actionFormReturn].SelectedDate; d != "" {
+		text += " until " + d
+	}
+	cmd, err := ParseCommand(text + " " + reason)
+	if err != nil {
+		return requestInput{}, map[string]string{blockFormTargets: clip(err.Error(), 150)}
+	}
+	if cmd.Reason != reason && reason != "" {
+		// A word of the targets field that is not a target would have become part of the reason.
+		return requestInput{}, map[string]string{blockFormTargets: "Only emails, Metabase ids or mentions go here."}
+	}
+	if b.cfg.RequireReason && reason == "" {
+		return requestInput{}, map[string]string{blockFormReason: "A reason is required."}
+	}
+	return requestInput{cmd: cmd, userID: cb.User.ID, channelID: meta.Channel, sourceKey: "form:" + cb.View.ID + ":" + cb.View.Hash}, nil
+}
+
+func problemText(err error) string {
+	var p *problem
+	if errors.As(err, &p) {
+		return p.msg
+	}
+	return "I could not check that: " + userMessage(err)
+}
+
+func (b *Bot) ackView(sm acker, req socketmode.Request, fieldErrs map[string]string, log logrus.FieldLogger) {
+	var err error
+	if len(fieldErrs) > 0 {
+		err = sm.Ack(req, slack.NewErrorsViewSubmissionResponse(fieldErrs))
+	} else {
+		err = sm.Ack(req)
+	}
+	if err != nil {
+		log.WithError(err).Error("Could not ack a form submission")
+	}
+}
+
+// inactiveRequest turns the inactive report into one bulk disable, recomputing the list so it
+// reflects Metabase at the moment of the request.
+func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, reason string, log logrus.FieldLogger) {
+	users, err := b.inactiveUsers(ctx, meta.Days)
+	if err != nil {
+		log.WithError(err).Error("Could not list inactive users")
+		b.ephemeral(ctx, meta.Channel, user, "I could not list inactive users: "+userMessage(err))
+		return
+	}
+	if len(users) == 0 {
+		b.ephemeral(ctx, meta.Channel, user, fmt.Sprintf("No active user has been inactive for %d days any more; nothing to request.", meta.Days))
+		return
+	}
+	refs := make([]TargetRef, len(users))
+	for i, u := range users {
+		refs[i] = TargetRef{Kind: ByID, ID: u.ID, Raw: u.Email}
+	}
+	if reason == "" {
+		reason = fmt.Sprintf("licence clean-up: no login for %d days", meta.Days)
+	}
+	b.requestChange(ctx, requestInput{
+		cmd:    Command{Verb: VerbDisable, Targets: refs, Reason: reason},
+		userID: user, channelID: meta.Channel, resolved: users,
+		sourceKey: fmt.Sprintf("inactive:%s:%d:%d", user, meta.Days, b.now().Unix()/60),
+	}, log)
+}

@@ -1,0 +1,291 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/slack-go/slack"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/bot/store"
+)
+
+// Outbox kinds. Stored in the database: never rename one.
+const (
+	// kindCard posts the approval card and records its ts on the request.
+	kindCard = "card"
+	// kindCardUpdate re-renders the card from the request as it is when delivered.
+	kindCardUpdate = "card_update"
+	// kindThread replies in the card's thread.
+	kindThread = "thread"
+	// kindAudit posts a new message to the audit channel.
+	kindAudit = "audit"
+	// kindScheduleReturn creates the scheduled re-enable of a disable with a return date.
+	kindScheduleReturn = "schedule_return"
+)
+
+const (
+	// outboxLease is how long a delivery may take before another process retries it.
+	outboxLease = 30 * time.Second
+	// outboxBatch is how many rows one claim takes.
+	outboxBatch = 20
+	// maxDeliveryAttempts drops a message that keeps failing, so it cannot block its request's
+	// later messages forever; the drop is logged at error level.
+	maxDeliveryAttempts = 12
+)
+
+// message is an outbox payload. Texts are rendered when enqueued (they describe that moment);
+// cards are rendered when delivered (they show the request's current state).
+type message struct {
+	Text string `json:"text,omitempty"`
+	// Buttons are action ids shown under a thread reply; their value is the request id.
+	Buttons []string `json:"buttons,omitempty"`
+	// Event names the audit event, for logs.
+	Event string `json:"event,omitempty"`
+}
+
+func outbox(requestID, kind string, m message) store.Outbox {
+	p, _ := json.Marshal(m)
+	return store.Outbox{RequestID: requestID, Kind: kind, Payload: p}
+}
+
+func thread(r approval.Request, text string, buttons ...string) store.Outbox {
+	return outbox(r.ID, kindThread, message{Text: text, Buttons: buttons})
+}
+
+func cardUpdate(r approval.Request) store.Outbox { return outbox(r.ID, kindCardUpdate, message{}) }
+
+// audit renders one append-only audit line: the event, the request id, the action and targets,
+// the requester and the actor as mentions of their user ids, and any detail.
+func (b *Bot) audit(r approval.Request, event, actor, detail string) store.Outbox {
+	parts := []string{
+		fmt.Sprintf(":memo: *%s* · request `%s`", event, r.ID),
+		fmt.Sprintf("%s %s", r.Action, auditTargets(r)),
+		"requester " + mention(r.Requester),
+	}
+	if actor != "" {
+		parts = append(parts, "by "+mention(actor))
+	}
+	if detail != "" {
+		parts = append(parts, detail)
+	}
+	if r.DryRun {
+		parts = append(parts, "DRY RUN")
+	}
+	b.logEvent(r, event, actor)
+	return outbox(r.ID, kindAudit, message{Text: clip(strings.Join(parts, " · "), maxSectionText), Event: event})
+}
+
+// logEvent writes the audit event to the structured log too.
+func (b *Bot) logEvent(r approval.Request, event, actor string) {
+	b.log.WithFields(logrus.Fields{
+		"audit_event": event, "request_id": r.ID, "action": string(r.Action), "state": string(r.State),
+		"targets": targetEmails(r), "requester": r.Requester, "actor": actor, "dry_run": r.DryRun,
+	}).Info("Audit event")
+}
+
+func auditTargets(r approval.Request) string {
+	const shown = 20
+	var emails []string
+	for i, t := range r.Targets {
+		if i == shown {
+			emails = append(emails, fmt.Sprintf("and %d more", len(r.Targets)-shown))
+			break
+		}
+		emails = append(emails, escape(t.Email))
+	}
+	return strings.Join(emails, ", ")
+}
+
+// outboxLoop delivers outbox rows: at once when this process enqueued something, and on every
+// tick for rows other replicas left or that wait for a retry.
+func (b *Bot) outboxLoop(ctx context.Context) {
+	t := time.NewTicker(min(b.cfg.Tick, 500*time.Millisecond))
+	defer t.Stop()
+	for {
+		b.deliverOutbox(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// deliverOutbox delivers everything claimable now.
+func (b *Bot) deliverOutbox(ctx context.Context) {
+	for ctx.Err() == nil {
+		rows, err := b.store.ClaimOutbox(ctx, b.cfg.InstanceID, b.now(), outboxLease, outboxBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				b.log.WithError(err).Error("Could not claim outbox messages")
+			}
+			return
+		}
+		if len(rows) == 0 {
+			return
+		}
+		for _, row := range rows {
+			b.deliverOne(ctx, row)
+		}
+	}
+}
+
+func (b *Bot) deliverOne(ctx context.Context, row store.Outbox) {
+	log := b.log.WithFields(logrus.Fields{"request_id": row.RequestID, "outbox_id": row.ID, "outbox_kind": row.Kind})
+	err := b.deliver(ctx, row)
+	if err == nil {
+		return
+	}
+	var rl *slack.RateLimitedError
+	at := b.now().Add(backoff(row.Attempts))
+	switch {
+	case errors.As(err, &rl):
+		at = b.now().Add(rl.RetryAfter)
+		log.WithField("retry_after", rl.RetryAfter.String()).Warn("Slack rate limited a message; retrying after the delay it asked for")
+	case permanentSlackError(err) || row.Attempts >= maxDeliveryAttempts:
+		log.WithError(err).WithField("attempts", row.Attempts).Error("Dropping a Slack message that cannot be delivered" + slackHint(err))
+		if cerr := b.store.CompleteOutbox(ctx, row.ID, b.cfg.InstanceID); cerr != nil {
+			log.WithError(cerr).Warn("Could not mark a dropped message")
+		}
+		return
+	default:
+		log.WithError(err).WithField("attempts", row.Attempts).Warn("Could not deliver a Slack message; will retry")
+	}
+	if rerr := b.store.RetryOutbox(ctx, row.ID, b.cfg.InstanceID, at, err.Error()); rerr != nil {
+		log.WithError(rerr).Warn("Could not schedule a retry")
+	}
+}
+
+func backoff(attempts int) time.Duration {
+	d := time.Second << min(attempts, 6)
+	return d/2 + rand.N(d/2+1)
+}
+
+// deliver sends one outbox row and marks it delivered.
+func (b *Bot) deliver(ctx context.Context, row store.Outbox) error {
+	var m message
+	if err := json.Unmarshal(row.Payload, &m); err != nil {
+		b.log.WithError(err).WithField("outbox_id", row.ID).Error("Dropping an unreadable outbox message")
+		return b.store.CompleteOutbox(ctx, row.ID, b.cfg.InstanceID)
+	}
+	r, err := b.store.Get(ctx, row.RequestID)
+	if err != nil {
+		return fmt.Errorf("read request: %w", err)
+	}
+	owner := b.cfg.InstanceID
+	switch row.Kind {
+	case kindCard:
+		if r.MessageTS != "" {
+			return b.store.CompleteOutbox(ctx, row.ID, owner)
+		}
+		_, ts, err := b.slack.PostMessageContext(ctx, r.ChannelID,
+			slack.MsgOptionText(b.cardText(r), false), slack.MsgOptionBlocks(b.renderCard(r)...))
+		if err != nil {
+			b.cfg.Metrics.slackError("chat.postMessage", err)
+			return err
+		}
+		_, err = b.store.CompleteOutboxAndUpdate(ctx, row.ID, owner, r.ID, func(r *approval.Request) error {
+			r.MessageTS = ts
+			return nil
+		})
+		return err
+	case kindCardUpdate:
+		if r.MessageTS != "" && r.ParentID == "" {
+			_, _, _, err := b.slack.UpdateMessageContext(ctx, r.ChannelID, r.MessageTS,
+				slack.MsgOptionText(b.cardText(r), false), slack.MsgOptionBlocks(b.renderCard(r)...))
+			if err != nil {
+				b.cfg.Metrics.slackError("chat.update", err)
+				return err
+			}
+		}
+	case kindThread:
+		opts := []slack.MsgOption{slack.MsgOptionText(m.Text, false)}
+		if r.MessageTS != "" {
+			opts = append(opts, slack.MsgOptionTS(r.MessageTS))
+		}
+		blocks := []slack.Block{slack.NewSectionBlock(mrkdwn(m.Text), nil, nil)}
+		if len(m.Buttons) > 0 {
+			blocks = append(blocks, threadButtons(r, m.Buttons))
+		}
+		opts = append(opts, slack.MsgOptionBlocks(blocks...))
+		if _, _, err := b.slack.PostMessageContext(ctx, r.ChannelID, opts...); err != nil {
+			b.cfg.Metrics.slackError("chat.postMessage", err)
+			return err
+		}
+	case kindAudit:
+		if b.cfg.AuditChannel != "" {
+			if _, _, err := b.slack.PostMessageContext(ctx, b.cfg.AuditChannel, slack.MsgOptionText(m.Text, false)); err != nil {
+				b.cfg.Metrics.slackError("chat.postMessage", err)
+				return err
+			}
+		}
+	case kindScheduleReturn:
+		if err := b.scheduleReturn(ctx, r); err != nil {
+			return err
+		}
+	default:
+		b.log.WithField("outbox_kind", row.Kind).Error("Dropping an outbox message of unknown kind")
+	}
+	return b.store.CompleteOutbox(ctx, row.ID, owner)
+}
+
+func threadButtons(r approval.Request, ids []string) slack.Block {
+	var els []slack.BlockElement
+	for _, id := range ids {
+		var label string
+		switch id {
+		case actionRetry:
+			label = "Retry failed"
+		case actionCancelReturn:
+			label = "Cancel automatic return"
+		default:
+			continue
+		}
+		btn := slack.NewButtonBlockElement(id, r.ID, plain(label))
+		if id == actionCancelReturn {
+			btn.Style = slack.StyleDanger
+		}
+		els = append(els, btn)
+	}
+	return slack.NewActionBlock(blockThreadActions, els...)
+}
+
+// permanentSlackError reports errors that retrying cannot fix; they are dropped with a hint.
+func permanentSlackError(err error) bool {
+	var se slack.SlackErrorResponse
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Err {
+	case "ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout":
+		return false
+	}
+	return true
+}
+
+// slackHint turns common Slack errors into what the operator should do.
+func slackHint(err error) string {
+	var se slack.SlackErrorResponse
+	if !errors.As(err, &se) {
+		return ""
+	}
+	switch se.Err {
+	case "not_in_channel":
+		return ": invite the bot to the channel (/invite @metabase-bot)"
+	case "channel_not_found":
+		return ": check the channel id, and invite the bot to private channels"
+	case "missing_scope":
+		return fmt.Sprintf(": add the scope %q to the Slack app and reinstall it", se.Needed)
+	case "invalid_auth", "not_authed", "token_revoked", "account_inactive":
+		return ": check SLACK_BOT_TOKEN"
+	}
+	return ""
+}

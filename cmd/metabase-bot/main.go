@@ -1,0 +1,334 @@
+// Command metabase-bot is a Slack app (Socket Mode) that disables and re-enables Metabase users
+// after approval by a Slack user group, with an audit trail.
+//
+// Usage:
+//
+//	metabase-bot               run the bot (configuration from the environment; see README)
+//	metabase-bot version       print the version
+//	metabase-bot healthcheck   probe /healthz of a running bot (for images without curl)
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
+	"github.com/metabase-bot/metabase-bot/bot"
+	"github.com/metabase-bot/metabase-bot/bot/store"
+	"github.com/metabase-bot/metabase-bot/metabase"
+)
+
+// Set by the linker: -ldflags "-X main.version=… -X main.commit=…".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], env.ToMap(os.Environ()), os.Stdout, os.Stderr))
+}
+
+// run is the whole program, callable from tests: it returns the exit code. It blocks until ctx
+// is cancelled (a signal) or the bot fails.
+func run(ctx context.Context, args []string, environ map[string]string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Fprintf(stdout, "metabase-bot %s (commit %s, %s)\n", version, commit, runtime.Version())
+			return 0
+		case "healthcheck":
+			return healthcheck(ctx, environ, stderr)
+		default:
+			fmt.Fprintf(stderr, "unknown command %q; usage: metabase-bot [version|healthcheck]\n", args[0])
+			return 2
+		}
+	}
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		fmt.Fprintln(stderr, "metabase-bot:", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	if err := serve(ctx, cfg, log); err != nil {
+		log.WithError(err).Error("metabase-bot stopped")
+		return 1
+	}
+	log.Info("metabase-bot stopped")
+	return 0
+}
+
+func newLogger(cfg config, out io.Writer) *logrus.Logger {
+	l := logrus.New()
+	l.Out = out
+	l.Level = cfg.logLevel
+	if cfg.LogFormat == "text" {
+		l.Formatter = &logrus.TextFormatter{FullTimestamp: true}
+	} else {
+		l.Formatter = &logrus.JSONFormatter{}
+	}
+	return l
+}
+
+// readiness is what /readyz reports.
+type readiness struct {
+	bot   *bot.Bot
+	store *store.Store
+	mb    *metabase.Client
+	ready chan struct{} // closed once start-up checks passed
+}
+
+func (rd *readiness) check(ctx context.Context) error {
+	select {
+	case <-rd.ready:
+	default:
+		return errors.New("starting: start-up checks have not passed yet")
+	}
+	if !rd.bot.Connected() {
+		return errors.New("slack: socket mode not connected")
+	}
+	if err := rd.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := rd.mb.Health(ctx); err != nil {
+		return fmt.Errorf("metabase: %w", err)
+	}
+	return nil
+}
+
+// serve wires the clients, runs start-up checks and the bot, and shuts down in order.
+func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
+	started := time.Now()
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("open DATABASE_URL: %w", err)
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := bot.NewMetrics(reg, st.CountByState)
+
+	mbOpts := []metabase.Option{metabase.WithTimeout(cfg.MetabaseTimeout), metabase.WithObserver(metrics.ObserveMetabase)}
+	if cfg.MetabaseAPIKey != "" {
+		mbOpts = append(mbOpts, metabase.WithAPIKey(cfg.MetabaseAPIKey))
+	} else {
+		mbOpts = append(mbOpts, metabase.WithPassword(cfg.MetabaseUsername, cfg.MetabasePassword))
+	}
+	mb, err := metabase.New(cfg.MetabaseURL, mbOpts...)
+	if err != nil {
+		return fmt.Errorf("METABASE_URL: %w", err)
+	}
+	api := slack.New(cfg.SlackBotToken, slack.OptionAppLevelToken(cfg.SlackAppToken), slack.OptionAPIURL(cfg.SlackAPIURL))
+
+	rd := &readiness{store: st, mb: mb, ready: make(chan struct{})}
+	srv, err := startHTTP(cfg.HTTPAddr, reg, rd, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	team, botMB, err := startupChecks(ctx, cfg, api, mb, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	b, err := bot.New(bot.Config{
+		SlashCommand: cfg.SlashCommand, TeamID: team,
+		ApproverGroup: cfg.ApproverGroup, ApproverUsers: cfg.ApproverUsers,
+		RequesterGroup: cfg.RequesterGroup, AllowedChannels: cfg.AllowedChannels, AuditChannel: cfg.AuditChannel,
+		AllowSelfApproval: cfg.AllowSelfApproval, RequiredApprovals: cfg.RequiredApprovals,
+		AdminRequiredApprovals: cfg.AdminRequiredApprovals, RequireReason: cfg.RequireReason,
+		DenyReasonRequired: cfg.DenyReasonRequired, RequestTTL: cfg.RequestTTL,
+		FinalReminder: cfg.ReminderBeforeExpiry, ProtectedUsers: cfg.ProtectedUsers, BotMetabaseUserID: botMB,
+		DryRun: cfg.DryRun, ReturnLocation: cfg.returnLocation, MaxReturnAhead: cfg.MaxReturnAhead,
+		BulkConcurrency: cfg.BulkConcurrency, Log: log, Metrics: metrics,
+	}, api, mb, st)
+	if err != nil {
+		return err
+	}
+	rd.bot = b
+	close(rd.ready)
+	sm := socketmode.New(api)
+	log.WithFields(logrus.Fields{"store": st.Backend(), "dry_run": cfg.DryRun, "startup_ms": time.Since(started).Milliseconds()}).
+		Info("metabase-bot started")
+	runErr := make(chan error, 1)
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	go func() { runErr <- b.Run(runCtx, sm) }()
+	select {
+	case err := <-runErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("Shutting down: no new envelopes; finishing work in flight")
+	cancelRun()
+	select {
+	case err := <-runErr:
+		return err
+	case <-time.After(cfg.ShutdownTimeout):
+		return fmt.Errorf("work in flight did not finish within SHUTDOWN_TIMEOUT (%s); the next start reconciles it", cfg.ShutdownTimeout)
+	}
+}
+
+func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log logrus.FieldLogger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := rd.check(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP_ADDR %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.WithError(err).Error("HTTP server stopped")
+		}
+	}()
+	log.WithField("http_addr", ln.Addr().String()).Info("Serving /healthz, /readyz and /metrics")
+	return srv, nil
+}
+
+// startupChecks proves the configuration before the bot takes envelopes. Wrong credentials stop
+// the bot with a message naming the fix; a Metabase that is down is waited for with backoff
+// while /readyz says not ready, instead of crashing in a loop.
+func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metabase.Client, log logrus.FieldLogger) (team string, botMetabaseID int, err error) {
+	auth, err := api.AuthTestContext(ctx)
+	if err != nil {
+		return "", 0, fmt.Errorf("slack auth.test with SLACK_BOT_TOKEN failed: %w%s", err, hintFor(err))
+	}
+	log.WithFields(logrus.Fields{"team_id": auth.TeamID, "bot_user_id": auth.UserID}).Info("Slack bot token works")
+
+	var me *metabase.User
+	for attempt := 0; ; attempt++ {
+		me, err = mb.CurrentUser(ctx)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, metabase.ErrUnauthorized) {
+			return "", 0, fmt.Errorf("metabase rejected the credentials (401): check METABASE_API_KEY (or METABASE_USERNAME/METABASE_PASSWORD): %w", err)
+		}
+		if errors.Is(err, metabase.ErrForbidden) {
+			return "", 0, fmt.Errorf("metabase refused the bot (403): its API key must belong to the Administrators group: %w", err)
+		}
+		wait := min(time.Second<<min(attempt, 5), 30*time.Second)
+		log.WithError(err).WithField("retry_in", wait.String()).Warn("Metabase is not reachable yet; waiting (readiness stays false)")
+		select {
+		case <-ctx.Done():
+			return "", 0, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	if !me.IsSuperuser {
+		return "", 0, fmt.Errorf("the Metabase account %s is not an admin: user endpoints need the Administrators group (put the API key in Administrators)", me.Email)
+	}
+	log.WithFields(logrus.Fields{"metabase_user_id": me.ID}).Info("Metabase credentials carry admin rights")
+
+	approvers := len(cfg.ApproverUsers)
+	if cfg.ApproverGroup != "" {
+		members, err := api.GetUserGroupMembersContext(ctx, cfg.ApproverGroup)
+		if err != nil {
+			return "", 0, fmt.Errorf("APPROVER_GROUP %s cannot be read: %w%s", cfg.ApproverGroup, err, hintFor(err))
+		}
+		if len(members) == 0 {
+			return "", 0, fmt.Errorf("APPROVER_GROUP %s has no members: nobody could approve", cfg.ApproverGroup)
+		}
+		approvers += len(members)
+	}
+	if approvers < cfg.RequiredApprovals+boolInt(!cfg.AllowSelfApproval) {
+		log.WithFields(logrus.Fields{"approvers": approvers, "required_approvals": cfg.RequiredApprovals}).
+			Warn("Requests can deadlock: with self-approval off, an approver's own request needs more approvers than are configured")
+	}
+	if cfg.AuditChannel != "" {
+		if _, err := api.GetConversationInfoContext(ctx, &slack.GetConversationInfoInput{ChannelID: cfg.AuditChannel}); err != nil {
+			return "", 0, fmt.Errorf("AUDIT_CHANNEL %s is not reachable: %w%s", cfg.AuditChannel, err, hintFor(err))
+		}
+	}
+	return auth.TeamID, me.ID, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// hintFor turns Slack's error codes into the fix.
+func hintFor(err error) string {
+	var se slack.SlackErrorResponse
+	if !errors.As(err, &se) {
+		return ""
+	}
+	switch se.Err {
+	case "invalid_auth", "not_authed", "token_revoked", "account_inactive":
+		return " (check SLACK_BOT_TOKEN: copy the Bot User OAuth Token after installing the app)"
+	case "missing_scope":
+		return fmt.Sprintf(" (add the bot scope %s in the Slack app and reinstall)", se.Needed)
+	case "channel_not_found", "not_in_channel":
+		return " (use the channel id, and /invite the bot to private channels)"
+	case "no_such_subteam":
+		return " (use the user group id, S…, from the group's page)"
+	}
+	return ""
+}
+
+// healthcheck probes a running bot's /healthz, for container images without curl.
+func healthcheck(ctx context.Context, environ map[string]string, stderr io.Writer) int {
+	addr := environ["HTTP_ADDR"]
+	if addr == "" {
+		addr = ":8080"
+	}
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthcheck:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, "healthcheck: status", resp.Status)
+		return 1
+	}
+	return 0
+}
