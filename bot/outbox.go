@@ -138,7 +138,14 @@ func (b *Bot) deliverOutbox(ctx context.Context) {
 	}
 }
 
+// deliveryTimeout bounds one delivery. A delivery runs detached from shutdown: once Slack may
+// have accepted a message, recording that is worth finishing, or the row stays claimed and the
+// message is sent again after the lease.
+const deliveryTimeout = 15 * time.Second
+
 func (b *Bot) deliverOne(ctx context.Context, row store.Outbox) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout)
+	defer cancel()
 	log := b.log.WithFields(logrus.Fields{"request_id": row.RequestID, "outbox_id": row.ID, "outbox_kind": row.Kind})
 	err := b.deliver(ctx, row)
 	if err == nil {

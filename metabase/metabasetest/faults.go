@@ -95,6 +95,13 @@ func (s *Server) FailNext(method, pathPattern string, n int, status int, body st
 	s.fails = append(s.fails, &failRule{method, pathPattern, n, status, body})
 }
 
+// ClearFailures removes every rule set by FailNext, as when Metabase recovers.
+func (s *Server) ClearFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fails = nil
+}
+
 func (s *Server) failLocked(method, path string) *failRule {
 	for i, f := range s.fails {
 		if !matchRule(f.method, f.pattern, method, path) {
