@@ -255,7 +255,9 @@ func TestPendingRequestSurvivesRestart(t *testing.T) {
 	h.start()
 	h.click(approver, card, "mb_approve")
 	h.thread(card, "jane@example.com: disabled")
-	if n := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") || strings.HasPrefix(m.Text, "Metabase disable request") }); n != 1 {
+	if n := h.count(func(m fakeslack.Message) bool {
+		return m.HasAction("mb_approve") || strings.HasPrefix(m.Text, "Metabase disable request")
+	}); n != 1 {
 		t.Fatalf("%d cards after a restart, want the original one only", n)
 	}
 }
