@@ -93,7 +93,31 @@ func newHarness(t *testing.T, overrides map[string]string) *harness {
 		"METABASE_TIMEOUT": "3s",
 	}
 	maps.Copy(env, overrides)
-	return &harness{t: t, slack: fs, mb: mb, env: env, logs: &syncBuffer{}}
+	h := &harness{t: t, slack: fs, mb: mb, env: env, logs: &syncBuffer{}}
+	// Registered first, so it runs last: after every bot process has stopped and flushed.
+	t.Cleanup(h.checkNoSecrets)
+	return h
+}
+
+// checkNoSecrets fails the test if any credential the bot was given reached its output (logs
+// at LOG_LEVEL=debug) or a Slack message.
+func (h *harness) checkNoSecrets() {
+	secrets := []string{h.env["SLACK_APP_TOKEN"], h.env["SLACK_BOT_TOKEN"], h.env["METABASE_API_KEY"], h.env["METABASE_PASSWORD"]}
+	var slackText strings.Builder
+	for _, m := range append(h.slack.Messages(), h.slack.Ephemerals()...) {
+		slackText.WriteString(m.AllText())
+	}
+	for _, s := range secrets {
+		if len(s) < 6 {
+			continue
+		}
+		if strings.Contains(h.logs.String(), s) {
+			h.t.Errorf("a secret (%s…) appears in the bot's logs", s[:5])
+		}
+		if strings.Contains(slackText.String(), s) {
+			h.t.Errorf("a secret (%s…) appears in a Slack message", s[:5])
+		}
+	}
 }
 
 // start runs one bot process and waits until it is connected to the fake Slack.
