@@ -283,6 +283,9 @@ type acker interface {
 func (b *Bot) dispatch(ctx context.Context, sm acker, evt socketmode.Event) {
 	switch evt.Type {
 	case socketmode.EventTypeConnecting:
+		// slack-go handles a server "disconnect" internally and only shows the reconnection,
+		// so readiness drops here rather than on a disconnect event.
+		b.setConnected(false)
 		b.log.Debug("Connecting to Slack")
 		return
 	case socketmode.EventTypeConnected:

@@ -221,6 +221,10 @@ func (r Request) Clone() Request {
 	c.Targets = make([]Target, len(r.Targets))
 	for i, t := range r.Targets {
 		t.GroupIDs = slices.Clone(t.GroupIDs)
+		if t.LastLogin != nil {
+			ll := *t.LastLogin
+			t.LastLogin = &ll
+		}
 		c.Targets[i] = t
 	}
 	c.Approvals = slices.Clone(r.Approvals)

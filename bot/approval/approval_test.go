@@ -215,7 +215,13 @@ func TestCloneDoesNotAlias(t *testing.T) {
 	t.Parallel()
 	r := pending(1)
 	r.Targets[0].GroupIDs = []int{1, 2}
+	login := t0
+	r.Targets[0].LastLogin = &login
 	c := r.Clone()
+	*c.Targets[0].LastLogin = t0.Add(time.Hour)
+	if !r.Targets[0].LastLogin.Equal(t0) {
+		t.Fatal("clone shares LastLogin with the original")
+	}
 	c.Targets[0].GroupIDs[0] = 99
 	c.Targets[0].Email = "x"
 	_ = c.Approve("UA", t0, Policy{})
