@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"io"
+	"maps"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
+)
+
+// httpAddr finds the address the bot's HTTP server listens on (HTTP_ADDR=127.0.0.1:0) in its
+// logs, waiting for the line.
+func (h *harness) httpAddr(ctx context.Context) string {
+	h.t.Helper()
+	re := regexp.MustCompile(`"http_addr":"([0-9.:]+)"`)
+	for {
+		if m := re.FindStringSubmatch(h.logs.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case <-ctx.Done():
+			h.t.Fatalf("the bot never logged its HTTP address:\n%s", h.logs.String())
+		case <-time.After(20 * time.Millisecond): // polling a log buffer; nothing to wait on
+		}
+	}
+}
+
+// waitLog waits until the bot's output contains s.
+func (h *harness) waitLog(ctx context.Context, s string) {
+	h.t.Helper()
+	for !strings.Contains(h.logs.String(), s) {
+		select {
+		case <-ctx.Done():
+			h.t.Fatalf("the bot never logged %q:\n%s", s, h.logs.String())
+		case <-time.After(20 * time.Millisecond): // polling a log buffer; nothing to wait on
+		}
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitStatus polls an endpoint until it answers want (readiness changes asynchronously).
+func waitStatus(ctx context.Context, t *testing.T, url string, want int) string {
+	t.Helper()
+	for {
+		code, body := get(t, url)
+		if code == want {
+			return body
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s stayed %d (%s), want %d", url, code, body, want)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func TestHealthReadinessAndMetrics(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.addJane()
+	h.start()
+	base := "http://" + h.httpAddr(h.ctx())
+	if code, body := get(t, base+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
+		t.Fatalf("/healthz = %d %q", code, body)
+	}
+	waitStatus(h.ctx(), t, base+"/readyz", 200)
+
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{`metabase_bot_requests{state="pending"} 1`, `metabase_bot_requests_created_total{action="disable"} 1`,
+		"metabase_bot_metabase_request_duration_seconds_bucket", "metabase_bot_socket_mode_connections_total 1"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "jane@example.com: disabled")
+	h.audit("executed")
+	_, metrics = get(t, base+"/metrics")
+	for _, want := range []string{`metabase_bot_requests{state="succeeded"} 1`, `metabase_bot_requests{state="pending"} 0`,
+		`metabase_bot_decisions_total{decision="approved"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// Metabase going down makes the bot unready, and ready again when it recovers.
+	h.mb.SetHealth(503, `{"status":"Unable to get app-db connection"}`)
+	body := waitStatus(h.ctx(), t, base+"/readyz", 503)
+	if !strings.Contains(body, "metabase") {
+		t.Errorf("/readyz does not say what is wrong: %q", body)
+	}
+	h.mb.SetHealth(200, `{"status":"ok"}`)
+	waitStatus(h.ctx(), t, base+"/readyz", 200)
+}
+
+func TestStartupRefusesNonAdminMetabaseKey(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	analyst := h.mb.AddUser(metabasetest.User{Email: "analyst@example.com", FirstName: "Ann", Active: true})
+	// A second fake whose key belongs to a non-admin, as with a key outside Administrators.
+	mb := metabasetest.New(t, metabasetest.WithAPIKey("mb_analystkey0123456789", analyst.ID), metabasetest.WithAdminUser(metabasetest.User{
+		ID: analyst.ID, Email: "analyst@example.com", FirstName: "Ann", Active: true}))
+	env := maps.Clone(h.env)
+	env["METABASE_URL"] = mb.URL()
+	env["METABASE_API_KEY"] = "mb_analystkey0123456789"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := run(ctx, nil, env, h.logs, h.logs)
+	if code == 0 {
+		t.Fatal("the bot started with a non-admin Metabase key")
+	}
+	if !strings.Contains(h.logs.String(), "Administrators") {
+		t.Errorf("the refusal does not say the key must be in Administrators:\n%s", h.logs.String())
+	}
+}
+
+func TestStartupRefusesBadSlackToken(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"SLACK_BOT_TOKEN": "xoxb-revoked"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if code := run(ctx, nil, h.env, h.logs, h.logs); code == 0 {
+		t.Fatal("the bot started with a bad bot token")
+	}
+	if !strings.Contains(h.logs.String(), "invalid_auth") || !strings.Contains(h.logs.String(), "SLACK_BOT_TOKEN") {
+		t.Errorf("the refusal does not name the problem:\n%s", h.logs.String())
+	}
+}
+
+func TestStartupWaitsForMetabase(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.mb.FailNext("GET", "/api/user/current", -1, 503, "Metabase is still initializing. Please sit tight...")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, nil, maps.Clone(h.env), h.logs, h.logs) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit code %d after a clean stop", code)
+		}
+	}()
+	base := "http://" + h.httpAddr(h.ctx())
+	waitStatus(h.ctx(), t, base+"/healthz", 200)
+	// The client's own retries gave up; the start-up loop keeps waiting instead of exiting.
+	h.waitLog(h.ctx(), "Metabase is not reachable yet")
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "start-up") {
+		t.Fatalf("/readyz while Metabase is down = %d %q, want 503", code, body)
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("the bot exited (%d) instead of waiting for Metabase", code)
+	default:
+	}
+	h.mb.ClearFailures()
+	waitStatus(h.ctx(), t, base+"/readyz", 200)
+}
