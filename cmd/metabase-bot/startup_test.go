@@ -172,3 +172,47 @@ func TestStartupWaitsForMetabase(t *testing.T) {
 	h.mb.ClearFailures()
 	waitStatus(h.ctx(), t, base+"/readyz", 200)
 }
+
+func TestGracefulShutdownFinishesWorkInFlight(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.addJane()
+	in := h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	release := h.mb.Hold("DELETE", "/api/user/:id")
+	h.click(approver, card, "mb_approve")
+	if err := h.mb.WaitForRequests(h.ctx(), "DELETE", "/api/user/", 1); err != nil {
+		t.Fatal(err)
+	}
+	// SIGTERM arrives while Metabase is still answering the DELETE.
+	in.cancel()
+	h.waitLog(h.ctx(), "Shutting down")
+	release()
+	select {
+	case code := <-in.done:
+		if code != 0 {
+			t.Fatalf("exit code %d, want 0", code)
+		}
+		in.once.Do(func() {}) // already stopped
+	case <-h.ctx().Done():
+		t.Fatal("the bot did not stop after the in-flight execution finished")
+	}
+	// The outcome was recorded and delivered before the process exited.
+	if _, ok := h.findMessage(func(m string) bool { return strings.Contains(m, "jane@example.com: disabled") }); !ok {
+		t.Fatalf("the in-flight execution's outcome was not posted before exit:\n%s", h.logs.String())
+	}
+	if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
+		t.Fatalf("DELETE calls = %d, want 1", n)
+	}
+}
+
+// findMessage looks for a posted message whose text satisfies pred, without waiting.
+func (h *harness) findMessage(pred func(text string) bool) (string, bool) {
+	for _, m := range h.slack.Messages() {
+		if pred(m.AllText()) {
+			return m.AllText(), true
+		}
+	}
+	return "", false
+}
