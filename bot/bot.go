@@ -69,6 +69,7 @@ type requestStore interface {
 const (
 	defaultRequestTTL      = 24 * time.Hour
 	defaultExecLease       = 2 * time.Minute
+	defaultOutboxLease     = 30 * time.Second
 	defaultTick            = time.Second
 	defaultBulkConcurrency = 4
 	defaultFinalReminder   = time.Hour
@@ -129,8 +130,13 @@ type Config struct {
 	InstanceID string
 	// Tick is how often the timer loop looks for due work (default 1s).
 	Tick time.Duration
-	// ExecLease is how long an executor holds a request before others may take over.
+	// ExecLease is how long an executor holds a request before others may take over
+	// (EXECUTION_LEASE, default 2m).
 	ExecLease time.Duration
+	// OutboxLease is how long a process holds a Slack delivery it claimed before another process
+	// (or this one after a restart) sends it again; a delivery gives up after half of it, so a
+	// slow Slack call never overlaps a takeover. Default 30s.
+	OutboxLease time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Log receives structured logs; never secrets.
@@ -199,6 +205,9 @@ func New(cfg Config, api slackAPI, mb metabaseAPI, st requestStore) (*Bot, error
 	}
 	if cfg.ExecLease <= 0 {
 		cfg.ExecLease = defaultExecLease
+	}
+	if cfg.OutboxLease <= 0 {
+		cfg.OutboxLease = defaultOutboxLease
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -31,8 +31,6 @@ const (
 )
 
 const (
-	// outboxLease is how long a delivery may take before another process retries it.
-	outboxLease = 30 * time.Second
 	// outboxBatch is how many rows one claim takes.
 	outboxBatch = 20
 	// maxDeliveryAttempts drops a message that keeps failing, so it cannot block its request's
@@ -122,7 +120,7 @@ func (b *Bot) outboxLoop(ctx context.Context) {
 // deliverOutbox delivers everything claimable now.
 func (b *Bot) deliverOutbox(ctx context.Context) {
 	for ctx.Err() == nil {
-		rows, err := b.store.ClaimOutbox(ctx, b.cfg.InstanceID, b.now(), outboxLease, outboxBatch)
+		rows, err := b.store.ClaimOutbox(ctx, b.cfg.InstanceID, b.now(), b.cfg.OutboxLease, outboxBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				b.log.WithError(err).Error("Could not claim outbox messages")
@@ -138,13 +136,14 @@ func (b *Bot) deliverOutbox(ctx context.Context) {
 	}
 }
 
-// deliveryTimeout bounds one delivery. A delivery runs detached from shutdown: once Slack may
-// have accepted a message, recording that is worth finishing, or the row stays claimed and the
-// message is sent again after the lease.
-const deliveryTimeout = 15 * time.Second
+// maxDeliveryTimeout bounds one delivery; it is also kept under half the outbox lease, so a
+// delivery has given up before another process may claim the same row. A delivery runs detached
+// from shutdown: once Slack may have accepted a message, recording that is worth finishing, or
+// the row stays claimed and the message is sent again after the lease.
+const maxDeliveryTimeout = 15 * time.Second
 
 func (b *Bot) deliverOne(ctx context.Context, row store.Outbox) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(maxDeliveryTimeout, b.cfg.OutboxLease/2))
 	defer cancel()
 	log := b.log.WithFields(logrus.Fields{"request_id": row.RequestID, "outbox_id": row.ID, "outbox_kind": row.Kind})
 	err := b.deliver(ctx, row)
