@@ -46,6 +46,7 @@ type config struct {
 	MaxReturnAhead         time.Duration `env:"MAX_RETURN_AHEAD" envDefault:"8784h"`
 	BulkConcurrency        int           `env:"BULK_CONCURRENCY" envDefault:"4"`
 	ShutdownTimeout        time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	ExecutionLease         time.Duration `env:"EXECUTION_LEASE" envDefault:"2m"`
 
 	returnLocation *time.Location
 	logLevel       logrus.Level
@@ -208,6 +209,9 @@ func (c *config) validate() []string {
 	}
 	if c.ShutdownTimeout <= 0 {
 		p = append(p, "SHUTDOWN_TIMEOUT must be positive")
+	}
+	if c.ExecutionLease < 5*time.Second {
+		p = append(p, "EXECUTION_LEASE must be at least 5s (longer than one Metabase call)")
 	}
 	return p
 }

@@ -35,6 +35,10 @@ import (
 	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
+// maxOutboxLease caps how long a claimed Slack delivery stays claimed after its process died; a
+// shorter EXECUTION_LEASE shortens it too.
+const maxOutboxLease = 30 * time.Second
+
 // Set by the linker: -ldflags "-X main.version=… -X main.commit=…".
 var (
 	version = "dev"
@@ -166,7 +170,8 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 		DenyReasonRequired: cfg.DenyReasonRequired, RequestTTL: cfg.RequestTTL,
 		FinalReminder: cfg.ReminderBeforeExpiry, ProtectedUsers: cfg.ProtectedUsers, BotMetabaseUserID: botMB,
 		DryRun: cfg.DryRun, ReturnLocation: cfg.returnLocation, MaxReturnAhead: cfg.MaxReturnAhead,
-		BulkConcurrency: cfg.BulkConcurrency, Log: log, Metrics: metrics,
+		BulkConcurrency: cfg.BulkConcurrency, ExecLease: cfg.ExecutionLease,
+		OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Log: log, Metrics: metrics,
 	}, api, mb, st)
 	if err != nil {
 		return err
