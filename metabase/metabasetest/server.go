@@ -94,6 +94,8 @@ type Server struct {
 	failures map[string][]time.Time // lower(username) -> failed logins
 
 	requests []Request
+	spans    []span        // parallel to requests, for MaxInFlight
+	events   int64         // counts arrivals and completions, ordering spans
 	arrived  chan struct{} // closed and replaced on each arrival
 	latency  []latencyRule
 	fails    []*failRule
@@ -241,6 +243,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	idx := len(s.requests)
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Auth: auth})
+	s.events++
+	s.spans = append(s.spans, span{start: s.events})
 	close(s.arrived)
 	s.arrived = make(chan struct{})
 	delay := s.latencyLocked(r.Method, r.URL.Path)
@@ -252,6 +256,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		s.mu.Lock()
 		s.requests[idx].Status = rec.status
+		s.events++
+		s.spans[idx].end = s.events
 		s.mu.Unlock()
 	}()
 	rec.Header().Set("X-Metabase-Version", Version)
