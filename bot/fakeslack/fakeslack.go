@@ -90,6 +90,8 @@ type Server struct {
 	calls    map[string]int
 	limits   map[string]rateLimit
 	failures map[string]failure
+	holds    map[string]*holdRule   // method -> active Hold rule
+	parked   map[string][]*holdRule // method -> rules that parked calls (see hold.go)
 
 	tickets     map[string]bool // ticket -> used
 	conns       []*wsConn       // sockets that receive envelopes

@@ -309,6 +309,12 @@ func (s *Server) Connected() int {
 	return len(s.conns)
 }
 
+// WaitSockets blocks until exactly n sockets are receiving envelopes, e.g. until the fake noticed that a killed
+// client's socket is gone, so no envelope is written to it.
+func (s *Server) WaitSockets(ctx context.Context, n int) error {
+	return s.waitFor(ctx, func() bool { return len(s.conns) == n })
+}
+
 // Connections is the number of successful apps.connections.open + dial + hello so far; reconnects add one each.
 func (s *Server) Connections() int {
 	s.mu.Lock()

@@ -108,7 +108,7 @@ func parseParams(r *http.Request) (params, error) {
 }
 
 // serveAPI dispatches /<method>. Order: 404 for unknown methods, count the call, the 429 switch, auth
-// (not_authed / invalid_auth), the FailNext switch, then the method.
+// (not_authed / invalid_auth), the FailNext switch, Hold, then the method.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	method := strings.TrimPrefix(r.URL.Path, "/")
 	h, ok := apiMethods[method]
@@ -161,6 +161,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Unlock()
+	if !s.park(r.Context(), method) {
+		return // the client went away while the call was held: it never took effect
+	}
 	writeJSON(w, h(s, p))
 }
 
