@@ -158,6 +158,10 @@ func (b *Bot) deliverOne(ctx context.Context, row store.Outbox) {
 		log.WithField("retry_after", rl.RetryAfter.String()).Warn("Slack rate limited a message; retrying after the delay it asked for")
 	case permanentSlackError(err) || row.Attempts >= maxDeliveryAttempts:
 		log.WithError(err).WithField("attempts", row.Attempts).Error("Dropping a Slack message that cannot be delivered" + slackHint(err))
+		if row.Kind == kindCard {
+			b.cardFailed(ctx, row, err, log)
+			return
+		}
 		if cerr := b.store.CompleteOutbox(ctx, row.ID, b.cfg.InstanceID); cerr != nil {
 			log.WithError(cerr).Warn("Could not mark a dropped message")
 		}
@@ -168,6 +172,39 @@ func (b *Bot) deliverOne(ctx context.Context, row store.Outbox) {
 	if rerr := b.store.RetryOutbox(ctx, row.ID, b.cfg.InstanceID, at, err.Error()); rerr != nil {
 		log.WithError(rerr).Warn("Could not schedule a retry")
 	}
+}
+
+// cardFailed handles a card Slack will not take (most often: the bot is not in the channel). A
+// request nobody can see must not wait for approvers, so it is cancelled in the same write that
+// drops the card, and the requester is told by direct message what to fix.
+func (b *Bot) cardFailed(ctx context.Context, row store.Outbox, cause error, log logrus.FieldLogger) {
+	r, err := b.store.CompleteOutboxAndUpdate(ctx, row.ID, b.cfg.InstanceID, row.RequestID, func(r *approval.Request) error {
+		if r.State == approval.Pending {
+			r.State = approval.Cancelled
+			r.DecidedAt = b.now()
+		}
+		return nil
+	})
+	if err != nil {
+		log.WithError(err).Warn("Could not cancel a request whose card failed")
+		return
+	}
+	b.logEvent(r, "cancelled: card not posted", "")
+	text := fmt.Sprintf("I could not post the approval card for request %s in <#%s>: Slack said `%s`%s. The request was cancelled; nothing changed in Metabase.",
+		r.ID, r.ChannelID, slackCode(cause), slackHint(cause))
+	if _, _, err := b.slack.PostMessageContext(ctx, r.Requester, slack.MsgOptionText(text, false)); err != nil {
+		b.cfg.Metrics.slackError("chat.postMessage", err)
+		log.WithError(err).Warn("Could not tell the requester that the card failed")
+	}
+}
+
+// slackCode is Slack's error code, for messages to people.
+func slackCode(err error) string {
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return "error"
 }
 
 func backoff(attempts int) time.Duration {

@@ -19,6 +19,7 @@ import (
 
 // handleCommand answers one slash command. It runs after the ack, so it may take its time.
 func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
+	ctx = withReplyURL(ctx, sc.ChannelID, sc.UserID, sc.ResponseURL)
 	log := b.log.WithFields(logrus.Fields{"slack_user_id": sc.UserID, "channel_id": sc.ChannelID, "command": sc.Command})
 	cmd, err := ParseCommand(sc.Text)
 	if err != nil {
@@ -379,9 +380,33 @@ func targetEmails(r approval.Request) []string {
 	return out
 }
 
+// replyURL is a slash command's response_url, carried in the context of its handler so every
+// reply to that command can use it without threading it through each validation helper.
+type replyURL struct{ channel, user, url string }
+
+type replyURLKey struct{}
+
+func withReplyURL(ctx context.Context, channel, user, url string) context.Context {
+	if url == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, replyURLKey{}, replyURL{channel, user, url})
+}
+
 // ephemeral replies privately; delivery is best effort (Slack does not guarantee ephemerals).
-func (b *Bot) ephemeral(ctx context.Context, channel, user, text string) {
-	_, err := b.slack.PostEphemeralContext(ctx, channel, user, slack.MsgOptionText(clip(text, 3900), false))
+// A reply to a slash command goes through its response_url, which works even where the bot is
+// not a member (chat.postEphemeral answers not_in_channel there); chat.postEphemeral is the
+// fallback.
+func (b *Bot) ephemeral(ctx context.Context, channel, user, text string, extra ...slack.MsgOption) {
+	opts := append([]slack.MsgOption{slack.MsgOptionText(clip(text, 3900), false)}, extra...)
+	if ru, ok := ctx.Value(replyURLKey{}).(replyURL); ok && ru.channel == channel && ru.user == user {
+		_, _, err := b.slack.PostMessageContext(ctx, "", append(opts, slack.MsgOptionResponseURL(ru.url, slack.ResponseTypeEphemeral))...)
+		if err == nil {
+			return
+		}
+		b.log.WithError(err).Debug("Could not reply through response_url; trying chat.postEphemeral")
+	}
+	_, err := b.slack.PostEphemeralContext(ctx, channel, user, opts...)
 	if err != nil {
 		b.cfg.Metrics.slackError("chat.postEphemeral", err)
 		b.log.WithError(err).WithFields(logrus.Fields{"channel_id": channel, "slack_user_id": user}).Warn("Could not send an ephemeral reply")

@@ -295,3 +295,33 @@ func (h *harness) mustUser(email string) metabasetest.User {
 	h.t.Fatalf("no fake Metabase user %s", email)
 	return metabasetest.User{}
 }
+
+func TestBotNotInChannel(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.addJane()
+	h.slack.AddChannel("CPRIVATE", "private-ops", false)
+	h.start()
+	ctx := h.ctx()
+	// A validation error still reaches the requester: replies use the command's response_url.
+	if _, err := h.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: "CPRIVATE", Text: "disable nobody@example.com gone"}); err != nil {
+		t.Fatal(err)
+	}
+	h.ephemeral(requester, "No Metabase user has the email")
+	// A valid request cannot get its card posted: it is cancelled and the requester is told how to fix it.
+	if _, err := h.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: "CPRIVATE", Text: "disable jane@example.com gone"}); err != nil {
+		t.Fatal(err)
+	}
+	dm, err := h.slack.WaitMessage(ctx, func(m fakeslack.Message) bool {
+		return m.Channel == "D"+requester && strings.Contains(m.Text, "not_in_channel")
+	})
+	if err != nil {
+		t.Fatalf("the requester was not told the card failed: %v\n%v", err, texts(h.slack.Messages()))
+	}
+	if !strings.Contains(dm.Text, "invite the bot") || !strings.Contains(dm.Text, "cancelled") {
+		t.Errorf("the message does not say what happened and how to fix it: %s", dm.Text)
+	}
+	// The cancelled request no longer blocks a new one in a channel the bot is in.
+	h.command(requester, "disable jane@example.com gone")
+	h.card("jane@example.com")
+}
