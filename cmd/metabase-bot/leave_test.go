@@ -1,0 +1,280 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
+)
+
+// exactCount counts requests with exactly this method and path (Count matches a prefix, and
+// /api/user/7 is a prefix of /api/user/7/reactivate and /api/user/70).
+func (h *harness) exactCount(method, path string) int {
+	n := 0
+	for _, r := range h.mb.Requests() {
+		if r.Method == method && r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+// deactivateBehindTheBot deactivates a user directly in Metabase, as an admin would in its UI.
+func (h *harness) deactivateBehindTheBot(id int) {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(h.ctx(), "DELETE", h.mb.URL()+"/api/user/"+strconv.Itoa(id), nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", metabasetest.AdminAPIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		h.t.Fatalf("DELETE user %d behind the bot: %d", id, resp.StatusCode)
+	}
+}
+
+// addAdminJane seeds jane as an admin in groups 1 (All Users), 2 (Administrators) and 5.
+func (h *harness) addAdminJane() metabasetest.User {
+	return h.mb.AddUser(metabasetest.User{Email: "jane@example.com", FirstName: "Jane", LastName: "Doe", Active: true,
+		Superuser: true, GroupIDs: []int{5}, DateJoined: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)})
+}
+
+// disableApproved runs a disable command through approval and waits for its outcome reply.
+func (h *harness) disableApproved(command, email string) fakeslack.Message {
+	h.t.Helper()
+	h.command(requester, command)
+	card := h.card(email)
+	h.click(approver, card, "mb_approve")
+	h.thread(card, email+": disabled")
+	return card
+}
+
+// checkRestored checks the user is active again with admin status and groups [1 2 5].
+func (h *harness) checkRestored(id int) {
+	h.t.Helper()
+	u, _ := h.mb.UserByID(id)
+	if !u.Active || !u.Superuser {
+		h.t.Errorf("after the return: active=%v superuser=%v, want both true", u.Active, u.Superuser)
+	}
+	if got := u.GroupIDs; len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 5 {
+		h.t.Errorf("after the return: groups %v, want [1 2 5]", got)
+	}
+}
+
+// returnTime is an RFC 3339 time d from now: the bot refuses past times, so d is the margin.
+func returnTime(d time.Duration) (string, time.Time) {
+	at := time.Now().Add(d).UTC().Truncate(time.Second)
+	return at.Format(time.RFC3339), at
+}
+
+func TestEnableRestoresWhatTheBotRecorded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	h.start()
+	h.disableApproved("disable jane@example.com Sabbatical", "jane@example.com")
+	h.audit("executed", "disable jane@example.com")
+
+	h.command(requester, "enable jane@example.com back")
+	card := h.card("enable")
+	if !strings.Contains(card.AllText(), "jane@example.com") {
+		t.Errorf("enable card does not name jane:\n%s", card.AllText())
+	}
+	h.click(approver, card, "mb_approve")
+	reply := h.thread(card, "jane@example.com: enabled")
+	if !strings.Contains(reply.AllText(), "admin status restored") {
+		t.Errorf("the thread does not say admin status was restored: %s", reply.AllText())
+	}
+	h.audit("executed", "enable jane@example.com")
+	base := "/api/user/" + strconv.Itoa(jane.ID)
+	if n := h.exactCount("PUT", base+"/reactivate"); n != 1 {
+		t.Errorf("reactivate calls = %d, want 1", n)
+	}
+	if n := h.exactCount("PUT", base); n != 1 {
+		t.Errorf("PUT %s calls = %d, want 1", base, n)
+	}
+	h.checkRestored(jane.ID)
+}
+
+func TestEnableActiveUserIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.addJane()
+	h.start()
+	h.reply(requester, "enable jane@example.com back", "jane@example.com is already active in Metabase")
+	// A following valid command's card proves the first created none.
+	h.mb.AddUser(metabasetest.User{Email: "gone@example.com", FirstName: "Gone", Active: false})
+	h.command(requester, "enable gone@example.com back")
+	h.card("gone@example.com")
+	if n := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") }); n != 1 {
+		t.Fatalf("%d cards, want only the one for gone@example.com", n)
+	}
+	if n := h.mb.Count("PUT", ""); n != 0 {
+		t.Fatalf("PUT calls = %d before any approval", n)
+	}
+}
+
+// leave disables jane until a return time d ahead and returns the card and the thread reply
+// announcing the return.
+func (h *harness) leave(email string, d time.Duration) (fakeslack.Message, fakeslack.Message, time.Time) {
+	h.t.Helper()
+	until, at := returnTime(d)
+	h.command(requester, "disable "+email+" until "+until+" Parental leave")
+	card := h.card(email)
+	if !strings.Contains(card.AllText(), "Returns") {
+		h.t.Errorf("the card does not show the return date:\n%s", card.AllText())
+	}
+	h.click(approver, card, "mb_approve")
+	h.thread(card, email+": disabled")
+	sched := h.thread(card, "will be re-enabled automatically")
+	if !sched.HasAction("mb_cancel_return") {
+		h.t.Errorf("the return announcement has no Cancel automatic return button: %s", sched.AllText())
+	}
+	return card, sched, at
+}
+
+func TestLeaveReturnsOnTime(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	h.start()
+	card, _, at := h.leave("jane@example.com", 4*time.Second)
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Fatal("jane is still active after the approved leave")
+	}
+	h.audit("return scheduled", "jane@example.com")
+
+	reply := h.thread(card, "jane@example.com: enabled")
+	if now := time.Now(); now.Before(at) {
+		t.Errorf("re-enabled at %s, before the return time %s", now.Format(time.RFC3339Nano), at.Format(time.RFC3339))
+	}
+	if !strings.Contains(reply.AllText(), "admin status restored") {
+		t.Errorf("the return reply does not mention admin status: %s", reply.AllText())
+	}
+	h.audit("executed", "enable jane@example.com")
+	h.checkRestored(jane.ID)
+	if n := h.exactCount("PUT", "/api/user/"+strconv.Itoa(jane.ID)+"/reactivate"); n != 1 {
+		t.Errorf("reactivate calls = %d, want exactly 1", n)
+	}
+	if n := h.count(func(m fakeslack.Message) bool {
+		return m.ThreadTS == card.TS && strings.Contains(m.Text, "jane@example.com: enabled")
+	}); n != 1 {
+		t.Errorf("%d return replies in the thread, want 1", n)
+	}
+}
+
+func TestLeaveReturnsAcrossRestart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	first := h.start()
+	card, _, _ := h.leave("jane@example.com", 8*time.Second)
+	first.stop(t)
+	if n := h.exactCount("PUT", "/api/user/"+strconv.Itoa(jane.ID)+"/reactivate"); n != 0 {
+		t.Fatalf("the return ran before the restart (%d reactivate calls); the margin is too small", n)
+	}
+	h.start()
+	h.thread(card, "jane@example.com: enabled")
+	h.audit("executed", "enable jane@example.com")
+	h.checkRestored(jane.ID)
+	if n := h.exactCount("PUT", "/api/user/"+strconv.Itoa(jane.ID)+"/reactivate"); n != 1 {
+		t.Errorf("reactivate calls = %d, want exactly 1", n)
+	}
+}
+
+func TestCancelScheduledReturn(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	john := h.mb.AddUser(metabasetest.User{Email: "john@example.com", FirstName: "John", Active: true})
+	h.start()
+	// Two leaves ending at the same second: john's return is the observable proof that the
+	// timer reached jane's return time.
+	until, _ := returnTime(5 * time.Second)
+	h.command(requester, "disable jane@example.com until "+until+" Parental leave")
+	janeCard := h.card("jane@example.com")
+	h.click(approver, janeCard, "mb_approve")
+	sched := h.thread(janeCard, "will be re-enabled automatically")
+	h.command(requester, "disable john@example.com until "+until+" Sabbatical")
+	johnCard := h.card("john@example.com")
+	h.click(approver, johnCard, "mb_approve")
+	h.thread(johnCard, "will be re-enabled automatically")
+
+	h.reply(requester, "status jane@example.com", "Scheduled return")
+
+	// Only approvers may cancel.
+	h.click(outsider, sched, "mb_cancel_return")
+	h.ephemeral(outsider, "Only approvers")
+	h.click(approver2, sched, "mb_cancel_return")
+	h.thread(janeCard, "Automatic return cancelled by <@"+approver2+">")
+	h.audit("return cancelled", "jane@example.com")
+
+	h.thread(johnCard, "john@example.com: enabled")
+	if u, _ := h.mb.UserByID(john.ID); !u.Active {
+		t.Error("john was not re-enabled")
+	}
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Error("jane was re-enabled although her return was cancelled")
+	}
+	if n := h.mb.Count("PUT", "/api/user/"+strconv.Itoa(jane.ID)); n != 0 {
+		t.Errorf("%d PUT calls for jane after the cancel, want 0", n)
+	}
+	st := h.reply(approver, "status jane@example.com", "Metabase id")
+	if strings.Contains(st.Text, "Scheduled return") || !strings.Contains(st.Text, "deactivated") {
+		t.Errorf("status after the cancel: %s", st.Text)
+	}
+	// A second click is answered, not acted on.
+	h.click(approver, sched, "mb_cancel_return")
+	h.ephemeral(approver, "no longer scheduled")
+}
+
+func TestBadReturnDatesAreRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.addJane()
+	h.start()
+	past, _ := returnTime(-time.Hour)
+	tests := []struct{ until, want string }{
+		{"2020-01-01", "is in the past"},
+		{past, "is in the past"},
+		{"tomorrow", "can't read the return date"},
+		{"2027-13-45", "can't read the return date"},
+		{time.Now().AddDate(2, 0, 0).Format("2006-01-02"), "the limit is 366 days"},
+	}
+	for _, tt := range tests {
+		h.reply(requester, "disable jane@example.com until "+tt.until+" Parental leave", tt.want)
+	}
+	h.reply(requester, "enable jane@example.com until 2030-01-01 back", "`until` only goes with `disable`")
+	if n := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
+		t.Fatalf("%d cards for refused dates", n)
+	}
+}
+
+// reply types a command and waits for a NEW ephemeral to user containing want (ephemeral
+// matches any earlier one too, which is too weak when several commands get similar answers).
+func (h *harness) reply(user, text, want string) fakeslack.Message {
+	h.t.Helper()
+	seen := map[string]bool{}
+	for _, m := range h.slack.Ephemerals() {
+		seen[m.Channel+"/"+m.TS] = true
+	}
+	h.command(user, text)
+	m, err := h.slack.WaitEphemeral(h.ctx(), func(m fakeslack.Message) bool {
+		return !seen[m.Channel+"/"+m.TS] && m.User == user
+	})
+	if err != nil {
+		h.t.Fatalf("no reply to %q: %v\nlogs:\n%s", text, err, h.logs.String())
+	}
+	if !strings.Contains(m.AllText(), want) {
+		h.t.Fatalf("reply to %q is %q, want it to contain %q", text, m.AllText(), want)
+	}
+	return m
+}
