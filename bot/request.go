@@ -24,7 +24,8 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 	cmd, err := ParseCommand(sc.Text)
 	if err != nil {
 		log.WithField("error_message", err.Error()).Info("Refused a command that does not parse")
-		b.ephemeral(ctx, sc.ChannelID, sc.UserID, err.Error()+"\n\n"+b.helpText())
+		// The message quotes what was typed: escape it, or a typed <!channel> would ping.
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, escape(err.Error())+"\n\n"+b.helpText())
 		return
 	}
 	log = log.WithField("verb", string(cmd.Verb))
@@ -360,7 +361,7 @@ func parseReturnDate(s string, loc *time.Location, now time.Time, maxAhead time.
 		t, err = time.Parse(time.RFC3339, s)
 	}
 	if err != nil {
-		return time.Time{}, problemf("I can't read the return date %q: use YYYY-MM-DD or an RFC 3339 time like 2027-01-15T09:00:00+01:00.", truncateRunes(s, 40))
+		return time.Time{}, problemf("I can't read the return date %s: use YYYY-MM-DD or an RFC 3339 time like 2027-01-15T09:00:00+01:00.", escape(strconv.Quote(truncateRunes(s, 40))))
 	}
 	if !t.After(now) {
 		return time.Time{}, problemf("The return date %s is in the past.", escape(s))
