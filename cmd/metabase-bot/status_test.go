@@ -85,7 +85,9 @@ func TestSlackMentionTargets(t *testing.T) {
 	if u, _ := h.mb.UserByID(jane.ID); u.Active {
 		t.Error("jane is still active")
 	}
-	if n := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") || strings.HasPrefix(m.Text, "Metabase disable") }); n != 1 {
+	if n := h.count(func(m fakeslack.Message) bool {
+		return m.HasAction("mb_approve") || strings.HasPrefix(m.Text, "Metabase disable")
+	}); n != 1 {
 		t.Errorf("%d cards, want 1 (the refused mentions create none)", n)
 	}
 }
