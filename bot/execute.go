@@ -22,6 +22,13 @@ var errLostLease = errors.New("execution lease lost to another process")
 // a crash redoes at most these, and redoing is safe because disable and enable are idempotent.
 const flushEvery = 25
 
+// execTimeout bounds one execution: a minute, plus a Metabase call's worst case (timeout and
+// retries, about 30 s) for each round of concurrent calls.
+func execTimeout(targets, concurrency int) time.Duration {
+	rounds := (targets + concurrency - 1) / max(concurrency, 1)
+	return time.Minute + time.Duration(rounds)*30*time.Second
+}
+
 // outcome is the result for target i, with the user as Metabase showed it before the change.
 type outcome struct {
 	i      int
@@ -35,6 +42,11 @@ func (b *Bot) execute(ctx context.Context, r approval.Request) {
 	log := b.log.WithFields(logrus.Fields{"request_id": r.ID, "action": string(r.Action), "attempt": r.Attempts})
 	start := time.Now()
 	pending := r.PendingTargets()
+	// An execution outlives the envelope that started it (a bulk request can take minutes) and
+	// shutdown waits for it; its own bound is generous per target, and the lease is renewed at
+	// every flush so no other replica takes it over meanwhile.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execTimeout(len(pending), b.cfg.BulkConcurrency))
+	defer cancel()
 	results := make(chan outcome)
 	var wg sync.WaitGroup
 	work := make(chan int)
