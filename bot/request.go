@@ -98,15 +98,33 @@ func (b *Bot) createRequest(ctx context.Context, r approval.Request) error {
 	if r.Reason != "" {
 		extra = "reason: " + escape(r.Reason)
 	}
-	if err := b.store.Create(ctx, r,
-		outbox(r.ID, kindCard, message{}),
-		b.audit(r, "requested", r.Requester, extra),
-	); err != nil {
+	out := []store.Outbox{outbox(r.ID, kindCard, message{})}
+	out = append(out, targetListThread(r)...)
+	out = append(out, b.audit(r, "requested", r.Requester, extra))
+	if err := b.store.Create(ctx, r, out...); err != nil {
 		return err
 	}
 	b.cfg.Metrics.requestCreated(r)
 	b.kick()
 	return nil
+}
+
+// targetListThread puts the full target list of a request too long for its card into the
+// card's thread (the card shows the first maxCardTargets and says "and N more").
+func targetListThread(r approval.Request) []store.Outbox {
+	if len(r.Targets) <= maxCardTargets {
+		return nil
+	}
+	lines := make([]string, 0, len(r.Targets)+1)
+	lines = append(lines, fmt.Sprintf("All %d users of request %s:", len(r.Targets), r.ID))
+	for _, t := range r.Targets {
+		lines = append(lines, "• "+targetLine(t))
+	}
+	var out []store.Outbox
+	for _, c := range chunkLines(lines, maxSectionText) {
+		out = append(out, thread(r, c))
+	}
+	return out
 }
 
 // buildRequest checks who asks, where, and about whom, and returns the request to create.
