@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"maps"
@@ -79,6 +80,13 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 		t.Fatalf("/healthz = %d %q", code, body)
 	}
 	waitStatus(h.ctx(), t, base+"/readyz", 200)
+	var out bytes.Buffer
+	if code := run(h.ctx(), []string{"healthcheck"}, map[string]string{"HTTP_ADDR": strings.TrimPrefix(base, "http://")}, &out, &out); code != 0 {
+		t.Errorf("healthcheck against a running bot exited %d: %s", code, out.String())
+	}
+	if code := run(h.ctx(), []string{"healthcheck"}, map[string]string{"HTTP_ADDR": "127.0.0.1:1"}, &out, &out); code != 1 {
+		t.Errorf("healthcheck against nothing exited %d, want 1", code)
+	}
 
 	h.command(requester, "disable jane@example.com Left the company")
 	card := h.card("jane@example.com")
