@@ -21,6 +21,8 @@ type failRule struct {
 type holdRule struct {
 	method, pattern string
 	ch              chan struct{}
+	// reply: the request is handled at once and only its reply is parked (HoldReply).
+	reply bool
 }
 
 // matchPath reports whether path matches pattern segment by segment, where
@@ -122,7 +124,19 @@ func (s *Server) failLocked(method, path string) *failRule {
 // called (or their client goes away). Requests that arrive after release
 // pass. Use WaitForRequests to know that a request is parked.
 func (s *Server) Hold(method, pathPattern string) (release func()) {
-	h := &holdRule{method, pathPattern, make(chan struct{})}
+	return s.hold(&holdRule{method: method, pattern: pathPattern, ch: make(chan struct{})})
+}
+
+// HoldReply handles requests matching method and pathPattern at once (a
+// DELETE deactivates the user) but parks their replies until release is
+// called. If the client goes away first, the change stays and the reply is
+// never sent: the case of a bot that died after Metabase acted but before it
+// learned so. Requests that arrive after release pass.
+func (s *Server) HoldReply(method, pathPattern string) (release func()) {
+	return s.hold(&holdRule{method: method, pattern: pathPattern, ch: make(chan struct{}), reply: true})
+}
+
+func (s *Server) hold(h *holdRule) (release func()) {
 	s.mu.Lock()
 	s.holds = append(s.holds, h)
 	s.mu.Unlock()
@@ -142,10 +156,10 @@ func (s *Server) Hold(method, pathPattern string) (release func()) {
 	}
 }
 
-func (s *Server) holdLocked(method, path string) chan struct{} {
+func (s *Server) holdLocked(method, path string) *holdRule {
 	for _, h := range s.holds {
 		if matchRule(h.method, h.pattern, method, path) {
-			return h.ch
+			return h
 		}
 	}
 	return nil

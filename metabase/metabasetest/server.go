@@ -11,6 +11,7 @@ package metabasetest
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -46,7 +47,8 @@ type Request struct {
 	// "api-key" (X-API-Key) or "none".
 	Auth string
 	// Status is the response status, 0 while the request is in flight or
-	// when the client went away first.
+	// when the client went away first (except under HoldReply, where the
+	// request was handled: then it is the status of the reply never sent).
 	Status int
 }
 
@@ -271,15 +273,30 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if hold != nil {
+	if hold != nil && !hold.reply {
 		select {
-		case <-hold:
+		case <-hold.ch:
 		case <-r.Context().Done():
 			return
 		}
 	}
 	if fail != nil {
 		writeBody(rec, fail.status, fail.body)
+		return
+	}
+	if hold != nil && hold.reply {
+		// HoldReply: the request takes effect now; only its reply waits.
+		buf := httptest.NewRecorder()
+		s.route(buf, r)
+		rec.status = buf.Code
+		select {
+		case <-hold.ch:
+		case <-r.Context().Done():
+			return
+		}
+		maps.Copy(rec.Header(), buf.Header())
+		rec.ResponseWriter.WriteHeader(buf.Code)
+		_, _ = rec.ResponseWriter.Write(buf.Body.Bytes())
 		return
 	}
 	s.route(rec, r)
