@@ -101,6 +101,10 @@ func (b *Bot) openDenyForm(ctx context.Context, triggerID string, r approval.Req
 // open and shows them) or empty (the form closes) before the work continues.
 func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode.Request, cb slack.InteractionCallback) {
 	log := b.log.WithFields(logrus.Fields{"callback_id": cb.View.CallbackID, "slack_user_id": cb.User.ID})
+	if cb.View.State == nil {
+		// Slack always sends state, but a payload without it must not panic before the ack.
+		cb.View.State = &slack.ViewState{}
+	}
 	var meta formMeta
 	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil {
 		log.Warn("Ignoring a form with unreadable metadata")
