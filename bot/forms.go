@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
@@ -128,10 +129,10 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 	case callbackRequestForm:
 		vctx, cancel := context.WithTimeout(ctx, viewValidationBudget)
 		defer cancel()
-		in, fieldErrs := b.formRequest(meta, cb, reason)
+		in, targetsBlock, fieldErrs := b.formRequest(meta, cb, reason)
 		if len(fieldErrs) == 0 {
 			if _, err := b.buildRequest(vctx, in); err != nil {
-				fieldErrs = map[string]string{blockFormTargets: clip(problemText(err), 150)}
+				fieldErrs = map[string]string{targetsBlock: clip(problemText(err), 150)}
 			}
 		}
 		if len(fieldErrs) > 0 {
@@ -153,33 +154,67 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 	}
 }
 
-// formRequest turns the request form into the same input the text command produces.
-func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason string) (requestInput, map[string]string) {
+// formRequest turns the request form into the same input the text command produces. The fields
+// are read as they are, not glued into a command line: a reason may span lines or start with
+// "until", and a word in the targets field that is not a user is an error there, never part of
+// the reason. It also returns the block that target problems belong to.
+func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason string) (requestInput, string, map[string]string) {
 	values := cb.View.State.Values
-	var words []string
+	fieldErr := func(block, msg string) (requestInput, string, map[string]string) {
+		return requestInput{}, "", map[string]string{block: clip(msg, 150)}
+	}
+	if meta.Verb != VerbDisable && meta.Verb != VerbEnable {
+		return fieldErr(blockFormTargets, "This form is out of date; please open it again.")
+	}
+	var refs []TargetRef
+	seen := map[string]bool{}
+	add := func(t TargetRef) {
+		if !seen[t.key()] {
+			seen[t.key()] = true
+			refs = append(refs, t)
+		}
+	}
 	if u := values[blockFormUser][actionFormUser].SelectedUser; u != "" {
-		words = append(words, "<@"+u+">")
+		t, err := parseTarget("<@" + u + ">")
+		if err != nil {
+			return fieldErr(blockFormUser, err.Error())
+		}
+		add(t)
 	}
-	words = append(words, strings.Fields(values[blockFormTargets][actionFormTargets].Value)...)
-	if len(words) == 0 {
-		return requestInput{}, map[string]string{blockFormTargets: "Pick a Slack user or type an email or Metabase id."}
+	typed := tokenize(values[blockFormTargets][actionFormTargets].Value)
+	for _, w := range typed {
+		if !looksLikeTarget(w) {
+			return fieldErr(blockFormTargets, fmt.Sprintf("Only emails, Metabase ids or mentions go here, not %q.", truncateRunes(w, 40)))
+		}
+		t, err := parseTarget(w)
+		if err != nil {
+			return fieldErr(blockFormTargets, err.Error())
+		}
+		add(t)
 	}
-	text := string(meta.Verb) + " " + strings.Join(words, " ")
-	if d := values[blockFormReturn][actionFormReturn].SelectedDate; d != "" {
-		text += " until " + d
+	targetsBlock := blockFormTargets
+	if len(typed) == 0 {
+		targetsBlock = blockFormUser
 	}
-	cmd, err := ParseCommand(text + " " + reason)
-	if err != nil {
-		return requestInput{}, map[string]string{blockFormTargets: clip(err.Error(), 150)}
+	switch {
+	case len(refs) == 0:
+		return fieldErr(blockFormTargets, "Pick a Slack user or type an email or Metabase id.")
+	case len(refs) > maxTargets:
+		return fieldErr(blockFormTargets, fmt.Sprintf("That names %d users; one request can name at most %d.", len(refs), maxTargets))
+	case utf8.RuneCountInString(reason) > maxReasonLen:
+		return fieldErr(blockFormReason, fmt.Sprintf("The reason is too long; the limit is %d characters.", maxReasonLen))
+	case b.cfg.RequireReason && reason == "":
+		return fieldErr(blockFormReason, "A reason is required.")
 	}
-	if cmd.Reason != reason && reason != "" {
-		// A word of the targets field that is not a target would have become part of the reason.
-		return requestInput{}, map[string]string{blockFormTargets: "Only emails, Metabase ids or mentions go here."}
+	cmd := Command{Verb: meta.Verb, Targets: refs, Reason: reason}
+	if d := values[blockFormReturn][actionFormReturn].SelectedDate; d != "" && meta.Verb == VerbDisable {
+		if _, err := parseReturnDate(d, b.cfg.ReturnLocation, b.now(), b.cfg.MaxReturnAhead); err != nil {
+			return fieldErr(blockFormReturn, problemText(err))
+		}
+		cmd.Until = d
 	}
-	if b.cfg.RequireReason && reason == "" {
-		return requestInput{}, map[string]string{blockFormReason: "A reason is required."}
-	}
-	return requestInput{cmd: cmd, userID: cb.User.ID, channelID: meta.Channel, sourceKey: "form:" + cb.View.ID + ":" + cb.View.Hash}, nil
+	return requestInput{cmd: cmd, userID: cb.User.ID, channelID: meta.Channel, sourceKey: "form:" + cb.View.ID + ":" + cb.View.Hash},
+		targetsBlock, nil
 }
 
 func problemText(err error) string {
