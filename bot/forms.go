@@ -131,7 +131,8 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 		defer cancel()
 		in, targetsBlock, fieldErrs := b.formRequest(meta, cb, reason)
 		if len(fieldErrs) == 0 {
-			if _, err := b.buildRequest(vctx, in); err != nil {
+			// A redelivered submission closes the form; requestChange then ignores it.
+			if _, err := b.buildRequest(vctx, in); err != nil && !errors.Is(err, errRedelivered) {
 				fieldErrs = map[string]string{targetsBlock: clip(problemText(err), 150)}
 			}
 		}

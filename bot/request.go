@@ -69,6 +69,10 @@ func problemf(format string, args ...any) error { return &problem{msg: fmt.Sprin
 // and its card. Any failure gets an ephemeral reply naming the problem and creates nothing.
 func (b *Bot) requestChange(ctx context.Context, in requestInput, log logrus.FieldLogger) {
 	r, err := b.buildRequest(ctx, in)
+	if errors.Is(err, errRedelivered) {
+		log.Info("Ignoring a redelivered command")
+		return
+	}
 	if err != nil {
 		var p *problem
 		if errors.As(err, &p) {
@@ -182,6 +186,12 @@ func (b *Bot) buildRequest(ctx context.Context, in requestInput) (approval.Reque
 			problems = append(problems, fmt.Sprintf("%s is protected: the bot never changes this account.", escape(u.Email)))
 			continue
 		}
+		// Before the state checks: a redelivery of a command that already disabled the user must
+		// stay silent, not report "already deactivated".
+		open, err := b.openRequestFor(ctx, u.ID, in.sourceKey)
+		if err != nil {
+			return approval.Request{}, err
+		}
 		switch {
 		case action == approval.Disable && !u.IsActive:
 			problems = append(problems, fmt.Sprintf("%s is already deactivated in Metabase.", escape(u.Email)))
@@ -190,9 +200,7 @@ func (b *Bot) buildRequest(ctx context.Context, in requestInput) (approval.Reque
 			problems = append(problems, fmt.Sprintf("%s is already active in Metabase.", escape(u.Email)))
 			continue
 		}
-		if open, err := b.openRequestFor(ctx, u.ID); err != nil {
-			return approval.Request{}, err
-		} else if open != "" {
+		if open != "" {
 			problems = append(problems, fmt.Sprintf("%s already has an open request, %s.", escape(u.Email), open))
 			continue
 		}
@@ -308,12 +316,20 @@ func (b *Bot) protected(u metabase.User) bool {
 	return false
 }
 
+// errRedelivered: the command or form was already turned into a request; Slack delivered it
+// again (to this replica or another), and it is ignored without a word to the requester.
+var errRedelivered = errors.New("command already handled")
+
 // openRequestFor returns the id of an open request naming the user, so the same person is not
-// asked about twice at once.
-func (b *Bot) openRequestFor(ctx context.Context, userID int) (string, error) {
+// asked about twice at once, or errRedelivered when a request naming the user already came from
+// sourceKey.
+func (b *Bot) openRequestFor(ctx context.Context, userID int, sourceKey string) (string, error) {
 	rs, err := b.store.ByTarget(ctx, userID)
 	if err != nil {
 		return "", fmt.Errorf("look up open requests: %w", err)
+	}
+	if sourceKey != "" && slices.ContainsFunc(rs, func(r approval.Request) bool { return r.SourceKey == sourceKey }) {
+		return "", errRedelivered
 	}
 	for _, r := range rs {
 		if r.State.Open() && r.ParentID == "" {
