@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -142,6 +143,42 @@ func (b *Bot) scheduleReturn(ctx context.Context, parent approval.Request) error
 			", with admin status and groups restored. An approver can cancel that below.", actionCancelReturn),
 		b.audit(r, "return scheduled", parent.DecidedBy, "at "+slackDate(*parent.ReturnAt)))
 	if errors.Is(err, store.ErrExists) {
+		// A retry of the leave disabled more of its targets: they come back too.
+		return b.addToReturn(ctx, r)
+	}
+	return err
+}
+
+// errNoChange ends a compare-and-set that has nothing to write.
+var errNoChange = errors.New("nothing to change")
+
+// addToReturn adds to an existing scheduled return the targets of want it lacks (users a retry of
+// the leave disabled after the return was scheduled). A return that already ran or was cancelled
+// is left alone.
+func (b *Bot) addToReturn(ctx context.Context, want approval.Request) error {
+	_, err := b.store.Update(ctx, want.ID, func(r *approval.Request) ([]store.Outbox, error) {
+		if r.State != approval.Scheduled {
+			return nil, errNoChange
+		}
+		var added []approval.Target
+		for _, t := range want.Targets {
+			if !slices.ContainsFunc(r.Targets, func(x approval.Target) bool { return x.UserID == t.UserID }) {
+				added = append(added, t)
+			}
+		}
+		if len(added) == 0 {
+			return nil, errNoChange
+		}
+		r.Targets = append(r.Targets, added...)
+		sub := *r
+		sub.Targets = added
+		return []store.Outbox{
+			thread(*r, ":calendar: "+auditTargets(sub)+" will also be re-enabled automatically "+slackDate(r.NotBefore)+
+				". The button above cancels the return for everyone."),
+			b.audit(sub, "return extended", want.DecidedBy, "at "+slackDate(r.NotBefore)),
+		}, nil
+	})
+	if errors.Is(err, errNoChange) {
 		return nil
 	}
 	return err

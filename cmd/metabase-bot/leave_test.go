@@ -278,3 +278,33 @@ func (h *harness) reply(user, text, want string) fakeslack.Message {
 	}
 	return m
 }
+
+// TestLeaveRetriedUserAlsoReturns: a leave for two users where one disable fails at first; after
+// the retry disables them too, both come back at the return time.
+func TestLeaveRetriedUserAlsoReturns(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	john := h.mb.AddUser(metabasetest.User{ID: 61, Email: "john@example.com", FirstName: "John", Active: true})
+	h.start()
+	until, at := returnTime(7 * time.Second)
+	h.command(requester, "disable jane@example.com john@example.com until "+until+" Team sabbatical")
+	card := h.card("john@example.com")
+	h.mb.FailNext("DELETE", "/api/user/61", -1, 400, "Try again later")
+	h.click(approver, card, "mb_approve")
+	summary := h.thread(card, "disabled 1, skipped 0, failed 1")
+	h.thread(card, "will be re-enabled automatically")
+	h.mb.ClearFailures()
+	h.click(approver, summary, "mb_retry")
+	h.thread(card, "disabled 2, skipped 0, failed 0")
+	h.thread(card, "john@example.com will also be re-enabled automatically")
+	if time.Now().After(at) {
+		t.Fatal("the retry finished after the return time; the margin is too small")
+	}
+	h.thread(card, "john@example.com: enabled")
+	h.thread(card, "jane@example.com: enabled")
+	h.checkRestored(jane.ID)
+	if u, _ := h.mb.UserByID(john.ID); !u.Active {
+		t.Error("john, disabled by the retry, did not come back")
+	}
+}
