@@ -416,13 +416,19 @@ func (r *Request) Retry(user string, now time.Time) error {
 	return nil
 }
 
-// Remind counts one reminder if one is due now (see NextReminder).
+// Remind counts one reminder if one is due now (see NextReminder). None is due once the request
+// has passed its deadline (it is to expire instead), and a late reminder, after the bot was down,
+// also counts any later one already due, so approvers are pinged once rather than once per missed
+// reminder.
 func (r *Request) Remind(now time.Time) error {
 	next, ok := r.NextReminder()
-	if !ok || now.Before(next) {
+	if !ok || now.Before(next) || !now.Before(r.ExpiresAt) {
 		return ErrNotDue
 	}
-	r.RemindersSent++
+	for ok && !now.Before(next) {
+		r.RemindersSent++
+		next, ok = r.NextReminder()
+	}
 	return nil
 }
 

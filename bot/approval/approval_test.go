@@ -211,6 +211,39 @@ func TestRemindersAndNextDue(t *testing.T) {
 	}
 }
 
+// TestLateReminders: after downtime, a pending request past its deadline is expired without a
+// reminder, and one past both reminder times gets one reminder, not two in a row.
+func TestLateReminders(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		at       time.Time
+		wantErr  error
+		wantSent int
+	}{
+		{"past the deadline", t0.Add(25 * time.Hour), ErrNotDue, 0},
+		{"at the deadline", t0.Add(24 * time.Hour), ErrNotDue, 0},
+		{"past both reminder times", t0.Add(23*time.Hour + time.Minute), nil, 2},
+		{"between the reminders", t0.Add(13 * time.Hour), nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := pending(1)
+			if err := r.Remind(tt.at); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Remind: err = %v, want %v", err, tt.wantErr)
+			}
+			if r.RemindersSent != tt.wantSent {
+				t.Fatalf("RemindersSent = %d, want %d", r.RemindersSent, tt.wantSent)
+			}
+			if tt.wantErr != nil {
+				if err := r.Expire(tt.at); err != nil {
+					t.Fatalf("Expire: %v", err)
+				}
+			}
+		})
+	}
+}
+
 func TestCloneDoesNotAlias(t *testing.T) {
 	t.Parallel()
 	r := pending(1)
