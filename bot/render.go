@@ -330,29 +330,59 @@ func targetsSummaryPlain(r approval.Request) string {
 	return fmt.Sprintf("%s and %d more", r.Targets[0].Email, len(r.Targets)-1)
 }
 
-// warnings are the risks an approver must see before clicking.
+// warnings are the risks an approver must see before clicking. Several admins or SSO users are
+// summarised in one line each, so every risk stays on the card however many targets there are.
 func (b *Bot) warnings(r approval.Request) []string {
 	if r.Action != approval.Disable {
 		return nil
 	}
-	var w []string
+	var admins, sso []approval.Target
 	for _, t := range r.Targets {
 		if t.Superuser {
-			w = append(w, fmt.Sprintf(":warning: %s is a *Metabase admin*.", escape(t.Email)))
+			admins = append(admins, t)
 		}
 		if t.SSOSource != "" {
-			w = append(w, fmt.Sprintf(":warning: %s signs in through SSO (%s): with JWT/SAML user provisioning a later SSO login can reactivate them. Block them in the identity provider too.",
-				escape(t.Email), escape(t.SSOSource)))
+			sso = append(sso, t)
 		}
-		if len(w) >= 10 {
-			w = append(w, "…more warnings in the thread")
-			break
-		}
+	}
+	var w []string
+	switch len(admins) {
+	case 0:
+	case 1:
+		w = append(w, fmt.Sprintf(":warning: %s is a *Metabase admin*.", escape(admins[0].Email)))
+	default:
+		w = append(w, fmt.Sprintf(":warning: %d of these users are *Metabase admins*: %s.", len(admins), warnedList(admins, false)))
+	}
+	const idp = "with JWT/SAML user provisioning a later SSO login can reactivate them. Block them in the identity provider too."
+	switch len(sso) {
+	case 0:
+	case 1:
+		w = append(w, fmt.Sprintf(":warning: %s signs in through SSO (%s): %s", escape(sso[0].Email), escape(sso[0].SSOSource), idp))
+	default:
+		w = append(w, fmt.Sprintf(":warning: %d of these users sign in through SSO (%s): %s", len(sso), warnedList(sso, true), idp))
 	}
 	if r.RequiredApprovals > b.cfg.RequiredApprovals {
 		w = append(w, fmt.Sprintf(":closed_lock_with_key: Disabling an admin needs %d approvals.", r.RequiredApprovals))
 	}
 	return w
+}
+
+// warnedList names up to ten users of a warning, with their SSO source when asked.
+func warnedList(ts []approval.Target, withSSO bool) string {
+	const shown = 10
+	var names []string
+	for i, t := range ts {
+		if i == shown {
+			names = append(names, fmt.Sprintf("and %d more", len(ts)-shown))
+			break
+		}
+		n := escape(clip(t.Email, 100))
+		if withSSO {
+			n += " " + escape(clip(t.SSOSource, 20))
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ", ")
 }
 
 // clipLines joins lines, dropping whole lines past the limit.

@@ -279,3 +279,28 @@ func TestInactiveReportToBulkDisable(t *testing.T) {
 		t.Errorf("at most %d Metabase requests were in flight at once, want exactly BULK_CONCURRENCY=2", n)
 	}
 }
+
+// TestManyWarnedTargets: twelve SSO admins still get every warning on the card, summarised.
+func TestManyWarnedTargets(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"ADMIN_REQUIRED_APPROVALS": "2"})
+	var emails []string
+	for i := range 12 {
+		u := h.mb.AddUser(metabasetest.User{Email: fmt.Sprintf("sso%02d@example.com", i), FirstName: "Sso", Active: true,
+			Superuser: true, SSOSource: "saml"})
+		emails = append(emails, u.Email)
+	}
+	h.start()
+	h.command(requester, "disable "+strings.Join(emails, " ")+" Incident response")
+	card := h.card("12 users")
+	text := card.AllText()
+	for _, want := range []string{"12 of these users are *Metabase admins*", "12 of these users sign in through SSO",
+		"sso00@example.com saml", "and 2 more", "identity provider", "needs 2 approvals"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the card lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "more warnings in the thread") {
+		t.Errorf("the card defers warnings to the thread:\n%s", text)
+	}
+}
