@@ -148,7 +148,7 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 			return
 		}
 		b.ackView(sm, req, nil, log)
-		b.inactiveRequest(ctx, meta, cb.User.ID, reason, log)
+		b.inactiveRequest(ctx, meta, cb.User.ID, cb.View.ID, reason, log)
 	default:
 		b.ackView(sm, req, nil, log)
 		log.Warn("Ignoring an unknown form")
@@ -240,7 +240,9 @@ func (b *Bot) ackView(sm acker, req socketmode.Request, fieldErrs map[string]str
 
 // inactiveRequest turns the inactive report into one bulk disable, recomputing the list so it
 // reflects Metabase at the moment of the request.
-func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, reason string, log logrus.FieldLogger) {
+// The form's view id makes a redelivered submission create nothing new, while a later request
+// from a new form (after a denial, say) is a request of its own.
+func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, viewID, reason string, log logrus.FieldLogger) {
 	users, err := b.inactiveUsers(ctx, meta.Days)
 	if err != nil {
 		log.WithError(err).Error("Could not list inactive users")
@@ -261,6 +263,6 @@ func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, reason s
 	b.requestChange(ctx, requestInput{
 		cmd:    Command{Verb: VerbDisable, Targets: refs, Reason: reason},
 		userID: user, channelID: meta.Channel, resolved: users,
-		sourceKey: fmt.Sprintf("inactive:%s:%d:%d", user, meta.Days, b.now().Unix()/60),
+		sourceKey: "inactive:" + viewID,
 	}, log)
 }

@@ -304,3 +304,46 @@ func TestManyWarnedTargets(t *testing.T) {
 		t.Errorf("the card defers warnings to the thread:\n%s", text)
 	}
 }
+
+// TestInactiveRequestAgainAfterDenial: a second clean-up request right after a denied one gets
+// its own card (it was silently dropped as a "redelivery" within the same minute).
+func TestInactiveRequestAgainAfterDenial(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	old := time.Now().AddDate(0, 0, -200)
+	h.mb.AddUser(metabasetest.User{Email: "old@example.com", FirstName: "Old", Active: true, LastLogin: &old, DateJoined: old})
+	h.start()
+	request := func() fakeslack.Message {
+		t.Helper()
+		report := h.reply(requester, "inactive", "1 of 2 active Metabase users")
+		seen := map[string]bool{}
+		for _, v := range h.slack.Views() {
+			seen[v.ID] = true
+		}
+		ctx := h.ctx()
+		if _, err := h.slack.Click(ctx, fakeslack.Click{UserID: requester, ChannelID: report.Channel, MessageTS: report.TS,
+			ActionID: "mb_inactive_request"}); err != nil {
+			t.Fatal(err)
+		}
+		view, err := h.slack.WaitView(ctx, func(v fakeslack.View) bool { return !seen[v.ID] && v.CallbackID == "mb_inactive_form" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if errs := h.submit(requester, view, formValues{"mb_form_reason": {"reason": {Value: "Licence clean-up"}}}); errs != nil {
+			t.Fatalf("field errors %v", errs)
+		}
+		return h.card("old@example.com")
+	}
+	first := request()
+	h.click(approver, first, "mb_deny")
+	view, err := h.slack.WaitView(h.ctx(), func(v fakeslack.View) bool { return v.CallbackID == "mb_deny_form" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.submit(approver, view, formValues{"mb_form_reason": {"reason": {Value: "Not yet"}}})
+	h.cardState(first, "Denied")
+	second := request()
+	if second.TS == first.TS {
+		t.Fatal("no second card")
+	}
+}
