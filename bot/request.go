@@ -204,6 +204,17 @@ func (b *Bot) buildRequest(ctx context.Context, in requestInput) (approval.Reque
 			problems = append(problems, fmt.Sprintf("%s already has an open request, %s.", escape(u.Email), open))
 			continue
 		}
+		if action == approval.Enable {
+			// Enabling now and letting the return run later would re-grant admin status and
+			// groups that may have been changed in between.
+			if ret, ok, err := b.scheduledReturnFor(ctx, u.ID); err != nil {
+				return approval.Request{}, err
+			} else if ok {
+				problems = append(problems, fmt.Sprintf("%s already comes back automatically %s (%s). To bring them back sooner, an approver first cancels that return with the button in the leave's thread.",
+					escape(u.Email), slackDate(ret.NotBefore), ret.ID))
+				continue
+			}
+		}
 		t := approval.Target{UserID: u.ID, Email: u.Email, Name: u.Name(), Superuser: u.IsSuperuser,
 			GroupIDs: u.Groups(), SSOSource: u.SSOSource, LastLogin: u.LastLogin}
 		if action == approval.Enable {
@@ -337,6 +348,20 @@ func (b *Bot) openRequestFor(ctx context.Context, userID int, sourceKey string) 
 		}
 	}
 	return "", nil
+}
+
+// scheduledReturnFor returns the automatic return from leave scheduled for the user, if any.
+func (b *Bot) scheduledReturnFor(ctx context.Context, userID int) (approval.Request, bool, error) {
+	rs, err := b.store.ByTarget(ctx, userID)
+	if err != nil {
+		return approval.Request{}, false, fmt.Errorf("look up scheduled returns: %w", err)
+	}
+	for _, r := range rs {
+		if r.State == approval.Scheduled && r.ParentID != "" {
+			return r, true, nil
+		}
+	}
+	return approval.Request{}, false, nil
 }
 
 // recordedAccess finds what the bot recorded when it last disabled the user: Metabase's

@@ -308,3 +308,21 @@ func TestLeaveRetriedUserAlsoReturns(t *testing.T) {
 		t.Error("john, disabled by the retry, did not come back")
 	}
 }
+
+// TestEnableDuringLeaveIsRefused: while an automatic return is scheduled, a manual enable is
+// refused with the way out; after cancelling the return it goes through.
+func TestEnableDuringLeaveIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	h.start()
+	_, sched, _ := h.leave("jane@example.com", 30*24*time.Hour)
+	h.reply(requester, "enable jane@example.com back early", "already comes back automatically")
+	h.click(approver, sched, "mb_cancel_return")
+	h.thread(fakeslack.Message{TS: sched.ThreadTS}, "Automatic return cancelled")
+	h.command(requester, "enable jane@example.com back early")
+	card := h.card("enable")
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "jane@example.com: enabled (admin status restored")
+	h.checkRestored(jane.ID)
+}
