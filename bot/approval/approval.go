@@ -416,13 +416,13 @@ func (r *Request) Retry(user string, now time.Time) error {
 	return nil
 }
 
-// Remind counts one reminder if one is due now (see NextReminder). None is due once the request
-// has passed its deadline (it is to expire instead), and a late reminder, after the bot was down,
-// also counts any later one already due, so approvers are pinged once rather than once per missed
-// reminder.
+// Remind counts one reminder if one is due now (see NextReminder). A late reminder, after the bot
+// was down, also counts any later one already due, so approvers are pinged once rather than once
+// per missed reminder; and a request never reminded that is already past its deadline gets none
+// (it is to expire). A final reminder a timer tick late, just past the deadline, still goes out.
 func (r *Request) Remind(now time.Time) error {
 	next, ok := r.NextReminder()
-	if !ok || now.Before(next) || !now.Before(r.ExpiresAt) {
+	if !ok || now.Before(next) || (r.RemindersSent == 0 && !now.Before(r.ExpiresAt)) {
 		return ErrNotDue
 	}
 	for ok && !now.Before(next) {

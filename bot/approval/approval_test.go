@@ -211,24 +211,28 @@ func TestRemindersAndNextDue(t *testing.T) {
 	}
 }
 
-// TestLateReminders: after downtime, a pending request past its deadline is expired without a
-// reminder, and one past both reminder times gets one reminder, not two in a row.
+// TestLateReminders: after downtime, a pending request never reminded and past its deadline is
+// expired without a reminder, and one past both reminder times gets one reminder, not two in a
+// row; a final reminder a tick late still goes out.
 func TestLateReminders(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
+		sent     int
 		at       time.Time
 		wantErr  error
 		wantSent int
 	}{
-		{"past the deadline", t0.Add(25 * time.Hour), ErrNotDue, 0},
-		{"at the deadline", t0.Add(24 * time.Hour), ErrNotDue, 0},
-		{"past both reminder times", t0.Add(23*time.Hour + time.Minute), nil, 2},
-		{"between the reminders", t0.Add(13 * time.Hour), nil, 1},
+		{"never reminded, past the deadline", 0, t0.Add(25 * time.Hour), ErrNotDue, 0},
+		{"never reminded, at the deadline", 0, t0.Add(24 * time.Hour), ErrNotDue, 0},
+		{"past both reminder times", 0, t0.Add(23*time.Hour + time.Minute), nil, 2},
+		{"between the reminders", 0, t0.Add(13 * time.Hour), nil, 1},
+		{"final reminder a tick past the deadline", 1, t0.Add(24*time.Hour + time.Second), nil, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := pending(1)
+			r.RemindersSent = tt.sent
 			if err := r.Remind(tt.at); !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Remind: err = %v, want %v", err, tt.wantErr)
 			}
