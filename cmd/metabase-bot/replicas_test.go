@@ -261,10 +261,9 @@ func TestExpiry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			// 12s, not the 10s minimum: the second reminder is due in the last TTL/10 before the deadline and
-			// no reminder goes out once the deadline passed, so with the bot's 1s tick a 1s window could be
-			// missed by a tick that runs a few milliseconds late. 1.2s leaves a margin.
-			const ttl = 12 * time.Second
+			// The minimum REQUEST_TTL: reminders at 5s (half-life) and 9s (REMINDER_BEFORE_EXPIRY, capped at
+			// TTL/10), expiry at 10s.
+			const ttl = 10 * time.Second
 			env := map[string]string{"REQUEST_TTL": ttl.String()}
 			if tt.postgres {
 				env["DATABASE_URL"] = postgresDatabaseURL(t)
