@@ -361,14 +361,12 @@ func (b *Bot) teamOK(team string) bool { return b.cfg.TeamID == "" || team == b.
 // spawn runs f in a tracked goroutine with a bounded context that outlives ctx's cancellation,
 // so shutdown waits for it instead of cutting it off mid-approval.
 func (b *Bot) spawn(ctx context.Context, f func(context.Context)) {
-	select {
-	case b.sem <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
 	b.inflight.Add(1)
 	go func() {
 		defer b.inflight.Done()
+		// The slot is taken inside the goroutine: the event loop must never block, or the acks
+		// of later envelopes would wait behind slow handlers.
+		b.sem <- struct{}{}
 		defer func() { <-b.sem }()
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 		defer cancel()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -32,7 +33,9 @@ const (
 
 const (
 	// outboxBatch is how many rows one claim takes.
-	outboxBatch = 20
+	outboxBatch = 50
+	// outboxWorkers bounds concurrent deliveries of one batch.
+	outboxWorkers = 8
 	// maxDeliveryAttempts drops a message that keeps failing, so it cannot block its request's
 	// later messages forever; the drop is logged at error level.
 	maxDeliveryAttempts = 12
@@ -130,9 +133,20 @@ func (b *Bot) deliverOutbox(ctx context.Context) {
 		if len(rows) == 0 {
 			return
 		}
+		// A claim holds at most one row per request (a request's messages go out in order), so
+		// the rows of one batch belong to different requests and can be sent concurrently.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, outboxWorkers)
 		for _, row := range rows {
-			b.deliverOne(ctx, row)
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				b.deliverOne(ctx, row)
+			}()
 		}
+		wg.Wait()
 	}
 }
 
