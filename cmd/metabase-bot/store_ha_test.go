@@ -126,18 +126,6 @@ func (h *harness) cards(text string) int {
 	})
 }
 
-// deletesDone counts DELETE /api/user/:id calls Metabase answered (a call dropped with its killed client has
-// no status).
-func (h *harness) deletesDone() int {
-	n := 0
-	for _, r := range h.mb.Requests() {
-		if r.Method == "DELETE" && strings.HasPrefix(r.Path, "/api/user/") && r.Status != 0 {
-			n++
-		}
-	}
-	return n
-}
-
 // clickOn injects a click without waiting for the ack (for racing clicks).
 func (h *harness) clickOn(user string, m fakeslack.Message, action string) string {
 	h.t.Helper()
