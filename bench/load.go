@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +11,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the benchmark's own schema
 
 	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/store/storetest"
 )
 
 // load is one run of the load test.
@@ -186,30 +184,16 @@ func measureLoad(botBin, backend, dbURL string, n, requesters int) load {
 // pgSchema creates a fresh schema for one run and returns a URL that uses it, and a function
 // that drops it.
 func pgSchema(base string) (string, func()) {
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		log.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	schema := fmt.Sprintf("bench_%d_%d", os.Getpid(), time.Now().Unix())
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+	u, drop, err := storetest.Schema(ctx, base, "bench_")
+	if err != nil {
 		log.Fatalf("create schema: %v", err)
 	}
-	u, err := url.Parse(base)
-	if err != nil {
-		log.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String(), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			log.Printf("drop schema %s: %v", schema, err)
+	return u, func() {
+		if err := drop(); err != nil {
+			log.Printf("drop schema: %v", err)
 		}
-		db.Close()
 	}
 }
 

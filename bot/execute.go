@@ -131,17 +131,7 @@ func (b *Bot) record(ctx context.Context, id string, batch []outcome, final bool
 // request, plus the scheduled return of a leave.
 func (b *Bot) finishMessages(r approval.Request) []store.Outbox {
 	lines := outcomeLines(r)
-	var done, skipped, failed int
-	for _, t := range r.Targets {
-		switch t.Result.Outcome {
-		case approval.Done:
-			done++
-		case approval.Skipped:
-			skipped++
-		default:
-			failed++
-		}
-	}
+	done, skipped, failed := r.Counts()
 	var head string
 	switch r.State {
 	case approval.Succeeded:

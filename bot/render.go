@@ -279,17 +279,7 @@ func (b *Bot) statusLine(r approval.Request) string {
 
 // resultSummary counts outcomes: "disabled 3, skipped 1, failed 1".
 func resultSummary(r approval.Request) string {
-	var done, skipped, failed int
-	for _, t := range r.Targets {
-		switch t.Result.Outcome {
-		case approval.Done:
-			done++
-		case approval.Skipped:
-			skipped++
-		default:
-			failed++
-		}
-	}
+	done, skipped, failed := r.Counts()
 	if len(r.Targets) == 1 {
 		t := r.Targets[0]
 		switch t.Result.Outcome {

@@ -356,6 +356,22 @@ func (r Request) PendingTargets() []int {
 	return idx
 }
 
+// Counts tallies the targets' outcomes; a target without an outcome counts as failed, since
+// a finished request that never reached it did not do it.
+func (r Request) Counts() (done, skipped, failed int) {
+	for _, t := range r.Targets {
+		switch t.Result.Outcome {
+		case Done:
+			done++
+		case Skipped:
+			skipped++
+		default:
+			failed++
+		}
+	}
+	return done, skipped, failed
+}
+
 // Record stores the outcome for target i while executing, so a takeover skips it.
 func (r *Request) Record(i int, res Result) error {
 	if r.State != Executing {
@@ -374,19 +390,11 @@ func (r *Request) Finish(now time.Time) error {
 	if r.State != Executing {
 		return fmt.Errorf("%w: cannot finish a %s request", ErrInvalidTransition, r.State)
 	}
-	var ok, failed int
-	for _, t := range r.Targets {
-		switch t.Result.Outcome {
-		case Done, Skipped:
-			ok++
-		default:
-			failed++
-		}
-	}
+	done, skipped, failed := r.Counts()
 	switch {
 	case failed == 0:
 		r.State = Succeeded
-	case ok == 0:
+	case done+skipped == 0:
 		r.State = Failed
 	default:
 		r.State = Partial

@@ -1,11 +1,8 @@
 package store
 
 import (
-	"crypto/rand"
-	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +10,7 @@ import (
 	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/bot/store/storetest"
 )
 
 // t0 is the fixed clock of the contract tests.
@@ -59,40 +57,10 @@ func TestSQLite(t *testing.T) {
 }
 
 func TestPostgres(t *testing.T) {
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		t.Skip("TEST_DATABASE_URL is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the Postgres contract tests")
+	if os.Getenv(storetest.EnvVar) == "" {
+		t.Skip(storetest.EnvVar + " is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the Postgres contract tests")
 	}
-	runContract(t, harness{newURL: func(t *testing.T) string { return postgresSchema(t, base) }})
-}
-
-// postgresSchema creates a schema with a random name, dropped when the test ends, and returns
-// base with search_path pointing at it, so concurrent runs never see each other's tables.
-func postgresSchema(t *testing.T, base string) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("connect to TEST_DATABASE_URL: %v", err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	schema := "store_test_" + strings.ToLower(rand.Text()[:12])
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		// t.Context is already cancelled during cleanup.
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("TEST_DATABASE_URL does not parse")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	runContract(t, harness{newURL: func(t *testing.T) string { return storetest.PostgresURL(t, "store_test_") }})
 }
 
 // runContract is the behaviour every backend must show; TestSQLite and TestPostgres run it.

@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,6 +10,7 @@ import (
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
 	"github.com/metabase-bot/metabase-bot/bot/store"
+	"github.com/metabase-bot/metabase-bot/bot/store/storetest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -23,35 +20,7 @@ import (
 // ends, or skips the test when TEST_DATABASE_URL is unset.
 func postgresDatabaseURL(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		t.Skip("TEST_DATABASE_URL is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the multi-replica tests on PostgreSQL")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("connect to TEST_DATABASE_URL: %v", err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	schema := "e2e_" + strings.ToLower(rand.Text()[:12])
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	// Registered before the harness's cleanups, so it runs after every bot has stopped.
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal("TEST_DATABASE_URL does not parse")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return storetest.PostgresURL(t, "e2e_")
 }
 
 // openStore opens a handle of its own on the bots' database, for assertions on the durable state.
