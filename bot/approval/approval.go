@@ -332,7 +332,9 @@ func (r *Request) Start(owner string, now time.Time, lease time.Duration) error 
 			return ErrNotDue
 		}
 	case Executing:
-		if r.LeaseOwner != owner && now.Before(r.LeaseUntil) {
+		// A live lease means a live executor, even when it is this process: the timer reads
+		// due requests from a snapshot, and the executor may have renewed the lease since.
+		if now.Before(r.LeaseUntil) {
 			return ErrLeaseHeld
 		}
 	default:
