@@ -215,12 +215,14 @@ func (s *Server) ReactivateBySSO(id int) {
 	u.updatedAt = now
 }
 
-// otherActiveAdminsLocked counts active personal superusers other than
-// except, for the last-admin guard.
+// otherActiveAdminsLocked counts the active members of the Administrators
+// group other than except, for the last-admin guard. Like Metabase's
+// throw-if-last-admin! (metabase-api.md §4.6) it does not look at the user
+// type: an API key in the Administrators group counts (§1.2).
 func (s *Server) otherActiveAdminsLocked(except int) int {
 	n := 0
 	for _, u := range s.users {
-		if u.kind == "personal" && u.Active && u.Superuser && u.ID != except {
+		if u.Active && slices.Contains(u.groups, AdministratorsGroupID) && u.ID != except {
 			n++
 		}
 	}
