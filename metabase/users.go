@@ -215,7 +215,9 @@ func (c *Client) ListUsers(ctx context.Context, status UserStatus) ([]User, erro
 // user succeeds. Older Metabase answers 500 for an inactive or missing
 // user (metabase/metabase#66599), so after a 5xx the user is re-read: if
 // it exists and is inactive the call succeeded, if it is missing the error
-// matches ErrNotFound. Other errors come back as *APIError, e.g. a 400
+// matches ErrNotFound. Those versions also answer GET /api/user/:id with
+// 404 for an inactive user, so after such a 404 the deactivated users are
+// searched for the id. Other errors come back as *APIError, e.g. a 400
 // when the user is the last active admin.
 //
 // DELETE /api/user/:id
@@ -227,12 +229,49 @@ func (c *Client) DisableUser(ctx context.Context, id int) error {
 	}
 	u, gerr := c.User(ctx, id)
 	switch {
-	case errors.Is(gerr, ErrNotFound):
-		return gerr
 	case gerr == nil && !u.IsActive:
 		return nil
+	case errors.Is(gerr, ErrNotFound):
+		inactive, lerr := c.isDeactivated(ctx, id)
+		switch {
+		case lerr != nil:
+			return err
+		case inactive:
+			return nil
+		}
+		return gerr
 	}
 	return err
+}
+
+// isDeactivated reports whether id is among the deactivated users. It is
+// only used after a legacy 500, where GET /api/user/:id cannot tell a
+// missing user from an inactive one (metabase-api.md §4.2, §4.6).
+//
+// GET /api/user?status=deactivated&limit=N&offset=N
+func (c *Client) isDeactivated(ctx context.Context, id int) (bool, error) {
+	for offset := 0; ; offset += c.pageSize {
+		var page userPage
+		err := c.do(ctx, request{
+			method: "GET", route: "/api/user", path: "api/user", retry: true,
+			query: url.Values{
+				"status": {string(StatusDeactivated)},
+				"limit":  {strconv.Itoa(c.pageSize)},
+				"offset": {strconv.Itoa(offset)},
+			},
+		}, &page)
+		if err != nil {
+			return false, err
+		}
+		for i := range page.Data {
+			if page.Data[i].ID == id && !page.Data[i].IsActive {
+				return true, nil
+			}
+		}
+		if page.last(offset, c.pageSize) {
+			return false, nil
+		}
+	}
 }
 
 // ReactivateUser reactivates a deactivated user and returns it. Metabase

@@ -209,9 +209,12 @@ func (s *Server) WaitForRequests(ctx context.Context, method, pathPrefix string,
 	}
 }
 
-// SetLegacyDelete switches DELETE /api/user/:id to the behaviour of older
-// Metabase: a missing or already inactive user gets a 500 JSON stack trace
-// instead of 404 or 200 (metabase/metabase#66599).
+// SetLegacyDelete switches to the behaviour of older Metabase (the
+// toucan2-era users API, metabase/metabase#66599): DELETE /api/user/:id
+// answers a missing or already inactive user with a 500 JSON stack trace
+// instead of 404 or 200, and GET /api/user/:id answers an inactive user
+// 404, as those versions fetch it with :is_active true (metabase-api.md
+// §4.2, §4.6).
 func (s *Server) SetLegacyDelete(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -78,7 +78,9 @@ func (s *Server) getUser(w http.ResponseWriter, caller *user, id int) {
 		return
 	}
 	u := s.users[id]
-	if u == nil {
+	// The versions with the legacy DELETE fetch (fetch-user :id id,
+	// :is_active true): an inactive user is 404 (metabase-api.md §4.2).
+	if u == nil || (s.legacyDelete && !u.Active) {
 		writeText(w, http.StatusNotFound, msgNotFound)
 		return
 	}

@@ -1,0 +1,21 @@
+package metabasetest
+
+import "testing"
+
+// TestReviewLegacyGetHidesInactive: the Metabase versions whose DELETE
+// answers 500 for an inactive user (metabase/metabase#66599, §4.6) fetch
+// GET /api/user/:id with (fetch-user :id id, :is_active true), so an
+// inactive user is 404 there; only the newest version returns it (§4.2).
+func TestReviewLegacyGetHidesInactive(t *testing.T) {
+	t.Parallel()
+	s := New(t)
+	s.AddUser(User{ID: 11, Email: "inactive@example.com"})
+	s.AddUser(User{ID: 10, Email: "active@example.com", Active: true})
+	s.SetLegacyDelete(true)
+	if status, ct, body := rawDo(t, s, "GET", "/api/user/11", admin, ""); status != 404 || ct != textCT || body != "Not found." {
+		t.Errorf("legacy GET inactive = %d %q %q, want 404 text Not found.", status, ct, body)
+	}
+	if status, _, body := rawDo(t, s, "GET", "/api/user/10", admin, ""); status != 200 {
+		t.Errorf("legacy GET active = %d %s, want 200", status, body)
+	}
+}

@@ -1,0 +1,37 @@
+package metabase
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
+)
+
+// TestReviewLegacyDisableInactive: on the Metabase versions whose DELETE
+// answers 500 for an inactive user (metabase/metabase#66599), GET
+// /api/user/:id also hides inactive users (fetch-user … :is_active true,
+// metabase-api.md §4.2), so a 404 there does not mean "missing". Disabling
+// an inactive user must still succeed (§4.6, Consequence 2), and a missing
+// one must still be ErrNotFound.
+func TestReviewLegacyDisableInactive(t *testing.T) {
+	t.Parallel()
+	c, s := setup(t, WithPageSize(25))
+	s.SetLegacyDelete(true)
+	for i := range 60 { // more than two pages of deactivated users, sorted before Zed
+		s.AddUser(metabasetest.User{Email: "old" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + "@example.com"})
+	}
+	u := s.AddUser(metabasetest.User{Email: "zed@example.com", FirstName: "Zed"})
+	if err := c.DisableUser(t.Context(), u.ID); err != nil {
+		t.Fatalf("DisableUser(inactive) on legacy Metabase = %v, want nil", err)
+	}
+	if err := c.DisableUser(t.Context(), 4242); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("DisableUser(missing) on legacy Metabase = %v, want ErrNotFound", err)
+	}
+	// An active user, and a second disable of it, as in a redelivered approval.
+	a := s.AddUser(metabasetest.User{Email: "a@example.com", Active: true})
+	for i := range 2 {
+		if err := c.DisableUser(t.Context(), a.ID); err != nil {
+			t.Fatalf("DisableUser #%d = %v", i+1, err)
+		}
+	}
+}
