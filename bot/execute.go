@@ -47,6 +47,8 @@ func (b *Bot) execute(ctx context.Context, r approval.Request) {
 	// every flush so no other replica takes it over meanwhile.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execTimeout(len(pending), b.cfg.BulkConcurrency))
 	defer cancel()
+	stopRenewing := b.renewLease(ctx, cancel, r.ID, log)
+	defer stopRenewing()
 	results := make(chan outcome)
 	var wg sync.WaitGroup
 	work := make(chan int)
@@ -78,6 +80,9 @@ func (b *Bot) execute(ctx context.Context, r approval.Request) {
 		if len(batch) >= flushEvery || time.Since(lastFlush) > 2*time.Second {
 			if err := b.record(ctx, r.ID, batch, false); err != nil {
 				log.WithError(err).Error("Could not record outcomes; another process will finish this request")
+				// Stop calling Metabase before draining: the request is (or will be) another
+				// executor's, and working on would write the same users twice.
+				cancel()
 				for range results {
 				}
 				return
@@ -85,12 +90,55 @@ func (b *Bot) execute(ctx context.Context, r approval.Request) {
 			batch, lastFlush = nil, time.Now()
 		}
 	}
+	stopRenewing()
 	if err := b.record(ctx, r.ID, batch, true); err != nil {
 		log.WithError(err).Error("Could not record the outcome; another process will finish this request")
 		return
 	}
 	b.cfg.Metrics.executed(r, time.Since(start))
 	b.kick()
+}
+
+// renewLease extends the execution lease every third of its length until stop is called, so a
+// Metabase call slower than the lease (outcomes are recorded only as they arrive) does not let
+// another executor take over a request this live process is still writing. When the lease turns
+// out to be lost, it calls lost to stop the execution. stop waits for the renewer to end.
+func (b *Bot) renewLease(ctx context.Context, lost context.CancelFunc, id string, log logrus.FieldLogger) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(b.cfg.ExecLease/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			_, err := b.store.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+				if r.State != approval.Executing || r.LeaseOwner != b.cfg.InstanceID {
+					return nil, errLostLease
+				}
+				r.LeaseUntil = b.now().Add(b.cfg.ExecLease)
+				return nil, nil
+			})
+			switch {
+			case errors.Is(err, errLostLease):
+				log.Warn("Execution lease lost to another process; stopping")
+				lost()
+				return
+			case err != nil && ctx.Err() == nil:
+				log.WithError(err).Warn("Could not renew the execution lease")
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		wg.Wait()
+	}
 }
 
 // record stores outcomes while this process still holds the lease (renewing it), and when final

@@ -1,12 +1,215 @@
 package bot
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+
 	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/bot/store"
+	"github.com/metabase-bot/metabase-bot/metabase"
 )
+
+// reviewMetabase holds users in memory; DisableUser can be held until released, and counts
+// every call, so tests can see a second executor writing the same user.
+type reviewMetabase struct {
+	mu       sync.Mutex
+	active   map[int]bool
+	hold     chan struct{} // when set, DisableUser waits for it to close (or ctx)
+	disables atomic.Int32
+	// onDisable, when set, runs at the start of every DisableUser call.
+	onDisable func(n int32)
+}
+
+var _ metabaseAPI = (*reviewMetabase)(nil)
+
+func newReviewMetabase(ids ...int) *reviewMetabase {
+	m := &reviewMetabase{active: map[int]bool{}}
+	for _, id := range ids {
+		m.active[id] = true
+	}
+	return m
+}
+
+func (m *reviewMetabase) User(_ context.Context, id int) (*metabase.User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	active, ok := m.active[id]
+	if !ok {
+		return nil, metabase.ErrNotFound
+	}
+	return &metabase.User{ID: id, Email: fmt.Sprintf("u%d@example.com", id), IsActive: active}, nil
+}
+
+func (m *reviewMetabase) UserByEmail(context.Context, string) (*metabase.User, error) {
+	return nil, metabase.ErrNotFound
+}
+
+func (m *reviewMetabase) DisableUser(ctx context.Context, id int) error {
+	n := m.disables.Add(1)
+	if m.onDisable != nil {
+		m.onDisable(n)
+	}
+	if m.hold != nil {
+		select {
+		case <-m.hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.active[id] = false
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *reviewMetabase) ReactivateUser(context.Context, int) (*metabase.User, error) {
+	return nil, errFuzzUnsupported
+}
+
+func (m *reviewMetabase) UpdateUser(context.Context, int, metabase.UserUpdate) (*metabase.User, error) {
+	return nil, errFuzzUnsupported
+}
+
+func (m *reviewMetabase) ListUsers(context.Context, metabase.UserStatus) ([]metabase.User, error) {
+	return nil, nil
+}
+
+// reviewRequest stores a pending disable of ids in st, with its card already posted.
+func reviewRequest(t *testing.T, st *store.Store, id string, ids ...int) {
+	t.Helper()
+	now := time.Now()
+	r := approval.Request{ID: id, Action: approval.Disable, State: approval.Pending, Requester: fuzzRequester,
+		ChannelID: fuzzChannel, MessageTS: fuzzCardTS, RequiredApprovals: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	for _, uid := range ids {
+		r.Targets = append(r.Targets, approval.Target{UserID: uid, Email: fmt.Sprintf("u%d@example.com", uid)})
+	}
+	if err := st.Create(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func approveClick(id string) socketmode.Event {
+	cb := slack.InteractionCallback{Type: slack.InteractionTypeBlockActions, User: slack.User{ID: "UAPP"}}
+	cb.Team.ID = "T1"
+	cb.Channel.ID = fuzzChannel
+	cb.Container.MessageTs = fuzzCardTS
+	cb.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: actionApprove, BlockID: blockDecision, Value: id}}
+	return socketmode.Event{Type: socketmode.EventTypeInteractive, Data: cb,
+		Request: &socketmode.Request{EnvelopeID: "env-" + id, Type: "interactive"}}
+}
+
+func openReviewStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "review.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestLeaseRenewedWhileMetabaseIsSlow: an executor whose Metabase call outlasts the execution
+// lease is still alive, so no replica may take the request over and disable the user a second
+// time. The lease must be renewed while the call is in flight, not only when an outcome arrives.
+func TestLeaseRenewedWhileMetabaseIsSlow(t *testing.T) {
+	st := openReviewStore(t)
+	mb := newReviewMetabase(5)
+	mb.hold = make(chan struct{})
+	reviewRequest(t, st, "MB-LEASE001", 5)
+	cfg := func(id string) Config {
+		return Config{TeamID: "T1", ApproverUsers: []string{"UAPP"}, InstanceID: id,
+			ExecLease: 600 * time.Millisecond, Tick: 20 * time.Millisecond}
+	}
+	a, err := New(cfg("A"), newFuzzSlack(nil), mb, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica, err := New(cfg("B"), newFuzzSlack(nil), mb, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var loops sync.WaitGroup
+	for _, b := range []*Bot{a, replica} {
+		loops.Go(func() { b.timerLoop(ctx) })
+	}
+
+	a.dispatch(ctx, &fuzzAcker{}, approveClick("MB-LEASE001"))
+	// Hold the first DELETE for several lease lengths: a takeover would show as a second call.
+	deadline := time.After(2 * time.Second)
+	for mb.disables.Load() < 2 {
+		select {
+		case <-deadline:
+		case <-time.After(10 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	close(mb.hold)
+	cancel()
+	loops.Wait()
+	a.inflight.Wait()
+	replica.inflight.Wait()
+	if n := mb.disables.Load(); n != 1 {
+		t.Fatalf("DisableUser called %d times for one approval, want 1 (the live executor's lease ran out and another executor took over)", n)
+	}
+	r, err := st.Get(t.Context(), "MB-LEASE001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != approval.Succeeded || r.Attempts != 1 {
+		t.Fatalf("request state %s after %d attempts, want succeeded after 1", r.State, r.Attempts)
+	}
+}
+
+// TestExecutionStopsAfterLosingLease: once another executor owns the request, the one that lost
+// the lease must stop calling Metabase, not work through every remaining target in parallel with
+// the new owner.
+func TestExecutionStopsAfterLosingLease(t *testing.T) {
+	st := openReviewStore(t)
+	const targets = 40
+	ids := make([]int, targets)
+	for i := range ids {
+		ids[i] = 100 + i
+	}
+	mb := newReviewMetabase(ids...)
+	reviewRequest(t, st, "MB-LOST0001", ids...)
+	mb.onDisable = func(n int32) {
+		if n != 1 {
+			return
+		}
+		// Another replica takes the request over (as if this process had been presumed dead).
+		_, err := st.Update(context.Background(), "MB-LOST0001", func(r *approval.Request) ([]store.Outbox, error) {
+			r.LeaseOwner, r.LeaseUntil = "B", time.Now().Add(time.Hour)
+			return nil, nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	b, err := New(Config{TeamID: "T1", ApproverUsers: []string{"UAPP"}, InstanceID: "A", BulkConcurrency: 1},
+		newFuzzSlack(nil), mb, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.dispatch(t.Context(), &fuzzAcker{}, approveClick("MB-LOST0001"))
+	b.inflight.Wait()
+	if n := mb.disables.Load(); n > flushEvery+1 {
+		t.Fatalf("DisableUser called %d times after the lease was lost at the first call; the executor must stop at its next check (at most %d)", n, flushEvery+1)
+	}
+}
 
 // TestStartRefusesLiveLeaseOfSameOwner: the timer reads due requests from a snapshot; by the time
 // it starts one, the executor in this very process may have renewed its lease. A live lease
