@@ -34,7 +34,8 @@ type failure struct {
 // (whose non-string values are kept as raw JSON text, so "view" and "blocks" read the same either way).
 type params struct {
 	values map[string]string
-	token  string
+	token  string // the Bearer token, else the token field
+	bearer string // the Bearer token only
 }
 
 func (p params) get(k string) string { return p.values[k] }
@@ -65,6 +66,7 @@ func parseParams(r *http.Request) (params, error) {
 	p := params{values: map[string]string{}}
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
 		p.token = strings.TrimPrefix(h, "Bearer ")
+		p.bearer = p.token
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/json" {
@@ -138,11 +140,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, fail("invalid_form_data"))
 		return
 	}
-	want := s.opts.BotToken
+	want, token := s.opts.BotToken, p.token
 	if method == "apps.connections.open" {
-		want = s.opts.AppToken
+		// Only the Authorization header counts here: Slack rejects the app token as a POST parameter
+		// (slack-socket-mode.md §1.1).
+		want, token = s.opts.AppToken, p.bearer
 	}
-	switch p.token {
+	switch token {
 	case "":
 		writeJSON(w, fail("not_authed"))
 		return
