@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -122,5 +121,3 @@ func (b *Bot) inactiveRequestClicked(ctx context.Context, cb slack.InteractionCa
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, "I could not open the form; please click again.")
 	}
 }
-
-var _ = strings.Join
