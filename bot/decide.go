@@ -257,7 +257,11 @@ func (b *Bot) retry(ctx context.Context, cb slack.InteractionCallback, id string
 			b.audit(*r, "retry", user, "")}, nil
 	})
 	if err != nil {
-		msg := "There is nothing to retry: the request is " + stateWords(r) + "."
+		// r is empty after a refused update: describe the request as it is now.
+		msg := "There is nothing to retry."
+		if cur, gerr := b.store.Get(ctx, id); gerr == nil {
+			msg = "There is nothing to retry: the request is " + stateWords(cur) + "."
+		}
 		if !errors.Is(err, approval.ErrInvalidTransition) && !errors.Is(err, approval.ErrNothingToRetry) {
 			log.WithError(err).Error("Could not start a retry")
 			msg = "I could not start the retry; please try again."

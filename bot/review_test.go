@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,5 +227,37 @@ func TestStartRefusesLiveLeaseOfSameOwner(t *testing.T) {
 	}
 	if err := r.Start("A", t0.Add(2*time.Minute), time.Minute); err != nil {
 		t.Fatalf("Start after the lease ran out = %v, want nil", err)
+	}
+}
+
+// TestRetryRefusalNamesTheState: a Retry click on a request with nothing to retry is told where
+// the request stands; the refusal used the empty request the failed update returned and said
+// "the request is ." instead.
+func TestRetryRefusalNamesTheState(t *testing.T) {
+	st := openReviewStore(t)
+	now := time.Now()
+	r := approval.Request{ID: "MB-RETRY001", Action: approval.Disable, State: approval.Succeeded, Requester: fuzzRequester,
+		Targets:   []approval.Target{{UserID: 5, Email: "u5@example.com", Result: approval.Result{Outcome: approval.Done, At: now}}},
+		ChannelID: fuzzChannel, MessageTS: fuzzCardTS, RequiredApprovals: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := st.Create(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	sl := newFuzzSlack(nil)
+	b, err := New(Config{TeamID: "T1", ApproverUsers: []string{"UAPP"}, InstanceID: "A"}, sl, newReviewMetabase(5), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evt := approveClick(r.ID)
+	cb := evt.Data.(slack.InteractionCallback)
+	cb.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: actionRetry, BlockID: blockThreadActions, Value: r.ID}}
+	evt.Data = cb
+	b.dispatch(t.Context(), &fuzzAcker{}, evt)
+	b.inflight.Wait()
+	texts := sl.texts()
+	if len(texts) != 1 {
+		t.Fatalf("sent %d messages, want one ephemeral refusal: %q", len(texts), texts)
+	}
+	if !strings.Contains(texts[0], "the request is disabled.") {
+		t.Fatalf("refusal = %q, want it to say the request is disabled", texts[0])
 	}
 }
