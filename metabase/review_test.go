@@ -35,3 +35,25 @@ func TestReviewLegacyDisableInactive(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewLegacyUserInactive: User documents "active or not", but the
+// versions with the legacy DELETE answer GET /api/user/:id with 404 for an
+// inactive user (metabase-api.md §4.2). The bot reads the target with User
+// before disabling it (and on a takeover after a crash), so an inactive
+// user must come back as inactive, not as ErrNotFound.
+func TestReviewLegacyUserInactive(t *testing.T) {
+	t.Parallel()
+	c, s := setup(t, WithPageSize(25))
+	s.SetLegacyDelete(true)
+	for i := range 60 {
+		s.AddUser(metabasetest.User{Email: "old" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + "@example.com"})
+	}
+	in := s.AddUser(metabasetest.User{Email: "zed@example.com", FirstName: "Zed", Superuser: true})
+	u, err := c.User(t.Context(), in.ID)
+	if err != nil || u.ID != in.ID || u.IsActive || u.Email != "zed@example.com" {
+		t.Fatalf("User(inactive) on legacy Metabase = %+v, %v; want the inactive user", u, err)
+	}
+	if _, err := c.User(t.Context(), 4242); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("User(missing) = %v, want ErrNotFound", err)
+	}
+}

@@ -133,12 +133,20 @@ func (c *Client) CurrentUser(ctx context.Context) (*User, error) {
 }
 
 // User returns the user with the given id, active or not. It returns an
-// error matching ErrNotFound when there is none.
+// error matching ErrNotFound when there is none. Older Metabase answers
+// 404 for an inactive user (metabase-api.md §4.2), so after a 404 the
+// deactivated users are searched for the id; the row found there carries
+// GroupIDs rather than UserGroupMemberships.
 //
 // GET /api/user/:id
 func (c *Client) User(ctx context.Context, id int) (*User, error) {
 	u := new(User)
 	err := c.do(ctx, request{method: "GET", route: "/api/user/:id", path: userPath(id), retry: true}, u)
+	if errors.Is(err, ErrNotFound) {
+		if d, derr := c.deactivatedUser(ctx, id); derr == nil && d != nil {
+			return d, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -213,12 +221,10 @@ func (c *Client) ListUsers(ctx context.Context, status UserStatus) ([]User, erro
 
 // DisableUser deactivates a user. It is idempotent: disabling an inactive
 // user succeeds. Older Metabase answers 500 for an inactive or missing
-// user (metabase/metabase#66599), so after a 5xx the user is re-read: if
-// it exists and is inactive the call succeeded, if it is missing the error
-// matches ErrNotFound. Those versions also answer GET /api/user/:id with
-// 404 for an inactive user, so after such a 404 the deactivated users are
-// searched for the id. Other errors come back as *APIError, e.g. a 400
-// when the user is the last active admin.
+// user (metabase/metabase#66599), so after a 5xx the user is re-read (see
+// User): if it exists and is inactive the call succeeded, if it is missing
+// the error matches ErrNotFound. Other errors come back as *APIError, e.g.
+// a 400 when the user is the last active admin.
 //
 // DELETE /api/user/:id
 func (c *Client) DisableUser(ctx context.Context, id int) error {
@@ -229,27 +235,21 @@ func (c *Client) DisableUser(ctx context.Context, id int) error {
 	}
 	u, gerr := c.User(ctx, id)
 	switch {
+	case errors.Is(gerr, ErrNotFound):
+		return gerr
 	case gerr == nil && !u.IsActive:
 		return nil
-	case errors.Is(gerr, ErrNotFound):
-		inactive, lerr := c.isDeactivated(ctx, id)
-		switch {
-		case lerr != nil:
-			return err
-		case inactive:
-			return nil
-		}
-		return gerr
 	}
 	return err
 }
 
-// isDeactivated reports whether id is among the deactivated users. It is
-// only used after a legacy 500, where GET /api/user/:id cannot tell a
-// missing user from an inactive one (metabase-api.md §4.2, §4.6).
+// deactivatedUser returns the deactivated user with this id, or nil. It
+// backs User after a 404: the Metabase versions that answer DELETE of an
+// inactive user with 500 also answer GET /api/user/:id with 404 for an
+// inactive user (metabase-api.md §4.2, §4.6).
 //
 // GET /api/user?status=deactivated&limit=N&offset=N
-func (c *Client) isDeactivated(ctx context.Context, id int) (bool, error) {
+func (c *Client) deactivatedUser(ctx context.Context, id int) (*User, error) {
 	for offset := 0; ; offset += c.pageSize {
 		var page userPage
 		err := c.do(ctx, request{
@@ -261,15 +261,15 @@ func (c *Client) isDeactivated(ctx context.Context, id int) (bool, error) {
 			},
 		}, &page)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		for i := range page.Data {
 			if page.Data[i].ID == id && !page.Data[i].IsActive {
-				return true, nil
+				return &page.Data[i], nil
 			}
 		}
 		if page.last(offset, c.pageSize) {
-			return false, nil
+			return nil, nil
 		}
 	}
 }
