@@ -384,8 +384,11 @@ func (b *Bot) recordedAccess(ctx context.Context, userID int) (approval.Target, 
 	return approval.Target{}, false, nil
 }
 
-// lastAdminCheck refuses up front what Metabase would refuse: deactivating every remaining
-// active admin.
+// lastAdminCheck refuses to deactivate every remaining active person who is a Metabase admin.
+// Metabase itself refuses only when no active member of the Admin group would remain, and an API
+// key in Administrators (the bot's own, usually) counts there; but a Metabase that only API keys
+// can administer has nobody left to sign in and fix things, so the bot refuses earlier. GET
+// /api/user lists people only, which is exactly the count wanted.
 func (b *Bot) lastAdminCheck(ctx context.Context, targets []approval.Target) error {
 	admins := 0
 	for _, t := range targets {
@@ -407,7 +410,7 @@ func (b *Bot) lastAdminCheck(ctx context.Context, targets []approval.Target) err
 		}
 	}
 	if admins >= total {
-		return problemf("That would deactivate the last active Metabase admin; Metabase refuses that (\"You cannot remove the last member of the 'Admin' group!\"). Make someone else an admin first.")
+		return problemf("That would deactivate the last active Metabase admin who is a person, leaving Metabase with no admin who can sign in. Make someone else an admin first.")
 	}
 	return nil
 }
