@@ -42,6 +42,9 @@ type Client struct {
 	// channel rather than a mutex so that waiting respects ctx.
 	loginSem chan struct{}
 	session  string // guarded by loginSem
+	// loginErr is the last refused login and loginErrAt when it happened (guarded by loginSem).
+	loginErr   error
+	loginErrAt time.Time
 }
 
 // Option configures a Client in New.

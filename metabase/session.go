@@ -3,7 +3,9 @@ package metabase
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 )
 
 // sessionID returns the current session id, logging in when there is none
@@ -20,13 +22,25 @@ func (c *Client) sessionID(ctx context.Context, stale string) (string, error) {
 		return c.session, nil
 	}
 	c.session = ""
+	// A refused login is remembered for a while: Metabase locks a username out after 10 failed
+	// attempts, and a busy bot would otherwise spend them all within seconds of a password change.
+	if c.loginErr != nil && time.Since(c.loginErrAt) < loginCooldown {
+		return "", c.loginErr
+	}
 	id, err := c.login(ctx)
 	if err != nil {
+		if errors.Is(err, ErrUnauthorized) {
+			c.loginErr, c.loginErrAt = err, time.Now()
+		}
 		return "", err
 	}
+	c.loginErr = nil
 	c.session = id
 	return id, nil
 }
+
+// loginCooldown is how long a refused login is reported again without asking Metabase.
+const loginCooldown = time.Minute
 
 // login creates a session. It is never retried: Metabase throttles
 // logins (a 401 "Too many attempts!"), so repeating one can only hurt.

@@ -112,11 +112,26 @@ func TestLoginFailures(t *testing.T) {
 			t.Errorf("requests = %d, want 1 (no retry, no call)", n)
 		}
 	})
+	t.Run("refused login is not retried on every call", func(t *testing.T) {
+		t.Parallel()
+		c, s := setupSession(t, "wrong")
+		for i := range 20 {
+			if _, err := c.CurrentUser(t.Context()); !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "did not match stored password") {
+				t.Fatalf("call %d: %v", i+1, err)
+			}
+		}
+		// Twenty calls would have locked the account out (10 failures) had each one logged in.
+		if n := s.Count("POST", "/api/session"); n != 1 {
+			t.Errorf("logins = %d, want 1 within the cool-down", n)
+		}
+	})
 	t.Run("throttled", func(t *testing.T) {
 		t.Parallel()
 		c, s := setupSession(t, "wrong")
+		// Ten processes with the wrong password each fail once; the eleventh is throttled.
 		for i := range 10 {
-			if _, err := c.CurrentUser(t.Context()); !strings.Contains(err.Error(), "did not match stored password") {
+			other, _ := newTestClient(t, s.URL(), WithPassword(metabasetest.AdminEmail, "wrong"))
+			if _, err := other.CurrentUser(t.Context()); !strings.Contains(err.Error(), "did not match stored password") {
 				t.Fatalf("attempt %d: %v", i+1, err)
 			}
 		}
@@ -129,7 +144,7 @@ func TestLoginFailures(t *testing.T) {
 			t.Errorf("Message = %q, want %q", ae.Message, want)
 		}
 		if n := s.Count("POST", "/api/session"); n != 11 {
-			t.Errorf("logins = %d, want 11 (one per call)", n)
+			t.Errorf("logins = %d, want 11 (one per client)", n)
 		}
 		if n := s.Count("GET", "/"); n != 0 {
 			t.Errorf("calls = %d, want 0", n)

@@ -36,6 +36,50 @@ type User struct {
 	UserGroupMemberships []GroupMembership `json:"user_group_memberships"`
 }
 
+// UnmarshalJSON decodes a user, reading timestamps leniently: Metabase writes ISO-8601 with an
+// offset ("2024-03-01T10:00:00.123Z"), but a timestamp without one (taken as UTC) must not make
+// the whole user unreadable.
+func (u *User) UnmarshalJSON(b []byte) error {
+	type plain User
+	aux := struct {
+		*plain
+		LastLogin  *string `json:"last_login"`
+		DateJoined *string `json:"date_joined"`
+	}{plain: (*plain)(u)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	u.LastLogin = nil
+	if aux.LastLogin != nil {
+		t, err := parseTime(*aux.LastLogin)
+		if err != nil {
+			return fmt.Errorf("last_login: %w", err)
+		}
+		u.LastLogin = &t
+	}
+	u.DateJoined = time.Time{}
+	if aux.DateJoined != nil {
+		t, err := parseTime(*aux.DateJoined)
+		if err != nil {
+			return fmt.Errorf("date_joined: %w", err)
+		}
+		u.DateJoined = t
+	}
+	return nil
+}
+
+// timeLayouts are the forms a Metabase timestamp may take, most common first.
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999"}
+
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unreadable timestamp %q", s)
+}
+
 // GroupMembership is one entry of User.UserGroupMemberships.
 type GroupMembership struct {
 	ID int `json:"id"`

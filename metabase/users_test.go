@@ -580,3 +580,34 @@ func TestListUsersUnpagedServer(t *testing.T) {
 		t.Errorf("len = %d, calls = %d, want 3 and 1", len(users), calls)
 	}
 }
+
+func TestUserTimestampsDecodeLeniently(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		json string
+		want time.Time
+	}{
+		{`{"id":1,"last_login":"2024-03-01T10:00:00.123Z","date_joined":"2023-01-02T03:04:05Z"}`, time.Date(2024, 3, 1, 10, 0, 0, 123e6, time.UTC)},
+		{`{"id":1,"last_login":"2024-03-01T11:00:00.123456+01:00","date_joined":"2023-01-02T03:04:05Z"}`, time.Date(2024, 3, 1, 10, 0, 0, 123456e3, time.UTC)},
+		{`{"id":1,"last_login":"2024-03-01T10:00:00.123456","date_joined":"2023-01-02T03:04:05"}`, time.Date(2024, 3, 1, 10, 0, 0, 123456e3, time.UTC)},
+	}
+	for _, tt := range tests {
+		var u User
+		if err := json.Unmarshal([]byte(tt.json), &u); err != nil {
+			t.Fatalf("%s: %v", tt.json, err)
+		}
+		if u.LastLogin == nil || !u.LastLogin.Equal(tt.want) {
+			t.Errorf("%s: last_login = %v, want %v", tt.json, u.LastLogin, tt.want)
+		}
+		if !u.DateJoined.Equal(time.Date(2023, 1, 2, 3, 4, 5, 0, time.UTC)) {
+			t.Errorf("%s: date_joined = %v", tt.json, u.DateJoined)
+		}
+	}
+	var u User
+	if err := json.Unmarshal([]byte(`{"id":2,"email":"a@b.io","last_login":null,"is_active":true}`), &u); err != nil || u.LastLogin != nil || !u.IsActive || u.Email != "a@b.io" {
+		t.Fatalf("null last_login: %+v, %v", u, err)
+	}
+	if err := json.Unmarshal([]byte(`{"id":3,"last_login":"yesterday"}`), &u); err == nil {
+		t.Fatal("an unreadable timestamp was accepted")
+	}
+}
