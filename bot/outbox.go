@@ -189,21 +189,30 @@ func (b *Bot) deliverOne(ctx context.Context, row store.Outbox) {
 }
 
 // cardFailed handles a card Slack will not take (most often: the bot is not in the channel). A
-// request nobody can see must not wait for approvers, so it is cancelled in the same write that
-// drops the card, and the requester is told by direct message what to fix.
+// request nobody can see must not wait for approvers, so it is cancelled, with an audit line like
+// every other state change, and the requester is told by direct message what to fix. The card is
+// dropped only after the cancellation is stored: a crash in between retries the card of a
+// cancelled request, which never leaves it pending.
 func (b *Bot) cardFailed(ctx context.Context, row store.Outbox, cause error, log logrus.FieldLogger) {
-	r, err := b.store.CompleteOutboxAndUpdate(ctx, row.ID, b.cfg.InstanceID, row.RequestID, func(r *approval.Request) error {
-		if r.State == approval.Pending {
-			r.State = approval.Cancelled
-			r.DecidedAt = b.now()
+	r, err := b.store.Update(ctx, row.RequestID, func(r *approval.Request) ([]store.Outbox, error) {
+		if r.State != approval.Pending {
+			return nil, errNoChange
 		}
-		return nil
+		r.State = approval.Cancelled
+		r.DecidedAt = b.now()
+		return []store.Outbox{b.audit(*r, "cancelled", "", "card not posted: Slack said `"+slackCode(cause)+"`")}, nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errNoChange) {
 		log.WithError(err).Warn("Could not cancel a request whose card failed")
 		return
 	}
-	b.logEvent(r, "cancelled: card not posted", "")
+	if cerr := b.store.CompleteOutbox(ctx, row.ID, b.cfg.InstanceID); cerr != nil {
+		log.WithError(cerr).Warn("Could not mark a dropped card")
+	}
+	if err != nil {
+		return // already decided or cancelled: nothing to tell
+	}
+	b.kick()
 	text := fmt.Sprintf("I could not post the approval card for request %s in <#%s>: Slack said `%s`%s. The request was cancelled; nothing changed in Metabase.",
 		r.ID, r.ChannelID, slackCode(cause), slackHint(cause))
 	if _, _, err := b.slack.PostMessageContext(ctx, r.Requester, slack.MsgOptionText(text, false)); err != nil {
