@@ -78,6 +78,8 @@ const (
 	eventTimeout = 2 * time.Minute
 	// maxInFlight bounds concurrently handled envelopes, so a flood cannot exhaust memory.
 	maxInFlight = 256
+	// maxViewsInFlight bounds concurrently validated form submissions, apart from maxInFlight.
+	maxViewsInFlight = 32
 )
 
 // Config is everything the bot needs besides its clients. cmd/metabase-bot fills it from the
@@ -160,6 +162,7 @@ type Bot struct {
 	// inflight tracks envelope handlers so shutdown can wait for them.
 	inflight sync.WaitGroup
 	sem      chan struct{}
+	viewSem  chan struct{}
 
 	mu        sync.Mutex
 	connected bool
@@ -220,6 +223,7 @@ func New(cfg Config, api slackAPI, mb metabaseAPI, st requestStore) (*Bot, error
 	return &Bot{
 		cfg: cfg, slack: api, mb: mb, store: st, log: cfg.Log, now: cfg.Now,
 		wake: make(chan struct{}, 1), sem: make(chan struct{}, maxInFlight),
+		viewSem: make(chan struct{}, maxViewsInFlight),
 	}, nil
 }
 
@@ -334,7 +338,8 @@ func (b *Bot) dispatch(ctx context.Context, sm acker, evt socketmode.Event) {
 		if cb.Type == slack.InteractionTypeViewSubmission {
 			// A view submission's ack carries its field errors, so it is answered after
 			// validation (within Slack's 3 s), not before.
-			b.spawn(ctx, func(ctx context.Context) { b.handleViewSubmission(ctx, sm, *evt.Request, cb) })
+			// They get slots of their own, so slow handlers cannot push their ack past 3 s.
+			b.spawnIn(ctx, b.viewSem, func(ctx context.Context) { b.handleViewSubmission(ctx, sm, *evt.Request, cb) })
 			return
 		}
 		handle = func(ctx context.Context) { b.handleInteraction(ctx, cb) }
@@ -360,14 +365,17 @@ func (b *Bot) teamOK(team string) bool { return b.cfg.TeamID == "" || team == b.
 
 // spawn runs f in a tracked goroutine with a bounded context that outlives ctx's cancellation,
 // so shutdown waits for it instead of cutting it off mid-approval.
-func (b *Bot) spawn(ctx context.Context, f func(context.Context)) {
+func (b *Bot) spawn(ctx context.Context, f func(context.Context)) { b.spawnIn(ctx, b.sem, f) }
+
+// spawnIn is spawn with a given pool of slots.
+func (b *Bot) spawnIn(ctx context.Context, sem chan struct{}, f func(context.Context)) {
 	b.inflight.Add(1)
 	go func() {
 		defer b.inflight.Done()
 		// The slot is taken inside the goroutine: the event loop must never block, or the acks
 		// of later envelopes would wait behind slow handlers.
-		b.sem <- struct{}{}
-		defer func() { <-b.sem }()
+		sem <- struct{}{}
+		defer func() { <-sem }()
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 		defer cancel()
 		defer func() {

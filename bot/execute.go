@@ -78,7 +78,7 @@ func (b *Bot) execute(ctx context.Context, r approval.Request) {
 	for o := range results {
 		batch = append(batch, o)
 		if len(batch) >= flushEvery || time.Since(lastFlush) > 2*time.Second {
-			if err := b.record(ctx, r.ID, batch, false); err != nil {
+			if _, err := b.record(ctx, r.ID, batch, false); err != nil {
 				log.WithError(err).Error("Could not record outcomes; another process will finish this request")
 				// Stop calling Metabase before draining: the request is (or will be) another
 				// executor's, and working on would write the same users twice.
@@ -91,11 +91,12 @@ func (b *Bot) execute(ctx context.Context, r approval.Request) {
 		}
 	}
 	stopRenewing()
-	if err := b.record(ctx, r.ID, batch, true); err != nil {
+	final, err := b.record(ctx, r.ID, batch, true)
+	if err != nil {
 		log.WithError(err).Error("Could not record the outcome; another process will finish this request")
 		return
 	}
-	b.cfg.Metrics.executed(r, time.Since(start))
+	b.cfg.Metrics.executed(final, time.Since(start))
 	b.kick()
 }
 
@@ -144,11 +145,11 @@ func (b *Bot) renewLease(ctx context.Context, lost context.CancelFunc, id string
 // record stores outcomes while this process still holds the lease (renewing it), and when final
 // also finishes the request and enqueues the card update, thread outcome and audit message in
 // the same write.
-func (b *Bot) record(ctx context.Context, id string, batch []outcome, final bool) error {
+func (b *Bot) record(ctx context.Context, id string, batch []outcome, final bool) (approval.Request, error) {
 	if len(batch) == 0 && !final {
-		return nil
+		return approval.Request{}, nil
 	}
-	_, err := b.store.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	return b.store.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		if r.State != approval.Executing || r.LeaseOwner != b.cfg.InstanceID {
 			return nil, errLostLease
 		}
@@ -172,7 +173,6 @@ func (b *Bot) record(ctx context.Context, id string, batch []outcome, final bool
 		}
 		return b.finishMessages(*r), nil
 	})
-	return err
 }
 
 // finishMessages are the card update, the thread outcome and the audit line of a finished
@@ -237,7 +237,7 @@ func (b *Bot) apply(ctx context.Context, r approval.Request, i int) outcome {
 		return fail(err)
 	}
 	if !u.IsActive {
-		if r.Attempts > 1 {
+		if r.Recovering {
 			// A takeover after a crash: the earlier attempt most likely disabled them.
 			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive after a restart", At: now()}}
 		}
@@ -282,7 +282,7 @@ func (b *Bot) applyEnable(ctx context.Context, r approval.Request, i int, fail f
 		}
 	}
 	switch {
-	case already && r.Attempts > 1:
+	case already && r.Recovering:
 		notes = append([]string{"confirmed active after a restart"}, notes...)
 	case already && len(notes) == 0:
 		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already active", At: now()}}

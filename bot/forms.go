@@ -121,7 +121,13 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 			return
 		}
 		b.ackView(sm, req, nil, log)
-		if ok, err := b.isApprover(ctx, cb.User.ID); err != nil || !ok {
+		ok, err := b.isApprover(ctx, cb.User.ID)
+		if err != nil {
+			log.WithError(err).Error("Could not check the approver group")
+			b.ephemeral(ctx, meta.Channel, cb.User.ID, "I could not check the approver group, so the request was not denied. Please try again.")
+			return
+		}
+		if !ok {
 			b.ephemeral(ctx, meta.Channel, cb.User.ID, "Only approvers ("+b.approverMention()+") can decide Metabase requests.")
 			return
 		}

@@ -104,7 +104,7 @@ func (m *Metrics) decided(decision string) {
 func (m *Metrics) executed(r approval.Request, d time.Duration) {
 	if m != nil {
 		m.execDuration.Observe(d.Seconds())
-		m.executions.WithLabelValues(string(r.Action), "finished").Inc()
+		m.executions.WithLabelValues(string(r.Action), string(r.State)).Inc()
 	}
 }
 

@@ -273,10 +273,13 @@ func (b *Bot) deliver(ctx context.Context, row store.Outbox) error {
 			}
 		}
 	case kindThread:
-		opts := []slack.MsgOption{slack.MsgOptionText(m.Text, false)}
-		if r.MessageTS != "" {
-			opts = append(opts, slack.MsgOptionTS(r.MessageTS))
+		if r.MessageTS == "" {
+			// The card never made it (it was dropped): a reply would land top-level in the
+			// channel, out of context, so it goes to the log only.
+			b.log.WithFields(logrus.Fields{"request_id": r.ID, "outbox_id": row.ID}).Warn("Dropping a thread reply of a request without a card")
+			break
 		}
+		opts := []slack.MsgOption{slack.MsgOptionText(m.Text, false), slack.MsgOptionTS(r.MessageTS)}
 		blocks := []slack.Block{slack.NewSectionBlock(mrkdwn(m.Text), nil, nil)}
 		if len(m.Buttons) > 0 {
 			blocks = append(blocks, threadButtons(r, m.Buttons))

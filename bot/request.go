@@ -467,7 +467,8 @@ func (b *Bot) ephemeral(ctx context.Context, channel, user, text string, extra .
 		if err == nil {
 			return
 		}
-		b.log.WithError(err).Debug("Could not reply through response_url; trying chat.postEphemeral")
+		// The error may quote the response_url, which lets anyone post to the channel: log the code only.
+		b.log.WithField("error_code", slackCode(err)).Debug("Could not reply through response_url; trying chat.postEphemeral")
 	}
 	_, err := b.slack.PostEphemeralContext(ctx, channel, user, opts...)
 	if err != nil {

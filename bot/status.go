@@ -16,6 +16,12 @@ import (
 // status answers `status <user>` privately: the user's Metabase state and any open request or
 // scheduled return.
 func (b *Bot) status(ctx context.Context, sc slack.SlashCommand, cmd Command, log logrus.FieldLogger) {
+	// Status shows admin rights, groups and open requests: the same people, in the same
+	// channels, as may request.
+	if err := b.mayRequest(ctx, sc.UserID, sc.ChannelID); err != nil {
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, problemText(err))
+		return
+	}
 	u, err := b.resolve(ctx, cmd.Targets[0])
 	if err != nil {
 		var p *problem

@@ -198,6 +198,9 @@ type Request struct {
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
 	// Attempts counts executions started, including takeovers.
 	Attempts int `json:"attempts,omitempty"`
+	// Recovering marks an execution taken over from a process that died while executing: a
+	// target found already in the wanted state was most likely changed by that process.
+	Recovering bool `json:"recovering,omitempty"`
 	// RemindersSent counts reminders posted while pending (at half-life, then near expiry).
 	RemindersSent int `json:"reminders_sent,omitempty"`
 	// FinalReminder is how long before expiry the second reminder is due; zero turns reminders
@@ -340,6 +343,7 @@ func (r *Request) Start(owner string, now time.Time, lease time.Duration) error 
 	default:
 		return fmt.Errorf("%w: cannot execute a %s request", ErrInvalidTransition, r.State)
 	}
+	r.Recovering = r.State == Executing
 	r.State = Executing
 	r.LeaseOwner = owner
 	r.LeaseUntil = now.Add(lease)
@@ -404,6 +408,7 @@ func (r *Request) Finish(now time.Time) error {
 	r.FinishedAt = now
 	r.LeaseOwner = ""
 	r.LeaseUntil = time.Time{}
+	r.Recovering = false
 	return nil
 }
 

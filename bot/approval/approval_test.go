@@ -266,3 +266,23 @@ func TestCloneDoesNotAlias(t *testing.T) {
 		t.Fatalf("clone aliases the original: %+v", r)
 	}
 }
+
+func TestRecoveringMarksOnlyTakeovers(t *testing.T) {
+	t.Parallel()
+	r := pending(1)
+	_ = r.Approve("UA", t0, Policy{})
+	if err := r.Start("a", t0, time.Minute); err != nil || r.Recovering {
+		t.Fatalf("first start: err %v, recovering %v", err, r.Recovering)
+	}
+	if err := r.Start("b", t0.Add(2*time.Minute), time.Minute); err != nil || !r.Recovering {
+		t.Fatalf("takeover: err %v, recovering %v", err, r.Recovering)
+	}
+	_ = r.Finish(t0.Add(3 * time.Minute))
+	if r.Recovering {
+		t.Fatal("still recovering after finish")
+	}
+	_ = r.Retry("UA", t0.Add(4*time.Minute))
+	if err := r.Start("b", t0.Add(4*time.Minute), time.Minute); err != nil || r.Recovering {
+		t.Fatalf("a retry is not a recovery: err %v, recovering %v", err, r.Recovering)
+	}
+}

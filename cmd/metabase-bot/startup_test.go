@@ -102,7 +102,7 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	h.audit("executed")
 	_, metrics = get(t, base+"/metrics")
 	for _, want := range []string{`metabase_bot_requests{state="succeeded"} 1`, `metabase_bot_requests{state="pending"} 0`,
-		`metabase_bot_decisions_total{decision="approved"} 1`} {
+		`metabase_bot_decisions_total{decision="approved"} 1`, `metabase_bot_executions_total{action="disable",state="succeeded"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -91,3 +91,21 @@ func TestSlackMentionTargets(t *testing.T) {
 		t.Errorf("%d cards, want 1 (the refused mentions create none)", n)
 	}
 }
+
+func TestStatusFollowsRequesterRules(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"REQUESTER_GROUP": "SREQUESTERS"})
+	h.slack.SetUserGroup("SREQUESTERS", requester)
+	h.addJane()
+	h.start()
+	// Status shows admin rights and groups, so only those who may request may look.
+	h.command(outsider, "status jane@example.com")
+	h.ephemeral(outsider, "Only members of <!subteam^SREQUESTERS>")
+	h.command(requester, "status jane@example.com")
+	h.ephemeral(requester, "State: *active*")
+	for _, m := range h.slack.Ephemerals() {
+		if m.User == outsider && strings.Contains(m.AllText(), "jane@example.com") {
+			t.Fatalf("an outsider saw jane's status: %s", m.AllText())
+		}
+	}
+}
