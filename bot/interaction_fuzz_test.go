@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,9 +35,6 @@ const (
 	fuzzRequester = "UREQ"
 	fuzzTargetID  = 5
 )
-
-// errFuzzUnsupported answers the Metabase calls a disable never makes.
-var errFuzzUnsupported = errors.New("not used by a disable")
 
 var fuzzApprovers = []string{"UAPP", "UAPP2"}
 
@@ -125,7 +121,7 @@ type interactionRun struct {
 	cb    slack.InteractionCallback
 	ack   *fuzzAcker
 	slack *fuzzSlack
-	mb    *fuzzMetabase
+	mb    *memMetabase
 }
 
 // runInteraction creates pending request id, decodes data (with fuzzRequestID replaced by id)
@@ -133,7 +129,7 @@ type interactionRun struct {
 // reports false when data does not decode.
 func runInteraction(t *testing.T, st *store.Store, id string, data []byte) (interactionRun, bool) {
 	ctx := context.Background()
-	res := interactionRun{id: id, ack: &fuzzAcker{}, slack: newFuzzSlack(fuzzApprovers), mb: &fuzzMetabase{}}
+	res := interactionRun{id: id, ack: &fuzzAcker{}, slack: newFuzzSlack(fuzzApprovers), mb: newMemMetabase(metabase.User{ID: fuzzTargetID, Email: "jane@example.com", IsActive: true})}
 	if err := json.Unmarshal(bytes.ReplaceAll(data, []byte(fuzzRequestID), []byte(id)), &res.cb); err != nil {
 		return res, false
 	}
@@ -247,39 +243,4 @@ func (s *fuzzSlack) OpenViewContext(_ context.Context, _ string, v slack.ModalVi
 	s.sent = append(s.sent, string(b))
 	s.mu.Unlock()
 	return &slack.ViewResponse{}, nil
-}
-
-// fuzzMetabase has one active user, the request's target, and counts writes.
-type fuzzMetabase struct {
-	disables atomic.Int32
-}
-
-var _ metabaseAPI = (*fuzzMetabase)(nil)
-
-func (m *fuzzMetabase) User(_ context.Context, id int) (*metabase.User, error) {
-	if id != fuzzTargetID {
-		return nil, metabase.ErrNotFound
-	}
-	return &metabase.User{ID: id, Email: "jane@example.com", IsActive: true}, nil
-}
-
-func (m *fuzzMetabase) UserByEmail(_ context.Context, email string) (*metabase.User, error) {
-	if email != "jane@example.com" {
-		return nil, metabase.ErrNotFound
-	}
-	return m.User(context.Background(), fuzzTargetID)
-}
-
-func (m *fuzzMetabase) DisableUser(context.Context, int) error { m.disables.Add(1); return nil }
-
-func (m *fuzzMetabase) ReactivateUser(context.Context, int) (*metabase.User, error) {
-	return nil, errFuzzUnsupported
-}
-
-func (m *fuzzMetabase) UpdateUser(context.Context, int, metabase.UserUpdate) (*metabase.User, error) {
-	return nil, errFuzzUnsupported
-}
-
-func (m *fuzzMetabase) ListUsers(context.Context, metabase.UserStatus) ([]metabase.User, error) {
-	return nil, nil
 }

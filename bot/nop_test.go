@@ -9,20 +9,17 @@ import (
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/store"
-	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
 // Do-nothing implementations of the consumer interfaces, for tests that exercise pure parts of
 // the bot (rendering, parsing) and must not reach any service.
 type (
-	nopSlack    struct{}
-	nopMetabase struct{}
-	nopStore    struct{}
+	nopSlack struct{}
+	nopStore struct{}
 )
 
 var (
 	_ slackAPI     = nopSlack{}
-	_ metabaseAPI  = nopMetabase{}
 	_ requestStore = nopStore{}
 )
 
@@ -44,17 +41,6 @@ func (nopSlack) GetUserInfoContext(context.Context, string, ...slack.GetUserInfo
 	return nil, errNop
 }
 func (nopSlack) OpenViewContext(context.Context, string, slack.ModalViewRequest) (*slack.ViewResponse, error) {
-	return nil, errNop
-}
-
-func (nopMetabase) User(context.Context, int) (*metabase.User, error)           { return nil, errNop }
-func (nopMetabase) UserByEmail(context.Context, string) (*metabase.User, error) { return nil, errNop }
-func (nopMetabase) DisableUser(context.Context, int) error                      { return errNop }
-func (nopMetabase) ReactivateUser(context.Context, int) (*metabase.User, error) { return nil, errNop }
-func (nopMetabase) ListUsers(context.Context, metabase.UserStatus) ([]metabase.User, error) {
-	return nil, errNop
-}
-func (nopMetabase) UpdateUser(context.Context, int, metabase.UserUpdate) (*metabase.User, error) {
 	return nil, errNop
 }
 

@@ -20,7 +20,7 @@ func testBot(t *testing.T, cfg Config) *Bot {
 	if cfg.ApproverGroup == "" && len(cfg.ApproverUsers) == 0 {
 		cfg.ApproverGroup = "S1"
 	}
-	b, err := New(cfg, nopSlack{}, nopMetabase{}, nopStore{})
+	b, err := New(cfg, nopSlack{}, newMemMetabase(), nopStore{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,76 +15,7 @@ import (
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/store"
-	"github.com/metabase-bot/metabase-bot/metabase"
 )
-
-// reviewMetabase holds users in memory; DisableUser can be held until released, and counts
-// every call, so tests can see a second executor writing the same user.
-type reviewMetabase struct {
-	mu       sync.Mutex
-	active   map[int]bool
-	hold     chan struct{} // when set, DisableUser waits for it to close (or ctx)
-	disables atomic.Int32
-	// onDisable, when set, runs at the start of every DisableUser call.
-	onDisable func(n int32)
-}
-
-var _ metabaseAPI = (*reviewMetabase)(nil)
-
-func newReviewMetabase(ids ...int) *reviewMetabase {
-	m := &reviewMetabase{active: map[int]bool{}}
-	for _, id := range ids {
-		m.active[id] = true
-	}
-	return m
-}
-
-func (m *reviewMetabase) User(_ context.Context, id int) (*metabase.User, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	active, ok := m.active[id]
-	if !ok {
-		return nil, metabase.ErrNotFound
-	}
-	return &metabase.User{ID: id, Email: fmt.Sprintf("u%d@example.com", id), IsActive: active}, nil
-}
-
-func (m *reviewMetabase) UserByEmail(context.Context, string) (*metabase.User, error) {
-	return nil, metabase.ErrNotFound
-}
-
-func (m *reviewMetabase) DisableUser(ctx context.Context, id int) error {
-	n := m.disables.Add(1)
-	if m.onDisable != nil {
-		m.onDisable(n)
-	}
-	if m.hold != nil {
-		select {
-		case <-m.hold:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	m.active[id] = false
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *reviewMetabase) ReactivateUser(context.Context, int) (*metabase.User, error) {
-	return nil, errFuzzUnsupported
-}
-
-func (m *reviewMetabase) UpdateUser(context.Context, int, metabase.UserUpdate) (*metabase.User, error) {
-	return nil, errFuzzUnsupported
-}
-
-func (m *reviewMetabase) ListUsers(context.Context, metabase.UserStatus) ([]metabase.User, error) {
-	return nil, nil
-}
 
 // reviewRequest stores a pending disable of ids in st, with its card already posted.
 func reviewRequest(t *testing.T, st *store.Store, id string, ids ...int) {
@@ -126,7 +56,7 @@ func openReviewStore(t *testing.T) *store.Store {
 // time. The lease must be renewed while the call is in flight, not only when an outcome arrives.
 func TestLeaseRenewedWhileMetabaseIsSlow(t *testing.T) {
 	st := openReviewStore(t)
-	mb := newReviewMetabase(5)
+	mb := newMemMetabase(activeUsers(5)...)
 	mb.hold = make(chan struct{})
 	reviewRequest(t, st, "MB-LEASE001", 5)
 	cfg := func(id string) Config {
@@ -185,7 +115,7 @@ func TestExecutionStopsAfterLosingLease(t *testing.T) {
 	for i := range ids {
 		ids[i] = 100 + i
 	}
-	mb := newReviewMetabase(ids...)
+	mb := newMemMetabase(activeUsers(ids...)...)
 	reviewRequest(t, st, "MB-LOST0001", ids...)
 	mb.onDisable = func(n int32) {
 		if n != 1 {
@@ -243,7 +173,7 @@ func TestRetryRefusalNamesTheState(t *testing.T) {
 		t.Fatal(err)
 	}
 	sl := newFuzzSlack(nil)
-	b, err := New(Config{TeamID: "T1", ApproverUsers: []string{"UAPP"}, InstanceID: "A"}, sl, newReviewMetabase(5), st)
+	b, err := New(Config{TeamID: "T1", ApproverUsers: []string{"UAPP"}, InstanceID: "A"}, sl, newMemMetabase(activeUsers(5)...), st)
 	if err != nil {
 		t.Fatal(err)
 	}
