@@ -117,7 +117,7 @@ func ParseCommand(text string) (Command, error) {
 		case 1:
 			d, err := strconv.Atoi(rest[0])
 			if err != nil || d < 1 || d > 3650 {
-				return Command{}, usagef("`inactive` takes a number of days from 1 to 3650, not %q.", rest[0])
+				return Command{}, usagef("`inactive` takes a number of days from 1 to 3650, not %s.", quoteWord(rest[0], 40))
 			}
 			cmd.Days = d
 		default:
@@ -136,7 +136,7 @@ func ParseCommand(text string) (Command, error) {
 	case VerbDisable, VerbEnable:
 		return parseChange(verb, rest)
 	}
-	return Command{}, usagef("I don't know the command %q.", truncateRunes(words[0], 40))
+	return Command{}, usagef("I don't know the command %s.", quoteWord(words[0], 40))
 }
 
 // parseChange parses `disable <target>... [until DATE] <reason…>` and `enable <target>... <reason…>`.
@@ -164,7 +164,7 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		cmd.Targets = append(cmd.Targets, t)
 	}
 	if len(cmd.Targets) == 0 {
-		return Command{}, usagef("%q is not a user. Name users by email, Metabase id or Slack mention.", truncateRunes(words[0], 80))
+		return Command{}, usagef("%s is not a user. Name users by email, Metabase id or Slack mention.", quoteWord(words[0], 80))
 	}
 	if len(cmd.Targets) > maxTargets {
 		return Command{}, usagef("That names %d users; one command can name at most %d.", len(cmd.Targets), maxTargets)
@@ -223,7 +223,7 @@ func parseTarget(w string) (TargetRef, error) {
 		return TargetRef{Kind: BySlackUser, SlackID: m[1], Raw: w}, nil
 	}
 	if strings.HasPrefix(w, "<@") || strings.HasPrefix(w, "<!") {
-		return TargetRef{}, usagef("%q is not a Slack user mention I can use.", truncateRunes(w, 80))
+		return TargetRef{}, usagef("%s is not a Slack user mention I can use.", quoteWord(w, 80))
 	}
 	email := w
 	if m := mailtoRe.FindStringSubmatch(w); m != nil {
@@ -231,13 +231,13 @@ func parseTarget(w string) (TargetRef, error) {
 	}
 	if strings.Contains(email, "@") {
 		if len(email) > 254 || !emailRe.MatchString(email) {
-			return TargetRef{}, usagef("%q is not a valid email address.", truncateRunes(w, 80))
+			return TargetRef{}, usagef("%s is not a valid email address.", quoteWord(w, 80))
 		}
 		return TargetRef{Kind: ByEmail, Email: strings.ToLower(email), Raw: w}, nil
 	}
 	id, err := strconv.Atoi(w)
 	if err != nil || id < 1 || id > maxUserID || strings.HasPrefix(w, "+") {
-		return TargetRef{}, usagef("%q is not a valid Metabase user id (a positive whole number).", truncateRunes(w, 80))
+		return TargetRef{}, usagef("%s is not a valid Metabase user id (a positive whole number).", quoteWord(w, 80))
 	}
 	return TargetRef{Kind: ByID, ID: id, Raw: w}, nil
 }
@@ -270,6 +270,17 @@ func tokenize(s string) []string {
 	}
 	flush()
 	return words
+}
+
+// quoteWord quotes a word the requester typed for a message, bounded to n runes once quoted:
+// quoting turns each control character into a \u escape, so bounding before quoting is not
+// enough to keep a message short.
+func quoteWord(w string, n int) string {
+	q := strconv.Quote(w)
+	if utf8.RuneCountInString(q) <= n {
+		return q
+	}
+	return truncateRunes(q, n-1) + `"`
 }
 
 // truncateRunes cuts s to n runes, marking the cut, so echoing user text never breaks a limit.

@@ -138,3 +138,20 @@ func FuzzParseCommand(f *testing.F) {
 		}
 	})
 }
+
+func TestUsageMessagesStayShort(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("\x06", 60)
+	for _, text := range []string{
+		"status " + long, "disable " + long + "@x.io r", "inactive " + strings.Repeat("9", 3000),
+		strings.Repeat("\x01", 200), "disable <@" + long + ">",
+	} {
+		_, err := ParseCommand(text)
+		if err == nil {
+			t.Fatalf("%q parsed", text)
+		}
+		if n := utf8.RuneCountInString(err.Error()); n > 300 {
+			t.Errorf("%d-rune message for a hostile word: %.80s…", n, err.Error())
+		}
+	}
+}

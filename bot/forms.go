@@ -191,7 +191,7 @@ func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason st
 	typed := tokenize(values[blockFormTargets][actionFormTargets].Value)
 	for _, w := range typed {
 		if !looksLikeTarget(w) {
-			return fieldErr(blockFormTargets, fmt.Sprintf("Only emails, Metabase ids or mentions go here, not %q.", truncateRunes(w, 40)))
+			return fieldErr(blockFormTargets, fmt.Sprintf("Only emails, Metabase ids or mentions go here, not %s.", quoteWord(w, 40)))
 		}
 		t, err := parseTarget(w)
 		if err != nil {
