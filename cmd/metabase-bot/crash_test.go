@@ -136,10 +136,15 @@ func (c *child) stop(t *testing.T) {
 	}
 }
 
-// crashHarness is a harness whose bots are child processes on one SQLite file, with a short execution lease
-// so a dead process's claims run out quickly.
-func crashHarness(t *testing.T) (*harness, *store.Store) {
-	h := newHarness(t, map[string]string{"EXECUTION_LEASE": "5s"})
+// crashHarness is a harness whose bots are child processes on one database (a SQLite file, or a PostgreSQL
+// schema of its own), with a short execution lease so a dead process's claims run out quickly.
+func crashHarness(t *testing.T, backend string) (*harness, *store.Store) {
+	env := map[string]string{"EXECUTION_LEASE": "5s"}
+	if backend == "postgres" {
+		// Before newHarness, so the schema is dropped after every bot process has stopped.
+		env["DATABASE_URL"] = postgresDatabaseURL(t)
+	}
+	h := newHarness(t, env)
 	return h, h.openStore()
 }
 
@@ -248,46 +253,48 @@ func TestCrashRecovery(t *testing.T) {
 			outcome: "jane@example.com: disabled", wantAttempts: 1,
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			h, st := crashHarness(t)
-			h.addJane()
-			start := time.Now()
-			tt.crash(h, st)
-			var card fakeslack.Message
-			if tt.approveAfter {
-				card = h.card("jane@example.com")
-				h.click(approver, card, "mb_approve")
-			} else {
-				card = h.anyCard("jane@example.com")
-			}
-			h.thread(card, tt.outcome)
-			h.audit("executed", "jane@example.com")
-			h.drained(st)
-
-			if h.active("jane@example.com") {
-				t.Error("jane is still active")
-			}
-			if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
-				t.Errorf("DELETE calls = %d, want exactly 1", n)
-			}
-			if n := h.cards("jane@example.com"); n != 1 {
-				t.Errorf("%d cards, want 1", n)
-			}
-			if n := h.inThread(card, "jane@example.com: disabled"); n != 1 {
-				t.Errorf("%d outcome replies, want 1", n)
-			}
-			for _, event := range []string{"requested", "approved", "executed"} {
-				if n := h.audits(event); n != 1 {
-					t.Errorf("%d audit lines %q, want 1\nmessages: %v", n, event, texts(h.slack.Messages()))
+	for _, backend := range []string{"sqlite", "postgres"} {
+		for _, tt := range tests {
+			t.Run(backend+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				h, st := crashHarness(t, backend)
+				h.addJane()
+				start := time.Now()
+				tt.crash(h, st)
+				var card fakeslack.Message
+				if tt.approveAfter {
+					card = h.card("jane@example.com")
+					h.click(approver, card, "mb_approve")
+				} else {
+					card = h.anyCard("jane@example.com")
 				}
-			}
-			r := h.requestOf(st, card)
-			if r.State != approval.Succeeded || r.Attempts != tt.wantAttempts {
-				t.Errorf("request is %s after %d attempts, want succeeded after %d", r.State, r.Attempts, tt.wantAttempts)
-			}
-			t.Logf("crash and recovery took %s", time.Since(start).Round(time.Millisecond))
-		})
+				h.thread(card, tt.outcome)
+				h.audit("executed", "jane@example.com")
+				h.drained(st)
+
+				if h.active("jane@example.com") {
+					t.Error("jane is still active")
+				}
+				if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
+					t.Errorf("DELETE calls = %d, want exactly 1", n)
+				}
+				if n := h.cards("jane@example.com"); n != 1 {
+					t.Errorf("%d cards, want 1", n)
+				}
+				if n := h.inThread(card, "jane@example.com: disabled"); n != 1 {
+					t.Errorf("%d outcome replies, want 1", n)
+				}
+				for _, event := range []string{"requested", "approved", "executed"} {
+					if n := h.audits(event); n != 1 {
+						t.Errorf("%d audit lines %q, want 1\nmessages: %v", n, event, texts(h.slack.Messages()))
+					}
+				}
+				r := h.requestOf(st, card)
+				if r.State != approval.Succeeded || r.Attempts != tt.wantAttempts {
+					t.Errorf("request is %s after %d attempts, want succeeded after %d", r.State, r.Attempts, tt.wantAttempts)
+				}
+				t.Logf("crash and recovery took %s", time.Since(start).Round(time.Millisecond))
+			})
+		}
 	}
 }
