@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -192,6 +193,35 @@ func TestCrashRecovery(t *testing.T) {
 				h.spawn()
 			},
 			approveAfter: true, outcome: "jane@example.com: disabled", wantAttempts: 1,
+		},
+		{
+			// The approval is won and stored (executing, with this process's lease), and the process dies
+			// before its first Metabase call: held here on the side-effect-free read that precedes the
+			// DELETE. The new process takes the request over after the lease and disables jane once.
+			name: "approval won, before any Metabase call",
+			crash: func(h *harness, st *store.Store) {
+				first := h.spawn()
+				h.command(requester, "disable jane@example.com Left the company")
+				card := h.card("jane@example.com")
+				janePath := "/api/user/" + strconv.Itoa(h.mustUser("jane@example.com").ID)
+				release := h.mb.Hold("GET", "/api/user/:id")
+				h.click(approver, card, "mb_approve")
+				if err := h.mb.WaitForRequests(h.ctx(), "GET", janePath, 1); err != nil {
+					h.t.Fatalf("the execution never read jane: %v", err)
+				}
+				h.audit("approved", "jane@example.com")
+				h.drained(st)
+				h.kill(first, 0)
+				release()
+				if n := h.mb.Count("DELETE", "/api/user/"); n != 0 {
+					h.t.Fatalf("DELETE calls = %d before the restart, want 0", n)
+				}
+				if r := h.requestOf(st, card); r.State != approval.Executing {
+					h.t.Fatalf("after the crash the request is %s, want executing", r.State)
+				}
+				h.spawn()
+			},
+			outcome: "jane@example.com: disabled", wantAttempts: 2,
 		},
 		{
 			// The nasty case: Metabase deactivated jane, the process died before it read the reply, and the
