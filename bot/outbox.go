@@ -340,21 +340,32 @@ func permanentSlackError(err error) bool {
 	return true
 }
 
-// slackHint turns common Slack errors into what the operator should do.
-func slackHint(err error) string {
+// SlackHint says what an operator should do about a Slack error, or "" when there is nothing
+// specific to say. It is the one place that knows the fixes; start-up checks use it too.
+func SlackHint(err error) string {
 	var se slack.SlackErrorResponse
 	if !errors.As(err, &se) {
 		return ""
 	}
 	switch se.Err {
 	case "not_in_channel":
-		return ": invite the bot to the channel (/invite @metabase-bot)"
+		return "invite the bot to the channel (/invite @metabase-bot)"
 	case "channel_not_found":
-		return ": check the channel id, and invite the bot to private channels"
+		return "use the channel id (C…), and invite the bot to private channels"
 	case "missing_scope":
-		return fmt.Sprintf(": add the scope %q to the Slack app and reinstall it", se.Needed)
+		return fmt.Sprintf("add the bot scope %q to the Slack app and reinstall it", se.Needed)
 	case "invalid_auth", "not_authed", "token_revoked", "account_inactive":
-		return ": check SLACK_BOT_TOKEN"
+		return "check SLACK_BOT_TOKEN: copy the Bot User OAuth Token after installing the app"
+	case "no_such_subteam":
+		return "use the user group id (S…) from the group's page"
+	}
+	return ""
+}
+
+// slackHint is SlackHint as a suffix for a sentence: ": <fix>" or "".
+func slackHint(err error) string {
+	if h := SlackHint(err); h != "" {
+		return ": " + h
 	}
 	return ""
 }

@@ -102,17 +102,9 @@ func yesNo(v bool) string {
 	return "no"
 }
 
-// targetsSummary names the targets for one-line texts: "jane@example.com" or
+// targetsSummary names the targets for one-line mrkdwn texts: "jane@example.com" or
 // "jane@example.com and 4 more".
-func targetsSummary(r approval.Request) string {
-	switch len(r.Targets) {
-	case 0:
-		return "nobody"
-	case 1:
-		return escape(r.Targets[0].Email)
-	}
-	return fmt.Sprintf("%s and %d more", escape(r.Targets[0].Email), len(r.Targets)-1)
-}
+func targetsSummary(r approval.Request) string { return escape(targetsSummaryPlain(r)) }
 
 func (b *Bot) dryRunTag(r approval.Request) string {
 	if r.DryRun {

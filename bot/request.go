@@ -186,9 +186,15 @@ func (b *Bot) buildRequest(ctx context.Context, in requestInput) (approval.Reque
 			problems = append(problems, fmt.Sprintf("%s is protected: the bot never changes this account.", escape(u.Email)))
 			continue
 		}
+		// One read of the user's requests serves the open-request, scheduled-return and
+		// recorded-access checks below.
+		history, err := b.store.ByTarget(ctx, u.ID)
+		if err != nil {
+			return approval.Request{}, fmt.Errorf("look up the requests of user %d: %w", u.ID, err)
+		}
 		// Before the state checks: a redelivery of a command that already disabled the user must
 		// stay silent, not report "already deactivated".
-		open, err := b.openRequestFor(ctx, u.ID, in.sourceKey)
+		open, err := openRequestIn(history, in.sourceKey)
 		if err != nil {
 			return approval.Request{}, err
 		}
@@ -207,9 +213,7 @@ func (b *Bot) buildRequest(ctx context.Context, in requestInput) (approval.Reque
 		if action == approval.Enable {
 			// Enabling now and letting the return run later would re-grant admin status and
 			// groups that may have been changed in between.
-			if ret, ok, err := b.scheduledReturnFor(ctx, u.ID); err != nil {
-				return approval.Request{}, err
-			} else if ok {
+			if ret, ok := scheduledReturnIn(history); ok {
 				problems = append(problems, fmt.Sprintf("%s already comes back automatically %s (%s). To bring them back sooner, an approver first cancels that return with the button in the leave's thread.",
 					escape(u.Email), slackDate(ret.NotBefore), ret.ID))
 				continue
@@ -219,9 +223,7 @@ func (b *Bot) buildRequest(ctx context.Context, in requestInput) (approval.Reque
 			GroupIDs: u.Groups(), SSOSource: u.SSOSource, LastLogin: u.LastLogin}
 		if action == approval.Enable {
 			t.Superuser, t.GroupIDs = false, nil
-			if rec, ok, err := b.recordedAccess(ctx, u.ID); err != nil {
-				return approval.Request{}, err
-			} else if ok {
+			if rec, ok := recordedAccessIn(history, u.ID); ok {
 				t.Superuser, t.GroupIDs, t.Restore = rec.Superuser, rec.GroupIDs, true
 			}
 		}
@@ -331,14 +333,10 @@ func (b *Bot) protected(u metabase.User) bool {
 // again (to this replica or another), and it is ignored without a word to the requester.
 var errRedelivered = errors.New("command already handled")
 
-// openRequestFor returns the id of an open request naming the user, so the same person is not
+// openRequestIn returns the id of an open request among a user's requests, so the same person is not
 // asked about twice at once, or errRedelivered when a request naming the user already came from
 // sourceKey.
-func (b *Bot) openRequestFor(ctx context.Context, userID int, sourceKey string) (string, error) {
-	rs, err := b.store.ByTarget(ctx, userID)
-	if err != nil {
-		return "", fmt.Errorf("look up open requests: %w", err)
-	}
+func openRequestIn(rs []approval.Request, sourceKey string) (string, error) {
 	if sourceKey != "" && slices.ContainsFunc(rs, func(r approval.Request) bool { return r.SourceKey == sourceKey }) {
 		return "", errRedelivered
 	}
@@ -350,38 +348,30 @@ func (b *Bot) openRequestFor(ctx context.Context, userID int, sourceKey string) 
 	return "", nil
 }
 
-// scheduledReturnFor returns the automatic return from leave scheduled for the user, if any.
-func (b *Bot) scheduledReturnFor(ctx context.Context, userID int) (approval.Request, bool, error) {
-	rs, err := b.store.ByTarget(ctx, userID)
-	if err != nil {
-		return approval.Request{}, false, fmt.Errorf("look up scheduled returns: %w", err)
-	}
+// scheduledReturnIn returns the automatic return from leave among a user's requests, if any.
+func scheduledReturnIn(rs []approval.Request) (approval.Request, bool) {
 	for _, r := range rs {
 		if r.State == approval.Scheduled && r.ParentID != "" {
-			return r, true, nil
+			return r, true
 		}
 	}
-	return approval.Request{}, false, nil
+	return approval.Request{}, false
 }
 
-// recordedAccess finds what the bot recorded when it last disabled the user: Metabase's
-// reactivation resets is_superuser, so an enable restores this.
-func (b *Bot) recordedAccess(ctx context.Context, userID int) (approval.Target, bool, error) {
-	rs, err := b.store.ByTarget(ctx, userID)
-	if err != nil {
-		return approval.Target{}, false, fmt.Errorf("look up earlier requests: %w", err)
-	}
+// recordedAccessIn finds, among a user's requests (newest first), what the bot recorded when it
+// last disabled the user: Metabase's reactivation resets is_superuser, so an enable restores this.
+func recordedAccessIn(rs []approval.Request, userID int) (approval.Target, bool) {
 	for _, r := range rs { // newest first
 		if r.Action != approval.Disable || (r.State != approval.Succeeded && r.State != approval.Partial) || r.DryRun {
 			continue
 		}
 		for _, t := range r.Targets {
 			if t.UserID == userID && t.Result.Outcome == approval.Done {
-				return t, true, nil
+				return t, true
 			}
 		}
 	}
-	return approval.Target{}, false, nil
+	return approval.Target{}, false
 }
 
 // lastAdminCheck refuses to deactivate every remaining active person who is a Metabase admin.

@@ -294,21 +294,10 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// hintFor turns Slack's error codes into the fix.
+// hintFor is bot.SlackHint as a parenthesised suffix for start-up errors.
 func hintFor(err error) string {
-	var se slack.SlackErrorResponse
-	if !errors.As(err, &se) {
-		return ""
-	}
-	switch se.Err {
-	case "invalid_auth", "not_authed", "token_revoked", "account_inactive":
-		return " (check SLACK_BOT_TOKEN: copy the Bot User OAuth Token after installing the app)"
-	case "missing_scope":
-		return fmt.Sprintf(" (add the bot scope %s in the Slack app and reinstall)", se.Needed)
-	case "channel_not_found", "not_in_channel":
-		return " (use the channel id, and /invite the bot to private channels)"
-	case "no_such_subteam":
-		return " (use the user group id, S…, from the group's page)"
+	if h := bot.SlackHint(err); h != "" {
+		return " (" + h + ")"
 	}
 	return ""
 }
