@@ -10,7 +10,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the benchmark's own schema
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/bot/store/storetest"
 )
 
@@ -55,7 +55,7 @@ func measureLoad(botBin, backend, dbURL string, n, requesters int) load {
 			user := fmt.Sprintf("UREQ%02d", r)
 			for i := r * per; i < (r+1)*per; i++ {
 				t0 := time.Now()
-				id, err := f.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: user, ChannelID: opsChannel, Text: "disable " + emails[i] + " load test"})
+				id, err := f.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: user, ChannelID: opsChannel, Text: "disable " + emails[i] + " load test"})
 				if err != nil {
 					log.Printf("command: %v", err)
 					continue
@@ -75,7 +75,7 @@ func measureLoad(botBin, backend, dbURL string, n, requesters int) load {
 
 	// Cards, as they arrive, go to the approvers at once: creation and approval overlap, as they
 	// would with people clicking.
-	cardCh := make(chan fakeslack.Message, n)
+	cardCh := make(chan slacktest.Message, n)
 	var toCard []time.Duration
 	var lastCard time.Time
 	cardSeen := map[string]time.Time{}
@@ -89,7 +89,7 @@ func measureLoad(botBin, backend, dbURL string, n, requesters int) load {
 			defer aw.Done()
 			for c := range cardCh {
 				t0 := time.Now()
-				id, err := f.slack.Click(ctx, fakeslack.Click{UserID: a, ChannelID: opsChannel, MessageTS: c.TS, ActionID: "mb_approve"})
+				id, err := f.slack.Click(ctx, slacktest.Click{UserID: a, ChannelID: opsChannel, MessageTS: c.TS, ActionID: "mb_approve"})
 				if err != nil {
 					log.Printf("click: %v", err)
 					continue
@@ -109,7 +109,7 @@ func measureLoad(botBin, backend, dbURL string, n, requesters int) load {
 		}()
 	}
 	var firstClick time.Time
-	res.complete = watch(f.slack, 3*time.Minute, func(m fakeslack.Message, at time.Time) {
+	res.complete = watch(f.slack, 3*time.Minute, func(m slacktest.Message, at time.Time) {
 		switch {
 		case isCard(m):
 			if _, dup := cardSeen[m.TS]; dup {
@@ -220,38 +220,38 @@ func measureBulk(botBin string, n, concurrency int, latency time.Duration) bulk 
 	f.start(botBin, f.botEnv("", fmt.Sprintf("BULK_CONCURRENCY=%d", concurrency)))
 	ctx, cancel := bounded(3 * time.Minute)
 	defer cancel()
-	id, err := f.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "inactive 90"})
+	id, err := f.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "inactive 90"})
 	if err != nil {
 		log.Fatal(err)
 	}
 	if _, err := f.slack.WaitAck(ctx, id); err != nil {
 		log.Fatal(err)
 	}
-	report, err := f.slack.WaitEphemeral(ctx, func(m fakeslack.Message) bool { return m.HasAction("mb_inactive_request") })
+	report, err := f.slack.WaitEphemeral(ctx, func(m slacktest.Message) bool { return m.HasAction("mb_inactive_request") })
 	if err != nil {
 		log.Fatalf("no inactive report with a button: %v", err)
 	}
-	if _, err := f.slack.Click(ctx, fakeslack.Click{UserID: requester, ChannelID: report.Channel, MessageTS: report.TS, ActionID: "mb_inactive_request"}); err != nil {
+	if _, err := f.slack.Click(ctx, slacktest.Click{UserID: requester, ChannelID: report.Channel, MessageTS: report.TS, ActionID: "mb_inactive_request"}); err != nil {
 		log.Fatal(err)
 	}
-	view, err := f.slack.WaitView(ctx, func(v fakeslack.View) bool { return v.CallbackID == "mb_inactive_form" })
+	view, err := f.slack.WaitView(ctx, func(v slacktest.View) bool { return v.CallbackID == "mb_inactive_form" })
 	if err != nil {
 		log.Fatalf("no clean-up form: %v", err)
 	}
-	if _, err := f.slack.SubmitView(ctx, fakeslack.ViewSubmission{UserID: requester, ViewID: view.ID,
-		Values: map[string]map[string]fakeslack.InputValue{"mb_form_reason": {"reason": {Value: "licence clean-up"}}}}); err != nil {
+	if _, err := f.slack.SubmitView(ctx, slacktest.ViewSubmission{UserID: requester, ViewID: view.ID,
+		Values: map[string]map[string]slacktest.InputValue{"mb_form_reason": {"reason": {Value: "licence clean-up"}}}}); err != nil {
 		log.Fatal(err)
 	}
-	card, err := f.slack.WaitMessage(ctx, func(m fakeslack.Message) bool { return isCard(m) && m.HasAction("mb_approve") })
+	card, err := f.slack.WaitMessage(ctx, func(m slacktest.Message) bool { return isCard(m) && m.HasAction("mb_approve") })
 	if err != nil {
 		log.Fatalf("no bulk card: %v", err)
 	}
 	f.mb.SetLatency("DELETE", "/api/user/:id", latency)
 	start := time.Now()
-	if _, err := f.slack.Click(ctx, fakeslack.Click{UserID: approver, ChannelID: opsChannel, MessageTS: card.TS, ActionID: "mb_approve"}); err != nil {
+	if _, err := f.slack.Click(ctx, slacktest.Click{UserID: approver, ChannelID: opsChannel, MessageTS: card.TS, ActionID: "mb_approve"}); err != nil {
 		log.Fatal(err)
 	}
-	if _, err := f.slack.WaitMessage(ctx, func(m fakeslack.Message) bool {
+	if _, err := f.slack.WaitMessage(ctx, func(m slacktest.Message) bool {
 		return m.ThreadTS == card.TS && (strings.Contains(m.Text, "Done.") || strings.Contains(m.Text, "Partly done") || strings.Contains(m.Text, "Failed."))
 	}); err != nil {
 		log.Fatalf("no bulk outcome: %v", err)

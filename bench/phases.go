@@ -13,7 +13,7 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -80,7 +80,7 @@ type acks struct {
 }
 
 // sendAll sends n envelopes from workers goroutines and returns each ack's latency.
-func sendAll(fs *fakeslack.Server, n, workers int, send func(i int) (string, error)) []time.Duration {
+func sendAll(fs *slacktest.Server, n, workers int, send func(i int) (string, error)) []time.Duration {
 	ctx, cancel := bounded(2 * time.Minute)
 	defer cancel()
 	var mu sync.Mutex
@@ -136,10 +136,10 @@ func measureAcks(botBin, bareBin string, n int) acks {
 		log.Fatal(err)
 	}
 	res.bareCmd = summarize(sendAll(f.slack, n, workers, func(i int) (string, error) {
-		return f.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "disable " + emails[i] + " bench"})
+		return f.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "disable " + emails[i] + " bench"})
 	}))
 	res.bareClick = summarize(sendAll(f.slack, n, workers, func(int) (string, error) {
-		return f.slack.Click(ctx, fakeslack.Click{UserID: approver, ChannelID: opsChannel, MessageTS: ts, ActionID: "mb_approve"})
+		return f.slack.Click(ctx, slacktest.Click{UserID: approver, ChannelID: opsChannel, MessageTS: ts, ActionID: "mb_approve"})
 	}))
 	bare.stop()
 
@@ -150,11 +150,11 @@ func measureAcks(botBin, bareBin string, n int) acks {
 	f.mb.SetLatency("GET", "/api/user", 2*time.Second)
 	f.start(botBin, f.botEnv(""))
 	res.botCmd = summarize(sendAll(f.slack, n, workers, func(i int) (string, error) {
-		return f.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "disable " + emails[i] + " bench"})
+		return f.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "disable " + emails[i] + " bench"})
 	}))
 	cards := waitCards(f.slack, n, 2*time.Minute)
 	res.botClick = summarize(sendAll(f.slack, len(cards), workers, func(i int) (string, error) {
-		return f.slack.Click(ctx, fakeslack.Click{UserID: approver, ChannelID: opsChannel, MessageTS: cards[i].TS, ActionID: "mb_approve"})
+		return f.slack.Click(ctx, slacktest.Click{UserID: approver, ChannelID: opsChannel, MessageTS: cards[i].TS, ActionID: "mb_approve"})
 	}))
 	waitOutcomes(f.slack, cards, 2*time.Minute)
 	return res
@@ -183,17 +183,17 @@ func emailsOf(users []metabasetest.User) []string {
 	return out
 }
 
-func isCard(m fakeslack.Message) bool {
+func isCard(m slacktest.Message) bool {
 	return m.Channel == opsChannel && m.ThreadTS == "" && strings.HasPrefix(m.Text, "Metabase disable request")
 }
 
-func isOutcome(m fakeslack.Message) bool {
+func isOutcome(m slacktest.Message) bool {
 	return m.ThreadTS != "" && strings.Contains(m.Text, "Done.")
 }
 
 // watch polls the fake's messages every 2 ms and calls seen once per new message with the time
 // it was first seen, until done reports true or d passes.
-func watch(fs *fakeslack.Server, d time.Duration, seen func(m fakeslack.Message, at time.Time), done func() bool) bool {
+func watch(fs *slacktest.Server, d time.Duration, seen func(m slacktest.Message, at time.Time), done func() bool) bool {
 	deadline := time.Now().Add(d)
 	next := 0
 	for time.Now().Before(deadline) {
@@ -212,9 +212,9 @@ func watch(fs *fakeslack.Server, d time.Duration, seen func(m fakeslack.Message,
 }
 
 // waitCards waits for n approval cards and returns them in posting order.
-func waitCards(fs *fakeslack.Server, n int, d time.Duration) []fakeslack.Message {
-	var cards []fakeslack.Message
-	if !watch(fs, d, func(m fakeslack.Message, _ time.Time) {
+func waitCards(fs *slacktest.Server, n int, d time.Duration) []slacktest.Message {
+	var cards []slacktest.Message
+	if !watch(fs, d, func(m slacktest.Message, _ time.Time) {
 		if isCard(m) {
 			cards = append(cards, m)
 		}
@@ -225,13 +225,13 @@ func waitCards(fs *fakeslack.Server, n int, d time.Duration) []fakeslack.Message
 }
 
 // waitOutcomes waits until every card has its outcome reply.
-func waitOutcomes(fs *fakeslack.Server, cards []fakeslack.Message, d time.Duration) {
+func waitOutcomes(fs *slacktest.Server, cards []slacktest.Message, d time.Duration) {
 	want := map[string]bool{}
 	for _, c := range cards {
 		want[c.TS] = true
 	}
 	got := 0
-	if !watch(fs, d, func(m fakeslack.Message, _ time.Time) {
+	if !watch(fs, d, func(m slacktest.Message, _ time.Time) {
 		if isOutcome(m) && want[m.ThreadTS] {
 			got++
 		}
@@ -260,32 +260,32 @@ func measureOverhead(botBin string, n int) overhead {
 	defer cancel()
 	var bot []time.Duration
 	for i := range n {
-		id, err := f.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "disable " + emails[i] + " bench"})
+		id, err := f.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "disable " + emails[i] + " bench"})
 		if err != nil {
 			log.Fatal(err)
 		}
 		if _, err := f.slack.WaitAck(ctx, id); err != nil {
 			log.Fatal(err)
 		}
-		card, err := f.slack.WaitMessage(ctx, func(m fakeslack.Message) bool { return isCard(m) && strings.Contains(m.Text, emails[i]) })
+		card, err := f.slack.WaitMessage(ctx, func(m slacktest.Message) bool { return isCard(m) && strings.Contains(m.Text, emails[i]) })
 		if err != nil {
 			log.Fatal(err)
 		}
 		// Let the card's audit line go out first, so the timed path starts from a quiet bot.
-		if _, err := f.slack.WaitMessage(ctx, func(m fakeslack.Message) bool {
+		if _, err := f.slack.WaitMessage(ctx, func(m slacktest.Message) bool {
 			return m.Channel == auditChannel && strings.Contains(m.Text, "*requested*") && strings.Contains(m.Text, emails[i])
 		}); err != nil {
 			log.Fatal(err)
 		}
 		start := time.Now()
-		if _, err := f.slack.Click(ctx, fakeslack.Click{UserID: approver, ChannelID: opsChannel, MessageTS: card.TS, ActionID: "mb_approve"}); err != nil {
+		if _, err := f.slack.Click(ctx, slacktest.Click{UserID: approver, ChannelID: opsChannel, MessageTS: card.TS, ActionID: "mb_approve"}); err != nil {
 			log.Fatal(err)
 		}
-		if _, err := f.slack.WaitMessage(ctx, func(m fakeslack.Message) bool { return m.ThreadTS == card.TS && isOutcome(m) }); err != nil {
+		if _, err := f.slack.WaitMessage(ctx, func(m slacktest.Message) bool { return m.ThreadTS == card.TS && isOutcome(m) }); err != nil {
 			log.Fatal(err)
 		}
 		bot = append(bot, time.Since(start))
-		if _, err := f.slack.WaitMessage(ctx, func(m fakeslack.Message) bool {
+		if _, err := f.slack.WaitMessage(ctx, func(m slacktest.Message) bool {
 			return m.Channel == auditChannel && strings.Contains(m.Text, "*executed*") && strings.Contains(m.Text, emails[i])
 		}); err != nil {
 			log.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -27,15 +27,15 @@ const (
 // fakes are one fake Slack and one fake Metabase, loopback only.
 type fakes struct {
 	tb    *benchTB
-	slack *fakeslack.Server
+	slack *slacktest.Server
 	mb    *metabasetest.Server
 }
 
 // newFakes starts the fakes with the usual channels and an approver group of approvers.
 func newFakes(name string, approvers ...string) *fakes {
 	tb := newTB(name)
-	fs := fakeslack.New(tb)
-	fs.AddUser(fakeslack.User{ID: requester, Name: "alice", RealName: "Alice", Email: "alice@example.com"})
+	fs := slacktest.New(tb)
+	fs.AddUser(slacktest.User{ID: requester, Name: "alice", RealName: "Alice", Email: "alice@example.com"})
 	if len(approvers) == 0 {
 		approvers = []string{approver}
 	}

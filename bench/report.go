@@ -32,7 +32,7 @@ func (r *report) markdown() string {
 	w("")
 	w("Written by `%s` on %s (run took %s). Every figure sits beside a baseline measured in the same run on the",
 		r.command, r.started.UTC().Format("2006-01-02 15:04 UTC"), r.elapsed.Round(time.Second))
-	w("same fakes (bot/fakeslack, metabase/metabasetest, loopback only), because absolute times on a shared 2-core machine are noisy.")
+	w("same fakes (bot/slacktest, metabase/metabasetest, loopback only), because absolute times on a shared 2-core machine are noisy.")
 	w("The bot runs as the released binary (`CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\"`), `LOG_LEVEL=info`, SQLite unless noted;")
 	w("the baseline client is `bench/bareclient`, a bare slack-go Socket Mode client that acks every envelope at once.")
 	w("")
@@ -70,7 +70,7 @@ func (r *report) markdown() string {
 
 	w("## Ack latency")
 	w("")
-	w("%d slash commands, then %d clicks on Approve, from 20 concurrent senders; latency is from the fake writing the envelope to reading its ack (`fakeslack.Ack.Latency`).", a.n, a.n)
+	w("%d slash commands, then %d clicks on Approve, from 20 concurrent senders; latency is from the fake writing the envelope to reading its ack (`slacktest.Ack.Latency`).", a.n, a.n)
 	w("For the bot every Metabase user call (`GET /api/user`, `GET`/`DELETE /api/user/:id`) takes 2 s, so each command and each approval keeps a handler busy for 2–4 s after its ack.")
 	w("")
 	w("| Envelope | bot p50 | bot p99 | bot max | baseline p50 | baseline p99 | baseline max | n |")

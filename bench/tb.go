@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// benchTB lets the test fakes (fakeslack.New and metabasetest.New take a testing.TB) run in
+// benchTB lets the test fakes (slacktest.New and metabasetest.New take a testing.TB) run in
 // this program. Only the methods the fakes call are implemented; the embedded nil TB makes the
 // type satisfy the interface. Production code never imports the fakes; bench/ is not
 // production.

@@ -1,24 +1,27 @@
-// Package bot is metabase-bot's Slack side: it reads slash commands and button clicks from a
-// Socket Mode connection, checks who may request and who may approve, renders approval cards,
-// and drives requests through their lifecycle (package approval) in the durable store (package
-// store), calling Metabase (package metabase) only after a decision has been recorded.
+// Package bot is metabase-bot's Slack side: it reads slash commands, button clicks and form
+// submissions from a Socket Mode connection, parses them, hands them to the core (package access)
+// and words every answer, card, thread reply and audit line a person reads. It also implements
+// the core's two seams into Slack: Directory (approver and requester groups, a mention's email)
+// and Notifier (deliver one notice from the core's durable outbox).
 //
-// The flow of a disable: the slash command is acked at once; the bot looks the target up,
-// validates, and creates the request together with an outbox row for its card in one
-// transaction. Outbox rows are Slack side effects (card posts and updates, thread replies,
-// audit messages) that a delivery loop sends in order, so a crash neither loses nor repeats
-// them. A click moves the request with a compare-and-set; the one writer that reaches the quorum
-// also takes the execution lease, calls Metabase, and records the outcome with its messages.
-// A timer loop finds expiries, reminders, scheduled returns and executions abandoned by a dead
-// process, on every replica, and the compare-and-set lets exactly one of them act.
+// The house, by imports (each points inward):
+//
+//	cmd/metabase-bot   reads the environment, wires, serves HTTP; owns configuration defaults
+//	bot                Slack: Socket Mode, commands, interactions, forms, Block Kit, words
+//	bot/access         the core: requests, decisions, execution, timers, events; no Slack
+//	bot/store          durable compare-and-set store and outbox (SQLite, PostgreSQL)
+//	bot/approval       the pure request lifecycle
+//	metabase           the Metabase HTTP client
+//
+// bot never imports bot/store; bot/access, bot/store and bot/approval never import slack-go.
+// The fakes (bot/slacktest, metabase/metabasetest) are imported by tests only.
 package bot
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -27,9 +30,7 @@ import (
 	"github.com/slack-go/slack/socketmode"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/metabase-bot/metabase-bot/bot/approval"
-	"github.com/metabase-bot/metabase-bot/bot/store"
-	"github.com/metabase-bot/metabase-bot/metabase"
+	"github.com/metabase-bot/metabase-bot/bot/access"
 )
 
 // slackAPI is the part of slack-go's Web API client the bot calls.
@@ -42,38 +43,7 @@ type slackAPI interface {
 	OpenViewContext(ctx context.Context, triggerID string, view slack.ModalViewRequest) (*slack.ViewResponse, error)
 }
 
-// metabaseAPI is the part of the Metabase client the bot calls.
-type metabaseAPI interface {
-	User(ctx context.Context, id int) (*metabase.User, error)
-	UserByEmail(ctx context.Context, email string) (*metabase.User, error)
-	DisableUser(ctx context.Context, id int) error
-	ReactivateUser(ctx context.Context, id int) (*metabase.User, error)
-	UpdateUser(ctx context.Context, id int, u metabase.UserUpdate) (*metabase.User, error)
-	ListUsers(ctx context.Context, status metabase.UserStatus) ([]metabase.User, error)
-}
-
-// requestStore is the durable compare-and-set store the bot keeps requests and its outbox in.
-type requestStore interface {
-	Create(ctx context.Context, r approval.Request, out ...store.Outbox) error
-	Get(ctx context.Context, id string) (approval.Request, error)
-	Update(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, error)) (approval.Request, error)
-	Due(ctx context.Context, now time.Time, limit int) ([]approval.Request, error)
-	ByTarget(ctx context.Context, metabaseUserID int) ([]approval.Request, error)
-	ClaimOutbox(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Outbox, error)
-	CompleteOutbox(ctx context.Context, id int64, owner string) error
-	CompleteOutboxAndUpdate(ctx context.Context, id int64, owner, requestID string, fn func(r *approval.Request) error) (approval.Request, error)
-	RetryOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error
-}
-
-// Defaults for Config fields left zero.
 const (
-	defaultRequestTTL      = 24 * time.Hour
-	defaultExecLease       = 2 * time.Minute
-	defaultOutboxLease     = 30 * time.Second
-	defaultTick            = time.Second
-	defaultBulkConcurrency = 4
-	defaultFinalReminder   = time.Hour
-	defaultMaxReturnAhead  = 366 * 24 * time.Hour
 	// eventTimeout bounds the work done for one envelope after its ack.
 	eventTimeout = 2 * time.Minute
 	// maxInFlight bounds concurrently handled envelopes, so a flood cannot exhaust memory.
@@ -82,8 +52,8 @@ const (
 	maxViewsInFlight = 32
 )
 
-// Config is everything the bot needs besides its clients. cmd/metabase-bot fills it from the
-// environment; the field comments name the variables.
+// Config is what the Slack side needs. cmd/metabase-bot fills it from the environment; the
+// field comments name the variables.
 type Config struct {
 	// SlashCommand is the command the app registers (SLASH_COMMAND), with its leading slash.
 	SlashCommand string
@@ -99,66 +69,36 @@ type Config struct {
 	RequesterGroup string
 	// AllowedChannels, when set, limits where commands may run (ALLOWED_CHANNELS).
 	AllowedChannels []string
-	// AuditChannel receives one new message per state change (AUDIT_CHANNEL).
+	// AuditChannel receives one new message per audit event (AUDIT_CHANNEL).
 	AuditChannel string
-	// AllowSelfApproval lets requesters approve their own requests (ALLOW_SELF_APPROVAL).
-	AllowSelfApproval bool
-	// RequiredApprovals is the quorum (REQUIRED_APPROVALS, default 1).
-	RequiredApprovals int
-	// AdminRequiredApprovals, when larger, is the quorum for requests naming a Metabase admin
-	// (ADMIN_REQUIRED_APPROVALS).
-	AdminRequiredApprovals int
-	// RequireReason refuses requests without a reason (REQUIRE_REASON).
-	RequireReason bool
 	// DenyReasonRequired makes the deny form's reason mandatory (DENY_REASON_REQUIRED).
 	DenyReasonRequired bool
-	// RequestTTL is how long a request waits for approval (REQUEST_TTL, default 24h).
-	RequestTTL time.Duration
-	// FinalReminder is how long before expiry the second reminder goes out (default 1h).
-	FinalReminder time.Duration
-	// ProtectedUsers are Metabase emails or ids that can never be targeted (PROTECTED_USERS).
-	ProtectedUsers []string
-	// BotMetabaseUserID is the bot's own Metabase account, always protected.
-	BotMetabaseUserID int
-	// DryRun skips Metabase write calls and says so everywhere (DRY_RUN).
-	DryRun bool
-	// ReturnLocation is the time zone of a bare return date (RETURN_TIMEZONE, default UTC).
-	ReturnLocation *time.Location
-	// MaxReturnAhead bounds how far a return date may be (MAX_RETURN_AHEAD, default 366 days).
-	MaxReturnAhead time.Duration
-	// BulkConcurrency bounds parallel Metabase calls of one request (BULK_CONCURRENCY, default 4).
-	BulkConcurrency int
-	// InstanceID names this process as an executor and outbox owner; default random.
-	InstanceID string
-	// Tick is how often the timer loop looks for due work (default 1s).
-	Tick time.Duration
-	// ExecLease is how long an executor holds a request before others may take over
-	// (EXECUTION_LEASE, default 2m).
-	ExecLease time.Duration
-	// OutboxLease is how long a process holds a Slack delivery it claimed before another process
-	// (or this one after a restart) sends it again; a delivery gives up after half of it, so a
-	// slow Slack call never overlaps a takeover. Default 30s.
-	OutboxLease time.Duration
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-	// Log receives structured logs; never secrets.
+	// Policy is the core's policy, which cards, forms and help text describe.
+	Policy access.Policy
+	// Log receives structured logs; never secrets. Nil discards them.
 	Log logrus.FieldLogger
-	// Metrics, when set, is updated as the bot works.
+	// Metrics, when set, counts Slack errors and connections.
 	Metrics *Metrics
+}
+
+func (c Config) withDefaults() Config {
+	if c.Log == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		c.Log = l
+	}
+	return c
 }
 
 // Bot serves one Socket Mode connection. It is safe for concurrent use.
 type Bot struct {
 	cfg   Config
+	v     *view
 	slack slackAPI
-	mb    metabaseAPI
-	store requestStore
+	core  *access.Service
+	dir   *Directory
 	log   logrus.FieldLogger
-	now   func() time.Time
 
-	// wake nudges the outbox loop when this process enqueued something, so the common path does
-	// not wait for the next tick.
-	wake chan struct{}
 	// inflight tracks envelope handlers so shutdown can wait for them.
 	inflight sync.WaitGroup
 	sem      chan struct{}
@@ -168,68 +108,27 @@ type Bot struct {
 	connected bool
 }
 
-// New checks cfg, fills its defaults, and returns a Bot.
-func New(cfg Config, api slackAPI, mb metabaseAPI, st requestStore) (*Bot, error) {
-	if api == nil || mb == nil || st == nil {
-		return nil, errors.New("bot: slack, metabase and store clients are required")
+// New returns the Slack side of core. dir is the Directory the core was built with: the bot
+// also asks it before it opens a form that only approvers may submit.
+func New(cfg Config, api slackAPI, core *access.Service, dir *Directory) (*Bot, error) {
+	if api == nil || core == nil || dir == nil {
+		return nil, errors.New("bot: slack client, core and directory are required")
 	}
 	if cfg.ApproverGroup == "" && len(cfg.ApproverUsers) == 0 {
 		return nil, errors.New("bot: set APPROVER_GROUP or APPROVER_USERS: nobody could approve")
 	}
 	if cfg.SlashCommand == "" {
-		cfg.SlashCommand = "/metabase"
+		return nil, errors.New("bot: SlashCommand is required")
 	}
-	if cfg.RequiredApprovals < 1 {
-		cfg.RequiredApprovals = 1
-	}
-	if cfg.AdminRequiredApprovals < cfg.RequiredApprovals {
-		cfg.AdminRequiredApprovals = cfg.RequiredApprovals
-	}
-	if cfg.RequestTTL <= 0 {
-		cfg.RequestTTL = defaultRequestTTL
-	}
-	if cfg.FinalReminder <= 0 {
-		cfg.FinalReminder = defaultFinalReminder
-	}
-	if cfg.ReturnLocation == nil {
-		cfg.ReturnLocation = time.UTC
-	}
-	if cfg.MaxReturnAhead <= 0 {
-		cfg.MaxReturnAhead = defaultMaxReturnAhead
-	}
-	if cfg.BulkConcurrency < 1 {
-		cfg.BulkConcurrency = defaultBulkConcurrency
-	}
-	if cfg.InstanceID == "" {
-		cfg.InstanceID = "bot-" + randomID(6)
-	}
-	if cfg.Tick <= 0 {
-		cfg.Tick = defaultTick
-	}
-	if cfg.ExecLease <= 0 {
-		cfg.ExecLease = defaultExecLease
-	}
-	if cfg.OutboxLease <= 0 {
-		cfg.OutboxLease = defaultOutboxLease
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Log == nil {
-		l := logrus.New()
-		l.Out = discard{}
-		cfg.Log = l
-	}
+	cfg = cfg.withDefaults()
 	return &Bot{
-		cfg: cfg, slack: api, mb: mb, store: st, log: cfg.Log, now: cfg.Now,
-		wake: make(chan struct{}, 1), sem: make(chan struct{}, maxInFlight),
-		viewSem: make(chan struct{}, maxViewsInFlight),
+		cfg: cfg, v: &view{cfg: cfg}, slack: api, core: core, dir: dir, log: cfg.Log,
+		sem: make(chan struct{}, maxInFlight), viewSem: make(chan struct{}, maxViewsInFlight),
 	}, nil
 }
 
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
+// view words and draws everything people read; it depends on configuration only.
+type view struct{ cfg Config }
 
 // Connected reports whether the Socket Mode connection is up (for readiness).
 func (b *Bot) Connected() bool {
@@ -257,8 +156,7 @@ func (b *Bot) Run(ctx context.Context, sm *socketmode.Client) error {
 		return fmt.Errorf("socket mode: %w", err)
 	})
 	g.Go(func() error { b.eventLoop(gctx, sm); return nil })
-	g.Go(func() error { b.outboxLoop(gctx); return nil })
-	g.Go(func() error { b.timerLoop(gctx); return nil })
+	g.Go(func() error { b.core.Run(gctx); return nil })
 	err := g.Wait()
 	b.setConnected(false)
 	b.inflight.Wait()
@@ -266,7 +164,7 @@ func (b *Bot) Run(ctx context.Context, sm *socketmode.Client) error {
 	// nothing for the next start.
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	b.deliverOutbox(drainCtx)
+	b.core.Drain(drainCtx)
 	return err
 }
 
@@ -387,23 +285,3 @@ func (b *Bot) spawnIn(ctx context.Context, sem chan struct{}, f func(context.Con
 	}()
 }
 
-// kick wakes the outbox loop.
-func (b *Bot) kick() {
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-}
-
-// randomID returns n random characters from an alphabet without look-alikes.
-func randomID(n int) string {
-	buf := make([]byte, n)
-	_, _ = rand.Read(buf)
-	return idEncoding.EncodeToString(buf)[:n]
-}
-
-// idEncoding has no 0/O or 1/I, so ids survive being read aloud or retyped.
-var idEncoding = base32.NewEncoding("23456789ABCDEFGHJKLMNPQRSTUVWXYZ").WithPadding(base32.NoPadding)
-
-// newRequestID returns a short id that people can read out and search for in the audit channel.
-func newRequestID() string { return "MB-" + randomID(8) }

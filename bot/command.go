@@ -8,6 +8,9 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/metabase-bot/metabase-bot/bot/access"
+	"github.com/metabase-bot/metabase-bot/bot/approval"
 )
 
 // Limits on what a command may carry. They keep cards within Slack's limits and stop a pasted
@@ -36,39 +39,23 @@ const (
 	VerbHelp     Verb = "help"
 )
 
-// TargetKind says how a command named a user.
-type TargetKind int
-
-// The ways to name a user.
-const (
-	// ByEmail: jane@example.com or <mailto:jane@example.com|jane@example.com>.
-	ByEmail TargetKind = iota + 1
-	// ByID: a Metabase user id.
-	ByID
-	// BySlackUser: a Slack mention <@U123> or <@U123|jane>, resolved through users.info.
-	BySlackUser
-)
-
-// TargetRef is a user as the command named them, before any lookup.
-type TargetRef struct {
-	Kind TargetKind
-	// Email (lower-cased), ID, or SlackID, according to Kind.
-	Email   string
-	ID      int
-	SlackID string
-	// Raw is the text as typed, for messages that must repeat what the requester wrote.
-	Raw string
-}
-
 // Command is a parsed command line.
 type Command struct {
 	Verb    Verb
-	Targets []TargetRef
-	// Until is the raw return date of `disable … until DATE`; see parseReturnDate.
+	Targets []access.TargetRef
+	// Until is the raw return date of `disable … until DATE`; see access.ParseReturnDate.
 	Until  string
 	Reason string
 	// Days is the threshold of `inactive [DAYS]`.
 	Days int
+}
+
+// action is the core's action for a disable or enable command.
+func (c Command) action() approval.Action {
+	if c.Verb == VerbEnable {
+		return approval.Enable
+	}
+	return approval.Disable
 }
 
 // errUsage marks a command that does not parse; the reply shows the usage text.
@@ -132,7 +119,7 @@ func ParseCommand(text string) (Command, error) {
 		if err != nil {
 			return Command{}, err
 		}
-		return Command{Verb: VerbStatus, Targets: []TargetRef{t}}, nil
+		return Command{Verb: VerbStatus, Targets: []access.TargetRef{t}}, nil
 	case VerbDisable, VerbEnable:
 		return parseChange(verb, rest)
 	}
@@ -156,7 +143,7 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		if err != nil {
 			return Command{}, err
 		}
-		key := t.key()
+		key := t.Key()
 		if seen[key] {
 			continue
 		}
@@ -186,17 +173,6 @@ func parseChange(verb Verb, words []string) (Command, error) {
 	return cmd, nil
 }
 
-func (t TargetRef) key() string {
-	switch t.Kind {
-	case ByEmail:
-		return "e:" + t.Email
-	case ByID:
-		return "i:" + strconv.Itoa(t.ID)
-	default:
-		return "s:" + t.SlackID
-	}
-}
-
 // looksLikeTarget decides where the target list ends: a word that is not shaped like a target
 // starts the reason. A malformed target-shaped word (say -5 or <@bad>) still counts, so it is
 // reported instead of silently becoming part of the reason.
@@ -218,12 +194,12 @@ func looksLikeTarget(w string) bool {
 }
 
 // parseTarget parses one target word.
-func parseTarget(w string) (TargetRef, error) {
+func parseTarget(w string) (access.TargetRef, error) {
 	if m := slackUserRe.FindStringSubmatch(w); m != nil {
-		return TargetRef{Kind: BySlackUser, SlackID: m[1], Raw: w}, nil
+		return access.TargetRef{Kind: access.ByChatUser, ChatUser: m[1], Raw: w}, nil
 	}
 	if strings.HasPrefix(w, "<@") || strings.HasPrefix(w, "<!") {
-		return TargetRef{}, usagef("%s is not a Slack user mention I can use.", quoteWord(w, 80))
+		return access.TargetRef{}, usagef("%s is not a Slack user mention I can use.", quoteWord(w, 80))
 	}
 	email := w
 	if m := mailtoRe.FindStringSubmatch(w); m != nil {
@@ -231,15 +207,15 @@ func parseTarget(w string) (TargetRef, error) {
 	}
 	if strings.Contains(email, "@") {
 		if len(email) > 254 || !emailRe.MatchString(email) {
-			return TargetRef{}, usagef("%s is not a valid email address.", quoteWord(w, 80))
+			return access.TargetRef{}, usagef("%s is not a valid email address.", quoteWord(w, 80))
 		}
-		return TargetRef{Kind: ByEmail, Email: strings.ToLower(email), Raw: w}, nil
+		return access.TargetRef{Kind: access.ByEmail, Email: strings.ToLower(email), Raw: w}, nil
 	}
 	id, err := strconv.Atoi(w)
 	if err != nil || id < 1 || id > maxUserID || strings.HasPrefix(w, "+") {
-		return TargetRef{}, usagef("%s is not a valid Metabase user id (a positive whole number).", quoteWord(w, 80))
+		return access.TargetRef{}, usagef("%s is not a valid Metabase user id (a positive whole number).", quoteWord(w, 80))
 	}
-	return TargetRef{Kind: ByID, ID: id, Raw: w}, nil
+	return access.TargetRef{Kind: access.ByID, ID: id, Raw: w}, nil
 }
 
 // tokenize splits on white space, keeping Slack's <…> escapes whole even when the label after

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/metabase-bot/metabase-bot/bot/access"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -22,27 +24,27 @@ func TestParseCommand(t *testing.T) {
 		{"blank is help", " \t\n ", Command{Verb: VerbHelp}, ""},
 		{"help", "help", Command{Verb: VerbHelp}, ""},
 		{"disable by email", "disable jane@example.com Left the company",
-			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}, Reason: "Left the company"}, ""},
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}, Reason: "Left the company"}, ""},
 		{"verb and email are case-insensitive", "DISABLE Jane@Example.COM bye",
-			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "Jane@Example.COM"}}, Reason: "bye"}, ""},
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "Jane@Example.COM"}}, Reason: "bye"}, ""},
 		{"disable by id", "disable 42 compromised laptop",
-			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByID, ID: 42, Raw: "42"}}, Reason: "compromised laptop"}, ""},
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByID, ID: 42, Raw: "42"}}, Reason: "compromised laptop"}, ""},
 		{"mailto link", "disable <mailto:jane@example.com|jane@example.com> gone",
-			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "<mailto:jane@example.com|jane@example.com>"}}, Reason: "gone"}, ""},
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "<mailto:jane@example.com|jane@example.com>"}}, Reason: "gone"}, ""},
 		{"slack mention with spaced label", "disable <@U123ABC|Jane Doe> parental leave",
-			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: BySlackUser, SlackID: "U123ABC", Raw: "<@U123ABC|Jane Doe>"}}, Reason: "parental leave"}, ""},
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByChatUser, ChatUser: "U123ABC", Raw: "<@U123ABC|Jane Doe>"}}, Reason: "parental leave"}, ""},
 		{"several targets, duplicates once", "disable a@x.io 7 a@x.io <@W1> cleanup",
-			Command{Verb: VerbDisable, Targets: []TargetRef{
-				{Kind: ByEmail, Email: "a@x.io", Raw: "a@x.io"}, {Kind: ByID, ID: 7, Raw: "7"}, {Kind: BySlackUser, SlackID: "W1", Raw: "<@W1>"}}, Reason: "cleanup"}, ""},
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{
+				{Kind: access.ByEmail, Email: "a@x.io", Raw: "a@x.io"}, {Kind: access.ByID, ID: 7, Raw: "7"}, {Kind: access.ByChatUser, ChatUser: "W1", Raw: "<@W1>"}}, Reason: "cleanup"}, ""},
 		{"until date", "disable jane@example.com until 2027-01-15 sabbatical",
-			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}, Until: "2027-01-15", Reason: "sabbatical"}, ""},
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}, Until: "2027-01-15", Reason: "sabbatical"}, ""},
 		{"no reason parses (policy decides)", "disable 5",
-			Command{Verb: VerbDisable, Targets: []TargetRef{{Kind: ByID, ID: 5, Raw: "5"}}}, ""},
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByID, ID: 5, Raw: "5"}}}, ""},
 		{"no arguments opens the form", "disable", Command{Verb: VerbDisable}, ""},
 		{"enable", "enable 5 back from leave",
-			Command{Verb: VerbEnable, Targets: []TargetRef{{Kind: ByID, ID: 5, Raw: "5"}}, Reason: "back from leave"}, ""},
+			Command{Verb: VerbEnable, Targets: []access.TargetRef{{Kind: access.ByID, ID: 5, Raw: "5"}}, Reason: "back from leave"}, ""},
 		{"status", "status jane@example.com",
-			Command{Verb: VerbStatus, Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}}, ""},
+			Command{Verb: VerbStatus, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}}, ""},
 		{"inactive default", "inactive", Command{Verb: VerbInactive, Days: 90}, ""},
 		{"inactive days", "inactive 30", Command{Verb: VerbInactive, Days: 30}, ""},
 		{"inactive bad days", "inactive -3", Command{}, "1 to 3650"},
@@ -120,17 +122,17 @@ func FuzzParseCommand(f *testing.F) {
 		}
 		for _, tg := range cmd.Targets {
 			switch tg.Kind {
-			case ByID:
+			case access.ByID:
 				if tg.ID < 1 {
 					t.Fatalf("id %d accepted", tg.ID)
 				}
-			case ByEmail:
+			case access.ByEmail:
 				if !emailRe.MatchString(tg.Email) {
 					t.Fatalf("email %q accepted", tg.Email)
 				}
-			case BySlackUser:
-				if !slackUserRe.MatchString("<@" + tg.SlackID + ">") {
-					t.Fatalf("slack id %q accepted", tg.SlackID)
+			case access.ByChatUser:
+				if !slackUserRe.MatchString("<@" + tg.ChatUser + ">") {
+					t.Fatalf("slack id %q accepted", tg.ChatUser)
 				}
 			default:
 				t.Fatalf("target without kind: %+v", tg)

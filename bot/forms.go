@@ -13,6 +13,7 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
+	"github.com/metabase-bot/metabase-bot/bot/access"
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 )
 
@@ -60,7 +61,7 @@ func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb V
 	userIn.Optional = true
 	targets := textInput(blockFormTargets, actionFormTargets, "Or emails / Metabase ids", "jane@example.com 42", false, true)
 	targets.Element.(*slack.PlainTextInputBlockElement).MaxLength = 2000
-	reason := textInput(blockFormReason, actionFormReason, "Reason", "Why?", true, !b.cfg.RequireReason)
+	reason := textInput(blockFormReason, actionFormReason, "Reason", "Why?", true, !b.cfg.Policy.RequireReason)
 	blocks := []slack.Block{userIn, targets, reason}
 	if verb == VerbDisable {
 		date := slack.NewDatePickerBlockElement(actionFormReturn)
@@ -77,7 +78,7 @@ func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb V
 	if _, err := b.slack.OpenViewContext(ctx, sc.TriggerID, view); err != nil {
 		b.cfg.Metrics.slackError("views.open", err)
 		log.WithError(err).Warn("Could not open the request form")
-		b.ephemeral(ctx, sc.ChannelID, sc.UserID, "I could not open the form. Type the request instead:\n"+b.helpText())
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, "I could not open the form. Type the request instead:\n"+b.v.helpText())
 	}
 }
 
@@ -121,25 +122,18 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 			return
 		}
 		b.ackView(sm, req, nil, log)
-		ok, err := b.isApprover(ctx, cb.User.ID)
-		if err != nil {
-			log.WithError(err).Error("Could not check the approver group")
-			b.ephemeral(ctx, meta.Channel, cb.User.ID, "I could not check the approver group, so the request was not denied. Please try again.")
-			return
+		log = log.WithField("request_id", meta.RequestID)
+		if _, err := b.core.Deny(ctx, meta.RequestID, cb.User.ID, reason); err != nil {
+			b.refused(ctx, meta.Channel, cb.User.ID, opDeny, err, log)
 		}
-		if !ok {
-			b.ephemeral(ctx, meta.Channel, cb.User.ID, "Only approvers ("+b.approverMention()+") can decide Metabase requests.")
-			return
-		}
-		b.deny(ctx, meta.Channel, cb.User.ID, meta.RequestID, reason, log.WithField("request_id", meta.RequestID))
 	case callbackRequestForm:
 		vctx, cancel := context.WithTimeout(ctx, viewValidationBudget)
 		defer cancel()
 		in, targetsBlock, fieldErrs := b.formRequest(meta, cb, reason)
 		if len(fieldErrs) == 0 {
-			// A redelivered submission closes the form; requestChange then ignores it.
-			if _, err := b.buildRequest(vctx, in); err != nil && !errors.Is(err, errRedelivered) {
-				fieldErrs = map[string]string{targetsBlock: clip(problemText(err), 150)}
+			// A redelivered submission closes the form; submit then ignores it.
+			if err := b.core.Validate(vctx, in); err != nil && !errors.Is(err, access.ErrRedelivered) {
+				fieldErrs = map[string]string{targetsBlock: clip(b.v.explain(opCheck, err), 150)}
 			}
 		}
 		if len(fieldErrs) > 0 {
@@ -147,9 +141,9 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 			return
 		}
 		b.ackView(sm, req, nil, log)
-		b.requestChange(ctx, in, log)
+		b.submit(ctx, in, log)
 	case callbackInactiveForm:
-		if b.cfg.RequireReason && reason == "" {
+		if b.cfg.Policy.RequireReason && reason == "" {
 			b.ackView(sm, req, map[string]string{blockFormReason: "A reason is required."}, log)
 			return
 		}
@@ -165,19 +159,19 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 // are read as they are, not glued into a command line: a reason may span lines or start with
 // "until", and a word in the targets field that is not a user is an error there, never part of
 // the reason. It also returns the block that target problems belong to.
-func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason string) (requestInput, string, map[string]string) {
+func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason string) (access.ChangeRequest, string, map[string]string) {
 	values := cb.View.State.Values
-	fieldErr := func(block, msg string) (requestInput, string, map[string]string) {
-		return requestInput{}, "", map[string]string{block: clip(msg, 150)}
+	fieldErr := func(block, msg string) (access.ChangeRequest, string, map[string]string) {
+		return access.ChangeRequest{}, "", map[string]string{block: clip(msg, 150)}
 	}
 	if meta.Verb != VerbDisable && meta.Verb != VerbEnable {
 		return fieldErr(blockFormTargets, "This form is out of date; please open it again.")
 	}
-	var refs []TargetRef
+	var refs []access.TargetRef
 	seen := map[string]bool{}
-	add := func(t TargetRef) {
-		if !seen[t.key()] {
-			seen[t.key()] = true
+	add := func(t access.TargetRef) {
+		if !seen[t.Key()] {
+			seen[t.Key()] = true
 			refs = append(refs, t)
 		}
 	}
@@ -210,26 +204,19 @@ func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason st
 		return fieldErr(blockFormTargets, fmt.Sprintf("That names %d users; one request can name at most %d.", len(refs), maxTargets))
 	case utf8.RuneCountInString(reason) > maxReasonLen:
 		return fieldErr(blockFormReason, fmt.Sprintf("The reason is too long; the limit is %d characters.", maxReasonLen))
-	case b.cfg.RequireReason && reason == "":
+	case b.cfg.Policy.RequireReason && reason == "":
 		return fieldErr(blockFormReason, "A reason is required.")
 	}
-	cmd := Command{Verb: meta.Verb, Targets: refs, Reason: reason}
+	c := access.ChangeRequest{Action: Command{Verb: meta.Verb}.action(), Targets: refs, Reason: reason,
+		Requester: cb.User.ID, Channel: meta.Channel, SourceKey: "form:" + cb.View.ID + ":" + cb.View.Hash}
 	if d := values[blockFormReturn][actionFormReturn].SelectedDate; d != "" && meta.Verb == VerbDisable {
-		if _, err := parseReturnDate(d, b.cfg.ReturnLocation, b.now(), b.cfg.MaxReturnAhead); err != nil {
-			return fieldErr(blockFormReturn, problemText(err))
+		p := b.core.Policy()
+		if _, err := access.ParseReturnDate(d, p.ReturnLocation, b.core.Now(), p.MaxReturnAhead); err != nil {
+			return fieldErr(blockFormReturn, b.v.explain(opCheck, err))
 		}
-		cmd.Until = d
+		c.Until = d
 	}
-	return requestInput{cmd: cmd, userID: cb.User.ID, channelID: meta.Channel, sourceKey: "form:" + cb.View.ID + ":" + cb.View.Hash},
-		targetsBlock, nil
-}
-
-func problemText(err error) string {
-	var p *problem
-	if errors.As(err, &p) {
-		return p.msg
-	}
-	return "I could not check that: " + userMessage(err)
+	return c, targetsBlock, nil
 }
 
 func (b *Bot) ackView(sm acker, req socketmode.Request, fieldErrs map[string]string, log logrus.FieldLogger) {
@@ -244,31 +231,3 @@ func (b *Bot) ackView(sm acker, req socketmode.Request, fieldErrs map[string]str
 	}
 }
 
-// inactiveRequest turns the inactive report into one bulk disable, recomputing the list so it
-// reflects Metabase at the moment of the request.
-// The form's view id makes a redelivered submission create nothing new, while a later request
-// from a new form (after a denial, say) is a request of its own.
-func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, viewID, reason string, log logrus.FieldLogger) {
-	users, err := b.inactiveUsers(ctx, meta.Days)
-	if err != nil {
-		log.WithError(err).Error("Could not list inactive users")
-		b.ephemeral(ctx, meta.Channel, user, "I could not list inactive users: "+userMessage(err))
-		return
-	}
-	if len(users) == 0 {
-		b.ephemeral(ctx, meta.Channel, user, fmt.Sprintf("No active user has been inactive for %d days any more; nothing to request.", meta.Days))
-		return
-	}
-	refs := make([]TargetRef, len(users))
-	for i, u := range users {
-		refs[i] = TargetRef{Kind: ByID, ID: u.ID, Raw: u.Email}
-	}
-	if reason == "" {
-		reason = fmt.Sprintf("licence clean-up: no login for %d days", meta.Days)
-	}
-	b.requestChange(ctx, requestInput{
-		cmd:    Command{Verb: VerbDisable, Targets: refs, Reason: reason},
-		userID: user, channelID: meta.Channel, resolved: users,
-		sourceKey: "inactive:" + viewID,
-	}, log)
-}

@@ -2,15 +2,14 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
 
-	"github.com/metabase-bot/metabase-bot/metabase"
+	"github.com/metabase-bot/metabase-bot/bot/access"
 )
 
 // actionInactiveRequest is the report's "Request disable of these N users" button.
@@ -19,56 +18,22 @@ const actionInactiveRequest = "mb_inactive_request"
 // maxReportLines bounds the report's listing; the count and total are always exact.
 const maxReportLines = 40
 
-// inactiveUsers lists active users with no login for days (or who never logged in and joined
-// more than days ago), oldest first, leaving out protected accounts and the bot's own.
-func (b *Bot) inactiveUsers(ctx context.Context, days int) ([]metabase.User, error) {
-	all, err := b.mb.ListUsers(ctx, metabase.StatusActive)
-	if err != nil {
-		return nil, err
-	}
-	return selectInactive(all, b.now().AddDate(0, 0, -days), b.protected), nil
-}
-
-// selectInactive is the report's rule, apart from I/O so it can be tested and benchmarked.
-func selectInactive(all []metabase.User, cutoff time.Time, protected func(metabase.User) bool) []metabase.User {
-	var out []metabase.User
-	for _, u := range all {
-		if !u.IsActive || protected(u) {
-			continue
-		}
-		if seen := lastSeen(u); seen.Before(cutoff) {
-			out = append(out, u)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b metabase.User) int { return lastSeen(a).Compare(lastSeen(b)) })
-	return out
-}
-
-// lastSeen is the last login, or the join date for someone who never logged in.
-func lastSeen(u metabase.User) time.Time {
-	if u.LastLogin != nil {
-		return *u.LastLogin
-	}
-	return u.DateJoined
-}
-
 // inactiveReport answers `inactive [DAYS]` privately, with a button that turns the list into
 // one bulk request.
 func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Command, log logrus.FieldLogger) {
-	if err := b.mayRequest(ctx, sc.UserID, sc.ChannelID); err != nil {
-		b.ephemeral(ctx, sc.ChannelID, sc.UserID, problemText(err))
-		return
-	}
-	all, err := b.mb.ListUsers(ctx, metabase.StatusActive)
+	users, total, err := b.core.Inactive(ctx, sc.UserID, sc.ChannelID, cmd.Days)
 	if err != nil {
+		if access.IsRefusal(err) {
+			b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.explain(opCheck, err))
+			return
+		}
 		log.WithError(err).Error("Could not list users for the inactive report")
-		b.ephemeral(ctx, sc.ChannelID, sc.UserID, "I could not list Metabase users: "+userMessage(err))
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.explain(opListUsers, err))
 		return
 	}
-	users := selectInactive(all, b.now().AddDate(0, 0, -cmd.Days), b.protected)
-	head := fmt.Sprintf("*%d of %d active Metabase users* have not logged in for %d days (oldest first):", len(users), len(all), cmd.Days)
+	head := fmt.Sprintf("*%d of %d active Metabase users* have not logged in for %d days (oldest first):", len(users), total, cmd.Days)
 	if len(users) == 0 {
-		b.ephemeral(ctx, sc.ChannelID, sc.UserID, fmt.Sprintf("All %d active Metabase users logged in within the last %d days.", len(all), cmd.Days))
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, fmt.Sprintf("All %d active Metabase users logged in within the last %d days.", total, cmd.Days))
 		return
 	}
 	lines := make([]string, 0, min(len(users), maxReportLines)+1)
@@ -106,7 +71,7 @@ func (b *Bot) inactiveRequestClicked(ctx context.Context, cb slack.InteractionCa
 		log.Warn("Ignoring an inactive-report click with a bad value")
 		return
 	}
-	reason := textInput(blockFormReason, actionFormReason, "Reason", fmt.Sprintf("licence clean-up: no login for %d days", days), true, !b.cfg.RequireReason)
+	reason := textInput(blockFormReason, actionFormReason, "Reason", fmt.Sprintf("licence clean-up: no login for %d days", days), true, !b.cfg.Policy.RequireReason)
 	view := slack.ModalViewRequest{
 		Type: slack.VTModal, CallbackID: callbackInactiveForm, Title: plain("Licence clean-up"),
 		Submit: plain("Request"), Close: plain("Cancel"),
@@ -119,5 +84,25 @@ func (b *Bot) inactiveRequestClicked(ctx context.Context, cb slack.InteractionCa
 		b.cfg.Metrics.slackError("views.open", err)
 		log.WithError(err).Warn("Could not open the clean-up form")
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, "I could not open the form; please click again.")
+	}
+}
+
+// inactiveRequest turns the inactive report into one bulk disable. The form's view id makes a
+// redelivered submission create nothing new, while a later request from a new form (after a
+// denial, say) is a request of its own.
+func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, viewID, reason string, log logrus.FieldLogger) {
+	if reason == "" {
+		reason = fmt.Sprintf("licence clean-up: no login for %d days", meta.Days)
+	}
+	c := access.ChangeRequest{Reason: reason, Requester: user, Channel: meta.Channel, SourceKey: "inactive:" + viewID}
+	r, n, err := b.core.SubmitInactive(ctx, c, meta.Days)
+	switch {
+	case err == nil && n == 0:
+		b.ephemeral(ctx, meta.Channel, user, fmt.Sprintf("No active user has been inactive for %d days any more; nothing to request.", meta.Days))
+	case errors.Is(err, access.ErrListUsers):
+		log.WithError(err).Error("Could not list inactive users")
+		b.ephemeral(ctx, meta.Channel, user, b.v.explain(opListInactive, err))
+	default:
+		b.answerSubmit(ctx, c, r, err, log)
 	}
 }

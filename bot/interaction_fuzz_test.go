@@ -141,14 +141,11 @@ func runInteraction(t *testing.T, st *store.Store, id string, data []byte) (inte
 	if err := st.Create(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{TeamID: "T1", ApproverGroup: "SAPP", RequireReason: true, InstanceID: "fuzz"}, res.slack, res.mb, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newTestBot(t, Config{TeamID: "T1", ApproverGroup: "SAPP"}, testExecution("fuzz"), res.slack, res.mb, st)
 	b.dispatch(ctx, res.ack, socketmode.Event{Type: socketmode.EventTypeInteractive, Data: res.cb,
 		Request: &socketmode.Request{EnvelopeID: "env-" + id, Type: "interactive"}})
 	b.inflight.Wait()
-	b.deliverOutbox(ctx)
+	b.core.Drain(ctx)
 	return res, true
 }
 

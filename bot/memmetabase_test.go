@@ -2,11 +2,13 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/metabase-bot/metabase-bot/bot/access"
 	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
@@ -23,7 +25,7 @@ type memMetabase struct {
 	onDisable func(n int32)
 }
 
-var _ metabaseAPI = (*memMetabase)(nil)
+var _ access.Metabase = (*memMetabase)(nil)
 
 func newMemMetabase(users ...metabase.User) *memMetabase {
 	m := &memMetabase{users: map[int]metabase.User{}}
@@ -87,12 +89,16 @@ func (m *memMetabase) DisableUser(ctx context.Context, id int) error {
 	return nil
 }
 
+// errUnsupported: the bot's tests only disable; enabling goes through the fake Metabase over
+// HTTP in the end-to-end tests.
+var errUnsupported = errors.New("memMetabase: not supported")
+
 func (m *memMetabase) ReactivateUser(context.Context, int) (*metabase.User, error) {
-	return nil, errNop
+	return nil, errUnsupported
 }
 
 func (m *memMetabase) UpdateUser(context.Context, int, metabase.UserUpdate) (*metabase.User, error) {
-	return nil, errNop
+	return nil, errUnsupported
 }
 
 func (m *memMetabase) ListUsers(context.Context, metabase.UserStatus) ([]metabase.User, error) {

@@ -12,7 +12,7 @@ import (
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 )
 
-// Metrics are the bot's Prometheus metrics. A nil *Metrics records nothing, so tests and tools
+// Metrics are the bot's Prometheus metrics; they implement access.Metrics for the core. A nil *Metrics records nothing, so tests and tools
 // can leave it out.
 type Metrics struct {
 	created      *prometheus.CounterVec
@@ -89,19 +89,22 @@ func (m *Metrics) ObserveMetabase(method, route string, status int, d time.Durat
 	}
 }
 
-func (m *Metrics) requestCreated(r approval.Request) {
+// RequestCreated counts a new request (access.Metrics).
+func (m *Metrics) RequestCreated(r approval.Request) {
 	if m != nil {
 		m.created.WithLabelValues(string(r.Action)).Inc()
 	}
 }
 
-func (m *Metrics) decided(decision string) {
+// Decided counts a decision made by this process (access.Metrics).
+func (m *Metrics) Decided(decision string) {
 	if m != nil {
 		m.decisions.WithLabelValues(decision).Inc()
 	}
 }
 
-func (m *Metrics) executed(r approval.Request, d time.Duration) {
+// Executed counts a finished execution and its duration (access.Metrics).
+func (m *Metrics) Executed(r approval.Request, d time.Duration) {
 	if m != nil {
 		m.execDuration.Observe(d.Seconds())
 		m.executions.WithLabelValues(string(r.Action), string(r.State)).Inc()

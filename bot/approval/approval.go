@@ -106,6 +106,11 @@ var (
 	ErrNothingToRetry = errors.New("nothing to retry")
 	// ErrInvalidTransition: the transition does not apply to the request's state.
 	ErrInvalidTransition = errors.New("invalid transition")
+	// ErrLeaseLost: the caller no longer holds the execution lease; another executor took the
+	// request over (this one was presumed dead), or it already finished.
+	ErrLeaseLost = errors.New("execution lease lost to another process")
+	// ErrNotScheduled: the automatic return is no longer scheduled (it ran or was cancelled).
+	ErrNotScheduled = errors.New("the automatic return is no longer scheduled")
 )
 
 // Target is one Metabase user named by a request, with what the bot saw when it was requested.
@@ -252,29 +257,30 @@ func (r Request) HasApproved(user string) bool {
 	return slices.ContainsFunc(r.Approvals, func(v Vote) bool { return v.UserID == user })
 }
 
-// Approve records user's approval. When the quorum is reached the request becomes Approved and
-// the caller that stored this version must execute it. A second approval by the same user is
-// ErrAlreadyVoted and changes nothing.
-func (r *Request) Approve(user string, now time.Time, p Policy) error {
+// Approve records user's approval and reports whether it reached the quorum. When it does, the
+// request becomes Approved and the caller that stores this version is the one that must execute
+// it. A second approval by the same user is ErrAlreadyVoted and changes nothing.
+func (r *Request) Approve(user string, now time.Time, p Policy) (reached bool, err error) {
 	if r.State != Pending {
-		return fmt.Errorf("%w: it is %s", ErrNotPending, r.State)
+		return false, fmt.Errorf("%w: it is %s", ErrNotPending, r.State)
 	}
 	if !now.Before(r.ExpiresAt) {
-		return ErrExpired
+		return false, ErrExpired
 	}
 	if user == r.Requester && !p.AllowSelfApproval {
-		return ErrSelfApproval
+		return false, ErrSelfApproval
 	}
 	if r.HasApproved(user) {
-		return ErrAlreadyVoted
+		return false, ErrAlreadyVoted
 	}
 	r.Approvals = append(r.Approvals, Vote{UserID: user, At: now})
-	if len(r.Approvals) >= max(r.RequiredApprovals, 1) {
-		r.State = Approved
-		r.DecidedBy = user
-		r.DecidedAt = now
+	if len(r.Approvals) < max(r.RequiredApprovals, 1) {
+		return false, nil
 	}
-	return nil
+	r.State = Approved
+	r.DecidedBy = user
+	r.DecidedAt = now
+	return true, nil
 }
 
 // Deny ends a pending request; one denial from an approver is enough, whatever the quorum.
@@ -292,20 +298,39 @@ func (r *Request) Deny(user, reason string, now time.Time) error {
 	return nil
 }
 
-// Cancel withdraws a pending request (only its requester may) or a scheduled return (the caller
-// checks that user is an approver).
+// Cancel withdraws a pending request; only its requester may.
 func (r *Request) Cancel(user string, now time.Time) error {
-	switch r.State {
-	case Pending:
-		if user != r.Requester {
-			return ErrNotRequester
-		}
-	case Scheduled:
-	default:
+	if r.State != Pending {
 		return fmt.Errorf("%w: it is %s", ErrNotPending, r.State)
+	}
+	if user != r.Requester {
+		return ErrNotRequester
 	}
 	r.State = Cancelled
 	r.CancelledBy = user
+	r.DecidedAt = now
+	return nil
+}
+
+// CancelReturn cancels a scheduled return from leave, so its targets stay disabled. The caller
+// checks that user is an approver: cancelling keeps access closed, which any approver may decide.
+func (r *Request) CancelReturn(user string, now time.Time) error {
+	if r.State != Scheduled {
+		return fmt.Errorf("%w: it is %s", ErrNotScheduled, r.State)
+	}
+	r.State = Cancelled
+	r.CancelledBy = user
+	r.DecidedAt = now
+	return nil
+}
+
+// Withdraw cancels a pending request on the system's behalf, with nobody as the canceller: its
+// card could not be shown, and a request nobody can see must not wait for approvers.
+func (r *Request) Withdraw(now time.Time) error {
+	if r.State != Pending {
+		return fmt.Errorf("%w: it is %s", ErrNotPending, r.State)
+	}
+	r.State = Cancelled
 	r.DecidedAt = now
 	return nil
 }
@@ -351,6 +376,16 @@ func (r *Request) Start(owner string, now time.Time, lease time.Duration) error 
 	return nil
 }
 
+// RenewLease extends owner's execution lease. It fails with ErrLeaseLost when owner no longer
+// holds the request, which tells a live executor to stop before it writes a user twice.
+func (r *Request) RenewLease(owner string, now time.Time, lease time.Duration) error {
+	if r.State != Executing || r.LeaseOwner != owner {
+		return ErrLeaseLost
+	}
+	r.LeaseUntil = now.Add(lease)
+	return nil
+}
+
 // PendingTargets returns the indexes of the targets that still need work.
 func (r Request) PendingTargets() []int {
 	var idx []int
@@ -378,23 +413,35 @@ func (r Request) Counts() (done, skipped, failed int) {
 	return done, skipped, failed
 }
 
-// Record stores the outcome for target i while executing, so a takeover skips it.
-func (r *Request) Record(i int, res Result) error {
-	if r.State != Executing {
-		return fmt.Errorf("%w: cannot record on a %s request", ErrInvalidTransition, r.State)
+// Before is what a target had in Metabase just before the bot changed it.
+type Before struct {
+	Superuser bool
+	GroupIDs  []int
+}
+
+// Record stores the outcome for target i while executing, so a takeover skips it. owner must
+// hold the execution lease (ErrLeaseLost otherwise), and recording renews it. before, for a
+// disable that was done, is what the user had: it is kept as what a later enable restores.
+func (r *Request) Record(owner string, i int, res Result, before *Before, now time.Time, lease time.Duration) error {
+	if err := r.RenewLease(owner, now, lease); err != nil {
+		return err
 	}
 	if i < 0 || i >= len(r.Targets) {
 		return fmt.Errorf("%w: no target %d", ErrInvalidTransition, i)
+	}
+	if before != nil && r.Action == Disable && res.Outcome == Done {
+		r.Targets[i].Superuser = before.Superuser
+		r.Targets[i].GroupIDs = slices.Clone(before.GroupIDs)
 	}
 	r.Targets[i].Result = res
 	return nil
 }
 
-// Finish closes an execution: Succeeded when every target is done or skipped, Failed when none
-// is, Partial otherwise. A partial failure is never reported as wholly done or wholly failed.
-func (r *Request) Finish(now time.Time) error {
-	if r.State != Executing {
-		return fmt.Errorf("%w: cannot finish a %s request", ErrInvalidTransition, r.State)
+// Finish closes owner's execution: Succeeded when every target is done or skipped, Failed when
+// none is, Partial otherwise. A partial failure is never reported as wholly done or wholly failed.
+func (r *Request) Finish(owner string, now time.Time) error {
+	if r.State != Executing || r.LeaseOwner != owner {
+		return ErrLeaseLost
 	}
 	done, skipped, failed := r.Counts()
 	switch {
@@ -429,6 +476,54 @@ func (r *Request) Retry(user string, now time.Time) error {
 	r.DecidedAt = now
 	r.FinishedAt = time.Time{}
 	return nil
+}
+
+// ReturnID is the id of the scheduled return created by a leave: being derived from the leave's
+// id, creating it twice is refused by the store.
+func ReturnID(parentID string) string { return parentID + "-R" }
+
+// ReturnOf is the scheduled re-enable of a finished leave (a disable with a return date), for the
+// targets the leave actually disabled, restoring what was recorded. It reports false when there is
+// nothing to return: no date, a dry run, a return itself, or no target disabled.
+func ReturnOf(leave Request, now time.Time) (Request, bool) {
+	if leave.Action != Disable || leave.ReturnAt == nil || leave.DryRun || leave.ParentID != "" {
+		return Request{}, false
+	}
+	var targets []Target
+	for _, t := range leave.Targets {
+		if t.Result.Outcome != Done {
+			continue
+		}
+		targets = append(targets, Target{UserID: t.UserID, Email: t.Email, Name: t.Name,
+			Superuser: t.Superuser, GroupIDs: slices.Clone(t.GroupIDs), Restore: true, SSOSource: t.SSOSource})
+	}
+	if len(targets) == 0 {
+		return Request{}, false
+	}
+	return Request{
+		ID: ReturnID(leave.ID), SourceKey: "return:" + leave.ID, ParentID: leave.ID,
+		Action: Enable, State: Scheduled, Requester: leave.Requester,
+		Targets: targets, Reason: "automatic return from leave: " + leave.Reason,
+		NotBefore: *leave.ReturnAt, ChannelID: leave.ChannelID, MessageTS: leave.MessageTS,
+		RequiredApprovals: leave.RequiredApprovals, Approvals: slices.Clone(leave.Approvals), DecidedBy: leave.DecidedBy,
+		CreatedAt: now, ExpiresAt: *leave.ReturnAt, DecidedAt: now,
+	}, true
+}
+
+// Extend adds to a scheduled return the targets of more it lacks (users a retry of the leave
+// disabled after the return was scheduled), and returns those it added.
+func (r *Request) Extend(more []Target) ([]Target, error) {
+	if r.State != Scheduled {
+		return nil, fmt.Errorf("%w: it is %s", ErrNotScheduled, r.State)
+	}
+	var added []Target
+	for _, t := range more {
+		if !slices.ContainsFunc(r.Targets, func(x Target) bool { return x.UserID == t.UserID }) {
+			added = append(added, t)
+		}
+	}
+	r.Targets = append(r.Targets, added...)
+	return added, nil
 }
 
 // Remind counts one reminder if one is due now (see NextReminder). A late reminder, after the bot

@@ -20,7 +20,7 @@ func pending(required int) Request {
 func TestTransitions(t *testing.T) {
 	t.Parallel()
 	approved := pending(1)
-	if err := approved.Approve("UA", t0.Add(time.Minute), Policy{}); err != nil {
+	if _, err := approved.Approve("UA", t0.Add(time.Minute), Policy{}); err != nil {
 		t.Fatal(err)
 	}
 	executing := approved.Clone()
@@ -31,7 +31,7 @@ func TestTransitions(t *testing.T) {
 		Targets: []Target{{UserID: 5}}}
 	failed := executing.Clone()
 	failed.Targets[0].Result = Result{Outcome: TargetFailed, Message: "boom"}
-	_ = failed.Finish(t0.Add(3 * time.Minute))
+	_ = failed.Finish("me", t0.Add(3*time.Minute))
 
 	tests := []struct {
 		name      string
@@ -40,19 +40,25 @@ func TestTransitions(t *testing.T) {
 		wantState State
 		wantErr   error
 	}{
-		{"approve reaches quorum of one", pending(1), func(r *Request) error { return r.Approve("UA", t0, Policy{}) }, Approved, nil},
-		{"first of two approvals stays pending", pending(2), func(r *Request) error { return r.Approve("UA", t0, Policy{}) }, Pending, nil},
-		{"self approval refused", pending(1), func(r *Request) error { return r.Approve("UREQ", t0, Policy{}) }, Pending, ErrSelfApproval},
-		{"self approval allowed by policy", pending(1), func(r *Request) error { return r.Approve("UREQ", t0, Policy{AllowSelfApproval: true}) }, Approved, nil},
-		{"approve after expiry", pending(1), func(r *Request) error { return r.Approve("UA", t0.Add(24*time.Hour), Policy{}) }, Pending, ErrExpired},
-		{"approve an approved request", approved, func(r *Request) error { return r.Approve("UB", t0, Policy{}) }, Approved, ErrNotPending},
+		{"approve reaches quorum of one", pending(1), func(r *Request) error { return approveErr(r.Approve("UA", t0, Policy{})) }, Approved, nil},
+		{"first of two approvals stays pending", pending(2), func(r *Request) error { return approveErr(r.Approve("UA", t0, Policy{})) }, Pending, nil},
+		{"self approval refused", pending(1), func(r *Request) error { return approveErr(r.Approve("UREQ", t0, Policy{})) }, Pending, ErrSelfApproval},
+		{"self approval allowed by policy", pending(1), func(r *Request) error { return approveErr(r.Approve("UREQ", t0, Policy{AllowSelfApproval: true})) }, Approved, nil},
+		{"approve after expiry", pending(1), func(r *Request) error { return approveErr(r.Approve("UA", t0.Add(24*time.Hour), Policy{})) }, Pending, ErrExpired},
+		{"approve an approved request", approved, func(r *Request) error { return approveErr(r.Approve("UB", t0, Policy{})) }, Approved, ErrNotPending},
 		{"deny pending", pending(2), func(r *Request) error { return r.Deny("UA", "no", t0) }, Denied, nil},
 		{"deny approved", approved, func(r *Request) error { return r.Deny("UA", "", t0) }, Approved, ErrNotPending},
 		{"deny after expiry", pending(1), func(r *Request) error { return r.Deny("UA", "", t0.Add(25*time.Hour)) }, Pending, ErrExpired},
 		{"requester cancels", pending(1), func(r *Request) error { return r.Cancel("UREQ", t0) }, Cancelled, nil},
 		{"someone else cannot cancel a pending request", pending(1), func(r *Request) error { return r.Cancel("UA", t0) }, Pending, ErrNotRequester},
-		{"cancel scheduled return", scheduled, func(r *Request) error { return r.Cancel("UA", t0) }, Cancelled, nil},
+		{"cancel scheduled return", scheduled, func(r *Request) error { return r.CancelReturn("UA", t0) }, Cancelled, nil},
+		{"requester cancel of a scheduled return refused", scheduled, func(r *Request) error { return r.Cancel("UREQ", t0) }, Scheduled, ErrNotPending},
+		{"cancel return of a pending request refused", pending(1), func(r *Request) error { return r.CancelReturn("UA", t0) }, Pending, ErrNotScheduled},
 		{"cancel executing refused", executing, func(r *Request) error { return r.Cancel("UREQ", t0) }, Executing, ErrNotPending},
+		{"withdraw pending", pending(1), func(r *Request) error { return r.Withdraw(t0) }, Cancelled, nil},
+		{"withdraw approved refused", approved, func(r *Request) error { return r.Withdraw(t0) }, Approved, ErrNotPending},
+		{"renew own lease", executing, func(r *Request) error { return r.RenewLease("me", t0, time.Minute) }, Executing, nil},
+		{"renew someone else's lease refused", executing, func(r *Request) error { return r.RenewLease("other", t0, time.Minute) }, Executing, ErrLeaseLost},
 		{"expire before deadline", pending(1), func(r *Request) error { return r.Expire(t0.Add(time.Hour)) }, Pending, ErrNotDue},
 		{"expire at deadline", pending(1), func(r *Request) error { return r.Expire(t0.Add(24 * time.Hour)) }, Expired, nil},
 		{"expire approved refused", approved, func(r *Request) error { return r.Expire(t0.Add(48 * time.Hour)) }, Approved, ErrNotPending},
@@ -62,12 +68,14 @@ func TestTransitions(t *testing.T) {
 		{"start scheduled on time", scheduled, func(r *Request) error { return r.Start("me", t0.Add(time.Hour), time.Minute) }, Executing, nil},
 		{"take over live lease refused", executing, func(r *Request) error { return r.Start("other", t0.Add(2*time.Minute), time.Minute) }, Executing, ErrLeaseHeld},
 		{"take over expired lease", executing, func(r *Request) error { return r.Start("other", t0.Add(4*time.Minute), time.Minute) }, Executing, nil},
-		{"finish without outcomes fails", executing, func(r *Request) error { return r.Finish(t0) }, Failed, nil},
-		{"finish approved refused", approved, func(r *Request) error { return r.Finish(t0) }, Approved, ErrInvalidTransition},
+		{"finish without outcomes fails", executing, func(r *Request) error { return r.Finish("me", t0) }, Failed, nil},
+		{"finish by another executor refused", executing, func(r *Request) error { return r.Finish("other", t0) }, Executing, ErrLeaseLost},
+		{"finish approved refused", approved, func(r *Request) error { return r.Finish("me", t0) }, Approved, ErrLeaseLost},
 		{"retry failed", failed, func(r *Request) error { return r.Retry("UA", t0) }, Approved, nil},
 		{"retry succeeded refused", approved, func(r *Request) error { return r.Retry("UA", t0) }, Approved, ErrInvalidTransition},
-		{"record outside execution refused", approved, func(r *Request) error { return r.Record(0, Result{Outcome: Done}) }, Approved, ErrInvalidTransition},
-		{"record out of range refused", executing, func(r *Request) error { return r.Record(3, Result{Outcome: Done}) }, Executing, ErrInvalidTransition},
+		{"record outside execution refused", approved, func(r *Request) error { return r.Record("me", 0, Result{Outcome: Done}, nil, t0, time.Minute) }, Approved, ErrLeaseLost},
+		{"record by another executor refused", executing, func(r *Request) error { return r.Record("other", 0, Result{Outcome: Done}, nil, t0, time.Minute) }, Executing, ErrLeaseLost},
+		{"record out of range refused", executing, func(r *Request) error { return r.Record("me", 3, Result{Outcome: Done}, nil, t0, time.Minute) }, Executing, ErrInvalidTransition},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,17 +98,17 @@ func TestTransitions(t *testing.T) {
 func TestQuorumCountsEachApproverOnce(t *testing.T) {
 	t.Parallel()
 	r := pending(2)
-	if err := r.Approve("UA", t0, Policy{}); err != nil {
-		t.Fatal(err)
+	if reached, err := r.Approve("UA", t0, Policy{}); err != nil || reached {
+		t.Fatalf("first of two approvals: reached %v, err %v; want false, nil", reached, err)
 	}
-	if err := r.Approve("UA", t0, Policy{}); !errors.Is(err, ErrAlreadyVoted) {
+	if _, err := r.Approve("UA", t0, Policy{}); !errors.Is(err, ErrAlreadyVoted) {
 		t.Fatalf("second vote by the same approver: err = %v, want ErrAlreadyVoted", err)
 	}
 	if r.State != Pending || len(r.Approvals) != 1 {
 		t.Fatalf("after a repeated vote: state %s with %d approvals, want pending with 1", r.State, len(r.Approvals))
 	}
-	if err := r.Approve("UB", t0.Add(time.Second), Policy{}); err != nil {
-		t.Fatal(err)
+	if reached, err := r.Approve("UB", t0.Add(time.Second), Policy{}); err != nil || !reached {
+		t.Fatalf("second approval: reached %v, err %v; want true, nil", reached, err)
 	}
 	if r.State != Approved || r.DecidedBy != "UB" {
 		t.Fatalf("state %s decided by %q, want approved by UB", r.State, r.DecidedBy)
@@ -129,18 +137,18 @@ func TestFinishReportsPartialFailure(t *testing.T) {
 			for i := range tt.outcomes {
 				r.Targets = append(r.Targets, Target{UserID: i + 1})
 			}
-			if err := r.Approve("UA", t0, Policy{}); err != nil {
+			if _, err := r.Approve("UA", t0, Policy{}); err != nil {
 				t.Fatal(err)
 			}
 			if err := r.Start("me", t0, time.Minute); err != nil {
 				t.Fatal(err)
 			}
 			for i, o := range tt.outcomes {
-				if err := r.Record(i, Result{Outcome: o}); err != nil {
+				if err := r.Record("me", i, Result{Outcome: o}, nil, t0, time.Minute); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := r.Finish(t0); err != nil {
+			if err := r.Finish("me", t0); err != nil {
 				t.Fatal(err)
 			}
 			if r.State != tt.want {
@@ -157,11 +165,11 @@ func TestRetryOnlyRerunsFailedTargets(t *testing.T) {
 	t.Parallel()
 	r := pending(1)
 	r.Targets = []Target{{UserID: 1}, {UserID: 2}}
-	_ = r.Approve("UA", t0, Policy{})
+	_, _ = r.Approve("UA", t0, Policy{})
 	_ = r.Start("me", t0, time.Minute)
-	_ = r.Record(0, Result{Outcome: Done})
-	_ = r.Record(1, Result{Outcome: TargetFailed, Message: "timeout"})
-	_ = r.Finish(t0)
+	_ = r.Record("me", 0, Result{Outcome: Done}, nil, t0, time.Minute)
+	_ = r.Record("me", 1, Result{Outcome: TargetFailed, Message: "timeout"}, nil, t0, time.Minute)
+	_ = r.Finish("me", t0)
 	if err := r.Retry("UA", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +269,7 @@ func TestCloneDoesNotAlias(t *testing.T) {
 	}
 	c.Targets[0].GroupIDs[0] = 99
 	c.Targets[0].Email = "x"
-	_ = c.Approve("UA", t0, Policy{})
+	_, _ = c.Approve("UA", t0, Policy{})
 	if r.Targets[0].GroupIDs[0] != 1 || r.Targets[0].Email != "jane@example.com" || len(r.Approvals) != 0 {
 		t.Fatalf("clone aliases the original: %+v", r)
 	}
@@ -270,14 +278,14 @@ func TestCloneDoesNotAlias(t *testing.T) {
 func TestRecoveringMarksOnlyTakeovers(t *testing.T) {
 	t.Parallel()
 	r := pending(1)
-	_ = r.Approve("UA", t0, Policy{})
+	_, _ = r.Approve("UA", t0, Policy{})
 	if err := r.Start("a", t0, time.Minute); err != nil || r.Recovering {
 		t.Fatalf("first start: err %v, recovering %v", err, r.Recovering)
 	}
 	if err := r.Start("b", t0.Add(2*time.Minute), time.Minute); err != nil || !r.Recovering {
 		t.Fatalf("takeover: err %v, recovering %v", err, r.Recovering)
 	}
-	_ = r.Finish(t0.Add(3 * time.Minute))
+	_ = r.Finish("b", t0.Add(3*time.Minute))
 	if r.Recovering {
 		t.Fatal("still recovering after finish")
 	}
@@ -286,3 +294,6 @@ func TestRecoveringMarksOnlyTakeovers(t *testing.T) {
 		t.Fatalf("a retry is not a recovery: err %v, recovering %v", err, r.Recovering)
 	}
 }
+
+// approveErr drops Approve's quorum flag for table rows that only look at the error and state.
+func approveErr(_ bool, err error) error { return err }

@@ -90,7 +90,7 @@ func testOutboxAtomic(t *testing.T, h harness) {
 		t.Fatalf("Update error = %v", err)
 	}
 	if _, err := s.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
-		if err := r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{}); err != nil {
+		if err := approveErr(r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{})); err != nil {
 			return nil, err
 		}
 		return []Outbox{{Kind: "update_card"}, {Kind: "thread_reply", Payload: []byte("approved")}}, nil

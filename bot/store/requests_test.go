@@ -108,7 +108,7 @@ func testUpdate(t *testing.T, h harness) {
 	var sawVersion int64
 	got, err := s.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
 		sawVersion = r.Version
-		return nil, r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{})
+		return nil, approveErr(r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{}))
 	})
 	if err != nil {
 		t.Fatalf("Update: %v", err)
@@ -147,7 +147,7 @@ func testUpdateFnError(t *testing.T, h harness) {
 	}
 	// An approval error passes through too, so callers can tell the clicker why.
 	_, err = s.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
-		return nil, r.Approve("UREQ", t0.Add(time.Minute), approval.Policy{})
+		return nil, approveErr(r.Approve("UREQ", t0.Add(time.Minute), approval.Policy{}))
 	})
 	if !errors.Is(err, approval.ErrSelfApproval) {
 		t.Errorf("Update error = %v, want ErrSelfApproval", err)
@@ -208,7 +208,7 @@ func lifecycle(t *testing.T, s *Store) {
 	mustCreate(t, s, p2)
 
 	a1 := newRequest("A1", t0.Add(2*time.Minute), 3)
-	mustDo(t, a1.Approve("UAPP", t0.Add(time.Hour), pol))
+	mustDo(t, approveErr(a1.Approve("UAPP", t0.Add(time.Hour), pol)))
 	mustCreate(t, s, a1)
 
 	s1 := newRequest("S1", t0.Add(3*time.Minute), 4)
@@ -218,7 +218,7 @@ func lifecycle(t *testing.T, s *Store) {
 	mustCreate(t, s, s1)
 
 	e1 := newRequest("E1", t0.Add(4*time.Minute), 5)
-	mustDo(t, e1.Approve("UAPP", t0.Add(2*time.Hour), pol))
+	mustDo(t, approveErr(e1.Approve("UAPP", t0.Add(2*time.Hour), pol)))
 	mustCreate(t, s, e1)
 	if _, err := s.Update(t.Context(), "E1", func(r *approval.Request) ([]Outbox, error) {
 		return nil, r.Start("worker-1", t0.Add(2*time.Hour), 10*time.Minute)
@@ -227,10 +227,10 @@ func lifecycle(t *testing.T, s *Store) {
 	}
 
 	f1 := newRequest("F1", t0.Add(5*time.Minute), 6)
-	mustDo(t, f1.Approve("UAPP", t0.Add(time.Hour), pol))
+	mustDo(t, approveErr(f1.Approve("UAPP", t0.Add(time.Hour), pol)))
 	mustDo(t, f1.Start("worker-1", t0.Add(time.Hour), time.Minute))
-	mustDo(t, f1.Record(0, approval.Result{Outcome: approval.Done, At: t0.Add(time.Hour)}))
-	mustDo(t, f1.Finish(t0.Add(time.Hour)))
+	mustDo(t, f1.Record("worker-1", 0, approval.Result{Outcome: approval.Done, At: t0.Add(time.Hour)}, nil, t0.Add(time.Hour), time.Minute))
+	mustDo(t, f1.Finish("worker-1", t0.Add(time.Hour)))
 	mustCreate(t, s, f1)
 }
 
@@ -269,7 +269,7 @@ func testDue(t *testing.T, h harness) {
 		t.Fatal(err)
 	}
 	if _, err := s.Update(t.Context(), "E1", func(r *approval.Request) ([]Outbox, error) {
-		return nil, r.Finish(t0.Add(3 * time.Hour))
+		return nil, r.Finish("worker-1", t0.Add(3*time.Hour))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func testRaceApprove(t *testing.T, h harness) {
 		approver := fmt.Sprintf("UAPP%02d", i)
 		got, err := stores[i%2].Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
 			was := r.State
-			if err := r.Approve(approver, t0.Add(time.Minute), approval.Policy{}); err != nil {
+			if err := approveErr(r.Approve(approver, t0.Add(time.Minute), approval.Policy{})); err != nil {
 				return nil, err
 			}
 			if was == approval.Pending && r.State == approval.Approved {
@@ -433,7 +433,7 @@ func testRaceStart(t *testing.T, h harness) {
 	a, b := h.pair(t)
 	stores := []*Store{a, b}
 	r := newRequest("R1", t0, 1)
-	mustDo(t, r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{}))
+	mustDo(t, approveErr(r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{})))
 	mustCreate(t, a, r)
 
 	const n = 50
@@ -482,12 +482,12 @@ func testUpdateLostRace(t *testing.T, h harness) {
 		if calls == 1 {
 			// Another replica writes between this attempt's read and its write.
 			if _, err := b.Update(t.Context(), "R1", func(r *approval.Request) ([]Outbox, error) {
-				return nil, r.Approve("UOTHER", t0.Add(time.Minute), approval.Policy{})
+				return nil, approveErr(r.Approve("UOTHER", t0.Add(time.Minute), approval.Policy{}))
 			}); err != nil {
 				t.Errorf("interfering Update: %v", err)
 			}
 		}
-		if err := r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{}); err != nil {
+		if err := approveErr(r.Approve("UAPP", t0.Add(time.Minute), approval.Policy{})); err != nil {
 			return nil, err
 		}
 		return []Outbox{{Kind: "approved"}}, nil

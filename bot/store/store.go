@@ -85,22 +85,16 @@ type Store struct {
 // database at the same moment both succeed: migrations run under a lock. Errors never contain
 // the password from url.
 func Open(ctx context.Context, url string) (*Store, error) {
-	scheme, rest, ok := strings.Cut(url, ":")
-	if !ok {
-		return nil, fmt.Errorf("store: DATABASE_URL has no scheme: %s", acceptedURLs)
+	backend, path, err := parseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
-	var (
-		s   *Store
-		err error
-	)
-	switch strings.ToLower(scheme) {
-	case "sqlite", "file":
-		s, err = openSQLite(ctx, strings.TrimPrefix(rest, "//"))
-	case "postgres", "postgresql":
-		s, err = openPostgres(ctx, url)
+	var s *Store
+	switch backend {
+	case backendSQLite:
+		s, err = openSQLite(ctx, path)
 	default:
-		// Only the scheme is quoted: the rest may hold a password.
-		return nil, fmt.Errorf("store: unsupported DATABASE_URL scheme %q: %s", scheme, acceptedURLs)
+		s, err = openPostgres(ctx, url)
 	}
 	if err != nil {
 		return nil, err
@@ -110,6 +104,34 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// CheckURL reports whether Open accepts url's form, without connecting: configuration checks
+// use it so the bot refuses at start exactly what the store would refuse. The error never
+// contains the password from url.
+func CheckURL(url string) error {
+	_, _, err := parseURL(url)
+	return err
+}
+
+// parseURL returns the backend url names and, for SQLite, the file path.
+func parseURL(url string) (backend, path string, err error) {
+	scheme, rest, ok := strings.Cut(url, ":")
+	if !ok {
+		return "", "", fmt.Errorf("DATABASE_URL has no scheme: %s", acceptedURLs)
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite", "file":
+		path = strings.TrimPrefix(rest, "//")
+		if path == "" {
+			return "", "", fmt.Errorf("sqlite DATABASE_URL has no path: %s", acceptedURLs)
+		}
+		return backendSQLite, path, nil
+	case "postgres", "postgresql":
+		return backendPostgres, "", nil
+	}
+	// Only the scheme is quoted: the rest may hold a password.
+	return "", "", fmt.Errorf("unsupported DATABASE_URL scheme %q: %s", scheme, acceptedURLs)
 }
 
 // openSQLite opens path with the settings that make several handles on one file safe: WAL so

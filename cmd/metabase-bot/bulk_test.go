@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -241,16 +241,16 @@ func TestInactiveReportToBulkDisable(t *testing.T) {
 	}
 
 	ctx := h.ctx()
-	if _, err := h.slack.Click(ctx, fakeslack.Click{UserID: requester, ChannelID: report.Channel, MessageTS: report.TS,
+	if _, err := h.slack.Click(ctx, slacktest.Click{UserID: requester, ChannelID: report.Channel, MessageTS: report.TS,
 		ActionID: "mb_inactive_request"}); err != nil {
 		t.Fatal(err)
 	}
-	view, err := h.slack.WaitView(ctx, func(v fakeslack.View) bool { return v.CallbackID == "mb_inactive_form" })
+	view, err := h.slack.WaitView(ctx, func(v slacktest.View) bool { return v.CallbackID == "mb_inactive_form" })
 	if err != nil {
 		t.Fatalf("the clean-up form was not opened: %v", err)
 	}
-	if _, err := h.slack.SubmitView(ctx, fakeslack.ViewSubmission{UserID: requester, ViewID: view.ID,
-		Values: map[string]map[string]fakeslack.InputValue{"mb_form_reason": {"reason": {Value: "Licence clean-up Q3"}}}}); err != nil {
+	if _, err := h.slack.SubmitView(ctx, slacktest.ViewSubmission{UserID: requester, ViewID: view.ID,
+		Values: map[string]map[string]slacktest.InputValue{"mb_form_reason": {"reason": {Value: "Licence clean-up Q3"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	card := h.card("Licence clean-up Q3")
@@ -313,7 +313,7 @@ func TestInactiveRequestAgainAfterDenial(t *testing.T) {
 	old := time.Now().AddDate(0, 0, -200)
 	h.mb.AddUser(metabasetest.User{Email: "old@example.com", FirstName: "Old", Active: true, LastLogin: &old, DateJoined: old})
 	h.start()
-	request := func() fakeslack.Message {
+	request := func() slacktest.Message {
 		t.Helper()
 		report := h.reply(requester, "inactive", "1 of 2 active Metabase users")
 		seen := map[string]bool{}
@@ -321,11 +321,11 @@ func TestInactiveRequestAgainAfterDenial(t *testing.T) {
 			seen[v.ID] = true
 		}
 		ctx := h.ctx()
-		if _, err := h.slack.Click(ctx, fakeslack.Click{UserID: requester, ChannelID: report.Channel, MessageTS: report.TS,
+		if _, err := h.slack.Click(ctx, slacktest.Click{UserID: requester, ChannelID: report.Channel, MessageTS: report.TS,
 			ActionID: "mb_inactive_request"}); err != nil {
 			t.Fatal(err)
 		}
-		view, err := h.slack.WaitView(ctx, func(v fakeslack.View) bool { return !seen[v.ID] && v.CallbackID == "mb_inactive_form" })
+		view, err := h.slack.WaitView(ctx, func(v slacktest.View) bool { return !seen[v.ID] && v.CallbackID == "mb_inactive_form" })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +336,7 @@ func TestInactiveRequestAgainAfterDenial(t *testing.T) {
 	}
 	first := request()
 	h.click(approver, first, "mb_deny")
-	view, err := h.slack.WaitView(h.ctx(), func(v fakeslack.View) bool { return v.CallbackID == "mb_deny_form" })
+	view, err := h.slack.WaitView(h.ctx(), func(v slacktest.View) bool { return v.CallbackID == "mb_deny_form" })
 	if err != nil {
 		t.Fatal(err)
 	}

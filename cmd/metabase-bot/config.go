@@ -10,6 +10,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/sirupsen/logrus"
+
+	"github.com/metabase-bot/metabase-bot/bot/store"
 )
 
 // config is the environment the bot reads. The variable names are a public interface (README,
@@ -185,8 +187,8 @@ func (c *config) validate() []string {
 	if c.MetabaseTimeout <= 0 {
 		p = append(p, "METABASE_TIMEOUT must be positive")
 	}
-	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		p = append(p, "DATABASE_URL must be sqlite:PATH or postgres://…")
+	if err := store.CheckURL(c.DatabaseURL); err != nil {
+		p = append(p, err.Error())
 	}
 	lvl, err := logrus.ParseLevel(c.LogLevel)
 	if err != nil {

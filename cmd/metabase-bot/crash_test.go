@@ -15,13 +15,13 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/bot/store"
 )
 
 // Crash recovery: the bot runs as a real child process (this test binary re-executed) so it can be killed
 // with SIGKILL at chosen points, with no hook in production code: the fakes park the call that follows the
-// crash point (fakeslack.Hold, metabasetest.Hold/HoldReply), the test kills the child while the call is
+// crash point (slacktest.Hold, metabasetest.Hold/HoldReply), the test kills the child while the call is
 // parked, and a new child on the same SQLite file must finish the work exactly once.
 //
 // The one window no test here aims at, because no design closes it: Slack accepted a message and the process
@@ -291,7 +291,7 @@ func TestCrashRecovery(t *testing.T) {
 				h.addJane()
 				start := time.Now()
 				tt.crash(h, st)
-				var card fakeslack.Message
+				var card slacktest.Message
 				if tt.approveAfter {
 					card = h.card("jane@example.com")
 					h.click(approver, card, "mb_approve")

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -59,12 +59,12 @@ func TestDeny(t *testing.T) {
 	card := h.card("jane@example.com")
 
 	h.click(approver, card, "mb_deny")
-	view, err := h.slack.WaitView(h.ctx(), func(v fakeslack.View) bool { return v.CallbackID == "mb_deny_form" })
+	view, err := h.slack.WaitView(h.ctx(), func(v slacktest.View) bool { return v.CallbackID == "mb_deny_form" })
 	if err != nil {
 		t.Fatalf("deny form not opened: %v", err)
 	}
-	if _, err := h.slack.SubmitView(h.ctx(), fakeslack.ViewSubmission{UserID: approver, ViewID: view.ID,
-		Values: map[string]map[string]fakeslack.InputValue{"mb_form_reason": {"reason": {Value: "Still needed for Q4 reports"}}}}); err != nil {
+	if _, err := h.slack.SubmitView(h.ctx(), slacktest.ViewSubmission{UserID: approver, ViewID: view.ID,
+		Values: map[string]map[string]slacktest.InputValue{"mb_form_reason": {"reason": {Value: "Still needed for Q4 reports"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	h.thread(card, "Denied by <@"+approver+">: Still needed for Q4 reports")
@@ -130,7 +130,7 @@ func TestValidationFailuresCreateNothing(t *testing.T) {
 		h.command(requester, tt.text)
 		h.ephemeral(requester, tt.want)
 	}
-	if n := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
+	if n := h.count(func(m slacktest.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
 		t.Fatalf("%d approval cards were posted for invalid requests", n)
 	}
 	if n := h.mb.Count("DELETE", ""); n != 0 {
@@ -216,11 +216,11 @@ func TestDoubleClickAndRedeliveryDisableOnce(t *testing.T) {
 	h.mb.SetLatency("DELETE", "/api/user/:id", 300*time.Millisecond)
 
 	ctx := h.ctx()
-	first, err := h.slack.Click(ctx, fakeslack.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "mb_approve"})
+	first, err := h.slack.Click(ctx, slacktest.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "mb_approve"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.slack.Click(ctx, fakeslack.Click{UserID: approver2, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "mb_approve"}); err != nil {
+	if _, err := h.slack.Click(ctx, slacktest.Click{UserID: approver2, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "mb_approve"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.slack.Redeliver(ctx, first); err != nil {
@@ -228,7 +228,7 @@ func TestDoubleClickAndRedeliveryDisableOnce(t *testing.T) {
 	}
 	h.thread(card, "jane@example.com: disabled")
 	// Whichever click lost is told the request is already decided.
-	if _, err := h.slack.WaitEphemeral(h.ctx(), func(m fakeslack.Message) bool {
+	if _, err := h.slack.WaitEphemeral(h.ctx(), func(m slacktest.Message) bool {
 		return strings.Contains(m.AllText(), "This request is already")
 	}); err != nil {
 		t.Fatalf("the losing click got no explanation: %v", err)
@@ -238,7 +238,7 @@ func TestDoubleClickAndRedeliveryDisableOnce(t *testing.T) {
 	if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
 		t.Fatalf("DELETE calls = %d, want exactly 1", n)
 	}
-	if n := h.count(func(m fakeslack.Message) bool { return m.ThreadTS == card.TS && strings.Contains(m.Text, "disabled") }); n != 1 {
+	if n := h.count(func(m slacktest.Message) bool { return m.ThreadTS == card.TS && strings.Contains(m.Text, "disabled") }); n != 1 {
 		t.Fatalf("%d outcome replies, want 1", n)
 	}
 }
@@ -255,7 +255,7 @@ func TestPendingRequestSurvivesRestart(t *testing.T) {
 	h.start()
 	h.click(approver, card, "mb_approve")
 	h.thread(card, "jane@example.com: disabled")
-	if n := h.count(func(m fakeslack.Message) bool {
+	if n := h.count(func(m slacktest.Message) bool {
 		return m.HasAction("mb_approve") || strings.HasPrefix(m.Text, "Metabase disable request")
 	}); n != 1 {
 		t.Fatalf("%d cards after a restart, want the original one only", n)
@@ -304,15 +304,15 @@ func TestBotNotInChannel(t *testing.T) {
 	h.start()
 	ctx := h.ctx()
 	// A validation error still reaches the requester: replies use the command's response_url.
-	if _, err := h.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: "CPRIVATE", Text: "disable nobody@example.com gone"}); err != nil {
+	if _, err := h.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: requester, ChannelID: "CPRIVATE", Text: "disable nobody@example.com gone"}); err != nil {
 		t.Fatal(err)
 	}
 	h.ephemeral(requester, "No Metabase user has the email")
 	// A valid request cannot get its card posted: it is cancelled and the requester is told how to fix it.
-	if _, err := h.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: "CPRIVATE", Text: "disable jane@example.com gone"}); err != nil {
+	if _, err := h.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: requester, ChannelID: "CPRIVATE", Text: "disable jane@example.com gone"}); err != nil {
 		t.Fatal(err)
 	}
-	dm, err := h.slack.WaitMessage(ctx, func(m fakeslack.Message) bool {
+	dm, err := h.slack.WaitMessage(ctx, func(m slacktest.Message) bool {
 		return m.Channel == "D"+requester && strings.Contains(m.Text, "not_in_channel")
 	})
 	if err != nil {

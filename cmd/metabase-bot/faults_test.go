@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -33,7 +33,7 @@ func TestMetabase503ThenRecoveryIsRetried(t *testing.T) {
 	if u, _ := h.mb.UserByID(jane.ID); u.Active {
 		t.Error("jane is still active after Metabase recovered")
 	}
-	if n := h.count(func(m fakeslack.Message) bool { return m.ThreadTS == card.TS && strings.Contains(m.AllText(), ":x:") }); n != 0 {
+	if n := h.count(func(m slacktest.Message) bool { return m.ThreadTS == card.TS && strings.Contains(m.AllText(), ":x:") }); n != 0 {
 		t.Errorf("%d thread replies report a failure, want none", n)
 	}
 }
@@ -110,16 +110,16 @@ func TestSlackRateLimitIsRetriedAfterRetryAfter(t *testing.T) {
 	h.audit("executed", "jane@example.com")
 
 	// Nothing lost, nothing doubled.
-	if n := h.count(func(m fakeslack.Message) bool { return m.Channel == opsChannel && m.ThreadTS == "" }); n != 1 {
+	if n := h.count(func(m slacktest.Message) bool { return m.Channel == opsChannel && m.ThreadTS == "" }); n != 1 {
 		t.Errorf("%d cards, want 1", n)
 	}
-	if n := h.count(func(m fakeslack.Message) bool {
+	if n := h.count(func(m slacktest.Message) bool {
 		return m.ThreadTS == card.TS && strings.Contains(m.AllText(), "jane@example.com: disabled")
 	}); n != 1 {
 		t.Errorf("%d outcome replies, want 1", n)
 	}
 	for _, event := range []string{"*requested*", "*approved*", "*executed*"} {
-		if n := h.count(func(m fakeslack.Message) bool { return m.Channel == auditChannel && strings.Contains(m.Text, event) }); n != 1 {
+		if n := h.count(func(m slacktest.Message) bool { return m.Channel == auditChannel && strings.Contains(m.Text, event) }); n != 1 {
 			t.Errorf("%d audit lines for %s, want 1", n, event)
 		}
 	}
@@ -146,7 +146,7 @@ func TestSocketModeDisconnectMidFlow(t *testing.T) {
 	if err := h.slack.Disconnect(ctx, "refresh_requested"); err != nil {
 		t.Fatal(err)
 	}
-	id, err := h.slack.Click(ctx, fakeslack.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "mb_approve"})
+	id, err := h.slack.Click(ctx, slacktest.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "mb_approve"})
 	if err != nil {
 		t.Fatalf("click after the disconnect: %v", err)
 	}

@@ -6,19 +6,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
 // openForm types a verb without arguments and waits for the request form it opens.
-func (h *harness) openForm(verb string) fakeslack.View {
+func (h *harness) openForm(verb string) slacktest.View {
 	h.t.Helper()
 	seen := map[string]bool{}
 	for _, v := range h.slack.Views() {
 		seen[v.ID] = true
 	}
 	h.command(requester, verb)
-	v, err := h.slack.WaitView(h.ctx(), func(v fakeslack.View) bool { return !seen[v.ID] })
+	v, err := h.slack.WaitView(h.ctx(), func(v slacktest.View) bool { return !seen[v.ID] })
 	if err != nil {
 		h.t.Fatalf("no form for %q: %v\nephemerals: %v\nlogs:\n%s", verb, err, texts(h.slack.Ephemerals()), h.logs.String())
 	}
@@ -29,10 +29,10 @@ func (h *harness) openForm(verb string) fakeslack.View {
 }
 
 // submit submits a view and returns the field errors its ack carries (nil when it closed).
-func (h *harness) submit(user string, view fakeslack.View, values map[string]map[string]fakeslack.InputValue) map[string]string {
+func (h *harness) submit(user string, view slacktest.View, values map[string]map[string]slacktest.InputValue) map[string]string {
 	h.t.Helper()
 	ctx := h.ctx()
-	id, err := h.slack.SubmitView(ctx, fakeslack.ViewSubmission{UserID: user, ViewID: view.ID, Values: values})
+	id, err := h.slack.SubmitView(ctx, slacktest.ViewSubmission{UserID: user, ViewID: view.ID, Values: values})
 	if err != nil {
 		h.t.Fatalf("submit: %v", err)
 	}
@@ -59,7 +59,7 @@ func (h *harness) submit(user string, view fakeslack.View, values map[string]map
 	return p.Errors
 }
 
-type formValues = map[string]map[string]fakeslack.InputValue
+type formValues = map[string]map[string]slacktest.InputValue
 
 func requestForm(targets, reason, date, slackUser string) formValues {
 	v := formValues{
@@ -68,7 +68,7 @@ func requestForm(targets, reason, date, slackUser string) formValues {
 		"mb_form_user":    {"user": {SelectedUser: slackUser}},
 	}
 	if date != "" {
-		v["mb_form_return"] = map[string]fakeslack.InputValue{"date": {SelectedDate: date}}
+		v["mb_form_return"] = map[string]slacktest.InputValue{"date": {SelectedDate: date}}
 	}
 	return v
 }
@@ -78,7 +78,7 @@ func TestRequestForm(t *testing.T) {
 	h := newHarness(t, nil)
 	jane := h.addJane()
 	h.mb.AddUser(metabasetest.User{Email: "john@example.com", FirstName: "John", Active: true})
-	h.slack.AddUser(fakeslack.User{ID: "UJOHN", Name: "john", Email: "john@example.com"})
+	h.slack.AddUser(slacktest.User{ID: "UJOHN", Name: "john", Email: "john@example.com"})
 	h.start()
 
 	view := h.openForm("disable")
@@ -106,7 +106,7 @@ func TestRequestForm(t *testing.T) {
 			t.Errorf("%s: field errors %v, want %s to contain %q", tt.name, errs, tt.field, tt.want)
 		}
 	}
-	if n := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
+	if n := h.count(func(m slacktest.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
 		t.Fatalf("%d cards from refused submissions", n)
 	}
 
@@ -148,7 +148,7 @@ func TestDenyReasonRequired(t *testing.T) {
 	h.command(requester, "disable jane@example.com Left the company")
 	card := h.card("jane@example.com")
 	h.click(approver, card, "mb_deny")
-	view, err := h.slack.WaitView(h.ctx(), func(v fakeslack.View) bool { return v.CallbackID == "mb_deny_form" })
+	view, err := h.slack.WaitView(h.ctx(), func(v slacktest.View) bool { return v.CallbackID == "mb_deny_form" })
 	if err != nil {
 		t.Fatalf("deny form not opened: %v", err)
 	}
@@ -235,7 +235,7 @@ func TestDryRun(t *testing.T) {
 	if u, _ := h.mb.UserByID(gone.ID); u.Active {
 		t.Error("dry run changed gone")
 	}
-	if n := h.count(func(m fakeslack.Message) bool { return strings.Contains(m.Text, "re-enabled automatically") }); n != 0 {
+	if n := h.count(func(m slacktest.Message) bool { return strings.Contains(m.Text, "re-enabled automatically") }); n != 0 {
 		t.Error("a dry run scheduled a return")
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -47,7 +47,7 @@ func (b *syncBuffer) String() string {
 // harness runs the real program (run) against the fake Slack and the fake Metabase.
 type harness struct {
 	t     *testing.T
-	slack *fakeslack.Server
+	slack *slacktest.Server
 	mb    *metabasetest.Server
 	env   map[string]string
 	logs  *syncBuffer
@@ -66,8 +66,8 @@ type instance struct {
 // newHarness prepares fakes and an environment; overrides replace or add variables.
 func newHarness(t *testing.T, overrides map[string]string) *harness {
 	t.Helper()
-	fs := fakeslack.New(t)
-	for _, u := range []fakeslack.User{
+	fs := slacktest.New(t)
+	for _, u := range []slacktest.User{
 		{ID: requester, Name: "alice", RealName: "Alice Requester", Email: "alice@example.com"},
 		{ID: approver, Name: "bob", RealName: "Bob Approver", Email: "bob@example.com"},
 		{ID: approver2, Name: "carol", RealName: "Carol Approver", Email: "carol@example.com"},
@@ -170,10 +170,10 @@ func (h *harness) ctx() context.Context {
 }
 
 // command types a slash command and waits for its ack.
-func (h *harness) command(user, text string) fakeslack.Ack {
+func (h *harness) command(user, text string) slacktest.Ack {
 	h.t.Helper()
 	ctx := h.ctx()
-	id, err := h.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: user, ChannelID: opsChannel, Text: text})
+	id, err := h.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: user, ChannelID: opsChannel, Text: text})
 	if err != nil {
 		h.t.Fatalf("slash command: %v", err)
 	}
@@ -185,9 +185,9 @@ func (h *harness) command(user, text string) fakeslack.Ack {
 }
 
 // card waits for the approval card naming text.
-func (h *harness) card(text string) fakeslack.Message {
+func (h *harness) card(text string) slacktest.Message {
 	h.t.Helper()
-	m, err := h.slack.WaitMessage(h.ctx(), func(m fakeslack.Message) bool {
+	m, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
 		return m.Channel == opsChannel && m.ThreadTS == "" && m.HasAction("mb_approve") && strings.Contains(m.AllText(), text)
 	})
 	if err != nil {
@@ -197,10 +197,10 @@ func (h *harness) card(text string) fakeslack.Message {
 }
 
 // click clicks a button on a message and waits for its ack.
-func (h *harness) click(user string, m fakeslack.Message, action string) fakeslack.Ack {
+func (h *harness) click(user string, m slacktest.Message, action string) slacktest.Ack {
 	h.t.Helper()
 	ctx := h.ctx()
-	id, err := h.slack.Click(ctx, fakeslack.Click{UserID: user, ChannelID: m.Channel, MessageTS: m.TS, ActionID: action})
+	id, err := h.slack.Click(ctx, slacktest.Click{UserID: user, ChannelID: m.Channel, MessageTS: m.TS, ActionID: action})
 	if err != nil {
 		h.t.Fatalf("click %s: %v", action, err)
 	}
@@ -212,9 +212,9 @@ func (h *harness) click(user string, m fakeslack.Message, action string) fakesla
 }
 
 // thread waits for a reply in the card's thread containing text.
-func (h *harness) thread(card fakeslack.Message, text string) fakeslack.Message {
+func (h *harness) thread(card slacktest.Message, text string) slacktest.Message {
 	h.t.Helper()
-	m, err := h.slack.WaitMessage(h.ctx(), func(m fakeslack.Message) bool {
+	m, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
 		return m.ThreadTS == card.TS && strings.Contains(m.AllText(), text)
 	})
 	if err != nil {
@@ -224,9 +224,9 @@ func (h *harness) thread(card fakeslack.Message, text string) fakeslack.Message 
 }
 
 // cardState waits until the card (same ts) shows text and has no decision buttons.
-func (h *harness) cardState(card fakeslack.Message, text string) fakeslack.Message {
+func (h *harness) cardState(card slacktest.Message, text string) slacktest.Message {
 	h.t.Helper()
-	m, err := h.slack.WaitMessage(h.ctx(), func(m fakeslack.Message) bool {
+	m, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
 		return m.TS == card.TS && !m.HasAction("mb_approve") && strings.Contains(m.AllText(), text)
 	})
 	if err != nil {
@@ -237,9 +237,9 @@ func (h *harness) cardState(card fakeslack.Message, text string) fakeslack.Messa
 }
 
 // audit waits for an audit line containing every part.
-func (h *harness) audit(parts ...string) fakeslack.Message {
+func (h *harness) audit(parts ...string) slacktest.Message {
 	h.t.Helper()
-	m, err := h.slack.WaitMessage(h.ctx(), func(m fakeslack.Message) bool {
+	m, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
 		if m.Channel != auditChannel {
 			return false
 		}
@@ -257,9 +257,9 @@ func (h *harness) audit(parts ...string) fakeslack.Message {
 }
 
 // ephemeral waits for a private reply to user containing text.
-func (h *harness) ephemeral(user, text string) fakeslack.Message {
+func (h *harness) ephemeral(user, text string) slacktest.Message {
 	h.t.Helper()
-	m, err := h.slack.WaitEphemeral(h.ctx(), func(m fakeslack.Message) bool {
+	m, err := h.slack.WaitEphemeral(h.ctx(), func(m slacktest.Message) bool {
 		return m.User == user && strings.Contains(m.AllText(), text)
 	})
 	if err != nil {
@@ -269,7 +269,7 @@ func (h *harness) ephemeral(user, text string) fakeslack.Message {
 }
 
 // count returns how many non-ephemeral messages satisfy pred.
-func (h *harness) count(pred func(fakeslack.Message) bool) int {
+func (h *harness) count(pred func(slacktest.Message) bool) int {
 	n := 0
 	for _, m := range h.slack.Messages() {
 		if pred(m) {
@@ -279,7 +279,7 @@ func (h *harness) count(pred func(fakeslack.Message) bool) int {
 	return n
 }
 
-func texts(ms []fakeslack.Message) []string {
+func texts(ms []slacktest.Message) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.Channel + "/" + m.ThreadTS + ": " + m.Text

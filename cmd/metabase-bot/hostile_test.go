@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 )
 
 // Hostile input: whatever a user types or Slack (or an attacker on the socket) sends, the bot
@@ -70,7 +70,7 @@ func TestHostileInput(t *testing.T) {
 	for _, tc := range commands {
 		before := len(h.slack.Ephemerals())
 		h.command(requester, tc.text)
-		m, err := h.slack.WaitEphemeral(h.ctx(), func(m fakeslack.Message) bool {
+		m, err := h.slack.WaitEphemeral(h.ctx(), func(m slacktest.Message) bool {
 			return m.User == requester && strings.Contains(m.AllText(), tc.want)
 		})
 		if err != nil {
@@ -100,10 +100,10 @@ func TestHostileInput(t *testing.T) {
 	h.slack.AddChannel(otherChannel, "other", true)
 	h.mb.AddUser(metabaseUser("joe@example.com"))
 	ctx := h.ctx()
-	if _, err := h.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: otherChannel, Text: "disable joe@example.com Contract ended"}); err != nil {
+	if _, err := h.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: requester, ChannelID: otherChannel, Text: "disable joe@example.com Contract ended"}); err != nil {
 		t.Fatal(err)
 	}
-	other, err := h.slack.WaitMessage(ctx, func(m fakeslack.Message) bool { return m.Channel == otherChannel && m.HasAction("mb_approve") })
+	other, err := h.slack.WaitMessage(ctx, func(m slacktest.Message) bool { return m.Channel == otherChannel && m.HasAction("mb_approve") })
 	if err != nil {
 		t.Fatalf("no card in %s: %v", otherChannel, err)
 	}
@@ -124,14 +124,14 @@ func TestHostileInput(t *testing.T) {
 	}
 	for _, tc := range clicks {
 		for _, action := range []string{"mb_approve", "mb_deny", "mb_cancel"} {
-			id, err := h.slack.ClickWithValue(ctx, fakeslack.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: action}, tc.value)
+			id, err := h.slack.ClickWithValue(ctx, slacktest.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: action}, tc.value)
 			if err != nil {
 				t.Fatalf("%s %s: %v", tc.name, action, err)
 			}
 			if _, err := h.slack.WaitAck(ctx, id); err != nil {
 				t.Fatalf("%s %s: no ack: %v", tc.name, action, err)
 			}
-			if _, err := h.slack.WaitEphemeral(h.ctx(), func(m fakeslack.Message) bool {
+			if _, err := h.slack.WaitEphemeral(h.ctx(), func(m slacktest.Message) bool {
 				return m.User == approver && strings.Contains(m.AllText(), tc.want)
 			}); err != nil {
 				t.Errorf("%s %s: no ephemeral with %q: %v", tc.name, action, tc.want, err)
@@ -141,7 +141,7 @@ func TestHostileInput(t *testing.T) {
 	// A button of one card naming the other card's request, in the same channel.
 	h.command(requester, "disable "+h.mb.AddUser(metabaseUser("kim@example.com")).Email+" Moved teams")
 	kim := h.card("kim@example.com")
-	id, err := h.slack.ClickWithValue(ctx, fakeslack.Click{UserID: approver, ChannelID: kim.Channel, MessageTS: kim.TS, ActionID: "mb_approve"}, janeID)
+	id, err := h.slack.ClickWithValue(ctx, slacktest.Click{UserID: approver, ChannelID: kim.Channel, MessageTS: kim.TS, ActionID: "mb_approve"}, janeID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,14 +149,14 @@ func TestHostileInput(t *testing.T) {
 	h.ephemeral(approver, "does not belong to this request")
 
 	// An envelope from another workspace is acked and ignored with a log line.
-	id, err = h.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: opsChannel, TeamID: "TOTHER", Text: "disable jane@example.com from elsewhere"})
+	id, err = h.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: requester, ChannelID: opsChannel, TeamID: "TOTHER", Text: "disable jane@example.com from elsewhere"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.slack.WaitAck(ctx, id); err != nil {
 		t.Fatalf("the other team's command was not acked: %v", err)
 	}
-	id, err = h.slack.Click(ctx, fakeslack.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "mb_approve", TeamID: "TOTHER"})
+	id, err = h.slack.Click(ctx, slacktest.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "mb_approve", TeamID: "TOTHER"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestHostileInput(t *testing.T) {
 	h.waitLog(h.ctx(), "interaction from another team")
 
 	// A replayed command creates one card.
-	before := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") })
+	before := h.count(func(m slacktest.Message) bool { return m.HasAction("mb_approve") })
 	id = h.commandEnvelope(requester, "disable "+h.mb.AddUser(metabaseUser("lee@example.com")).Email+" Replayed")
 	if err := h.slack.Redeliver(ctx, id); err != nil {
 		t.Fatal(err)
@@ -207,7 +207,7 @@ func TestHostileInput(t *testing.T) {
 	// Let everything above settle (the replay's card and any late replies), then check that
 	// nothing acted beyond the valid requests.
 	h.audit("requested", "lee@example.com")
-	if n := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") }); n != before+1 {
+	if n := h.count(func(m slacktest.Message) bool { return m.HasAction("mb_approve") }); n != before+1 {
 		t.Errorf("%d cards after a command delivered three times, want %d", n, before+1)
 	}
 	if n := h.mb.Count("DELETE", ""); n != 0 {
@@ -241,7 +241,7 @@ func manyIDs(n int) string {
 // assertNothingActed fails the test if any approval card was posted or Metabase was written.
 func (h *harness) assertNothingActed(what string) {
 	h.t.Helper()
-	if n := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
+	if n := h.count(func(m slacktest.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
 		h.t.Errorf("%s: %d approval cards were posted", what, n)
 	}
 	for _, method := range []string{"DELETE", "PUT", "POST"} {
@@ -269,7 +269,7 @@ func (h *harness) checkNoPings() {
 func (h *harness) commandEnvelope(user, text string) string {
 	h.t.Helper()
 	ctx := h.ctx()
-	id, err := h.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: user, ChannelID: opsChannel, Text: text})
+	id, err := h.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: user, ChannelID: opsChannel, Text: text})
 	if err != nil {
 		h.t.Fatalf("slash command: %v", err)
 	}
@@ -280,7 +280,7 @@ func (h *harness) commandEnvelope(user, text string) string {
 }
 
 // waitAckCount waits (bounded) until envelope id has n acks and returns them.
-func (h *harness) waitAckCount(id string, n int) []fakeslack.Ack {
+func (h *harness) waitAckCount(id string, n int) []slacktest.Ack {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
@@ -291,7 +291,7 @@ func (h *harness) waitAckCount(id string, n int) []fakeslack.Ack {
 		select {
 		case <-ctx.Done():
 			return acks
-		case <-time.After(10 * time.Millisecond): // fakeslack has no wait for the n-th ack
+		case <-time.After(10 * time.Millisecond): // slacktest has no wait for the n-th ack
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -48,7 +48,7 @@ func (h *harness) addAdminJane() metabasetest.User {
 }
 
 // disableApproved runs a disable command through approval and waits for its outcome reply.
-func (h *harness) disableApproved(command, email string) fakeslack.Message {
+func (h *harness) disableApproved(command, email string) slacktest.Message {
 	h.t.Helper()
 	h.command(requester, command)
 	card := h.card(email)
@@ -114,7 +114,7 @@ func TestEnableActiveUserIsRefused(t *testing.T) {
 	h.mb.AddUser(metabasetest.User{Email: "gone@example.com", FirstName: "Gone", Active: false})
 	h.command(requester, "enable gone@example.com back")
 	h.card("gone@example.com")
-	if n := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") }); n != 1 {
+	if n := h.count(func(m slacktest.Message) bool { return m.HasAction("mb_approve") }); n != 1 {
 		t.Fatalf("%d cards, want only the one for gone@example.com", n)
 	}
 	if n := h.mb.Count("PUT", ""); n != 0 {
@@ -124,7 +124,7 @@ func TestEnableActiveUserIsRefused(t *testing.T) {
 
 // leave disables jane until a return time d ahead and returns the card and the thread reply
 // announcing the return.
-func (h *harness) leave(email string, d time.Duration) (fakeslack.Message, fakeslack.Message, time.Time) {
+func (h *harness) leave(email string, d time.Duration) (slacktest.Message, slacktest.Message, time.Time) {
 	h.t.Helper()
 	until, at := returnTime(d)
 	h.command(requester, "disable "+email+" until "+until+" Parental leave")
@@ -164,7 +164,7 @@ func TestLeaveReturnsOnTime(t *testing.T) {
 	if n := h.exactCount("PUT", "/api/user/"+strconv.Itoa(jane.ID)+"/reactivate"); n != 1 {
 		t.Errorf("reactivate calls = %d, want exactly 1", n)
 	}
-	if n := h.count(func(m fakeslack.Message) bool {
+	if n := h.count(func(m slacktest.Message) bool {
 		return m.ThreadTS == card.TS && strings.Contains(m.Text, "jane@example.com: enabled")
 	}); n != 1 {
 		t.Errorf("%d return replies in the thread, want 1", n)
@@ -253,21 +253,21 @@ func TestBadReturnDatesAreRefused(t *testing.T) {
 		h.reply(requester, "disable jane@example.com until "+tt.until+" Parental leave", tt.want)
 	}
 	h.reply(requester, "enable jane@example.com until 2030-01-01 back", "`until` only goes with `disable`")
-	if n := h.count(func(m fakeslack.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
+	if n := h.count(func(m slacktest.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
 		t.Fatalf("%d cards for refused dates", n)
 	}
 }
 
 // reply types a command and waits for a NEW ephemeral to user containing want (ephemeral
 // matches any earlier one too, which is too weak when several commands get similar answers).
-func (h *harness) reply(user, text, want string) fakeslack.Message {
+func (h *harness) reply(user, text, want string) slacktest.Message {
 	h.t.Helper()
 	seen := map[string]bool{}
 	for _, m := range h.slack.Ephemerals() {
 		seen[m.Channel+"/"+m.TS] = true
 	}
 	h.command(user, text)
-	m, err := h.slack.WaitEphemeral(h.ctx(), func(m fakeslack.Message) bool {
+	m, err := h.slack.WaitEphemeral(h.ctx(), func(m slacktest.Message) bool {
 		return !seen[m.Channel+"/"+m.TS] && m.User == user
 	})
 	if err != nil {
@@ -319,7 +319,7 @@ func TestEnableDuringLeaveIsRefused(t *testing.T) {
 	_, sched, _ := h.leave("jane@example.com", 30*24*time.Hour)
 	h.reply(requester, "enable jane@example.com back early", "already comes back automatically")
 	h.click(approver, sched, "mb_cancel_return")
-	h.thread(fakeslack.Message{TS: sched.ThreadTS}, "Automatic return cancelled")
+	h.thread(slacktest.Message{TS: sched.ThreadTS}, "Automatic return cancelled")
 	h.command(requester, "enable jane@example.com back early")
 	card := h.card("enable")
 	h.click(approver, card, "mb_approve")

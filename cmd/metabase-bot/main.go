@@ -31,6 +31,7 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/metabase-bot/metabase-bot/bot"
+	"github.com/metabase-bot/metabase-bot/bot/access"
 	"github.com/metabase-bot/metabase-bot/bot/store"
 	"github.com/metabase-bot/metabase-bot/metabase"
 )
@@ -38,6 +39,10 @@ import (
 // maxOutboxLease caps how long a claimed Slack delivery stays claimed after its process died; a
 // shorter EXECUTION_LEASE shortens it too.
 const maxOutboxLease = 30 * time.Second
+
+// tick is how often each process looks for due work (expiries, reminders, returns, takeovers)
+// and for messages other replicas left undelivered.
+const tick = time.Second
 
 // Set by the linker: -ldflags "-X main.version=… -X main.commit=…".
 var (
@@ -161,18 +166,7 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 		}
 		return err
 	}
-	b, err := bot.New(bot.Config{
-		SlashCommand: cfg.SlashCommand, TeamID: team,
-		ApproverGroup: cfg.ApproverGroup, ApproverUsers: cfg.ApproverUsers,
-		RequesterGroup: cfg.RequesterGroup, AllowedChannels: cfg.AllowedChannels, AuditChannel: cfg.AuditChannel,
-		AllowSelfApproval: cfg.AllowSelfApproval, RequiredApprovals: cfg.RequiredApprovals,
-		AdminRequiredApprovals: cfg.AdminRequiredApprovals, RequireReason: cfg.RequireReason,
-		DenyReasonRequired: cfg.DenyReasonRequired, RequestTTL: cfg.RequestTTL,
-		FinalReminder: cfg.ReminderBeforeExpiry, ProtectedUsers: cfg.ProtectedUsers, BotMetabaseUserID: botMB,
-		DryRun: cfg.DryRun, ReturnLocation: cfg.returnLocation, MaxReturnAhead: cfg.MaxReturnAhead,
-		BulkConcurrency: cfg.BulkConcurrency, ExecLease: cfg.ExecutionLease,
-		OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Log: log, Metrics: metrics,
-	}, api, mb, st)
+	b, err := wire(cfg, team, botMB, api, mb, st, log, metrics)
 	if err != nil {
 		return err
 	}
@@ -198,6 +192,34 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 	case <-time.After(cfg.ShutdownTimeout):
 		return fmt.Errorf("work in flight did not finish within SHUTDOWN_TIMEOUT (%s); the next start reconciles it", cfg.ShutdownTimeout)
 	}
+}
+
+// wire builds the core and its Slack side from cfg, the way every process of the bot does.
+func wire(cfg config, team string, botMetabaseID int, api *slack.Client, mb *metabase.Client, st *store.Store, log logrus.FieldLogger, metrics *bot.Metrics) (*bot.Bot, error) {
+	policy := access.Policy{
+		RequiredApprovals: cfg.RequiredApprovals, AdminRequiredApprovals: max(cfg.AdminRequiredApprovals, cfg.RequiredApprovals),
+		AllowSelfApproval: cfg.AllowSelfApproval, RequireReason: cfg.RequireReason,
+		RequestTTL: cfg.RequestTTL, FinalReminder: cfg.ReminderBeforeExpiry,
+		ProtectedUsers: cfg.ProtectedUsers, BotMetabaseUserID: botMetabaseID, DryRun: cfg.DryRun,
+		ReturnLocation: cfg.returnLocation, MaxReturnAhead: cfg.MaxReturnAhead,
+	}
+	slackCfg := bot.Config{
+		SlashCommand: cfg.SlashCommand, TeamID: team,
+		ApproverGroup: cfg.ApproverGroup, ApproverUsers: cfg.ApproverUsers,
+		RequesterGroup: cfg.RequesterGroup, AllowedChannels: cfg.AllowedChannels, AuditChannel: cfg.AuditChannel,
+		DenyReasonRequired: cfg.DenyReasonRequired, Policy: policy, Log: log, Metrics: metrics,
+	}
+	dir := bot.NewDirectory(slackCfg, api)
+	core, err := access.New(access.Config{
+		Policy: policy,
+		Execution: access.Execution{BulkConcurrency: cfg.BulkConcurrency, ExecLease: cfg.ExecutionLease,
+			OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Tick: tick},
+		Log: log, Metrics: metrics,
+	}, access.Deps{Store: st, Metabase: mb, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api)})
+	if err != nil {
+		return nil, err
+	}
+	return bot.New(slackCfg, api, core, dir)
 }
 
 func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log logrus.FieldLogger) (*http.Server, error) {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 )
 
 // Several replicas, quorum, expiry, reminders and cancellation, end to end: the real run() against the fake
@@ -29,16 +29,16 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
-		click func(h *harness, card fakeslack.Message)
+		click func(h *harness, card slacktest.Message)
 	}{
-		{"same click delivered to both", func(h *harness, card fakeslack.Message) {
-			id, n, err := h.slack.ClickAll(h.ctx(), fakeslack.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "mb_approve"})
+		{"same click delivered to both", func(h *harness, card slacktest.Message) {
+			id, n, err := h.slack.ClickAll(h.ctx(), slacktest.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: "mb_approve"})
 			if err != nil || n != 2 {
 				h.t.Fatalf("ClickAll reached %d sockets (%v), want 2", n, err)
 			}
 			h.eventually("both replicas to ack", func() bool { return len(h.slack.Acks(id)) == 2 })
 		}},
-		{"two approvers at once on different replicas", func(h *harness, card fakeslack.Message) {
+		{"two approvers at once on different replicas", func(h *harness, card slacktest.Message) {
 			// Click goes to one socket, round robin: the two clicks land on different replicas.
 			h.clickOn(approver, card, "mb_approve")
 			h.clickOn(approver2, card, "mb_approve")
@@ -97,11 +97,11 @@ func TestTwoReplicasRedeliveredCommandCreatesOneRequest(t *testing.T) {
 			h.startReplicas(2)
 			st := h.openStore()
 			ctx := h.ctx()
-			id, err := h.slack.SlashCommand(ctx, fakeslack.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "disable jane@example.com Left the company"})
+			id, err := h.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "disable jane@example.com Left the company"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var card fakeslack.Message
+			var card slacktest.Message
 			if afterCard {
 				card = h.card("jane@example.com")
 			}
@@ -309,7 +309,7 @@ func TestExpiry(t *testing.T) {
 			if n := h.audits("expired"); n != 1 {
 				t.Errorf("%d audit lines expired, want 1", n)
 			}
-			reminders := h.count(func(m fakeslack.Message) bool {
+			reminders := h.count(func(m slacktest.Message) bool {
 				return m.ThreadTS == card.TS && strings.Contains(m.Text, "reminder")
 			})
 			if reminders != 2 {

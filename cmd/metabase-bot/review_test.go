@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 )
 
 // TestCardFailureIsAudited: a request whose card Slack refuses is cancelled, and like every
@@ -16,7 +16,7 @@ func TestCardFailureIsAudited(t *testing.T) {
 	h.addJane()
 	h.slack.AddChannel("CPRIVATE", "private-ops", false)
 	h.start()
-	if _, err := h.slack.SlashCommand(h.ctx(), fakeslack.SlashCommand{UserID: requester, ChannelID: "CPRIVATE", Text: "disable jane@example.com gone"}); err != nil {
+	if _, err := h.slack.SlashCommand(h.ctx(), slacktest.SlashCommand{UserID: requester, ChannelID: "CPRIVATE", Text: "disable jane@example.com gone"}); err != nil {
 		t.Fatal(err)
 	}
 	requested := h.audit("requested", "jane@example.com")

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -53,7 +53,7 @@ func TestStatus(t *testing.T) {
 }
 
 // requestID reads the MB-… id from a card's header.
-func requestID(t *testing.T, card fakeslack.Message) string {
+func requestID(t *testing.T, card slacktest.Message) string {
 	t.Helper()
 	for _, w := range strings.Fields(card.Text) {
 		if strings.HasPrefix(w, "MB-") {
@@ -68,9 +68,9 @@ func TestSlackMentionTargets(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	jane := h.addJane()
-	h.slack.AddUser(fakeslack.User{ID: "UJANE", Name: "jane", RealName: "Jane Doe", Email: "Jane@Example.com"})
-	h.slack.AddUser(fakeslack.User{ID: "UNOMAIL", Name: "nomail", RealName: "No Mail"})
-	h.slack.AddUser(fakeslack.User{ID: "UOTHER", Name: "other", RealName: "Other", Email: "other@example.com"})
+	h.slack.AddUser(slacktest.User{ID: "UJANE", Name: "jane", RealName: "Jane Doe", Email: "Jane@Example.com"})
+	h.slack.AddUser(slacktest.User{ID: "UNOMAIL", Name: "nomail", RealName: "No Mail"})
+	h.slack.AddUser(slacktest.User{ID: "UOTHER", Name: "other", RealName: "Other", Email: "other@example.com"})
 	h.start()
 
 	h.reply(requester, "disable <@UNOMAIL> Left", "<@UNOMAIL> has no email I can see in Slack")
@@ -85,7 +85,7 @@ func TestSlackMentionTargets(t *testing.T) {
 	if u, _ := h.mb.UserByID(jane.ID); u.Active {
 		t.Error("jane is still active")
 	}
-	if n := h.count(func(m fakeslack.Message) bool {
+	if n := h.count(func(m slacktest.Message) bool {
 		return m.HasAction("mb_approve") || strings.HasPrefix(m.Text, "Metabase disable")
 	}); n != 1 {
 		t.Errorf("%d cards, want 1 (the refused mentions create none)", n)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
-	"github.com/metabase-bot/metabase-bot/bot/fakeslack"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/bot/store"
 	"github.com/metabase-bot/metabase-bot/bot/store/storetest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
@@ -63,7 +63,7 @@ func (h *harness) drained(st *store.Store) {
 var requestIDPattern = regexp.MustCompile(`MB-[2-9A-Z]{8}`)
 
 // requestOf returns the stored request a card shows.
-func (h *harness) requestOf(st *store.Store, card fakeslack.Message) approval.Request {
+func (h *harness) requestOf(st *store.Store, card slacktest.Message) approval.Request {
 	h.t.Helper()
 	id := requestIDPattern.FindString(card.AllText())
 	if id == "" {
@@ -77,28 +77,28 @@ func (h *harness) requestOf(st *store.Store, card fakeslack.Message) approval.Re
 }
 
 // inThread counts the replies in card's thread containing text.
-func (h *harness) inThread(card fakeslack.Message, text string) int {
-	return h.count(func(m fakeslack.Message) bool { return m.ThreadTS == card.TS && strings.Contains(m.AllText(), text) })
+func (h *harness) inThread(card slacktest.Message, text string) int {
+	return h.count(func(m slacktest.Message) bool { return m.ThreadTS == card.TS && strings.Contains(m.AllText(), text) })
 }
 
 // audits counts the audit lines for event ("*executed*" etc.).
 func (h *harness) audits(event string) int {
-	return h.count(func(m fakeslack.Message) bool {
+	return h.count(func(m slacktest.Message) bool {
 		return m.Channel == auditChannel && strings.Contains(m.Text, "*"+event+"*")
 	})
 }
 
 // cards counts approval cards (the top-level messages of requests) naming text.
 func (h *harness) cards(text string) int {
-	return h.count(func(m fakeslack.Message) bool {
+	return h.count(func(m slacktest.Message) bool {
 		return m.Channel == opsChannel && m.ThreadTS == "" && requestIDPattern.MatchString(m.AllText()) && strings.Contains(m.AllText(), text)
 	})
 }
 
 // clickOn injects a click without waiting for the ack (for racing clicks).
-func (h *harness) clickOn(user string, m fakeslack.Message, action string) string {
+func (h *harness) clickOn(user string, m slacktest.Message, action string) string {
 	h.t.Helper()
-	id, err := h.slack.Click(h.ctx(), fakeslack.Click{UserID: user, ChannelID: m.Channel, MessageTS: m.TS, ActionID: action})
+	id, err := h.slack.Click(h.ctx(), slacktest.Click{UserID: user, ChannelID: m.Channel, MessageTS: m.TS, ActionID: action})
 	if err != nil {
 		h.t.Fatalf("click %s: %v", action, err)
 	}
@@ -106,9 +106,9 @@ func (h *harness) clickOn(user string, m fakeslack.Message, action string) strin
 }
 
 // cardWithButtons waits until the card (same ts) shows text and still has its decision buttons.
-func (h *harness) cardWithButtons(card fakeslack.Message, text string) fakeslack.Message {
+func (h *harness) cardWithButtons(card slacktest.Message, text string) slacktest.Message {
 	h.t.Helper()
-	m, err := h.slack.WaitMessage(h.ctx(), func(m fakeslack.Message) bool {
+	m, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
 		return m.TS == card.TS && m.HasAction("mb_approve") && m.HasAction("mb_deny") && strings.Contains(m.AllText(), text)
 	})
 	if err != nil {
@@ -119,15 +119,15 @@ func (h *harness) cardWithButtons(card fakeslack.Message, text string) fakeslack
 }
 
 // deny clicks Deny and submits the reason form.
-func (h *harness) deny(user string, card fakeslack.Message, reason string) {
+func (h *harness) deny(user string, card slacktest.Message, reason string) {
 	h.t.Helper()
 	h.click(user, card, "mb_deny")
-	view, err := h.slack.WaitView(h.ctx(), func(v fakeslack.View) bool { return v.CallbackID == "mb_deny_form" && v.UserID == user })
+	view, err := h.slack.WaitView(h.ctx(), func(v slacktest.View) bool { return v.CallbackID == "mb_deny_form" && v.UserID == user })
 	if err != nil {
 		h.t.Fatalf("deny form not opened: %v", err)
 	}
-	if _, err := h.slack.SubmitView(h.ctx(), fakeslack.ViewSubmission{UserID: user, ViewID: view.ID,
-		Values: map[string]map[string]fakeslack.InputValue{"mb_form_reason": {"reason": {Value: reason}}}}); err != nil {
+	if _, err := h.slack.SubmitView(h.ctx(), slacktest.ViewSubmission{UserID: user, ViewID: view.ID,
+		Values: map[string]map[string]slacktest.InputValue{"mb_form_reason": {"reason": {Value: reason}}}}); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -149,9 +149,9 @@ func (h *harness) active(email string) bool {
 }
 
 // anyCard waits for the card of a request naming text, whatever its state (h.card wants its buttons).
-func (h *harness) anyCard(text string) fakeslack.Message {
+func (h *harness) anyCard(text string) slacktest.Message {
 	h.t.Helper()
-	m, err := h.slack.WaitMessage(h.ctx(), func(m fakeslack.Message) bool {
+	m, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
 		return m.Channel == opsChannel && m.ThreadTS == "" && requestIDPattern.MatchString(m.AllText()) && strings.Contains(m.AllText(), text)
 	})
 	if err != nil {

@@ -1,0 +1,192 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/bot/store"
+)
+
+// requireApprover refuses actor unless the directory says they approve now: membership is read
+// at decision time so a removal takes effect at once.
+func (s *Service) requireApprover(ctx context.Context, actor string) error {
+	ok, err := s.dir.IsApprover(ctx, actor)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDirectory, err)
+	}
+	if !ok {
+		return refuse(NotApprover, actor)
+	}
+	return nil
+}
+
+// Approve records actor's approval of request id. The approval that reaches the quorum also
+// takes the execution lease in the same write, so exactly one process calls Metabase: that
+// caller executes the request before Approve returns. The returned request is as stored after
+// the decision (or after the execution, when this call ran it).
+func (s *Service) Approve(ctx context.Context, id, actor string) (approval.Request, error) {
+	if err := s.requireApprover(ctx, actor); err != nil {
+		return approval.Request{}, err
+	}
+	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+		now := s.now()
+		reached, err := r.Approve(actor, now, approval.Policy{AllowSelfApproval: s.policy.AllowSelfApproval})
+		if err != nil {
+			return nil, err
+		}
+		if !reached {
+			return append([]store.Outbox{notice(ToCardUpdate, Event{Type: Voted, Actor: actor, At: now, Request: *r})},
+				s.tell(Event{Type: Voted, Actor: actor, At: now, Request: *r}, ToAudit)...), nil
+		}
+		if err := r.Start(s.exec.InstanceID, now, s.exec.ExecLease); err != nil {
+			return nil, err
+		}
+		e := Event{Type: Approved, Actor: actor, At: now, Request: *r}
+		return s.tell(e, ToCardUpdate, ToAudit), nil
+	})
+	if err != nil {
+		return r, s.decisionRefusal(ctx, id, err)
+	}
+	s.kick()
+	if !s.won(r) {
+		s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Approval recorded; waiting for more approvals")
+		return r, nil
+	}
+	s.metrics.Decided("approved")
+	s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Request approved")
+	return s.execute(ctx, r), nil
+}
+
+// won reports whether the stored request is an execution this process just started: a
+// successful compare-and-set that left the request executing under this process's lease.
+func (s *Service) won(r approval.Request) bool {
+	return r.State == approval.Executing && r.LeaseOwner == s.exec.InstanceID
+}
+
+// decisionRefusal turns a transition's refusal into a Refusal for the person who clicked, reading
+// the request again where the words describe how it stands now.
+func (s *Service) decisionRefusal(ctx context.Context, id string, err error) error {
+	code := Code("")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		code = UnknownRequest
+	case errors.Is(err, approval.ErrSelfApproval):
+		code = SelfApproval
+	case errors.Is(err, approval.ErrAlreadyVoted):
+		code = AlreadyVoted
+	case errors.Is(err, approval.ErrExpired):
+		code = RequestExpired
+	case errors.Is(err, approval.ErrNotPending):
+		code = AlreadyDecided
+	case errors.Is(err, approval.ErrNotRequester):
+		code = NotRequester
+	default:
+		return err
+	}
+	rf := &Refusal{Code: code, Subject: id}
+	if code == AlreadyDecided {
+		if cur, gerr := s.st.Get(ctx, id); gerr == nil {
+			rf.Request = cur
+		}
+	}
+	return rf
+}
+
+// Deny ends a pending request; one denial from an approver is enough, whatever the quorum.
+func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.Request, error) {
+	if err := s.requireApprover(ctx, actor); err != nil {
+		return approval.Request{}, err
+	}
+	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+		now := s.now()
+		if err := r.Deny(actor, reason, now); err != nil {
+			return nil, err
+		}
+		return s.tell(Event{Type: Denied, Actor: actor, Reason: reason, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit), nil
+	})
+	if err != nil {
+		return r, s.decisionRefusal(ctx, id, err)
+	}
+	s.metrics.Decided("denied")
+	s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Request denied")
+	s.kick()
+	return r, nil
+}
+
+// Cancel withdraws a pending request; only its requester may.
+func (s *Service) Cancel(ctx context.Context, id, actor string) (approval.Request, error) {
+	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+		now := s.now()
+		if err := r.Cancel(actor, now); err != nil {
+			return nil, err
+		}
+		return s.tell(Event{Type: Cancelled, Actor: actor, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit), nil
+	})
+	if err != nil {
+		return r, s.decisionRefusal(ctx, id, err)
+	}
+	s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Request cancelled")
+	s.kick()
+	return r, nil
+}
+
+// Retry sends the failed targets of a failed or partial request back to execution, and executes
+// them before returning.
+func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request, error) {
+	if err := s.requireApprover(ctx, actor); err != nil {
+		return approval.Request{}, err
+	}
+	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+		now := s.now()
+		if err := r.Retry(actor, now); err != nil {
+			return nil, err
+		}
+		if err := r.Start(s.exec.InstanceID, now, s.exec.ExecLease); err != nil {
+			return nil, err
+		}
+		return s.tell(Event{Type: Retrying, Actor: actor, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit), nil
+	})
+	if err != nil {
+		if !errors.Is(err, approval.ErrInvalidTransition) && !errors.Is(err, approval.ErrNothingToRetry) {
+			return r, err
+		}
+		rf := &Refusal{Code: NothingToRetry, Subject: id}
+		if cur, gerr := s.st.Get(ctx, id); gerr == nil {
+			rf.Request = cur
+		}
+		return r, rf
+	}
+	s.kick()
+	if !s.won(r) {
+		return r, nil
+	}
+	s.log.WithField("request_id", id).Info("Retrying failed targets")
+	return s.execute(ctx, r), nil
+}
+
+// CancelReturn cancels the scheduled re-enable that a leave created; any approver may.
+func (s *Service) CancelReturn(ctx context.Context, id, actor string) (approval.Request, error) {
+	if err := s.requireApprover(ctx, actor); err != nil {
+		return approval.Request{}, err
+	}
+	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+		now := s.now()
+		if err := r.CancelReturn(actor, now); err != nil {
+			return nil, err
+		}
+		return s.tell(Event{Type: ReturnCancelled, Actor: actor, At: now, Request: *r}, ToThread, ToAudit), nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return r, refuse(NoReturn, id)
+	case errors.Is(err, approval.ErrNotScheduled):
+		return r, refuse(ReturnNotScheduled, id)
+	case err != nil:
+		return r, err
+	}
+	s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Automatic return cancelled")
+	s.kick()
+	return r, nil
+}

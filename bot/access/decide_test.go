@@ -1,0 +1,88 @@
+package access
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+// TestApproveReachesQuorumOnce: with a quorum of two, the first approval records a vote and calls
+// nothing; the second executes exactly once; a third is refused as already decided.
+func TestApproveReachesQuorumOnce(t *testing.T) {
+	mb := newUsersMetabase(activeUsers(5)...)
+	s, st, n := testCore(t, mb, "A", nil)
+	pendingRequest(t, st, "MB-Q", 2, 5)
+
+	r, err := s.Approve(t.Context(), "MB-Q", "UAPP")
+	if err != nil || r.State != approval.Pending || mb.disables.Load() != 0 {
+		t.Fatalf("first approval: state %s, err %v, %d disables; want pending, nil, 0", r.State, err, mb.disables.Load())
+	}
+	if _, err := s.Approve(t.Context(), "MB-Q", "UAPP"); !isRefusal(err, AlreadyVoted) {
+		t.Fatalf("repeated vote: err %v, want AlreadyVoted", err)
+	}
+	r, err = s.Approve(t.Context(), "MB-Q", "UAPP2")
+	if err != nil || r.State != approval.Succeeded {
+		t.Fatalf("second approval: state %s, err %v; want succeeded", r.State, err)
+	}
+	if mb.disables.Load() != 1 || mb.active(5) {
+		t.Fatalf("%d disables, user still active %v; want 1 and inactive", mb.disables.Load(), mb.active(5))
+	}
+	_, err = s.Approve(t.Context(), "MB-Q", "UAPP")
+	var rf *Refusal
+	if !errors.As(err, &rf) || rf.Code != AlreadyDecided || rf.Request.State != approval.Succeeded {
+		t.Fatalf("approval after the decision: err %v, want AlreadyDecided describing a succeeded request", err)
+	}
+	s.Drain(t.Context())
+	want := []string{"card_update:voted", "audit:voted", "card_update:approved", "audit:approved", "card_update:finished", "thread:finished", "audit:finished"}
+	if got := n.events(); !slices.Equal(got, want) {
+		t.Fatalf("notices = %v\nwant %v", got, want)
+	}
+}
+
+// TestDecisionsNeedAnApprover: nobody outside the directory's approvers decides, and a requester
+// never approves their own request.
+func TestDecisionsNeedAnApprover(t *testing.T) {
+	mb := newUsersMetabase(activeUsers(5)...)
+	s, st, _ := testCore(t, mb, "A", nil)
+	pendingRequest(t, st, "MB-D", 1, 5)
+	for name, call := range map[string]func() error{
+		"approve":       func() error { _, err := s.Approve(t.Context(), "MB-D", "UOUT"); return err },
+		"deny":          func() error { _, err := s.Deny(t.Context(), "MB-D", "UOUT", ""); return err },
+		"retry":         func() error { _, err := s.Retry(t.Context(), "MB-D", "UOUT"); return err },
+		"cancel return": func() error { _, err := s.CancelReturn(t.Context(), "MB-D", "UOUT"); return err },
+	} {
+		if err := call(); !isRefusal(err, NotApprover) {
+			t.Errorf("%s by an outsider: err %v, want NotApprover", name, err)
+		}
+	}
+	if _, err := s.Cancel(t.Context(), "MB-D", "UAPP"); !isRefusal(err, NotRequester) {
+		t.Errorf("cancel by an approver who did not request: err %v, want NotRequester", err)
+	}
+	r, err := st.Get(t.Context(), "MB-D")
+	if err != nil || r.State != approval.Pending || mb.disables.Load() != 0 {
+		t.Fatalf("after refused decisions: state %s, err %v, %d disables; want pending and untouched", r.State, err, mb.disables.Load())
+	}
+}
+
+// TestRetryRefusalNamesTheState: a retry of a request with nothing to retry says where the request
+// stands (it once described the empty request a failed update returned).
+func TestRetryRefusalNamesTheState(t *testing.T) {
+	mb := newUsersMetabase(activeUsers(5)...)
+	s, st, _ := testCore(t, mb, "A", nil)
+	pendingRequest(t, st, "MB-R", 1, 5)
+	if _, err := s.Approve(t.Context(), "MB-R", "UAPP"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Retry(t.Context(), "MB-R", "UAPP")
+	var rf *Refusal
+	if !errors.As(err, &rf) || rf.Code != NothingToRetry || rf.Request.State != approval.Succeeded {
+		t.Fatalf("retry of a succeeded request: %v, want NothingToRetry naming the succeeded request", err)
+	}
+}
+
+func isRefusal(err error, code Code) bool {
+	var rf *Refusal
+	return errors.As(err, &rf) && rf.Code == code
+}

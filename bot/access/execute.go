@@ -1,0 +1,258 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/bot/store"
+	"github.com/metabase-bot/metabase-bot/metabase"
+)
+
+// flushEvery bounds how many outcomes of a bulk request wait in memory before being recorded;
+// a crash redoes at most these, and redoing is safe because disable and enable are idempotent.
+const flushEvery = 25
+
+// execTimeout bounds one execution: a minute, plus a Metabase call's worst case (timeout and
+// retries, about 30 s) for each round of concurrent calls.
+func execTimeout(targets, concurrency int) time.Duration {
+	rounds := (targets + concurrency - 1) / max(concurrency, 1)
+	return time.Minute + time.Duration(rounds)*30*time.Second
+}
+
+// executor applies requests this process holds the execution lease on. It is the only code that
+// calls Metabase's write endpoints.
+type executor struct {
+	st      Store
+	mb      Metabase
+	cfg     Execution
+	now     func() time.Time
+	log     logrus.FieldLogger
+	metrics Metrics
+	// tell builds the outbox rows of an event (see Service.tell).
+	tell func(e Event, kinds ...Kind) []store.Outbox
+	kick func()
+}
+
+// outcome is the result for target i, with what the user had before the change.
+type outcome struct {
+	i      int
+	res    approval.Result
+	before *approval.Before
+}
+
+// execute applies an executing request that this process holds the lease on, records each
+// target's outcome, finishes the request and enqueues its messages. It returns the request as
+// finally stored (or as given, when another process took it over).
+func (x *executor) execute(ctx context.Context, r approval.Request) approval.Request {
+	log := x.log.WithFields(logrus.Fields{"request_id": r.ID, "action": string(r.Action), "attempt": r.Attempts})
+	start := time.Now()
+	pending := r.PendingTargets()
+	// An execution outlives the envelope that started it (a bulk request can take minutes) and
+	// shutdown waits for it; its own bound is generous per target, and the lease is renewed
+	// while it runs so no other replica takes it over meanwhile.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execTimeout(len(pending), x.cfg.BulkConcurrency))
+	defer cancel()
+	stopRenewing := x.renewLease(ctx, cancel, r.ID, log)
+	defer stopRenewing()
+	results := make(chan outcome)
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range min(x.cfg.BulkConcurrency, max(len(pending), 1)) {
+		wg.Go(func() {
+			for i := range work {
+				results <- x.apply(ctx, r, i)
+			}
+		})
+	}
+	go func() {
+		defer close(work)
+		for _, i := range pending {
+			select {
+			case work <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(results) }()
+
+	var batch []outcome
+	lastFlush := time.Now()
+	for o := range results {
+		batch = append(batch, o)
+		if len(batch) >= flushEvery || time.Since(lastFlush) > 2*time.Second {
+			if _, err := x.record(ctx, r.ID, batch, false); err != nil {
+				log.WithError(err).Error("Could not record outcomes; another process will finish this request")
+				// Stop calling Metabase before draining: the request is (or will be) another
+				// executor's, and working on would write the same users twice.
+				cancel()
+				for range results {
+				}
+				return r
+			}
+			batch, lastFlush = nil, time.Now()
+		}
+	}
+	stopRenewing()
+	final, err := x.record(ctx, r.ID, batch, true)
+	if err != nil {
+		log.WithError(err).Error("Could not record the outcome; another process will finish this request")
+		return r
+	}
+	x.metrics.Executed(final, time.Since(start))
+	x.kick()
+	return final
+}
+
+// renewLease extends the execution lease every third of its length until stop is called, so a
+// Metabase call slower than the lease (outcomes are recorded only as they arrive) does not let
+// another executor take over a request this live process is still writing. When the lease turns
+// out to be lost, it calls lost to stop the execution. stop waits for the renewer to end.
+func (x *executor) renewLease(ctx context.Context, lost context.CancelFunc, id string, log logrus.FieldLogger) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(x.cfg.ExecLease/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			_, err := x.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+				return nil, r.RenewLease(x.cfg.InstanceID, x.now(), x.cfg.ExecLease)
+			})
+			switch {
+			case errors.Is(err, approval.ErrLeaseLost):
+				log.Warn("Execution lease lost to another process; stopping")
+				lost()
+				return
+			case err != nil && ctx.Err() == nil:
+				log.WithError(err).Warn("Could not renew the execution lease")
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		wg.Wait()
+	}
+}
+
+// record stores outcomes while this process still holds the lease (renewing it), and when final
+// also finishes the request and enqueues its events in the same write.
+func (x *executor) record(ctx context.Context, id string, batch []outcome, final bool) (approval.Request, error) {
+	if len(batch) == 0 && !final {
+		return approval.Request{}, nil
+	}
+	return x.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+		now := x.now()
+		if err := r.RenewLease(x.cfg.InstanceID, now, x.cfg.ExecLease); err != nil {
+			return nil, err
+		}
+		for _, o := range batch {
+			if err := r.Record(x.cfg.InstanceID, o.i, o.res, o.before, now, x.cfg.ExecLease); err != nil {
+				return nil, err
+			}
+		}
+		if !final {
+			return nil, nil
+		}
+		if err := r.Finish(x.cfg.InstanceID, now); err != nil {
+			return nil, err
+		}
+		return x.finishEvents(*r, now), nil
+	})
+}
+
+// finishEvents are the card update, the thread outcome and the audit event of a finished
+// request, plus the scheduled return of a leave.
+func (x *executor) finishEvents(r approval.Request, now time.Time) []store.Outbox {
+	out := x.tell(Event{Type: Finished, Actor: r.DecidedBy, At: now, Request: r}, ToCardUpdate, ToThread, ToAudit)
+	done, skipped, _ := r.Counts()
+	if r.Action == approval.Disable && r.ReturnAt != nil && done+skipped > 0 && !r.DryRun && r.ParentID == "" {
+		out = append(out, store.Outbox{RequestID: r.ID, Kind: kindScheduleReturn})
+	}
+	return out
+}
+
+// apply performs the request's action on target i, idempotently: a user already in the wanted
+// state is skipped, so retries and takeovers never act twice.
+func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome {
+	t := r.Targets[i]
+	now := x.now
+	fail := func(err error) outcome {
+		return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed, Message: FailureText(err), At: now()}}
+	}
+	if r.Action == approval.Enable {
+		return x.applyEnable(ctx, r, i, fail)
+	}
+	u, err := x.mb.User(ctx, t.UserID)
+	if err != nil {
+		return fail(err)
+	}
+	if !u.IsActive {
+		if r.Recovering {
+			// A takeover after a crash: the earlier attempt most likely disabled them.
+			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive after a restart", At: now()}}
+		}
+		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already inactive", At: now()}}
+	}
+	before := &approval.Before{Superuser: u.IsSuperuser, GroupIDs: u.Groups()}
+	if r.DryRun {
+		return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "dry run: not changed", At: now()}, before: before}
+	}
+	if err := x.mb.DisableUser(ctx, t.UserID); err != nil {
+		return fail(err)
+	}
+	return outcome{i: i, res: approval.Result{Outcome: approval.Done, At: now()}, before: before}
+}
+
+func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, fail func(error) outcome) outcome {
+	t := r.Targets[i]
+	now := x.now
+	if r.DryRun {
+		return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "dry run: not changed", At: now()}}
+	}
+	_, err := x.mb.ReactivateUser(ctx, t.UserID)
+	already := errors.Is(err, metabase.ErrAlreadyActive)
+	if err != nil && !already {
+		return fail(err)
+	}
+	var notes []string
+	if t.Restore && (t.Superuser || len(t.GroupIDs) > 0) {
+		upd := metabase.UserUpdate{GroupIDs: t.GroupIDs}
+		if t.Superuser {
+			admin := true
+			upd.IsSuperuser = &admin
+		}
+		if _, err := x.mb.UpdateUser(ctx, t.UserID, upd); err != nil {
+			return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed,
+				Message: "reactivated, but restoring admin status and groups failed: " + FailureText(err), At: now()}}
+		}
+		if t.Superuser {
+			notes = append(notes, "admin status restored")
+		}
+		if len(t.GroupIDs) > 0 {
+			notes = append(notes, plural(len(t.GroupIDs), "group membership", "group memberships")+" restored")
+		}
+	}
+	switch {
+	case already && r.Recovering:
+		notes = append([]string{"confirmed active after a restart"}, notes...)
+	case already && len(notes) == 0:
+		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already active", At: now()}}
+	case already:
+		notes = append([]string{"already active"}, notes...)
+	}
+	return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: strings.Join(notes, ", "), At: now()}}
+}

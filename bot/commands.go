@@ -1,0 +1,132 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	"github.com/slack-go/slack"
+
+	"github.com/metabase-bot/metabase-bot/bot/access"
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+// handleCommand answers one slash command. It runs after the ack, so it may take its time.
+func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
+	ctx = withReplyURL(ctx, sc.ChannelID, sc.UserID, sc.ResponseURL)
+	log := b.log.WithFields(logrus.Fields{"slack_user_id": sc.UserID, "channel_id": sc.ChannelID, "command": sc.Command})
+	cmd, err := ParseCommand(sc.Text)
+	if err != nil {
+		log.WithField("error_message", err.Error()).Info("Refused a command that does not parse")
+		// The message quotes what was typed: escape it, or a typed <!channel> would ping.
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, escape(err.Error())+"\n\n"+b.v.helpText())
+		return
+	}
+	log = log.WithField("verb", string(cmd.Verb))
+	switch cmd.Verb {
+	case VerbHelp:
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.helpText())
+	case VerbDisable, VerbEnable:
+		if len(cmd.Targets) == 0 {
+			b.openRequestForm(ctx, sc, cmd.Verb, log)
+			return
+		}
+		b.submit(ctx, access.ChangeRequest{
+			Action: cmd.action(), Targets: cmd.Targets, Until: cmd.Until, Reason: cmd.Reason,
+			Requester: sc.UserID, Channel: sc.ChannelID, SourceKey: "cmd:" + sc.TriggerID,
+		}, log)
+	case VerbStatus:
+		b.status(ctx, sc, cmd, log)
+	case VerbInactive:
+		b.inactiveReport(ctx, sc, cmd, log)
+	}
+}
+
+// submit hands a change request to the core and answers the requester when it is refused.
+func (b *Bot) submit(ctx context.Context, c access.ChangeRequest, log logrus.FieldLogger) {
+	r, err := b.core.Submit(ctx, c)
+	b.answerSubmit(ctx, c, r, err, log)
+}
+
+// answerSubmit tells the requester why a request was not created; a created request speaks for
+// itself through its card.
+func (b *Bot) answerSubmit(ctx context.Context, c access.ChangeRequest, r approval.Request, err error, log logrus.FieldLogger) {
+	switch {
+	case err == nil:
+		log.WithFields(logrus.Fields{"request_id": r.ID, "action": string(r.Action), "targets": access.TargetEmails(r)}).Info("Request created")
+	case errors.Is(err, access.ErrRedelivered):
+		log.Info("Ignoring a redelivered command")
+	case access.IsRefusal(err):
+		text := b.v.explain(opValidate, err)
+		log.WithField("error_message", text).Info("Refused a request")
+		b.ephemeral(ctx, c.Channel, c.Requester, text)
+	case errors.Is(err, access.ErrNotSaved):
+		log.WithError(err).Error("Could not store a request")
+		b.ephemeral(ctx, c.Channel, c.Requester, b.v.explain(opSave, err))
+	default:
+		log.WithError(err).Error("Could not validate a request")
+		b.ephemeral(ctx, c.Channel, c.Requester, b.v.explain(opValidate, err))
+	}
+}
+
+// status answers `status <user>` privately: the user's Metabase state and any open request or
+// scheduled return.
+func (b *Bot) status(ctx context.Context, sc slack.SlashCommand, cmd Command, log logrus.FieldLogger) {
+	st, err := b.core.Status(ctx, sc.UserID, sc.ChannelID, cmd.Targets[0])
+	if err != nil {
+		if !access.IsRefusal(err) {
+			log.WithError(err).Error("Could not look a user up for status")
+			b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.explain(opLookUp, err))
+			return
+		}
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.explain(opCheck, err))
+		return
+	}
+	if st.HistoryErr != nil {
+		log.WithError(st.HistoryErr).Error("Could not read requests for status")
+	}
+	b.ephemeral(ctx, sc.ChannelID, sc.UserID, statusText(st))
+}
+
+func statusText(st access.Status) string {
+	u := st.User
+	state := "active"
+	if !u.IsActive {
+		state = "deactivated"
+	}
+	login := "never"
+	if u.LastLogin != nil {
+		login = slackDate(*u.LastLogin)
+	}
+	sso := "none (password)"
+	if u.SSOSource != "" {
+		sso = escape(u.SSOSource)
+	}
+	groups := make([]string, 0, len(u.Groups()))
+	for _, g := range u.Groups() {
+		groups = append(groups, strconv.Itoa(g))
+	}
+	lines := []string{
+		fmt.Sprintf("*%s* · %s · Metabase id %d", escape(u.Name()), escape(u.Email), u.ID),
+		"State: *" + state + "*",
+		"Admin: " + yesNo(u.IsSuperuser),
+		"Last login: " + login,
+		"SSO: " + sso,
+		"Groups: " + nonEmpty(strings.Join(groups, ", "), "none"),
+	}
+	if st.Protected {
+		lines = append(lines, "Protected: the bot never changes this account.")
+	}
+	for _, r := range st.Open {
+		switch r.State {
+		case approval.Scheduled:
+			lines = append(lines, fmt.Sprintf("Scheduled return: %s (request %s)", slackDate(r.NotBefore), r.ParentID))
+		default:
+			lines = append(lines, fmt.Sprintf("Open request: %s to %s, %s, requested by %s", r.ID, r.Action, stateWords(r), mention(r.Requester)))
+		}
+	}
+	return strings.Join(lines, "\n")
+}

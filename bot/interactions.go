@@ -1,0 +1,127 @@
+package bot
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sirupsen/logrus"
+	"github.com/slack-go/slack"
+
+	"github.com/metabase-bot/metabase-bot/bot/access"
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+// handleInteraction handles button clicks. Identity is the Slack user id of the payload; the
+// button value only names the request, and everything else is read from the store.
+func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallback) {
+	if cb.Type != slack.InteractionTypeBlockActions {
+		b.log.WithField("interaction_type", string(cb.Type)).Debug("Ignoring an interaction type the bot does not use")
+		return
+	}
+	for _, a := range cb.ActionCallback.BlockActions {
+		if a == nil {
+			continue
+		}
+		log := b.log.WithFields(logrus.Fields{"action_id": a.ActionID, "request_id": a.Value, "slack_user_id": cb.User.ID, "channel_id": cb.Channel.ID})
+		if a.ActionID == actionInactiveRequest {
+			b.inactiveRequestClicked(ctx, cb, a.Value, log)
+			continue
+		}
+		decide, what := b.decision(a.ActionID)
+		if decide == nil {
+			log.Warn("Ignoring an unknown action")
+			continue
+		}
+		r, ok := b.requestForClick(ctx, cb, a.Value, log)
+		if !ok {
+			continue
+		}
+		if a.ActionID == actionDeny {
+			b.denyClicked(ctx, cb, r, log)
+			continue
+		}
+		if _, err := decide(ctx, r.ID, cb.User.ID); err != nil {
+			b.refused(ctx, cb.Channel.ID, cb.User.ID, what, err, log)
+		}
+	}
+}
+
+// decision maps a button to the core's decision and to what failure means for it.
+func (b *Bot) decision(actionID string) (func(ctx context.Context, id, actor string) (approval.Request, error), op) {
+	switch actionID {
+	case actionApprove:
+		return b.core.Approve, opDecide
+	case actionDeny:
+		return func(ctx context.Context, id, actor string) (approval.Request, error) {
+			return b.core.Deny(ctx, id, actor, "")
+		}, opDecide
+	case actionCancel:
+		return b.core.Cancel, opDecide
+	case actionRetry:
+		return b.core.Retry, opRetry
+	case actionCancelReturn:
+		return b.core.CancelReturn, opCancelReturn
+	}
+	return nil, 0
+}
+
+// refused tells the person who clicked why nothing happened; the card keeps its buttons.
+func (b *Bot) refused(ctx context.Context, channel, user string, what op, err error, log logrus.FieldLogger) {
+	text := b.v.explain(what, err)
+	if access.IsRefusal(err) {
+		log.WithField("reason", text).Info("Refused a click")
+	} else {
+		log.WithError(err).Error("Could not carry out a click")
+	}
+	b.ephemeral(ctx, channel, user, text)
+}
+
+// requestForClick loads the request a button names and checks the click came from where its
+// card lives, so a forged value cannot act on a request from another channel.
+func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback, id string, log logrus.FieldLogger) (approval.Request, bool) {
+	r, err := b.core.Request(ctx, id)
+	if err != nil {
+		if access.IsRefusal(err) {
+			log.Warn("Click names an unknown request")
+		} else {
+			log.WithError(err).Error("Could not read a request")
+		}
+		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, b.v.explain(opRead, err))
+		return r, false
+	}
+	// Retry and cancel-return buttons live in replies in the request's thread.
+	inThread := cb.Message.ThreadTimestamp == r.MessageTS
+	if r.ChannelID != cb.Channel.ID || (cb.Container.MessageTs != "" && r.MessageTS != "" && cb.Container.MessageTs != r.MessageTS && !inThread) {
+		log.Warn("Click on a message that is not the request's card")
+		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, "That button does not belong to this request.")
+		return r, false
+	}
+	return r, true
+}
+
+// denyClicked asks for a reason in a form when it can; otherwise it denies at once.
+func (b *Bot) denyClicked(ctx context.Context, cb slack.InteractionCallback, r approval.Request, log logrus.FieldLogger) {
+	if ok, err := b.dir.IsApprover(ctx, cb.User.ID); err != nil || !ok {
+		if err == nil {
+			err = &access.Refusal{Code: access.NotApprover}
+		} else {
+			err = errors.Join(access.ErrDirectory, err)
+		}
+		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, err, log)
+		return
+	}
+	if r.State != approval.Pending {
+		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, &access.Refusal{Code: access.AlreadyDecided, Request: r}, log)
+		return
+	}
+	if cb.TriggerID != "" && b.openDenyForm(ctx, cb.TriggerID, r, log) {
+		return
+	}
+	if b.cfg.DenyReasonRequired {
+		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, "I could not open the form for a reason; please click Deny again.")
+		return
+	}
+	if _, err := b.core.Deny(ctx, r.ID, cb.User.ID, ""); err != nil {
+		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, err, log)
+	}
+}

@@ -1,0 +1,208 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/metabase-bot/metabase-bot/bot/access"
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+// threadMessage is one reply under a card, with the action ids of its buttons.
+type threadMessage struct {
+	text    string
+	buttons []string
+}
+
+// threadMessages words a thread notice. Most events are one reply; long lists are split within
+// Slack's section limit.
+func (v *view) threadMessages(n access.Notice) []threadMessage {
+	if n.Legacy != nil {
+		return []threadMessage{{text: n.Legacy.Text, buttons: n.Legacy.Buttons}}
+	}
+	e := n.Event
+	r := e.Request
+	one := func(text string, buttons ...string) []threadMessage {
+		return []threadMessage{{text: text, buttons: buttons}}
+	}
+	switch e.Type {
+	case access.Requested:
+		// The card shows the first maxCardTargets and says "and N more"; the thread has them all.
+		if len(r.Targets) <= maxCardTargets {
+			return nil
+		}
+		lines := make([]string, 0, len(r.Targets)+1)
+		lines = append(lines, fmt.Sprintf("All %d users of request %s:", len(r.Targets), r.ID))
+		for _, t := range r.Targets {
+			lines = append(lines, "• "+targetLine(t))
+		}
+		return chunked(chunkLines(lines, maxSectionText))
+	case access.Denied:
+		if e.Reason != "" {
+			return one("Denied by " + mention(e.Actor) + ": " + escape(e.Reason))
+		}
+		return one("Denied by " + mention(e.Actor) + ".")
+	case access.Cancelled:
+		return one("Cancelled by " + mention(e.Actor) + ".")
+	case access.Retrying:
+		return one(mention(e.Actor) + " is retrying the failed users.")
+	case access.Finished:
+		return finishedMessages(r)
+	case access.Reminded:
+		return one(v.approverMention() + " reminder: this request is still waiting for approval and expires " + slackDate(r.ExpiresAt) + ".")
+	case access.Expired:
+		return one(":hourglass: This request expired without a decision. Make a new one if it is still needed.")
+	case access.ReturnScheduled:
+		return one(":calendar: "+auditTargets(r.Targets)+" will be re-enabled automatically "+slackDate(r.NotBefore)+
+			", with admin status and groups restored. An approver can cancel that below.", actionCancelReturn)
+	case access.ReturnExtended:
+		return one(":calendar: " + auditTargets(e.Added) + " will also be re-enabled automatically " + slackDate(r.NotBefore) +
+			". The button above cancels the return for everyone.")
+	case access.ReturnCancelled:
+		return one("Automatic return cancelled by " + mention(e.Actor) + ": " + auditTargets(r.Targets) + " stay disabled.")
+	}
+	return nil
+}
+
+func chunked(texts []string) []threadMessage {
+	out := make([]threadMessage, len(texts))
+	for i, t := range texts {
+		out[i] = threadMessage{text: t}
+	}
+	return out
+}
+
+// finishedMessages are the outcome of an execution: one line per target and a summary, with a
+// Retry button when something failed.
+func finishedMessages(r approval.Request) []threadMessage {
+	lines := outcomeLines(r)
+	summary := finishSummary(r)
+	_, _, failed := r.Counts()
+	var buttons []string
+	if failed > 0 {
+		buttons = []string{actionRetry}
+	}
+	if len(r.Targets) == 1 {
+		return []threadMessage{{text: lines[0][len("• "):] + "\n" + summary, buttons: buttons}}
+	}
+	out := chunked(chunkLines(lines, maxSectionText))
+	return append(out, threadMessage{text: summary, buttons: buttons})
+}
+
+func finishSummary(r approval.Request) string {
+	done, skipped, failed := r.Counts()
+	var head string
+	switch r.State {
+	case approval.Succeeded:
+		head = ":white_check_mark: Done."
+	case approval.Partial:
+		head = ":warning: Partly done: some users failed."
+	default:
+		head = ":x: Failed."
+	}
+	if r.DryRun {
+		head += " DRY RUN: Metabase was not changed."
+	}
+	return fmt.Sprintf("%s %s %d, skipped %d, failed %d.", head, verbPast(r.Action), done, skipped, failed)
+}
+
+// auditText is one append-only audit line: the event, the request id, the action and targets,
+// the requester and the actor as mentions of their user ids, and any detail.
+func (v *view) auditText(n access.Notice) string {
+	if n.Legacy != nil {
+		return n.Legacy.Text
+	}
+	e := n.Event
+	r := e.Request
+	targets := r.Targets
+	name, detail := auditEvent(*e)
+	if e.Type == access.ReturnExtended {
+		targets = e.Added
+	}
+	parts := []string{
+		fmt.Sprintf(":memo: *%s* · request `%s`", name, r.ID),
+		fmt.Sprintf("%s %s", r.Action, auditTargets(targets)),
+		"requester " + mention(r.Requester),
+	}
+	if e.Actor != "" {
+		parts = append(parts, "by "+mention(e.Actor))
+	}
+	if detail != "" {
+		parts = append(parts, detail)
+	}
+	if r.DryRun {
+		parts = append(parts, "DRY RUN")
+	}
+	return clip(strings.Join(parts, " · "), maxSectionText)
+}
+
+// auditEvent names an event as the audit channel shows it, with its detail.
+func auditEvent(e access.Event) (name, detail string) {
+	r := e.Request
+	reason := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "reason: " + escape(s)
+	}
+	switch e.Type {
+	case access.Requested:
+		return "requested", reason(r.Reason)
+	case access.Voted:
+		return fmt.Sprintf("approval %d of %d", len(r.Approvals), r.RequiredApprovals), ""
+	case access.Approved:
+		return "approved", ""
+	case access.Denied:
+		return "denied", reason(e.Reason)
+	case access.Cancelled:
+		return "cancelled", ""
+	case access.Withdrawn:
+		return "cancelled", "card not posted: Slack said `" + e.Code + "`"
+	case access.Retrying:
+		return "retry", ""
+	case access.Finished:
+		done, skipped, failed := r.Counts()
+		detail = fmt.Sprintf("result: %s %d, skipped %d, failed %d", verbPast(r.Action), done, skipped, failed)
+		if len(r.Targets) == 1 && r.Targets[0].Result.Message != "" {
+			detail += " (" + escape(r.Targets[0].Result.Message) + ")"
+		}
+		name = map[approval.State]string{approval.Succeeded: "executed", approval.Partial: "partially executed", approval.Failed: "failed"}[r.State]
+		return name, detail
+	case access.Expired:
+		return "expired", ""
+	case access.ReturnScheduled:
+		return "return scheduled", "at " + slackDate(r.NotBefore)
+	case access.ReturnExtended:
+		return "return extended", "at " + slackDate(r.NotBefore)
+	case access.ReturnCancelled:
+		return "return cancelled", ""
+	case access.ReturnStarted:
+		return "return started", "scheduled for " + slackDate(r.NotBefore)
+	}
+	return string(e.Type), ""
+}
+
+// requesterText is the direct message to a requester whose request could not be shown.
+func (v *view) requesterText(e access.Event) string {
+	r := e.Request
+	hint := hintForCode(e.Code, "")
+	if hint != "" {
+		hint = ": " + hint
+	}
+	return fmt.Sprintf("I could not post the approval card for request %s in <#%s>: Slack said `%s`%s. The request was cancelled; nothing changed in Metabase.",
+		r.ID, r.ChannelID, e.Code, hint)
+}
+
+// auditTargets names up to 20 targets by email for one-line texts.
+func auditTargets(ts []approval.Target) string {
+	const shown = 20
+	var emails []string
+	for i, t := range ts {
+		if i == shown {
+			emails = append(emails, fmt.Sprintf("and %d more", len(ts)-shown))
+			break
+		}
+		emails = append(emails, escape(t.Email))
+	}
+	return strings.Join(emails, ", ")
+}

@@ -1,0 +1,191 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	"github.com/slack-go/slack"
+
+	"github.com/metabase-bot/metabase-bot/bot/access"
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+// Notifier delivers the core's notices to Slack: it words each event and posts it where its kind
+// says (the card, its thread, the audit channel, the requester). It implements access.Notifier.
+type Notifier struct {
+	api slackAPI
+	v   *view
+	log logrus.FieldLogger
+}
+
+var _ access.Notifier = (*Notifier)(nil)
+
+// NewNotifier returns the Slack notifier for cfg.
+func NewNotifier(cfg Config, api slackAPI) *Notifier {
+	cfg = cfg.withDefaults()
+	return &Notifier{api: api, v: &view{cfg: cfg}, log: cfg.Log}
+}
+
+// Tell posts one notice. Errors come back as *access.DeliveryError when Slack's answer says how
+// to treat them (rate limited, or permanent like not_in_channel).
+func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
+	r := no.Request
+	switch no.Kind {
+	case access.ToCard:
+		_, ts, err := n.api.PostMessageContext(ctx, r.ChannelID,
+			slack.MsgOptionText(n.v.cardText(r), false), slack.MsgOptionBlocks(n.v.renderCard(r)...))
+		if err != nil {
+			return "", n.failed("chat.postMessage", err)
+		}
+		return ts, nil
+	case access.ToCardUpdate:
+		if r.MessageTS == "" || r.ParentID != "" {
+			return "", nil
+		}
+		_, _, _, err := n.api.UpdateMessageContext(ctx, r.ChannelID, r.MessageTS,
+			slack.MsgOptionText(n.v.cardText(r), false), slack.MsgOptionBlocks(n.v.renderCard(r)...))
+		if err != nil {
+			return "", n.failed("chat.update", err)
+		}
+	case access.ToThread:
+		if r.MessageTS == "" {
+			// The card never made it (it was dropped): a reply would land top-level in the
+			// channel, out of context, so it goes to the log only.
+			n.log.WithField("request_id", r.ID).Warn("Dropping a thread reply of a request without a card")
+			return "", nil
+		}
+		for _, m := range n.v.threadMessages(no) {
+			opts := []slack.MsgOption{slack.MsgOptionText(m.text, false), slack.MsgOptionTS(r.MessageTS)}
+			blocks := []slack.Block{slack.NewSectionBlock(mrkdwn(m.text), nil, nil)}
+			if len(m.buttons) > 0 {
+				blocks = append(blocks, threadButtons(r, m.buttons))
+			}
+			opts = append(opts, slack.MsgOptionBlocks(blocks...))
+			if _, _, err := n.api.PostMessageContext(ctx, r.ChannelID, opts...); err != nil {
+				return "", n.failed("chat.postMessage", err)
+			}
+		}
+	case access.ToAudit:
+		if n.v.cfg.AuditChannel == "" {
+			return "", nil
+		}
+		if _, _, err := n.api.PostMessageContext(ctx, n.v.cfg.AuditChannel, slack.MsgOptionText(n.v.auditText(no), false)); err != nil {
+			return "", n.failed("chat.postMessage", err)
+		}
+	case access.ToRequester:
+		if no.Event == nil {
+			return "", nil
+		}
+		if _, _, err := n.api.PostMessageContext(ctx, r.Requester, slack.MsgOptionText(n.v.requesterText(*no.Event), false)); err != nil {
+			return "", n.failed("chat.postMessage", err)
+		}
+	default:
+		n.log.WithField("outbox_kind", string(no.Kind)).Error("Dropping an outbox message of unknown kind")
+	}
+	return "", nil
+}
+
+// failed counts a Slack error and tells the core how to treat it.
+func (n *Notifier) failed(method string, err error) error {
+	n.v.cfg.Metrics.slackError(method, err)
+	de := &access.DeliveryError{Err: fmt.Errorf("%w%s", err, slackHint(err)), Code: slackCode(err)}
+	var rl *slack.RateLimitedError
+	switch {
+	case errors.As(err, &rl):
+		de.RetryAfter = rl.RetryAfter
+	case permanentSlackError(err):
+		de.Permanent = true
+	}
+	return de
+}
+
+func threadButtons(r approval.Request, ids []string) slack.Block {
+	var els []slack.BlockElement
+	for _, id := range ids {
+		var label string
+		switch id {
+		case actionRetry:
+			label = "Retry failed"
+		case actionCancelReturn:
+			label = "Cancel automatic return"
+		default:
+			continue
+		}
+		btn := slack.NewButtonBlockElement(id, r.ID, plain(label))
+		if id == actionCancelReturn {
+			btn.Style = slack.StyleDanger
+		}
+		els = append(els, btn)
+	}
+	return slack.NewActionBlock(blockThreadActions, els...)
+}
+
+// slackCode is Slack's error code, for messages to people.
+func slackCode(err error) string {
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return "error"
+}
+
+// permanentSlackError reports errors that retrying cannot fix; they are dropped with a hint.
+func permanentSlackError(err error) bool {
+	var se slack.SlackErrorResponse
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Err {
+	case "ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout":
+		return false
+	}
+	return true
+}
+
+// SlackHint says what an operator should do about a Slack error, or "" when there is nothing
+// specific to say. It is the one place that knows the fixes; start-up checks use it too.
+func SlackHint(err error) string {
+	var se slack.SlackErrorResponse
+	if !errors.As(err, &se) {
+		return ""
+	}
+	return hintForCode(se.Err, se.Needed)
+}
+
+func hintForCode(code, needed string) string {
+	switch code {
+	case "not_in_channel":
+		return "invite the bot to the channel (/invite @metabase-bot)"
+	case "channel_not_found":
+		return "use the channel id (C…), and invite the bot to private channels"
+	case "missing_scope":
+		return fmt.Sprintf("add the bot scope %q to the Slack app and reinstall it", needed)
+	case "invalid_auth", "not_authed", "token_revoked", "account_inactive":
+		return "check SLACK_BOT_TOKEN: copy the Bot User OAuth Token after installing the app"
+	case "no_such_subteam":
+		return "use the user group id (S…) from the group's page"
+	}
+	return ""
+}
+
+// slackHint is SlackHint as a suffix for a sentence: ": <fix>" or "".
+func slackHint(err error) string {
+	if h := SlackHint(err); h != "" {
+		return ": " + h
+	}
+	return ""
+}
+
+// joinNonEmpty joins the non-empty parts with sep.
+func joinNonEmpty(sep string, parts ...string) string {
+	var keep []string
+	for _, p := range parts {
+		if p != "" {
+			keep = append(keep, p)
+		}
+	}
+	return strings.Join(keep, sep)
+}

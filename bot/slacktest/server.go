@@ -1,0 +1,246 @@
+// Package slacktest is an in-process fake Slack for end-to-end tests.
+//
+// The real slack-go client talks to it over real HTTP and a real WebSocket:
+//
+//	fs := slacktest.New(t)
+//	api := slack.New("xoxb-test", slack.OptionAppLevelToken("xapp-test"), slack.OptionAPIURL(fs.APIURL()))
+//	client := socketmode.New(api)
+//
+// It serves apps.connections.open and the Socket Mode WebSocket at /link/ (hello first, WebSocket pings more often
+// than the client's ping watchdog, acks matched to envelopes), the Web API methods a chat-ops bot uses
+// (form-encoded as slack-go sends them; JSON with a Bearer token is accepted too), response_url endpoints, and
+// Block Kit limit checks. Tests inject slash commands, button clicks and view submissions, observe messages,
+// ephemerals, views and acks, and inject faults (HTTP 429, ok:false errors, disconnects, raw frames).
+//
+// Facts about the protocol are in /work/shared/slack-socket-mode.md; where this fake deviates from or simplifies
+// Slack, the relevant doc comment says so. Production code never imports this package.
+package slacktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Defaults used by New for zero Options fields.
+const (
+	defaultBotToken     = "xoxb-test"
+	defaultAppToken     = "xapp-test"
+	defaultTeamID       = "T1"
+	defaultBotUserID    = "UBOT"
+	defaultPingInterval = 2 * time.Second
+	// Slack: a trigger_id expires 3 s after it is issued and can be exchanged once.
+	defaultTriggerTTL = 3 * time.Second
+
+	appID     = "A1"
+	botID     = "B1"
+	botName   = "metabase-bot"
+	teamName  = "Fake Team"
+	teamDom   = "fake"
+	verifyTok = "fake-verification-token"
+)
+
+// errClosed is returned by waits and injectors once the server has been shut down.
+var errClosed = errors.New("slacktest: server closed")
+
+// Options configures a Server. Zero fields take the defaults documented on each field.
+type Options struct {
+	BotToken     string        // xoxb token accepted by Web API methods; default "xoxb-test"
+	AppToken     string        // xapp token accepted by apps.connections.open; default "xapp-test"
+	TeamID       string        // default "T1"
+	BotUserID    string        // the bot's user ID (auth.test, message authors); default "UBOT"
+	PingInterval time.Duration // WebSocket PING period; default 2s, keep it below the client's (30s default)
+	// TriggerTTL is how long a trigger_id stays valid for views.open; default 3s as in Slack.
+	TriggerTTL time.Duration
+	// Now is the clock for ts values, Message.Posted, trigger and response_url expiry; default time.Now.
+	// Ack latencies always use the real clock.
+	Now func() time.Time
+}
+
+// Server is a fake Slack workspace with one app installed. All methods are safe for concurrent use.
+type Server struct {
+	opts Options
+	srv  *httptest.Server
+	wg   sync.WaitGroup // socket goroutines
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every state change
+	closed  bool
+	seq     int
+	lastTS  int64 // microseconds of the last ts handed out
+
+	users    map[string]User
+	groups   map[string][]string
+	channels map[string]*channel
+
+	messages   []*Message
+	ephemerals []*Message
+	views      []*viewState
+	triggers   map[string]*trigger
+	responses  map[string]*responseURL
+
+	calls    map[string]int
+	limits   map[string]rateLimit
+	failures map[string]failure
+	holds    map[string]*holdRule   // method -> active Hold rule
+	parked   map[string][]*holdRule // method -> rules that parked calls (see hold.go)
+
+	tickets     map[string]bool // ticket -> used
+	conns       []*wsConn       // sockets that receive envelopes
+	allConns    map[*wsConn]bool
+	rr          int
+	connections int
+	pongs       int
+	envelopes   map[string]*envelope
+	acks        []Ack
+	badFrames   []string
+}
+
+// New starts a fake Slack on an httptest server. tb.Cleanup closes every socket and the server.
+func New(tb testing.TB, opts ...Options) *Server {
+	tb.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.BotToken == "" {
+		o.BotToken = defaultBotToken
+	}
+	if o.AppToken == "" {
+		o.AppToken = defaultAppToken
+	}
+	if o.TeamID == "" {
+		o.TeamID = defaultTeamID
+	}
+	if o.BotUserID == "" {
+		o.BotUserID = defaultBotUserID
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = defaultPingInterval
+	}
+	if o.TriggerTTL <= 0 {
+		o.TriggerTTL = defaultTriggerTTL
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{
+		opts:      o,
+		changed:   make(chan struct{}),
+		users:     map[string]User{},
+		groups:    map[string][]string{},
+		channels:  map[string]*channel{},
+		triggers:  map[string]*trigger{},
+		responses: map[string]*responseURL{},
+		calls:     map[string]int{},
+		limits:    map[string]rateLimit{},
+		failures:  map[string]failure{},
+		tickets:   map[string]bool{},
+		allConns:  map[*wsConn]bool{},
+		envelopes: map[string]*envelope{},
+	}
+	s.users[o.BotUserID] = User{ID: o.BotUserID, Name: botName, RealName: botName, IsBot: true}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/link/", s.serveSocket)
+	mux.HandleFunc(responsePath, s.serveResponseURL)
+	mux.HandleFunc("/", s.serveAPI)
+	s.srv = httptest.NewServer(mux)
+	tb.Cleanup(s.close)
+	return s
+}
+
+// APIURL is the base URL for slack.OptionAPIURL, with the trailing "/" slack-go requires.
+func (s *Server) APIURL() string { return s.srv.URL + "/" }
+
+// URL is the server's base URL without a trailing slash.
+func (s *Server) URL() string { return s.srv.URL }
+
+// TeamID is the workspace ID the fake reports.
+func (s *Server) TeamID() string { return s.opts.TeamID }
+
+// BotUserID is the bot user's ID the fake reports.
+func (s *Server) BotUserID() string { return s.opts.BotUserID }
+
+func (s *Server) close() {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]*wsConn, 0, len(s.allConns))
+	for c := range s.allConns {
+		conns = append(conns, c)
+	}
+	s.broadcastLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	s.srv.Close()
+	s.wg.Wait()
+}
+
+// broadcastLocked wakes every waiter. s.mu must be held.
+func (s *Server) broadcastLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// waitFor calls check under s.mu until it reports done, waking on state changes, until ctx ends.
+func (s *Server) waitFor(ctx context.Context, check func() bool) error {
+	for {
+		s.mu.Lock()
+		if check() {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return errClosed
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// nextIDLocked returns prefix followed by a per-server sequence number.
+func (s *Server) nextIDLocked(prefix string) string {
+	s.seq++
+	return fmt.Sprintf("%s%d", prefix, s.seq)
+}
+
+// newTSLocked returns a unique, strictly increasing Slack timestamp "<unix>.<6 digits>".
+func (s *Server) newTSLocked() string {
+	us := s.opts.Now().UnixMicro()
+	if us <= s.lastTS {
+		us = s.lastTS + 1
+	}
+	s.lastTS = us
+	return fmt.Sprintf("%d.%06d", us/1e6, us%1e6)
+}
+
+// uuid returns a random RFC 4122 version 4 UUID, the shape of Slack's envelope IDs.
+func uuid() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return strings.Join([]string{h[:8], h[8:12], h[12:16], h[16:20], h[20:]}, "-")
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
