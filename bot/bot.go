@@ -284,4 +284,3 @@ func (b *Bot) spawnIn(ctx context.Context, sem chan struct{}, f func(context.Con
 		f(hctx)
 	}()
 }
-

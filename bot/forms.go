@@ -230,4 +230,3 @@ func (b *Bot) ackView(sm acker, req socketmode.Request, fieldErrs map[string]str
 		log.WithError(err).Error("Could not ack a form submission")
 	}
 }
-
