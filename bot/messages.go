@@ -115,7 +115,7 @@ func (v *view) auditText(n access.Notice) string {
 	e := n.Event
 	r := e.Request
 	targets := r.Targets
-	name, detail := auditEvent(*e)
+	name, detail := e.AuditName(), auditDetail(*e)
 	if e.Type == access.ReturnExtended {
 		targets = e.Added
 	}
@@ -136,8 +136,8 @@ func (v *view) auditText(n access.Notice) string {
 	return clip(strings.Join(parts, " · "), maxSectionText)
 }
 
-// auditEvent names an event as the audit channel shows it, with its detail.
-func auditEvent(e access.Event) (name, detail string) {
+// auditDetail is what an audit line says about an event besides its name.
+func auditDetail(e access.Event) string {
 	r := e.Request
 	reason := func(s string) string {
 		if s == "" {
@@ -147,39 +147,24 @@ func auditEvent(e access.Event) (name, detail string) {
 	}
 	switch e.Type {
 	case access.Requested:
-		return "requested", reason(r.Reason)
-	case access.Voted:
-		return fmt.Sprintf("approval %d of %d", len(r.Approvals), r.RequiredApprovals), ""
-	case access.Approved:
-		return "approved", ""
+		return reason(r.Reason)
 	case access.Denied:
-		return "denied", reason(e.Reason)
-	case access.Cancelled:
-		return "cancelled", ""
+		return reason(e.Reason)
 	case access.Withdrawn:
-		return "cancelled", "card not posted: Slack said `" + e.Code + "`"
-	case access.Retrying:
-		return "retry", ""
+		return "card not posted: Slack said `" + e.Code + "`"
 	case access.Finished:
 		done, skipped, failed := r.Counts()
-		detail = fmt.Sprintf("result: %s %d, skipped %d, failed %d", verbPast(r.Action), done, skipped, failed)
+		detail := fmt.Sprintf("result: %s %d, skipped %d, failed %d", verbPast(r.Action), done, skipped, failed)
 		if len(r.Targets) == 1 && r.Targets[0].Result.Message != "" {
 			detail += " (" + escape(r.Targets[0].Result.Message) + ")"
 		}
-		name = map[approval.State]string{approval.Succeeded: "executed", approval.Partial: "partially executed", approval.Failed: "failed"}[r.State]
-		return name, detail
-	case access.Expired:
-		return "expired", ""
-	case access.ReturnScheduled:
-		return "return scheduled", "at " + slackDate(r.NotBefore)
-	case access.ReturnExtended:
-		return "return extended", "at " + slackDate(r.NotBefore)
-	case access.ReturnCancelled:
-		return "return cancelled", ""
+		return detail
+	case access.ReturnScheduled, access.ReturnExtended:
+		return "at " + slackDate(r.NotBefore)
 	case access.ReturnStarted:
-		return "return started", "scheduled for " + slackDate(r.NotBefore)
+		return "scheduled for " + slackDate(r.NotBefore)
 	}
-	return string(e.Type), ""
+	return ""
 }
 
 // requesterText is the direct message to a requester whose request could not be shown.

@@ -3,6 +3,7 @@ package access
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
@@ -81,6 +82,29 @@ type Event struct {
 	Request approval.Request  `json:"request"`
 }
 
+// AuditName is the event's name in the audit trail (channel, logs and, later, the hash chain):
+// the words auditors search for, stable across versions.
+func (e Event) AuditName() string {
+	r := e.Request
+	switch e.Type {
+	case Voted:
+		return fmt.Sprintf("approval %d of %d", len(r.Approvals), r.RequiredApprovals)
+	case Withdrawn:
+		return "cancelled"
+	case Retrying:
+		return "retry"
+	case Finished:
+		switch r.State {
+		case approval.Succeeded:
+			return "executed"
+		case approval.Partial:
+			return "partially executed"
+		}
+		return "failed"
+	}
+	return strings.ReplaceAll(string(e.Type), "_", " ")
+}
+
 // Legacy is an outbox row queued by a version that stored rendered text: it is delivered as
 // written, for one release, so an upgrade loses none of the messages still waiting.
 type Legacy struct {
@@ -152,7 +176,7 @@ func (s *Service) tell(e Event, kinds ...Kind) []store.Outbox {
 func (s *Service) logAudit(e Event) {
 	r := e.Request
 	s.log.WithFields(map[string]any{
-		"audit_event": string(e.Type), "request_id": r.ID, "action": string(r.Action), "state": string(r.State),
+		"audit_event": e.AuditName(), "request_id": r.ID, "action": string(r.Action), "state": string(r.State),
 		"targets": TargetEmails(r), "requester": r.Requester, "actor": e.Actor, "dry_run": r.DryRun,
 	}).Info("Audit event")
 }
