@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
-	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -34,73 +32,6 @@ const (
 	// to the thread.
 	maxCardTargets = 15
 )
-
-// escape makes user-typed or Metabase-provided text inert in mrkdwn: Slack parses <…> as links,
-// mentions and <!channel>, and documents escaping exactly these three characters.
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
-
-// mention renders a Slack user id as a mention: Slack shows the current name, so audit lines
-// stay true when people rename themselves.
-func mention(userID string) string {
-	if userID == "" {
-		return "someone"
-	}
-	return "<@" + userID + ">"
-}
-
-// slackDate renders t in each reader's own time zone, with a UTC fallback for clients that
-// cannot.
-func slackDate(t time.Time) string {
-	return fmt.Sprintf("<!date^%d^{date_short_pretty} {time}|%s>", t.Unix(), t.UTC().Format("2006-01-02 15:04 UTC"))
-}
-
-func verbPast(a approval.Action) string {
-	if a == approval.Enable {
-		return "enabled"
-	}
-	return "disabled"
-}
-
-func mrkdwn(text string) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.MarkdownType, clip(text, maxSectionText), false, false)
-}
-
-func plain(text string) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.PlainTextType, text, false, false)
-}
-
-// clip keeps text within a Slack limit counted in runes.
-func clip(s string, n int) string { return truncateRunes(s, n) }
-
-// targetLine is one target in a list: "Jane Doe <jane@example.com> · id 5 · admin".
-func targetLine(t approval.Target) string {
-	var b strings.Builder
-	if t.Name != "" && !strings.EqualFold(t.Name, t.Email) {
-		b.WriteString(escape(t.Name) + " · ")
-	}
-	b.WriteString(escape(t.Email))
-	b.WriteString(" · id " + strconv.Itoa(t.UserID))
-	if t.Superuser {
-		b.WriteString(" · *admin*")
-	}
-	return b.String()
-}
-
-func lastLogin(t approval.Target) string {
-	if t.LastLogin == nil {
-		return "never"
-	}
-	return slackDate(*t.LastLogin)
-}
-
-func yesNo(v bool) string {
-	if v {
-		return "yes"
-	}
-	return "no"
-}
 
 // targetsSummary names the targets for one-line mrkdwn texts: "jane@example.com" or
 // "jane@example.com and 4 more".
@@ -365,97 +296,4 @@ func warnedList(ts []approval.Target, withSSO bool) string {
 		names = append(names, n)
 	}
 	return strings.Join(names, ", ")
-}
-
-// clipLines joins lines, dropping whole lines past the limit.
-func clipLines(lines []string, n int) string {
-	var b strings.Builder
-	for i, l := range lines {
-		if utf8.RuneCountInString(b.String())+utf8.RuneCountInString(l)+40 > n {
-			fmt.Fprintf(&b, "…and %d more", len(lines)-i)
-			break
-		}
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		b.WriteString(l)
-	}
-	return b.String()
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
-}
-
-func nonEmpty(s, alt string) string {
-	if s == "" {
-		return alt
-	}
-	return s
-}
-
-func titleCase(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// outcomeLines is the per-target result list for the thread: each line names the email and says
-// what happened.
-func outcomeLines(r approval.Request) []string {
-	lines := make([]string, 0, len(r.Targets))
-	for _, t := range r.Targets {
-		switch t.Result.Outcome {
-		case approval.Done:
-			line := fmt.Sprintf("• %s: %s", escape(t.Email), verbPast(r.Action))
-			if t.Result.Message != "" {
-				line += " (" + escape(t.Result.Message) + ")"
-			}
-			lines = append(lines, line)
-		case approval.Skipped:
-			lines = append(lines, fmt.Sprintf("• %s: skipped: %s", escape(t.Email), escape(t.Result.Message)))
-		default:
-			lines = append(lines, fmt.Sprintf("• %s: failed: %s", escape(t.Email), escape(nonEmpty(t.Result.Message, "not attempted"))))
-		}
-	}
-	return lines
-}
-
-// chunkLines splits lines into messages within the section limit, for long thread lists.
-func chunkLines(lines []string, n int) []string {
-	var out []string
-	var b strings.Builder
-	for _, l := range lines {
-		l = clip(l, n)
-		if b.Len() > 0 && utf8.RuneCountInString(b.String())+utf8.RuneCountInString(l)+1 > n {
-			out = append(out, b.String())
-			b.Reset()
-		}
-		if b.Len() > 0 {
-			b.WriteString("\n")
-		}
-		b.WriteString(l)
-	}
-	if b.Len() > 0 {
-		out = append(out, b.String())
-	}
-	return out
-}
-
-// helpText is the usage shown for help and for commands that do not parse.
-func (v *view) helpText() string {
-	c := v.cfg.SlashCommand
-	return strings.Join([]string{
-		"*Metabase access, with approval*",
-		"`" + c + " disable <user>... [until YYYY-MM-DD] <reason>`: ask to deactivate users (a date re-enables them then)",
-		"`" + c + " enable <user>... <reason>`: ask to reactivate users (admin rights and groups the bot recorded are restored)",
-		"`" + c + " status <user>`: show a user's Metabase state and any open request",
-		"`" + c + " inactive [DAYS]`: list active users who have not logged in for DAYS (default 90)",
-		"`" + c + " disable` with nothing else opens a form.",
-		"A user is an email, a Metabase user id, or a Slack @mention. Approvers: " + v.approverMention() + ".",
-	}, "\n")
 }

@@ -130,3 +130,17 @@ func statusText(st access.Status) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// helpText is the usage shown for help and for commands that do not parse.
+func (v *view) helpText() string {
+	c := v.cfg.SlashCommand
+	return strings.Join([]string{
+		"*Metabase access, with approval*",
+		"`" + c + " disable <user>... [until YYYY-MM-DD] <reason>`: ask to deactivate users (a date re-enables them then)",
+		"`" + c + " enable <user>... <reason>`: ask to reactivate users (admin rights and groups the bot recorded are restored)",
+		"`" + c + " status <user>`: show a user's Metabase state and any open request",
+		"`" + c + " inactive [DAYS]`: list active users who have not logged in for DAYS (default 90)",
+		"`" + c + " disable` with nothing else opens a form.",
+		"A user is an email, a Metabase user id, or a Slack @mention. Approvers: " + v.approverMention() + ".",
+	}, "\n")
+}

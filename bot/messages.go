@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/metabase-bot/metabase-bot/bot/access"
@@ -190,4 +191,46 @@ func auditTargets(ts []approval.Target) string {
 		emails = append(emails, escape(t.Email))
 	}
 	return strings.Join(emails, ", ")
+}
+
+// outcomeLines is the per-target result list for the thread: each line names the email and says
+// what happened.
+func outcomeLines(r approval.Request) []string {
+	lines := make([]string, 0, len(r.Targets))
+	for _, t := range r.Targets {
+		switch t.Result.Outcome {
+		case approval.Done:
+			line := fmt.Sprintf("• %s: %s", escape(t.Email), verbPast(r.Action))
+			if t.Result.Message != "" {
+				line += " (" + escape(t.Result.Message) + ")"
+			}
+			lines = append(lines, line)
+		case approval.Skipped:
+			lines = append(lines, fmt.Sprintf("• %s: skipped: %s", escape(t.Email), escape(t.Result.Message)))
+		default:
+			lines = append(lines, fmt.Sprintf("• %s: failed: %s", escape(t.Email), escape(nonEmpty(t.Result.Message, "not attempted"))))
+		}
+	}
+	return lines
+}
+
+// targetLine is one target in a list: "Jane Doe <jane@example.com> · id 5 · admin".
+func targetLine(t approval.Target) string {
+	var b strings.Builder
+	if t.Name != "" && !strings.EqualFold(t.Name, t.Email) {
+		b.WriteString(escape(t.Name) + " · ")
+	}
+	b.WriteString(escape(t.Email))
+	b.WriteString(" · id " + strconv.Itoa(t.UserID))
+	if t.Superuser {
+		b.WriteString(" · *admin*")
+	}
+	return b.String()
+}
+
+func lastLogin(t approval.Target) string {
+	if t.LastLogin == nil {
+		return "never"
+	}
+	return slackDate(*t.LastLogin)
 }
