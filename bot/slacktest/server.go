@@ -12,8 +12,8 @@
 // Block Kit limit checks. Tests inject slash commands, button clicks and view submissions, observe messages,
 // ephemerals, views and acks, and inject faults (HTTP 429, ok:false errors, disconnects, raw frames).
 //
-// Facts about the protocol are in /work/shared/slack-socket-mode.md; where this fake deviates from or simplifies
-// Slack, the relevant doc comment says so. Production code never imports this package.
+// The facts it models are written down, with their sources, in docs/slack.md; where this fake deviates from or
+// simplifies Slack, the relevant doc comment says so. Production code never imports this package.
 package slacktest
 
 import (

@@ -143,7 +143,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	want, token := s.opts.BotToken, p.token
 	if method == "apps.connections.open" {
 		// Only the Authorization header counts here: Slack rejects the app token as a POST parameter
-		// (slack-socket-mode.md §1.1).
+		// (docs/slack.md#socket-mode).
 		want, token = s.opts.AppToken, p.bearer
 	}
 	switch token {

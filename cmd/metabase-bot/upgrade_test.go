@@ -107,4 +107,3 @@ func writeV1Database(t *testing.T, path string, janeID int) {
 		exec(`INSERT INTO outbox (request_id, kind, payload, created_at) VALUES (?, ?, ?, ?)`, row[0], row[1], row[2], ms)
 	}
 }
-

@@ -8,10 +8,11 @@ import (
 	"testing"
 )
 
-// TestReviewConnectionsOpenNeedsBearer: apps.connections.open takes the
+// TestConnectionsOpenNeedsBearer: apps.connections.open takes the
 // xapp token only in the Authorization header; "passing it as a POST
-// parameter will result in an error" (slack-socket-mode.md §1.1, §8.1).
-func TestReviewConnectionsOpenNeedsBearer(t *testing.T) {
+// parameter will result in an error" (https://api.slack.com/methods/apps.connections.open;
+// docs/slack.md#socket-mode).
+func TestConnectionsOpenNeedsBearer(t *testing.T) {
 	fs := New(t)
 	resp, err := http.Post(fs.APIURL()+"apps.connections.open", "application/x-www-form-urlencoded",
 		strings.NewReader(url.Values{"token": {"xapp-test"}}.Encode()))
