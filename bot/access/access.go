@@ -174,15 +174,15 @@ func (s *Service) InstanceID() string { return s.exec.InstanceID }
 // executions the timers started (they finish under their own bounds) and returns.
 func (s *Service) Run(ctx context.Context) {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { s.outboxLoop(gctx); return nil })
-	g.Go(func() error { s.timerLoop(gctx); return nil })
+	g.Go(func() error { deliverer{s}.outboxLoop(gctx); return nil })
+	g.Go(func() error { timers{s}.timerLoop(gctx); return nil })
 	_ = g.Wait()
 	s.work.Wait()
 }
 
 // Drain delivers what is claimable now, within ctx, so a clean shutdown leaves nothing for the
 // next start.
-func (s *Service) Drain(ctx context.Context) { s.deliverOutbox(ctx) }
+func (s *Service) Drain(ctx context.Context) { deliverer{s}.deliverOutbox(ctx) }
 
 // Request returns a stored request.
 func (s *Service) Request(ctx context.Context, id string) (approval.Request, error) {
@@ -192,6 +192,15 @@ func (s *Service) Request(ctx context.Context, id string) (approval.Request, err
 	}
 	return r, err
 }
+
+// The core's work is split by concern into components that share the Service's dependencies:
+// validator checks new requests, deliverer empties the outbox through the Notifier, timers act on
+// what is due. Each is a view of the same Service, so none of them holds state of its own.
+type (
+	validator struct{ *Service }
+	deliverer struct{ *Service }
+	timers    struct{ *Service }
+)
 
 // kick wakes the outbox loop.
 func (s *Service) kick() {

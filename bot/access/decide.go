@@ -56,7 +56,7 @@ func (s *Service) Approve(ctx context.Context, id, actor string) (approval.Reque
 	}
 	s.metrics.Decided("approved")
 	s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Request approved")
-	return s.execute(ctx, r), nil
+	return s.x.execute(ctx, r), nil
 }
 
 // won reports whether the stored request is an execution this process just started: a
@@ -163,7 +163,7 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 		return r, nil
 	}
 	s.log.WithField("request_id", id).Info("Retrying failed targets")
-	return s.execute(ctx, r), nil
+	return s.x.execute(ctx, r), nil
 }
 
 // CancelReturn cancels the scheduled re-enable that a leave created; any approver may.

@@ -35,7 +35,7 @@ func TestLeaseRenewedWhileMetabaseIsSlow(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var loops sync.WaitGroup
 	for _, s := range []*Service{a, replica} {
-		loops.Go(func() { s.timerLoop(ctx) })
+		loops.Go(func() { timers{s}.timerLoop(ctx) })
 	}
 	approved := make(chan approval.Request, 1)
 	go func() {
@@ -120,7 +120,7 @@ func TestTakeoverConfirmsWhatTheDeadProcessDid(t *testing.T) {
 	if err := mb.DisableFn(t.Context(), 5); err != nil { // what A did before it died
 		t.Fatal(err)
 	}
-	s.runDue(t.Context())
+	timers{s}.runDue(t.Context())
 	s.work.Wait()
 	r, err := st.Get(t.Context(), "MB-DEAD")
 	if err != nil {

@@ -46,7 +46,7 @@ func (e *DeliveryError) Unwrap() error { return e.Err }
 
 // outboxLoop delivers outbox rows: at once when this process enqueued something, and on every
 // tick for rows other replicas left or that wait for a retry.
-func (s *Service) outboxLoop(ctx context.Context) {
+func (s deliverer) outboxLoop(ctx context.Context) {
 	t := time.NewTicker(min(s.exec.Tick, 500*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -61,7 +61,7 @@ func (s *Service) outboxLoop(ctx context.Context) {
 }
 
 // deliverOutbox delivers everything claimable now.
-func (s *Service) deliverOutbox(ctx context.Context) {
+func (s deliverer) deliverOutbox(ctx context.Context) {
 	for ctx.Err() == nil {
 		rows, err := s.st.ClaimOutbox(ctx, s.exec.InstanceID, s.now(), s.exec.OutboxLease, outboxBatch)
 		if err != nil {
@@ -88,7 +88,7 @@ func (s *Service) deliverOutbox(ctx context.Context) {
 	}
 }
 
-func (s *Service) deliverOne(ctx context.Context, row store.Outbox) {
+func (s deliverer) deliverOne(ctx context.Context, row store.Outbox) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(maxDeliveryTimeout, s.exec.OutboxLease/2))
 	defer cancel()
 	log := s.log.WithFields(logrus.Fields{"request_id": row.RequestID, "outbox_id": row.ID, "outbox_kind": row.Kind})
@@ -130,7 +130,7 @@ func (s *Service) deliverOne(ctx context.Context, row store.Outbox) {
 // like every other state change, and the requester is told directly what to fix. The card is
 // dropped only after the withdrawal is stored: a crash in between retries the card of a
 // withdrawn request, which never leaves it pending.
-func (s *Service) cardFailed(ctx context.Context, row store.Outbox, code string, log logrus.FieldLogger) {
+func (s deliverer) cardFailed(ctx context.Context, row store.Outbox, code string, log logrus.FieldLogger) {
 	_, err := s.st.Update(ctx, row.RequestID, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if r.Withdraw(now) != nil {
@@ -154,7 +154,7 @@ func backoff(attempts int) time.Duration {
 }
 
 // deliver sends one outbox row and marks it delivered.
-func (s *Service) deliver(ctx context.Context, row store.Outbox) error {
+func (s deliverer) deliver(ctx context.Context, row store.Outbox) error {
 	owner := s.exec.InstanceID
 	if row.Kind == kindScheduleReturn {
 		r, err := s.st.Get(ctx, row.RequestID)

@@ -28,7 +28,7 @@ func (s *Service) Status(ctx context.Context, requester, channel string, ref Tar
 	if err := s.dir.MayRequest(ctx, requester, channel); err != nil {
 		return Status{}, err
 	}
-	u, err := s.resolve(ctx, ref)
+	u, err := validator{s}.resolve(ctx, ref)
 	if err != nil {
 		return Status{}, err
 	}

@@ -14,7 +14,7 @@ var errNoChange = errors.New("nothing to change")
 // scheduleReturn creates the scheduled re-enable of a finished leave, for the targets the leave
 // actually disabled; when a retry of the leave disabled more of them, they join the existing
 // return.
-func (s *Service) scheduleReturn(ctx context.Context, leave approval.Request) error {
+func (s deliverer) scheduleReturn(ctx context.Context, leave approval.Request) error {
 	r, ok := approval.ReturnOf(leave, s.now())
 	if !ok {
 		return nil
@@ -28,7 +28,7 @@ func (s *Service) scheduleReturn(ctx context.Context, leave approval.Request) er
 
 // extendReturn adds to an existing scheduled return the targets of want it lacks. A return that
 // already ran or was cancelled is left alone.
-func (s *Service) extendReturn(ctx context.Context, want approval.Request) error {
+func (s deliverer) extendReturn(ctx context.Context, want approval.Request) error {
 	_, err := s.st.Update(ctx, want.ID, func(r *approval.Request) ([]store.Outbox, error) {
 		added, err := r.Extend(want.Targets)
 		if err != nil || len(added) == 0 {

@@ -70,7 +70,7 @@ type ChangeRequest struct {
 // list and its audit event in one transaction. A refusal (*Refusal or *Refusals) creates nothing;
 // ErrRedelivered means the same command already created a request.
 func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request, error) {
-	r, err := s.build(ctx, c)
+	r, err := validator{s}.build(ctx, c)
 	if err != nil {
 		return r, err
 	}
@@ -93,12 +93,12 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 // Validate runs Submit's checks without creating anything, so a form can show problems next to
 // its fields before it closes.
 func (s *Service) Validate(ctx context.Context, c ChangeRequest) error {
-	_, err := s.build(ctx, c)
+	_, err := validator{s}.build(ctx, c)
 	return err
 }
 
 // build checks who asks, where, and about whom, and returns the request to create.
-func (s *Service) build(ctx context.Context, c ChangeRequest) (approval.Request, error) {
+func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request, error) {
 	if err := s.dir.MayRequest(ctx, c.Requester, c.Channel); err != nil {
 		return approval.Request{}, err
 	}
@@ -212,12 +212,12 @@ func (s *Service) build(ctx context.Context, c ChangeRequest) (approval.Request,
 }
 
 // finalReminder keeps the second reminder inside short lifetimes (tests, tight TTLs).
-func (s *Service) finalReminder() time.Duration {
+func (s validator) finalReminder() time.Duration {
 	return min(s.policy.FinalReminder, s.policy.RequestTTL/10)
 }
 
 // resolve looks a target up in Metabase, through the chat's profile email for a mention.
-func (s *Service) resolve(ctx context.Context, ref TargetRef) (*metabase.User, error) {
+func (s validator) resolve(ctx context.Context, ref TargetRef) (*metabase.User, error) {
 	switch ref.Kind {
 	case ByID:
 		u, err := s.mb.User(ctx, ref.ID)
@@ -301,7 +301,7 @@ func recordedAccessIn(rs []approval.Request, userID int) (approval.Target, bool)
 // key in Administrators (the bot's own, usually) counts there; but a Metabase that only API keys
 // can administer has nobody left to sign in and fix things, so the bot refuses earlier. GET
 // /api/user lists people only, which is exactly the count wanted.
-func (s *Service) lastAdminCheck(ctx context.Context, targets []approval.Target) error {
+func (s validator) lastAdminCheck(ctx context.Context, targets []approval.Target) error {
 	admins := 0
 	for _, t := range targets {
 		if t.Superuser {

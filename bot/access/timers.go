@@ -17,7 +17,7 @@ const dueBatch = 100
 // timerLoop finds work no click will trigger: expiries, reminders, scheduled returns, approved
 // requests nobody started and executions whose holder died. It runs on every replica; the
 // compare-and-set in the store lets exactly one of them act on each request.
-func (s *Service) timerLoop(ctx context.Context) {
+func (s timers) timerLoop(ctx context.Context) {
 	t := time.NewTicker(s.exec.Tick)
 	defer t.Stop()
 	for {
@@ -31,7 +31,7 @@ func (s *Service) timerLoop(ctx context.Context) {
 }
 
 // runDue handles every request that is due now.
-func (s *Service) runDue(ctx context.Context) {
+func (s timers) runDue(ctx context.Context) {
 	due, err := s.st.Due(ctx, s.now(), dueBatch)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -50,7 +50,7 @@ func (s *Service) runDue(ctx context.Context) {
 	}
 }
 
-func (s *Service) remindOrExpire(ctx context.Context, id string, log logrus.FieldLogger) {
+func (s timers) remindOrExpire(ctx context.Context, id string, log logrus.FieldLogger) {
 	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if r.Remind(now) == nil {
@@ -81,7 +81,7 @@ func (s *Service) remindOrExpire(ctx context.Context, id string, log logrus.Fiel
 // (its process died between winning and recording the outcome), and executes it. Execution
 // re-reads each user from Metabase first, so a target the dead process already changed is
 // recorded as done without a second write.
-func (s *Service) takeOver(ctx context.Context, id string, log logrus.FieldLogger) {
+func (s timers) takeOver(ctx context.Context, id string, log logrus.FieldLogger) {
 	var from approval.State
 	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		from = r.State
@@ -103,10 +103,6 @@ func (s *Service) takeOver(ctx context.Context, id string, log logrus.FieldLogge
 	}
 	log.WithField("from_state", string(from)).Info("Executing a request found by the timer")
 	s.kick()
-	s.work.Go(func() { s.execute(ctx, r) })
+	s.work.Go(func() { s.x.execute(ctx, r) })
 }
 
-// execute runs an execution this process won.
-func (s *Service) execute(ctx context.Context, r approval.Request) approval.Request {
-	return s.x.execute(ctx, r)
-}

@@ -23,7 +23,7 @@ func TestExpiryAndReminders(t *testing.T) {
 	}
 	for _, at := range []time.Duration{10 * time.Minute, 31 * time.Minute, 32 * time.Minute, 51 * time.Minute, 59 * time.Minute, 61 * time.Minute, 90 * time.Minute} {
 		clock = t0.Add(at)
-		s.runDue(t.Context())
+		timers{s}.runDue(t.Context())
 	}
 	s.Drain(t.Context())
 	want := []string{"thread:reminded", "thread:reminded", "card_update:expired", "thread:expired", "audit:expired"}
