@@ -105,4 +105,3 @@ func (s timers) takeOver(ctx context.Context, id string, log logrus.FieldLogger)
 	s.kick()
 	s.work.Go(func() { s.x.execute(ctx, r) })
 }
-
