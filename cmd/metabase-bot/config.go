@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,7 +108,7 @@ func loadConfig(environ map[string]string) (config, error) {
 		var agg env.AggregateError
 		if errors.As(err, &agg) {
 			for _, e := range agg.Errors {
-				p.add(envProblem(e))
+				p.add(envProblem(e, environ))
 			}
 		} else {
 			p.add("", err.Error())
@@ -120,25 +121,50 @@ func loadConfig(environ map[string]string) (config, error) {
 	return cfg, nil
 }
 
-// envProblem rewords caarlos0/env's errors so they never echo a value (it might be a secret).
-func envProblem(e error) (name, msg string) {
+// envProblem rewords caarlos0/env's errors: the variable as operators spell it, the value (only
+// non-string variables fail to parse, and no secret is one), and an example of the syntax.
+func envProblem(e error, environ map[string]string) (name, msg string) {
 	var pe env.ParseError
-	if errors.As(e, &pe) {
-		return envName(pe.Name), fmt.Sprintf("%s: cannot parse as %s", envName(pe.Name), pe.Type)
+	if !errors.As(e, &pe) {
+		return "", e.Error()
 	}
-	return "", e.Error()
+	name = envVarOf(pe.Name)
+	value := fmt.Sprintf("%q", environ[name])
+	if slices.Contains(secretVars, name) {
+		value = "its value"
+	}
+	example := "a " + pe.Type.String()
+	switch pe.Type {
+	case reflect.TypeFor[time.Duration]():
+		example = "a Go duration like 24h, 90m or 30s"
+	case reflect.TypeFor[bool]():
+		example = "a boolean like true or false"
+	case reflect.TypeFor[int]():
+		example = "a whole number like 2"
+	}
+	return name, fmt.Sprintf("%s: cannot parse %s: use %s", name, value, example)
 }
 
-// envName maps a config field name back to its variable for messages.
-func envName(field string) string {
-	var b strings.Builder
-	for i, r := range field {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
+// envVarOf returns the variable in the env tag of config's field named field (caarlos0/env's
+// errors name the Go field).
+func envVarOf(field string) string {
+	var find func(t reflect.Type) string
+	find = func(t reflect.Type) string {
+		for f := range t.Fields() {
+			if tag, ok := f.Tag.Lookup("env"); ok && f.Name == field {
+				return strings.Split(tag, ",")[0]
+			} else if !ok && f.Type.Kind() == reflect.Struct && f.IsExported() {
+				if name := find(f.Type); name != "" {
+					return name
+				}
+			}
 		}
-		b.WriteRune(r)
+		return ""
 	}
-	return strings.ToUpper(strings.ReplaceAll(b.String(), "A_P_I", "API"))
+	if name := find(reflect.TypeFor[config]()); name != "" {
+		return name
+	}
+	return field
 }
 
 func resolveSecretFiles(environ map[string]string, p *problems) map[string]string {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -259,5 +260,42 @@ func TestConfigPlaceholderInSecretFileNamesTheFile(t *testing.T) {
 	got := problemsOf(t, env)
 	if len(got) != 1 || !strings.Contains(got[0], "SLACK_APP_TOKEN (read from SLACK_APP_TOKEN_FILE)") || !strings.Contains(got[0], "REPLACE_ME") {
 		t.Fatalf("problems = %q, want one naming SLACK_APP_TOKEN_FILE and the placeholder", got)
+	}
+}
+
+func TestConfigParseErrorNamesTheVariableOnce(t *testing.T) {
+	t.Parallel()
+	env := validEnv()
+	env["REQUEST_TTL"] = "abc"
+	got := problemsOf(t, env)
+	if len(got) != 1 {
+		t.Fatalf("got %d problems, want 1: %q", len(got), got)
+	}
+	for _, want := range []string{"REQUEST_TTL:", `"abc"`, "24h", "90m", "30s"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("problem %q lacks %q", got[0], want)
+		}
+	}
+}
+
+// Every variable that is not a string can fail to parse: its message must name it as operators
+// spell it, with an example, and be its only problem.
+func TestConfigEveryParseErrorNamesItsVariable(t *testing.T) {
+	t.Parallel()
+	for f := range reflect.TypeFor[config]().Fields() {
+		tag, ok := f.Tag.Lookup("env")
+		if !ok || f.Type.Kind() == reflect.String || f.Type.Kind() == reflect.Slice {
+			continue
+		}
+		name := strings.Split(tag, ",")[0]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := validEnv()
+			env[name] = "not-a-value"
+			got := problemsOf(t, env)
+			if len(got) != 1 || !strings.HasPrefix(got[0], name+": cannot parse \"not-a-value\"") || !strings.Contains(got[0], " like ") {
+				t.Fatalf("problems = %q, want one starting %q with an example", got, name+`: cannot parse "not-a-value"`)
+			}
+		})
 	}
 }
