@@ -6,6 +6,7 @@
 //	metabase-bot               run the bot (configuration from the environment; see README)
 //	metabase-bot version       print the version
 //	metabase-bot healthcheck   probe /healthz of a running bot (for images without curl)
+//	metabase-bot help          print the usage (also -h, --help)
 package main
 
 import (
@@ -17,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -55,16 +55,18 @@ func main() {
 // is cancelled (a signal) or the bot fails.
 func run(ctx context.Context, args []string, environ map[string]string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		switch args[0] {
-		case "version":
-			fmt.Fprintf(stdout, "metabase-bot %s (commit %s, %s)\n", version, commit, runtime.Version())
+		if isHelp(args[0]) {
+			printUsage(stdout)
 			return 0
-		case "healthcheck":
-			return healthcheck(ctx, environ, stderr)
-		default:
-			fmt.Fprintf(stderr, "unknown command %q; usage: metabase-bot [version|healthcheck]\n", args[0])
-			return 2
 		}
+		for _, c := range commands {
+			if c.name == args[0] {
+				return c.run(ctx, environ, stdout, stderr)
+			}
+		}
+		fmt.Fprintf(stderr, "metabase-bot: unknown command %q\n\n", args[0])
+		printUsage(stderr)
+		return 2
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
