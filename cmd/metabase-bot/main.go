@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -100,12 +101,17 @@ type readiness struct {
 	store *store.Store
 	mb    *metabase.Client
 	ready chan struct{} // closed once start-up checks passed
+
+	waiting atomic.Value // string: what start-up waits for, set by setWaiting
 }
 
 func (rd *readiness) check(ctx context.Context) error {
 	select {
 	case <-rd.ready:
 	default:
+		if what, _ := rd.waiting.Load().(string); what != "" {
+			return errors.New("starting: " + what)
+		}
 		return errors.New("starting: start-up checks have not passed yet")
 	}
 	if !rd.bot.Connected() {
@@ -156,7 +162,7 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 		_ = srv.Shutdown(sctx)
 	}()
 
-	team, botMB, err := startupChecks(ctx, cfg, api, mb, log)
+	team, botMB, err := startupChecks(ctx, cfg, api, mb, log, rd.setWaiting)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -233,8 +239,9 @@ func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log logrus.
 
 // startupChecks proves the configuration before the bot takes envelopes. Wrong credentials stop
 // the bot with a message naming the fix; a Metabase that is down is waited for with backoff
-// while /readyz says not ready, instead of crashing in a loop.
-func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metabase.Client, log logrus.FieldLogger) (team string, botMetabaseID int, err error) {
+// while /readyz says not ready and what it waits for (through waiting, which may be nil), instead
+// of crashing in a loop.
+func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metabase.Client, log logrus.FieldLogger, waiting func(string)) (team string, botMetabaseID int, err error) {
 	auth, err := api.AuthTestContext(ctx)
 	if err != nil {
 		return "", 0, fmt.Errorf("slack auth.test with SLACK_BOT_TOKEN failed: %w%s", err, hintFor(err))
@@ -254,12 +261,18 @@ func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metab
 			return "", 0, fmt.Errorf("metabase refused the bot (403): its API key must belong to the Administrators group: %w", err)
 		}
 		wait := min(time.Second<<min(attempt, 5), 30*time.Second)
+		if waiting != nil {
+			waiting(waitingForMetabase(cfg.MetabaseURL, err))
+		}
 		log.WithError(err).WithField("retry_in", wait.String()).Warn("Metabase is not reachable yet; waiting (readiness stays false)")
 		select {
 		case <-ctx.Done():
 			return "", 0, ctx.Err()
 		case <-time.After(wait):
 		}
+	}
+	if waiting != nil {
+		waiting("")
 	}
 	if !me.IsSuperuser {
 		return "", 0, fmt.Errorf("the Metabase account %s is not an admin: user endpoints need the Administrators group (put the API key in Administrators)", me.Email)
