@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -30,4 +32,65 @@ func TestLicenseIsApache2(t *testing.T) {
 	if readme := repoFile(t, "README.md"); !strings.Contains(readme, "Apache License 2.0") || !strings.Contains(readme, "(LICENSE)") {
 		t.Error("README.md does not say the project is under the Apache License 2.0, linking LICENSE")
 	}
+}
+
+// The configuration struct is the source of truth: every variable it reads is in .env.example
+// (set, or commented out with its default) and in the README's configuration table, and neither
+// lists a variable the bot does not read.
+func TestEveryVariableIsDocumented(t *testing.T) {
+	t.Parallel()
+	vars := envVars()
+	if len(vars) < 30 {
+		t.Fatalf("found %d variables in config's env tags; the reflection misses some", len(vars))
+	}
+	known := make(map[string]bool)
+	for _, v := range vars {
+		known[v] = true
+	}
+	for _, v := range secretVars {
+		known[v+"_FILE"] = true
+	}
+	// documented maps each variable a file lists to the rest of its line.
+	documented := func(file string, line *regexp.Regexp) map[string]string {
+		found := make(map[string]string)
+		for _, m := range line.FindAllStringSubmatch(repoFile(t, file), -1) {
+			found[m[1]] = m[2]
+			if !known[m[1]] {
+				t.Errorf("%s lists %s, which the bot does not read", file, m[1])
+			}
+		}
+		return found
+	}
+	example := documented(".env.example", regexp.MustCompile(`(?m)^#?([A-Z][A-Z0-9_]*)=(.*)$`))
+	exampleDefaults := documented(".env.example", regexp.MustCompile(`(?m)^#([A-Z][A-Z0-9_]*)=(.*)$`))
+	readme := documented("README.md", regexp.MustCompile("(?m)^\\| `([A-Z][A-Z0-9_]*)` \\|(.*)$"))
+	defaults := envDefaults()
+	for _, v := range vars {
+		if _, ok := example[v]; !ok {
+			t.Errorf(".env.example lacks %s (add NAME=value, or #NAME=default to keep the default)", v)
+		}
+		if got, ok := exampleDefaults[v]; ok && defaults[v] != "" && got != defaults[v] {
+			t.Errorf(".env.example shows #%s=%s, but its default is %s", v, got, defaults[v])
+		}
+		row, ok := readme[v]
+		if !ok {
+			t.Errorf("README.md's configuration table lacks %s", v)
+			continue
+		}
+		// row is " required | default | meaning |".
+		if cols := strings.Split(row, "|"); defaults[v] != "" && (len(cols) < 2 || !strings.Contains(cols[1], "`"+defaults[v]+"`")) {
+			t.Errorf("README.md's row for %s does not show its default `%s`", v, defaults[v])
+		}
+	}
+}
+
+// envDefaults maps each variable of config to its envDefault tag.
+func envDefaults() map[string]string {
+	out := make(map[string]string)
+	for f := range reflect.TypeFor[config]().Fields() {
+		if tag, ok := f.Tag.Lookup("env"); ok {
+			out[strings.Split(tag, ",")[0]] = f.Tag.Get("envDefault")
+		}
+	}
+	return out
 }
