@@ -313,3 +313,32 @@ func TestSecretFileRefusesPathsOutsideTheSecret(t *testing.T) {
 		}
 	}
 }
+
+// The README's walkthrough creates the Secret with kubectl: its keys must be the ones the
+// example mounts.
+func TestReadmeSecretMatchesExample(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created []string
+	for _, m := range regexp.MustCompile(`--from-file=([a-z0-9-]+)=`).FindAllSubmatch(readme, -1) {
+		created = append(created, string(m[1]))
+	}
+	m := loadManifest(t, "kubernetes.yaml")
+	var want []string
+	for _, s := range m.secrets {
+		for k := range s.StringData {
+			want = append(want, k)
+		}
+		for k := range s.Data {
+			want = append(want, k)
+		}
+	}
+	slices.Sort(created)
+	slices.Sort(want)
+	if !slices.Equal(created, want) {
+		t.Errorf("README's kubectl create secret makes keys %q; kubernetes.yaml's Secret has %q", created, want)
+	}
+}

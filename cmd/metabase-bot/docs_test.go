@@ -94,3 +94,20 @@ func envDefaults() map[string]string {
 	}
 	return out
 }
+
+// The quick start states the Go version as go.mod does, and runs the bot with text logs.
+func TestQuickStartMatchesGoMod(t *testing.T) {
+	t.Parallel()
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindStringSubmatch(repoFile(t, "go.mod"))
+	if m == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	readme := repoFile(t, "README.md")
+	start, _, ok := strings.Cut(readme[strings.Index(readme, "## Quick start"):], "\n## ")
+	if !ok || !strings.Contains(start, "Go "+m[1]) {
+		t.Errorf("README's quick start does not say Go %s, as go.mod does", m[1])
+	}
+	if !strings.Contains(start, "LOG_FORMAT=text") {
+		t.Error("README's quick start does not run the bot with LOG_FORMAT=text")
+	}
+}
