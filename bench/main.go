@@ -1,7 +1,9 @@
 // Command bench measures metabase-bot against the project's fake Slack and fake Metabase, each
-// figure beside a baseline measured in the same run, and writes docs/benchmarks.md.
+// figure beside a baseline measured in the same run, and writes a Markdown report to stdout, or
+// to a file with -out (docs/benchmarks.md holds the recorded run).
 //
-//	go run ./bench                      # SQLite, plus PostgreSQL when TEST_DATABASE_URL is set
+//	go run ./bench                          # SQLite, plus PostgreSQL when TEST_DATABASE_URL is set
+//	go run ./bench -out docs/benchmarks.md  # refresh the record
 //	go run ./bench -pg 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
 //
 // It builds the bot as released (CGO_ENABLED=0 -trimpath -ldflags "-s -w") and a bare slack-go
@@ -12,8 +14,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net/url"
 	"os"
@@ -24,11 +28,52 @@ import (
 	"time"
 )
 
+// options are the command-line flags.
+type options struct {
+	out string // report file; empty writes the report to stdout
+	pg  string // PostgreSQL URL for the load test; empty skips it
+	n   int    // requests in the load test and users in the bulk test
+}
+
+// parseFlags reads args (without the program name); testDB is TEST_DATABASE_URL.
+func parseFlags(args []string, testDB string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.out, "out", "", "write the report to this file instead of stdout (e.g. docs/benchmarks.md to refresh the record)")
+	fs.StringVar(&o.pg, "pg", testDB, "PostgreSQL URL for the load test (own schema; empty skips it)")
+	fs.IntVar(&o.n, "n", 1000, "requests in the load test and users in the bulk test")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return o, nil
+}
+
+// writeReport writes the report to the file path, or to stdout when path is empty, so a run
+// never overwrites the tracked docs/benchmarks.md unless asked to.
+func writeReport(path string, stdout io.Writer, report string) error {
+	if path == "" {
+		_, err := io.WriteString(stdout, report)
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(report), 0o644)
+}
+
 func main() {
-	out := flag.String("out", "docs/benchmarks.md", "where to write the results")
-	pg := flag.String("pg", os.Getenv("TEST_DATABASE_URL"), "PostgreSQL URL for the load test (own schema; empty skips it)")
-	n := flag.Int("n", 1000, "requests in the load test and users in the bulk test")
-	flag.Parse()
+	o, err := parseFlags(os.Args[1:], os.Getenv("TEST_DATABASE_URL"), os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	log.SetFlags(log.Ltime)
 
 	dir, err := os.MkdirTemp("", "metabase-bot-bench-bin-")
@@ -56,29 +101,30 @@ func main() {
 	log.Print("approval overhead")
 	r.overhead = measureOverhead(botBin, 100)
 	log.Print("load on SQLite")
-	r.loads = append(r.loads, measureLoad(botBin, "SQLite", "", *n, 50))
-	if *pg != "" {
+	r.loads = append(r.loads, measureLoad(botBin, "SQLite", "", o.n, 50))
+	if o.pg != "" {
 		log.Print("load on PostgreSQL")
-		url, drop := pgSchema(*pg)
-		r.loads = append(r.loads, measureLoad(botBin, "PostgreSQL", url, *n, 50))
+		url, drop := pgSchema(o.pg)
+		r.loads = append(r.loads, measureLoad(botBin, "PostgreSQL", url, o.n, 50))
 		drop()
 	} else {
 		r.notes = append(r.notes, "PostgreSQL load skipped: no -pg flag and no TEST_DATABASE_URL.")
 	}
 	log.Print("bulk")
-	r.bulk = measureBulk(botBin, *n, 4, 20*time.Millisecond)
+	r.bulk = measureBulk(botBin, o.n, 4, 20*time.Millisecond)
 	r.elapsed = time.Since(started)
 	r.command = strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " "))
-	if *pg != "" && os.Getenv("TEST_DATABASE_URL") == *pg {
-		r.command = "TEST_DATABASE_URL=" + redactURL(*pg) + " " + r.command
+	if o.pg != "" && os.Getenv("TEST_DATABASE_URL") == o.pg {
+		r.command = "TEST_DATABASE_URL=" + redactURL(o.pg) + " " + r.command
 	}
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+	if err := writeReport(o.out, os.Stdout, r.markdown()); err != nil {
 		log.Fatal(err)
 	}
-	if err := os.WriteFile(*out, []byte(r.markdown()), 0o644); err != nil {
-		log.Fatal(err)
+	if o.out != "" {
+		log.Printf("wrote %s in %s", o.out, r.elapsed.Round(time.Second))
+	} else {
+		log.Printf("done in %s", r.elapsed.Round(time.Second))
 	}
-	log.Printf("wrote %s in %s", *out, r.elapsed.Round(time.Second))
 }
 
 // bounded is a context for one phase: every wait in the driver ends by itself.

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,51 +69,107 @@ func (e *configError) Error() string {
 	return "invalid configuration:\n  - " + strings.Join(e.problems, "\n  - ")
 }
 
+// problems collects configuration problems, at most one per variable: the first one found is the
+// most specific (a placeholder explains why the same value also fails its format check).
+type problems struct {
+	reported map[string]bool
+	list     []string
+}
+
+// add records msg about the variable name unless name already has a problem. A problem with no
+// name is always kept.
+func (p *problems) add(name, msg string) {
+	if name == "" {
+		p.list = append(p.list, msg)
+		return
+	}
+	if p.reported[name] {
+		return
+	}
+	if p.reported == nil {
+		p.reported = make(map[string]bool)
+	}
+	p.reported[name] = true
+	p.list = append(p.list, msg)
+}
+
 // loadConfig reads environ (NAME → value), never the process environment, so tests need no
 // os.Setenv.
 func loadConfig(environ map[string]string) (config, error) {
-	var problems []string
-	environ = resolveSecretFiles(environ, &problems)
+	var p problems
+	fromFile := make(map[string]string)
+	for _, name := range secretVars {
+		if environ[name+"_FILE"] != "" {
+			fromFile[name] = name + "_FILE"
+		}
+	}
+	environ = resolveSecretFiles(environ, &p)
+	checkPlaceholders(environ, fromFile, &p)
 	var cfg config
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
 		var agg env.AggregateError
 		if errors.As(err, &agg) {
 			for _, e := range agg.Errors {
-				problems = append(problems, envProblem(e))
+				p.add(envProblem(e, environ))
 			}
 		} else {
-			problems = append(problems, err.Error())
+			p.add("", err.Error())
 		}
 	}
-	problems = append(problems, cfg.validate()...)
-	if len(problems) > 0 {
-		return cfg, &configError{problems: problems}
+	cfg.validate(&p)
+	if len(p.list) > 0 {
+		return cfg, &configError{problems: p.list}
 	}
 	return cfg, nil
 }
 
-// envProblem rewords caarlos0/env's errors so they never echo a value (it might be a secret).
-func envProblem(e error) string {
+// envProblem rewords caarlos0/env's errors: the variable as operators spell it, the value (only
+// non-string variables fail to parse, and no secret is one), and an example of the syntax.
+func envProblem(e error, environ map[string]string) (name, msg string) {
 	var pe env.ParseError
-	if errors.As(e, &pe) {
-		return fmt.Sprintf("%s: cannot parse as %s", envName(pe.Name), pe.Type)
+	if !errors.As(e, &pe) {
+		return "", e.Error()
 	}
-	return e.Error()
+	name = envVarOf(pe.Name)
+	value := fmt.Sprintf("%q", environ[name])
+	if slices.Contains(secretVars, name) {
+		value = "its value"
+	}
+	example := "a " + pe.Type.String()
+	switch pe.Type {
+	case reflect.TypeFor[time.Duration]():
+		example = "a Go duration like 24h, 90m or 30s"
+	case reflect.TypeFor[bool]():
+		example = "a boolean like true or false"
+	case reflect.TypeFor[int]():
+		example = "a whole number like 2"
+	}
+	return name, fmt.Sprintf("%s: cannot parse %s: use %s", name, value, example)
 }
 
-// envName maps a config field name back to its variable for messages.
-func envName(field string) string {
-	var b strings.Builder
-	for i, r := range field {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
+// envVarOf returns the variable in the env tag of config's field named field (caarlos0/env's
+// errors name the Go field).
+func envVarOf(field string) string {
+	var find func(t reflect.Type) string
+	find = func(t reflect.Type) string {
+		for f := range t.Fields() {
+			if tag, ok := f.Tag.Lookup("env"); ok && f.Name == field {
+				return strings.Split(tag, ",")[0]
+			} else if !ok && f.Type.Kind() == reflect.Struct && f.IsExported() {
+				if name := find(f.Type); name != "" {
+					return name
+				}
+			}
 		}
-		b.WriteRune(r)
+		return ""
 	}
-	return strings.ToUpper(strings.ReplaceAll(b.String(), "A_P_I", "API"))
+	if name := find(reflect.TypeFor[config]()); name != "" {
+		return name
+	}
+	return field
 }
 
-func resolveSecretFiles(environ map[string]string, problems *[]string) map[string]string {
+func resolveSecretFiles(environ map[string]string, p *problems) map[string]string {
 	out := make(map[string]string, len(environ))
 	for k, v := range environ {
 		out[k] = v
@@ -121,12 +180,12 @@ func resolveSecretFiles(environ map[string]string, problems *[]string) map[strin
 			continue
 		}
 		if environ[name] != "" {
-			*problems = append(*problems, fmt.Sprintf("%s and %s_FILE are both set: use one", name, name))
+			p.add(name, fmt.Sprintf("%s and %s_FILE are both set: use one", name, name))
 			continue
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
-			*problems = append(*problems, fmt.Sprintf("%s_FILE: cannot read %s: %v", name, path, errors.Unwrap(err)))
+			p.add(name, fmt.Sprintf("%s_FILE: cannot read %s: %v", name, path, errors.Unwrap(err)))
 			continue
 		}
 		out[name] = strings.TrimSpace(string(b))
@@ -134,86 +193,197 @@ func resolveSecretFiles(environ map[string]string, problems *[]string) map[strin
 	return out
 }
 
-func (c *config) validate() []string {
-	var p []string
+// envVars returns the variable names of config's env tags, in declaration order, so messages and
+// checks use the names operators set rather than names derived from Go fields.
+func envVars() []string {
+	var names []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for f := range t.Fields() {
+			if tag, ok := f.Tag.Lookup("env"); ok {
+				names = append(names, strings.Split(tag, ",")[0])
+			} else if f.Type.Kind() == reflect.Struct && f.IsExported() {
+				walk(f.Type)
+			}
+		}
+	}
+	walk(reflect.TypeFor[config]())
+	return names
+}
+
+// placeholder marks the values .env.example and deploy/kubernetes.yaml ship with.
+const placeholder = "REPLACE_ME"
+
+// valueForms says what belongs in a variable, for the messages about placeholders.
+var valueForms = map[string]string{
+	"SLACK_APP_TOKEN":   "the app-level token (xapp-…, Basic Information → App-Level Tokens)",
+	"SLACK_BOT_TOKEN":   "the Bot User OAuth Token (xoxb-…, OAuth & Permissions)",
+	"METABASE_API_KEY":  "an API key in the Administrators group (mb_…)",
+	"METABASE_PASSWORD": "the password of the Metabase admin account in METABASE_USERNAME",
+	"DATABASE_URL":      "sqlite:PATH, or postgres://user:password@host:5432/db with the real password",
+}
+
+// checkPlaceholders reports variables still holding a REPLACE_ME value. It runs on the raw
+// values, before parsing, so a placeholder in a number or a list gets this message rather than
+// a parse error. It never echoes a value: some are secrets.
+func checkPlaceholders(environ, fromFile map[string]string, p *problems) {
+	for _, name := range envVars() {
+		if !strings.Contains(environ[name], placeholder) {
+			continue
+		}
+		where := name
+		if f := fromFile[name]; f != "" {
+			where = name + " (read from " + f + ")"
+		}
+		form := valueForms[name]
+		if k, ok := slackIDVars[name]; ok {
+			form = k.form
+		}
+		if form == "" {
+			form = "the real value, or leave it unset for the default"
+		}
+		p.add(name, fmt.Sprintf("%s still holds the %s placeholder from the example configuration: set %s", where, placeholder, form))
+	}
+}
+
+// slackIDKind describes the Slack object a variable names by id.
+type slackIDKind struct {
+	prefixes string // the first letters Slack gives this object's ids
+	form     string // what to set, and where Slack shows it
+}
+
+var (
+	groupID    = slackIDKind{"S", `a user group id (S…, from "Copy group ID" in the group's menu)`}
+	userIDs    = slackIDKind{"UW", "Slack user ids (U… or W…, from the profile's ⋮ menu → Copy member ID), comma-separated"}
+	channelID  = slackIDKind{"CG", "a channel id (C…, shown at the bottom of the channel's details)"}
+	channelsID = slackIDKind{"CG", "channel ids (C…, shown at the bottom of each channel's details), comma-separated"}
+
+	// slackIDVars are the variables that hold Slack ids. Names, @handles and #channels do not work
+	// there: the Web API methods the bot calls take ids only.
+	slackIDVars = map[string]slackIDKind{
+		"APPROVER_GROUP": groupID, "REQUESTER_GROUP": groupID, "APPROVER_USERS": userIDs,
+		"ALLOWED_CHANNELS": channelsID, "AUDIT_CHANNEL": channelID,
+	}
+
+	// slackIDPattern is the shape of the ids Slack gives users (U, W), user groups (S) and
+	// channels (C, G). Slack documents no length, so none is checked.
+	slackIDPattern = regexp.MustCompile(`^[SUWCG][A-Z0-9]+$`)
+)
+
+// checkSlackIDs checks the values of the variable name, each one a Slack id of kind k; an empty
+// value means the variable is unset.
+func checkSlackIDs(name string, ids []string, k slackIDKind, p *problems) {
+	for _, id := range ids {
+		switch {
+		case id == "":
+		case strings.HasPrefix(id, "@"):
+			p.add(name, fmt.Sprintf("%s holds an @handle: use %s", name, k.form))
+		case strings.HasPrefix(id, "#"):
+			p.add(name, fmt.Sprintf("%s holds a #channel name: use %s", name, k.form))
+		case !slackIDPattern.MatchString(id) || !strings.ContainsRune(k.prefixes, rune(id[0])):
+			p.add(name, fmt.Sprintf("%s must be %s", name, k.form))
+		}
+	}
+}
+
+// trimList drops the spaces around list items ("U1, U2") and empty items (a trailing comma).
+func trimList(items []string) []string {
+	out := items[:0]
+	for _, it := range items {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// validate checks each value and the values that depend on each other.
+func (c *config) validate(p *problems) {
 	switch {
 	case c.SlackAppToken == "":
-		p = append(p, "SLACK_APP_TOKEN is required (the app-level token, xapp-…, with connections:write)")
+		p.add("SLACK_APP_TOKEN", "SLACK_APP_TOKEN is required (the app-level token, xapp-…, with connections:write)")
 	case !strings.HasPrefix(c.SlackAppToken, "xapp-"):
-		p = append(p, "SLACK_APP_TOKEN must start with xapp- (an app-level token, not the bot token)")
+		p.add("SLACK_APP_TOKEN", "SLACK_APP_TOKEN must start with xapp- (an app-level token, not the bot token)")
 	}
 	switch {
 	case c.SlackBotToken == "":
-		p = append(p, "SLACK_BOT_TOKEN is required (the bot token, xoxb-…)")
+		p.add("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN is required (the bot token, xoxb-…)")
 	case !strings.HasPrefix(c.SlackBotToken, "xoxb-"):
-		p = append(p, "SLACK_BOT_TOKEN must start with xoxb- (the bot user OAuth token)")
+		p.add("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN must start with xoxb- (the bot user OAuth token)")
 	}
 	if u, err := url.Parse(c.SlackAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p = append(p, "SLACK_API_URL must be an http(s) URL")
+		p.add("SLACK_API_URL", "SLACK_API_URL must be an http(s) URL")
 	} else if !strings.HasSuffix(c.SlackAPIURL, "/") {
 		c.SlackAPIURL += "/" // slack-go appends method names to it
 	}
 	if !strings.HasPrefix(c.SlashCommand, "/") || strings.ContainsAny(c.SlashCommand, " \t") {
-		p = append(p, "SLASH_COMMAND must look like /metabase")
+		p.add("SLASH_COMMAND", "SLASH_COMMAND must look like /metabase")
+	}
+	c.ApproverUsers, c.AllowedChannels = trimList(c.ApproverUsers), trimList(c.AllowedChannels)
+	for _, v := range []struct {
+		name string
+		ids  []string
+	}{{"APPROVER_GROUP", []string{c.ApproverGroup}}, {"APPROVER_USERS", c.ApproverUsers}, {"REQUESTER_GROUP", []string{c.RequesterGroup}},
+		{"ALLOWED_CHANNELS", c.AllowedChannels}, {"AUDIT_CHANNEL", []string{c.AuditChannel}}} {
+		checkSlackIDs(v.name, v.ids, slackIDVars[v.name], p)
 	}
 	if c.ApproverGroup == "" && len(c.ApproverUsers) == 0 {
-		p = append(p, "APPROVER_GROUP or APPROVER_USERS is required: nobody could approve requests")
+		p.add("APPROVER_GROUP", "APPROVER_GROUP or APPROVER_USERS is required: nobody could approve requests")
 	}
 	if c.RequiredApprovals < 1 {
-		p = append(p, "REQUIRED_APPROVALS must be at least 1")
+		p.add("REQUIRED_APPROVALS", "REQUIRED_APPROVALS must be at least 1")
 	}
 	if c.AdminRequiredApprovals < 0 {
-		p = append(p, "ADMIN_REQUIRED_APPROVALS must not be negative")
+		p.add("ADMIN_REQUIRED_APPROVALS", "ADMIN_REQUIRED_APPROVALS must not be negative")
 	}
 	if c.RequestTTL < 10*time.Second {
-		p = append(p, "REQUEST_TTL must be at least 10s")
+		p.add("REQUEST_TTL", "REQUEST_TTL must be at least 10s")
 	}
 	if c.ReminderBeforeExpiry < 0 {
-		p = append(p, "REMINDER_BEFORE_EXPIRY must not be negative")
+		p.add("REMINDER_BEFORE_EXPIRY", "REMINDER_BEFORE_EXPIRY must not be negative")
 	}
 	if c.MetabaseURL == "" {
-		p = append(p, "METABASE_URL is required (e.g. https://metabase.example.com)")
+		p.add("METABASE_URL", "METABASE_URL is required (e.g. https://metabase.example.com)")
 	} else if u, err := url.Parse(c.MetabaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p = append(p, "METABASE_URL must be an http(s) URL like https://metabase.example.com")
+		p.add("METABASE_URL", "METABASE_URL must be an http(s) URL like https://metabase.example.com")
 	}
 	switch {
 	case c.MetabaseAPIKey != "" && (c.MetabaseUsername != "" || c.MetabasePassword != ""):
-		p = append(p, "METABASE_API_KEY and METABASE_USERNAME/METABASE_PASSWORD are both set: use one")
+		p.add("METABASE_API_KEY", "METABASE_API_KEY and METABASE_USERNAME/METABASE_PASSWORD are both set: use one")
 	case c.MetabaseAPIKey == "" && (c.MetabaseUsername == "" || c.MetabasePassword == ""):
-		p = append(p, "METABASE_API_KEY (or METABASE_USERNAME and METABASE_PASSWORD) is required")
+		p.add("METABASE_API_KEY", "METABASE_API_KEY (or METABASE_USERNAME and METABASE_PASSWORD) is required")
 	case c.MetabaseAPIKey != "" && !strings.HasPrefix(c.MetabaseAPIKey, "mb_"):
-		p = append(p, "METABASE_API_KEY must start with mb_ (create it under Admin settings → Authentication → API keys)")
+		p.add("METABASE_API_KEY", "METABASE_API_KEY must start with mb_ (create it under Admin settings → Authentication → API keys)")
 	}
 	if c.MetabaseTimeout <= 0 {
-		p = append(p, "METABASE_TIMEOUT must be positive")
+		p.add("METABASE_TIMEOUT", "METABASE_TIMEOUT must be positive")
 	}
 	if err := store.CheckURL(c.DatabaseURL); err != nil {
-		p = append(p, err.Error())
+		p.add("DATABASE_URL", err.Error())
 	}
 	lvl, err := logrus.ParseLevel(c.LogLevel)
 	if err != nil {
-		p = append(p, "LOG_LEVEL must be one of debug, info, warn, error")
+		p.add("LOG_LEVEL", "LOG_LEVEL must be one of debug, info, warn, error")
 	}
 	c.logLevel = lvl
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		p = append(p, "LOG_FORMAT must be json or text")
+		p.add("LOG_FORMAT", "LOG_FORMAT must be json or text")
 	}
 	loc, err := time.LoadLocation(c.ReturnTimezone)
 	if err != nil {
-		p = append(p, "RETURN_TIMEZONE must be an IANA zone like Europe/Paris")
+		p.add("RETURN_TIMEZONE", "RETURN_TIMEZONE must be an IANA zone like Europe/Paris")
 	}
 	c.returnLocation = loc
 	if c.MaxReturnAhead <= 0 {
-		p = append(p, "MAX_RETURN_AHEAD must be positive")
+		p.add("MAX_RETURN_AHEAD", "MAX_RETURN_AHEAD must be positive")
 	}
 	if c.BulkConcurrency < 1 || c.BulkConcurrency > 64 {
-		p = append(p, "BULK_CONCURRENCY must be between 1 and 64")
+		p.add("BULK_CONCURRENCY", "BULK_CONCURRENCY must be between 1 and 64")
 	}
 	if c.ShutdownTimeout <= 0 {
-		p = append(p, "SHUTDOWN_TIMEOUT must be positive")
+		p.add("SHUTDOWN_TIMEOUT", "SHUTDOWN_TIMEOUT must be positive")
 	}
 	if c.ExecutionLease < 5*time.Second {
-		p = append(p, "EXECUTION_LEASE must be at least 5s (longer than one Metabase call)")
+		p.add("EXECUTION_LEASE", "EXECUTION_LEASE must be at least 5s (longer than one Metabase call)")
 	}
-	return p
 }

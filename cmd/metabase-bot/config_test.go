@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +162,140 @@ func TestVersionSubcommand(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"frobnicate"}, nil, &out, &out); code != 2 {
 		t.Fatalf("unknown subcommand exited %d, want 2", code)
+	}
+}
+
+// problemsOf returns the configuration problems loadConfig reports for env.
+func problemsOf(t *testing.T, env map[string]string) []string {
+	t.Helper()
+	_, err := loadConfig(env)
+	if err == nil {
+		return nil
+	}
+	var ce *configError
+	if !errors.As(err, &ce) {
+		t.Fatalf("loadConfig returned %T, want *configError: %v", err, err)
+	}
+	return ce.problems
+}
+
+func TestConfigRejectsPlaceholdersAndWrongSlackForms(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		change map[string]string
+		want   []string // one problem, containing each of these
+	}{
+		{"app token placeholder", map[string]string{"SLACK_APP_TOKEN": "xapp-REPLACE_ME"}, []string{"SLACK_APP_TOKEN", "REPLACE_ME", "xapp-"}},
+		{"bot token placeholder", map[string]string{"SLACK_BOT_TOKEN": "xoxb-REPLACE_ME"}, []string{"SLACK_BOT_TOKEN", "REPLACE_ME", "xoxb-"}},
+		{"api key placeholder", map[string]string{"METABASE_API_KEY": "mb_REPLACE_ME"}, []string{"METABASE_API_KEY", "REPLACE_ME", "mb_"}},
+		{"password placeholder", map[string]string{"METABASE_API_KEY": "", "METABASE_USERNAME": "bot@example.com", "METABASE_PASSWORD": "hunter2REPLACE_ME"},
+			[]string{"METABASE_PASSWORD", "REPLACE_ME"}},
+		{"database placeholder", map[string]string{"DATABASE_URL": "postgres://bot:REPLACE_ME@db:5432/bot"}, []string{"DATABASE_URL", "REPLACE_ME", "postgres://"}},
+		{"approver group placeholder", map[string]string{"APPROVER_GROUP": "S0REPLACE_ME"}, []string{"APPROVER_GROUP", "REPLACE_ME", "S…"}},
+		{"approver users placeholder", map[string]string{"APPROVER_USERS": "U0REPLACE_ME,U0REPLACE_ME"}, []string{"APPROVER_USERS", "REPLACE_ME", "U…"}},
+		{"audit channel placeholder", map[string]string{"AUDIT_CHANNEL": "C0REPLACE_ME"}, []string{"AUDIT_CHANNEL", "REPLACE_ME", "C…"}},
+		{"non-Slack placeholder", map[string]string{"REQUIRED_APPROVALS": "REPLACE_ME"}, []string{"REQUIRED_APPROVALS", "REPLACE_ME"}},
+		{"group handle", map[string]string{"APPROVER_GROUP": "@metabase-approvers"}, []string{"APPROVER_GROUP", "@handle", "S…"}},
+		{"requester group handle", map[string]string{"REQUESTER_GROUP": "@everyone-ops"}, []string{"REQUESTER_GROUP", "@handle", "S…"}},
+		{"user handle", map[string]string{"APPROVER_USERS": "U1,@bob"}, []string{"APPROVER_USERS", "@handle", "U…"}},
+		{"audit channel name", map[string]string{"AUDIT_CHANNEL": "#metabase-audit"}, []string{"AUDIT_CHANNEL", "#channel", "C…"}},
+		{"allowed channel name", map[string]string{"ALLOWED_CHANNELS": "C1,#ops"}, []string{"ALLOWED_CHANNELS", "#channel", "C…"}},
+		{"group name without sigil", map[string]string{"APPROVER_GROUP": "metabase-approvers"}, []string{"APPROVER_GROUP", "S…"}},
+		{"lower-case id", map[string]string{"AUDIT_CHANNEL": "c0123abcd"}, []string{"AUDIT_CHANNEL", "C…"}},
+		{"channel id as group", map[string]string{"APPROVER_GROUP": "C0123ABCD"}, []string{"APPROVER_GROUP", "S…"}},
+		{"user id as channel", map[string]string{"ALLOWED_CHANNELS": "U0123ABCD"}, []string{"ALLOWED_CHANNELS", "C…"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := validEnv()
+			maps.Copy(env, tt.change)
+			got := problemsOf(t, env)
+			if len(got) != 1 {
+				t.Fatalf("got %d problems, want 1: %q", len(got), got)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(got[0], w) {
+					t.Errorf("problem %q lacks %q", got[0], w)
+				}
+			}
+			for k, v := range tt.change {
+				if v != "" && (k == "METABASE_PASSWORD" || k == "DATABASE_URL") && strings.Contains(got[0], v) {
+					t.Errorf("problem %q echoes the secret value of %s", got[0], k)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigAcceptsSlackIDs(t *testing.T) {
+	t.Parallel()
+	env := validEnv()
+	maps.Copy(env, map[string]string{
+		"APPROVER_GROUP": "S0123ABCD", "REQUESTER_GROUP": "S9", "APPROVER_USERS": "U0123ABCD, W0456EFGH",
+		"ALLOWED_CHANNELS": "C0123ABCD,G0456EFGH", "AUDIT_CHANNEL": "C1",
+		// Tokens keep only their prefix check: Slack does not document their shape beyond it.
+		"SLACK_APP_TOKEN": "xapp-1-A0-1-abc", "SLACK_BOT_TOKEN": "xoxb-any-shape_at-all",
+	})
+	cfg, err := loadConfig(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"U0123ABCD", "W0456EFGH"}; !slices.Equal(cfg.ApproverUsers, want) {
+		t.Errorf("APPROVER_USERS = %q, want %q (spaces after commas trimmed)", cfg.ApproverUsers, want)
+	}
+}
+
+func TestConfigPlaceholderInSecretFileNamesTheFile(t *testing.T) {
+	t.Parallel()
+	// As with deploy/kubernetes.yaml's Secret left unedited.
+	path := filepath.Join(t.TempDir(), "slack-app-token")
+	if err := os.WriteFile(path, []byte("xapp-REPLACE_ME\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := validEnv()
+	delete(env, "SLACK_APP_TOKEN")
+	env["SLACK_APP_TOKEN_FILE"] = path
+	got := problemsOf(t, env)
+	if len(got) != 1 || !strings.Contains(got[0], "SLACK_APP_TOKEN (read from SLACK_APP_TOKEN_FILE)") || !strings.Contains(got[0], "REPLACE_ME") {
+		t.Fatalf("problems = %q, want one naming SLACK_APP_TOKEN_FILE and the placeholder", got)
+	}
+}
+
+func TestConfigParseErrorNamesTheVariableOnce(t *testing.T) {
+	t.Parallel()
+	env := validEnv()
+	env["REQUEST_TTL"] = "abc"
+	got := problemsOf(t, env)
+	if len(got) != 1 {
+		t.Fatalf("got %d problems, want 1: %q", len(got), got)
+	}
+	for _, want := range []string{"REQUEST_TTL:", `"abc"`, "24h", "90m", "30s"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("problem %q lacks %q", got[0], want)
+		}
+	}
+}
+
+// Every variable that is not a string can fail to parse: its message must name it as operators
+// spell it, with an example, and be its only problem.
+func TestConfigEveryParseErrorNamesItsVariable(t *testing.T) {
+	t.Parallel()
+	for f := range reflect.TypeFor[config]().Fields() {
+		tag, ok := f.Tag.Lookup("env")
+		if !ok || f.Type.Kind() == reflect.String || f.Type.Kind() == reflect.Slice {
+			continue
+		}
+		name := strings.Split(tag, ",")[0]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := validEnv()
+			env[name] = "not-a-value"
+			got := problemsOf(t, env)
+			if len(got) != 1 || !strings.HasPrefix(got[0], name+": cannot parse \"not-a-value\"") || !strings.Contains(got[0], " like ") {
+				t.Fatalf("problems = %q, want one starting %q with an example", got, name+`: cannot parse "not-a-value"`)
+			}
+		})
 	}
 }

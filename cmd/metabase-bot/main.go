@@ -6,6 +6,7 @@
 //	metabase-bot               run the bot (configuration from the environment; see README)
 //	metabase-bot version       print the version
 //	metabase-bot healthcheck   probe /healthz of a running bot (for images without curl)
+//	metabase-bot help          print the usage (also -h, --help)
 package main
 
 import (
@@ -17,8 +18,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,16 +61,18 @@ func main() {
 // is cancelled (a signal) or the bot fails.
 func run(ctx context.Context, args []string, environ map[string]string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		switch args[0] {
-		case "version":
-			fmt.Fprintf(stdout, "metabase-bot %s (commit %s, %s)\n", version, commit, runtime.Version())
+		if isHelp(args[0]) {
+			printUsage(stdout)
 			return 0
-		case "healthcheck":
-			return healthcheck(ctx, environ, stderr)
-		default:
-			fmt.Fprintf(stderr, "unknown command %q; usage: metabase-bot [version|healthcheck]\n", args[0])
-			return 2
 		}
+		for _, c := range commands {
+			if c.name == args[0] {
+				return c.run(ctx, environ, stdout, stderr)
+			}
+		}
+		fmt.Fprintf(stderr, "metabase-bot: unknown command %q\n\n", args[0])
+		printUsage(stderr)
+		return 2
 	}
 	cfg, err := loadConfig(environ)
 	if err != nil {
@@ -103,12 +106,17 @@ type readiness struct {
 	store *store.Store
 	mb    *metabase.Client
 	ready chan struct{} // closed once start-up checks passed
+
+	waiting atomic.Value // string: what start-up waits for, set by setWaiting
 }
 
 func (rd *readiness) check(ctx context.Context) error {
 	select {
 	case <-rd.ready:
 	default:
+		if what, _ := rd.waiting.Load().(string); what != "" {
+			return errors.New("starting: " + what)
+		}
 		return errors.New("starting: start-up checks have not passed yet")
 	}
 	if !rd.bot.Connected() {
@@ -159,7 +167,7 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 		_ = srv.Shutdown(sctx)
 	}()
 
-	team, botMB, err := startupChecks(ctx, cfg, api, mb, log)
+	team, botMB, err := startupChecks(ctx, cfg, api, mb, log, rd.setWaiting)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -253,8 +261,9 @@ func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log logrus.
 
 // startupChecks proves the configuration before the bot takes envelopes. Wrong credentials stop
 // the bot with a message naming the fix; a Metabase that is down is waited for with backoff
-// while /readyz says not ready, instead of crashing in a loop.
-func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metabase.Client, log logrus.FieldLogger) (team string, botMetabaseID int, err error) {
+// while /readyz says not ready and what it waits for (through waiting, which may be nil), instead
+// of crashing in a loop.
+func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metabase.Client, log logrus.FieldLogger, waiting func(string)) (team string, botMetabaseID int, err error) {
 	auth, err := api.AuthTestContext(ctx)
 	if err != nil {
 		return "", 0, fmt.Errorf("slack auth.test with SLACK_BOT_TOKEN failed: %w%s", err, hintFor(err))
@@ -274,12 +283,18 @@ func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metab
 			return "", 0, fmt.Errorf("metabase refused the bot (403): its API key must belong to the Administrators group: %w", err)
 		}
 		wait := min(time.Second<<min(attempt, 5), 30*time.Second)
+		if waiting != nil {
+			waiting(waitingForMetabase(cfg.MetabaseURL, err))
+		}
 		log.WithError(err).WithField("retry_in", wait.String()).Warn("Metabase is not reachable yet; waiting (readiness stays false)")
 		select {
 		case <-ctx.Done():
 			return "", 0, ctx.Err()
 		case <-time.After(wait):
 		}
+	}
+	if waiting != nil {
+		waiting("")
 	}
 	if !me.IsSuperuser {
 		return "", 0, fmt.Errorf("the Metabase account %s is not an admin: user endpoints need the Administrators group (put the API key in Administrators)", me.Email)

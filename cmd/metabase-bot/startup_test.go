@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -169,8 +170,15 @@ func TestStartupWaitsForMetabase(t *testing.T) {
 	waitStatus(h.ctx(), t, base+"/healthz", 200)
 	// The client's own retries gave up; the start-up loop keeps waiting instead of exiting.
 	h.waitLog(h.ctx(), "Metabase is not reachable yet")
-	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "start-up") {
-		t.Fatalf("/readyz while Metabase is down = %d %q, want 503", code, body)
+	mbHost := strings.TrimPrefix(h.mb.URL(), "http://")
+	code, body := get(t, base+"/readyz")
+	for _, want := range []string{"waiting for Metabase at " + mbHost, "503", "Metabase is still initializing", "retrying"} {
+		if code != 503 || !strings.Contains(body, want) {
+			t.Errorf("/readyz while Metabase is down = %d %q, want 503 saying %q", code, body, want)
+		}
+	}
+	if strings.Contains(body, h.env["METABASE_API_KEY"]) {
+		t.Errorf("/readyz shows the Metabase API key: %q", body)
 	}
 	select {
 	case code := <-done:
@@ -179,6 +187,33 @@ func TestStartupWaitsForMetabase(t *testing.T) {
 	}
 	h.mb.ClearFailures()
 	waitStatus(h.ctx(), t, base+"/readyz", 200)
+}
+
+func TestReadyzSaysWhyMetabaseIsUnreachable(t *testing.T) {
+	t.Parallel()
+	// A port nobody listens on: connections are refused at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	h := newHarness(t, map[string]string{"METABASE_URL": "http://" + closed})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, nil, maps.Clone(h.env), h.logs, h.logs) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("exit code %d after a clean stop", code)
+		}
+	}()
+	base := "http://" + h.httpAddr(h.ctx())
+	h.waitLog(h.ctx(), "Metabase is not reachable yet")
+	code, body := get(t, base+"/readyz")
+	if want := "starting: waiting for Metabase at " + closed + " (connection refused); retrying"; code != 503 || !strings.Contains(body, want) {
+		t.Fatalf("/readyz = %d %q, want 503 saying %q", code, body, want)
+	}
 }
 
 func TestGracefulShutdownFinishesWorkInFlight(t *testing.T) {

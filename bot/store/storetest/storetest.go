@@ -7,9 +7,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
+	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,9 +57,25 @@ func Schema(ctx context.Context, base, prefix string) (string, func() error, err
 // anything that uses the schema, so the drop runs after those have stopped.
 func PostgresURL(tb testing.TB, prefix string) string {
 	tb.Helper()
-	base := os.Getenv(EnvVar)
+	return postgresURL(tb, prefix, os.Getenv(EnvVar), skipNotice)
+}
+
+// notice writes its line once per test binary (one package's tests).
+type notice struct {
+	once sync.Once
+	w    io.Writer
+}
+
+// skipNotice goes to stderr, not only to the test log, which go test shows only with -v.
+var skipNotice = &notice{w: os.Stderr}
+
+const skipMessage = EnvVar + " is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests"
+
+func postgresURL(tb testing.TB, prefix, base string, n *notice) string {
+	tb.Helper()
 	if base == "" {
-		tb.Skip(EnvVar + " is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
+		n.once.Do(func() { fmt.Fprintln(n.w, "storetest: skipping PostgreSQL tests: "+skipMessage) })
+		tb.Skip(skipMessage)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
