@@ -438,12 +438,13 @@ func TestUpdateUser(t *testing.T) {
 	tests := []struct {
 		name       string
 		user       metabasetest.User
+		groups     []int // groups that exist besides the user's
 		upd        UserUpdate
 		wantSuper  bool
-		wantGroups []int
+		wantGroups []int // stored afterwards
 		wantBody   string
 		wantErr    error
-		wantMsg    string
+		wantMsg    string // APIError message of a refused update
 	}{
 		{name: "grant admin", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
 			upd: UserUpdate{IsSuperuser: &yes}, wantSuper: true, wantGroups: []int{1, 2, 4},
@@ -452,13 +453,22 @@ func TestUpdateUser(t *testing.T) {
 			upd: UserUpdate{IsSuperuser: &no}, wantSuper: false, wantGroups: []int{1},
 			wantBody: `{"is_superuser":false}`},
 		{name: "set groups", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
-			upd: UserUpdate{GroupIDs: []int{1, 5, 6}}, wantGroups: []int{1, 5, 6},
+			groups: []int{5, 6}, upd: UserUpdate{GroupIDs: []int{1, 5, 6}}, wantGroups: []int{1, 5, 6},
 			wantBody: `{"user_group_memberships":[{"id":1},{"id":5},{"id":6}]}`},
-		{name: "restore admin and groups", user: metabasetest.User{Email: "a@example.com", Active: true},
-			upd: UserUpdate{IsSuperuser: &yes, GroupIDs: []int{1, 3}}, wantSuper: true, wantGroups: []int{1, 2, 3},
-			wantBody: `{"is_superuser":true,"user_group_memberships":[{"id":1},{"id":3}]}`},
-		{name: "empty groups", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
-			upd: UserUpdate{GroupIDs: []int{}}, wantGroups: []int{1}, wantBody: `{"user_group_memberships":[]}`},
+		{name: "restore admin and groups", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{3}},
+			upd: UserUpdate{IsSuperuser: &yes, GroupIDs: []int{1, 2, 3}}, wantSuper: true, wantGroups: []int{1, 2, 3},
+			wantBody: `{"is_superuser":true,"user_group_memberships":[{"id":1},{"id":2},{"id":3}]}`},
+		{name: "admin status disagrees with groups", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{3}},
+			upd: UserUpdate{IsSuperuser: &yes, GroupIDs: []int{1, 3}}, wantGroups: []int{1, 3},
+			wantBody: `{"is_superuser":true,"user_group_memberships":[{"id":1},{"id":3}]}`,
+			wantMsg:  "is_superuser: Value of is_superuser must correspond to presence of Admin group ID in group_ids."},
+		{name: "groups without All Users", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
+			upd: UserUpdate{GroupIDs: []int{}}, wantGroups: []int{1, 4}, wantBody: `{"user_group_memberships":[]}`,
+			wantMsg: "You cannot add or remove users to/from the 'All Users' group."},
+		{name: "unknown group", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
+			upd: UserUpdate{GroupIDs: []int{1, 4, 9}}, wantGroups: []int{1, 4},
+			wantBody: `{"user_group_memberships":[{"id":1},{"id":4},{"id":9}]}`,
+			wantMsg:  "Cannot add non-tenant user to tenant-group or vice versa"},
 		{name: "nothing", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
 			wantGroups: []int{1, 4}, wantBody: `{}`},
 		{name: "inactive user", user: metabasetest.User{Email: "a@example.com"}, upd: UserUpdate{IsSuperuser: &yes},
@@ -468,15 +478,24 @@ func TestUpdateUser(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c, s := setup(t)
+			for _, g := range tt.groups {
+				s.AddGroup(g)
+			}
 			u := s.AddUser(tt.user)
 			got, err := c.UpdateUser(t.Context(), u.ID, tt.upd)
-			if tt.wantErr != nil {
+			var ae *APIError
+			switch {
+			case tt.wantErr != nil:
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
 				}
-			} else if err != nil {
+			case tt.wantMsg != "":
+				if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Message != tt.wantMsg {
+					t.Fatalf("err = %v, want a 400 %q", err, tt.wantMsg)
+				}
+			case err != nil:
 				t.Fatal(err)
-			} else {
+			default:
 				if got.IsSuperuser != tt.wantSuper {
 					t.Errorf("IsSuperuser = %v, want %v", got.IsSuperuser, tt.wantSuper)
 				}
