@@ -270,3 +270,31 @@ func TestDeleteGroup(t *testing.T) {
 	status, ct, body := rawDo(t, s, "PUT", "/api/user/10", admin, `{"user_group_memberships":[{"id":1},{"id":4},{"id":5}]}`)
 	checkReply(t, status, ct, body, 400, jsonCT, `{"message":"Cannot add non-tenant user to tenant-group or vice versa"}`)
 }
+
+// TestAddUserRefusesImpossibleUsers: a seeded user Metabase could not have
+// would let a test pass that production fails.
+func TestAddUserRefusesImpossibleUsers(t *testing.T) {
+	t.Parallel()
+	s := New(t)
+	tests := []struct {
+		name string
+		u    User
+		want string
+	}{
+		{"duplicate email", User{Email: "BOT@example.com"}, "already in use"},
+		{"duplicate id", User{ID: AdminUserID, Email: "x@example.com"}, "already in use"},
+		{"tenant admin", User{Email: "t@example.com", TenantID: 3, Superuser: true}, "cannot be a superuser"},
+		{"API key with a person's email", User{Email: "key@example.com", Type: "api-key"}, "@api-key.invalid"},
+		{"unknown type", User{Email: "i@example.com", Type: "internal"}, "want personal or api-key"},
+		{"All tenant users for an internal user", User{Email: "g@example.com", GroupIDs: []int{AllTenantUsersGroupID}}, "magic group"},
+		{"managing a group the user is not in", User{Email: "m@example.com", ManagedGroupIDs: []int{4}}, "not one of the user's groups"},
+	}
+	for _, tt := range tests {
+		s.mu.Lock()
+		_, err := s.newUserLocked(tt.u)
+		s.mu.Unlock()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+}

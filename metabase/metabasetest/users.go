@@ -35,9 +35,10 @@ type User struct {
 	// by GET /api/user only when asked for (tenancy, tenant_id) and
 	// cannot be superusers.
 	TenantID int
-	// Type is "personal" (the default) or "api-key". Only personal users
-	// are listed by GET /api/user. Metabase never returns the type, so a
-	// client sees it only through the email AddAPIKeyUser gives.
+	// Type is "personal" (the default) or "api-key", which needs an email
+	// ending @api-key.invalid as Metabase gives (or use AddAPIKeyUser).
+	// Only personal users are listed by GET /api/user. Metabase never
+	// returns the type, so a client sees it only through that email.
 	Type string
 }
 
@@ -107,8 +108,9 @@ func (u *user) export() User {
 }
 
 // AddUser adds a user and returns it as stored (with its id, groups and
-// defaults). It creates the groups and the tenant the user names. An
-// email or id already in use, or a tenant user who is a superuser, fails
+// defaults). It creates the groups and the tenant the user names. A user
+// Metabase could not have (an email or id already in use, a tenant user
+// who is a superuser, an API key's user without its kind of email) fails
 // the test.
 func (s *Server) AddUser(u User) User {
 	s.tb.Helper()
@@ -128,6 +130,17 @@ func (s *Server) newUserLocked(u User) (*user, error) {
 	}
 	if _, dup := s.users[u.ID]; dup && u.ID != 0 {
 		return nil, fmt.Errorf("id %d already in use", u.ID)
+	}
+	switch u.Type {
+	case "", "personal":
+	case "api-key":
+		// Metabase creates such users only with a key, and always with
+		// this email (api_keys/models/api_key.clj); clients rely on it.
+		if !strings.HasSuffix(strings.ToLower(u.Email), "@api-key.invalid") {
+			return nil, fmt.Errorf("API key's user %q: Metabase gives these emails ending @api-key.invalid", u.Email)
+		}
+	default:
+		return nil, fmt.Errorf("user type %q: want personal or api-key", u.Type)
 	}
 	if slices.Contains(u.GroupIDs, AdministratorsGroupID) {
 		u.Superuser = true
