@@ -38,7 +38,7 @@ var (
 )
 
 // alreadyActiveMessage is the message of Metabase's 400 reply when
-// reactivating an active user (metabase-api.md §4.5).
+// reactivating an active user (docs/metabase.md#reactivate).
 const alreadyActiveMessage = "Not able to reactivate an active user"
 
 // APIError is returned for every non-2xx response from Metabase. Message
@@ -80,7 +80,7 @@ func (e *APIError) Is(target error) bool {
 // checkResponse returns nil for a 2xx response and an *APIError otherwise.
 // It reads at most 1 MiB of the body and picks the parser from the
 // Content-Type: Metabase answers simple errors as text/plain and the rest
-// as JSON with "message" or "errors" (metabase-api.md §2).
+// as JSON with "message" or "errors" (docs/metabase.md#error-bodies).
 func checkResponse(r *http.Response) error {
 	if r.StatusCode >= 200 && r.StatusCode < 300 {
 		return nil
