@@ -125,7 +125,7 @@ func (v *view) renderCard(r approval.Request) []slack.Block {
 	}
 	details := "*Reason:* " + reason
 	if r.ReturnAt != nil {
-		details += "\n*Returns:* " + slackDate(*r.ReturnAt) + " (re-enabled automatically, admin rights and groups restored)"
+		details += "\n*Returns:* " + slackDate(*r.ReturnAt) + " (re-enabled automatically, admin rights restored)"
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(details), nil, nil))
 	if w := v.warnings(r); len(w) > 0 {

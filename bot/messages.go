@@ -55,7 +55,7 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 		return one(":hourglass: This request expired without a decision. Make a new one if it is still needed.")
 	case access.ReturnScheduled:
 		return one(":calendar: "+auditTargets(r.Targets)+" will be re-enabled automatically "+slackDate(r.NotBefore)+
-			", with admin status and groups restored. An approver can cancel that below.", actionCancelReturn)
+			", with admin status restored. An approver can cancel that below.", actionCancelReturn)
 	case access.ReturnExtended:
 		return one(":calendar: " + auditTargets(e.Added) + " will also be re-enabled automatically " + slackDate(r.NotBefore) +
 			". The button above cancels the return for everyone.")

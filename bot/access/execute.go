@@ -229,22 +229,17 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 		return fail(err)
 	}
 	var notes []string
-	if t.Restore && (t.Superuser || len(t.GroupIDs) > 0) {
-		upd := metabase.UserUpdate{GroupIDs: t.GroupIDs}
-		if t.Superuser {
-			admin := true
-			upd.IsSuperuser = &admin
-		}
-		if _, err := x.mb.UpdateUser(ctx, t.UserID, upd); err != nil {
+	if t.Restore && t.Superuser {
+		// Reactivation drops only the admin flag: Metabase keeps every other group membership
+		// through deactivation and reactivation. So the flag is sent alone; rewriting the groups
+		// would undo what admins changed meanwhile, and fails the whole PUT on Pro/Enterprise
+		// with advanced permissions (docs/metabase.md#reactivate, docs/metabase.md#advanced-permissions).
+		admin := true
+		if _, err := x.mb.UpdateUser(ctx, t.UserID, metabase.UserUpdate{IsSuperuser: &admin}); err != nil {
 			return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed,
-				Message: "reactivated, but restoring admin status and groups failed: " + FailureText(err), At: now()}}
+				Message: "reactivated, but restoring admin status failed: " + FailureText(err), At: now()}}
 		}
-		if t.Superuser {
-			notes = append(notes, "admin status restored")
-		}
-		if len(t.GroupIDs) > 0 {
-			notes = append(notes, plural(len(t.GroupIDs), "group membership", "group memberships")+" restored")
-		}
+		notes = append(notes, "admin status restored")
 	}
 	switch {
 	case already && r.Recovering:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/metabase-bot/metabase-bot/metabase"
@@ -56,11 +55,4 @@ func truncateRunes(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:max(n-1, 0)]) + "…"
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
 }

@@ -63,8 +63,9 @@ type instance struct {
 	once   sync.Once
 }
 
-// newHarness prepares fakes and an environment; overrides replace or add variables.
-func newHarness(t *testing.T, overrides map[string]string) *harness {
+// newHarness prepares fakes and an environment; overrides replace or add variables, and mbOpts
+// set the fake Metabase's mode (e.g. Pro/Enterprise advanced permissions).
+func newHarness(t *testing.T, overrides map[string]string, mbOpts ...metabasetest.Option) *harness {
 	t.Helper()
 	fs := slacktest.New(t)
 	for _, u := range []slacktest.User{
@@ -78,7 +79,7 @@ func newHarness(t *testing.T, overrides map[string]string) *harness {
 	fs.SetUserGroup(approverGroup, approver, approver2)
 	fs.AddChannel(opsChannel, "ops", true)
 	fs.AddChannel(auditChannel, "metabase-audit", true)
-	mb := metabasetest.New(t)
+	mb := metabasetest.New(t, mbOpts...)
 	env := map[string]string{
 		"SLACK_APP_TOKEN":  "xapp-test",
 		"SLACK_BOT_TOKEN":  "xoxb-test",
@@ -291,4 +292,11 @@ func texts(ms []slacktest.Message) []string {
 func (h *harness) addJane() metabasetest.User {
 	return h.mb.AddUser(metabasetest.User{Email: "jane@example.com", FirstName: "Jane", LastName: "Doe", Active: true,
 		DateJoined: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)})
+}
+
+// metabaseEditions runs f once against each edition whose rules differ for the bot's writes:
+// open source, and Pro/Enterprise with advanced permissions (group managers).
+func metabaseEditions(t *testing.T, f func(t *testing.T, opts ...metabasetest.Option)) {
+	t.Run("open source", func(t *testing.T) { t.Parallel(); f(t) })
+	t.Run("advanced permissions", func(t *testing.T) { t.Parallel(); f(t, metabasetest.WithAdvancedPermissions()) })
 }

@@ -75,9 +75,16 @@ func returnTime(d time.Duration) (string, time.Time) {
 	return at.Format(time.RFC3339), at
 }
 
+// TestEnableRestoresWhatTheBotRecorded: an enable restores the admin flag the bot recorded, with
+// {"is_superuser": true} alone, in both editions: rewriting group memberships fails the whole PUT
+// on Pro/Enterprise with advanced permissions, and Metabase keeps non-admin groups anyway.
 func TestEnableRestoresWhatTheBotRecorded(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, nil)
+	metabaseEditions(t, testEnableRestoresWhatTheBotRecorded)
+}
+
+func testEnableRestoresWhatTheBotRecorded(t *testing.T, opts ...metabasetest.Option) {
+	h := newHarness(t, nil, opts...)
 	jane := h.addAdminJane()
 	h.start()
 	h.disableApproved("disable jane@example.com Sabbatical", "jane@example.com")
@@ -143,7 +150,11 @@ func (h *harness) leave(email string, d time.Duration) (slacktest.Message, slack
 
 func TestLeaveReturnsOnTime(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, nil)
+	metabaseEditions(t, testLeaveReturnsOnTime)
+}
+
+func testLeaveReturnsOnTime(t *testing.T, opts ...metabasetest.Option) {
+	h := newHarness(t, nil, opts...)
 	jane := h.addAdminJane()
 	h.start()
 	card, _, at := h.leave("jane@example.com", 4*time.Second)
