@@ -39,6 +39,8 @@ func (v *view) refusalText(rf *access.Refusal) string {
 		return fmt.Sprintf("%s's email %s has no Metabase account.", mention(rf.Subject), escape(rf.Other))
 	case access.Protected:
 		return fmt.Sprintf("%s is protected: the bot never changes this account.", escape(rf.Subject))
+	case access.APIKeyUser:
+		return fmt.Sprintf("%s is an API key, which disabling would not stop; revoke it under Admin settings → Authentication → API keys.", escape(rf.Subject))
 	case access.AlreadyInactive:
 		return fmt.Sprintf("%s is already deactivated in Metabase.", escape(rf.Subject))
 	case access.AlreadyActive:

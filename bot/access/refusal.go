@@ -39,6 +39,8 @@ const (
 	ChatEmailNoAccount Code = "chat_email_no_account"
 	// Protected: the user Subject (email) may never be changed by the bot.
 	Protected Code = "protected"
+	// APIKeyUser: Subject is the user behind an API key, which deactivation does not stop.
+	APIKeyUser Code = "api_key_user"
 	// AlreadyInactive: Subject is already deactivated.
 	AlreadyInactive Code = "already_inactive"
 	// AlreadyActive: Subject is already active.

@@ -150,6 +150,12 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 			problems = append(problems, refuse(Protected, u.Email))
 			continue
 		}
+		if u.IsAPIKey() {
+			// Metabase answers a DELETE of an API key's user with success and changes nothing
+			// (docs/metabase.md#api-key-users): reporting "disabled" would be a lie.
+			problems = append(problems, refuse(APIKeyUser, u.Email))
+			continue
+		}
 		// One read of the user's requests serves the open-request, scheduled-return and
 		// recorded-access checks below.
 		history, err := s.st.ByTarget(ctx, u.ID)

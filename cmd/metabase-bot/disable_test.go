@@ -325,3 +325,16 @@ func TestBotNotInChannel(t *testing.T) {
 	h.command(requester, "disable jane@example.com gone")
 	h.card("jane@example.com")
 }
+
+// TestAPIKeyUserIsRefused: Metabase answers a DELETE of an API key's user with success and
+// changes nothing, so the bot refuses such a target up front instead of reporting "disabled".
+func TestAPIKeyUserIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	key, _ := h.mb.AddAPIKeyUser("etl", 0)
+	h.start()
+	h.reply(requester, "disable "+strconv.Itoa(key.ID)+" rotate", "is an API key")
+	if n := h.count(func(m slacktest.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
+		t.Fatalf("%d approval cards for an API key's user, want none", n)
+	}
+}
