@@ -61,6 +61,8 @@ func run(ctx context.Context, args []string, environ map[string]string, stdout, 
 			return 0
 		case "healthcheck":
 			return healthcheck(ctx, environ, stderr)
+		case "audit":
+			return runAudit(ctx, args[1:], environ, stdout, stderr)
 		default:
 			fmt.Fprintf(stderr, "unknown command %q; usage: metabase-bot [version|healthcheck]\n", args[0])
 			return 2
