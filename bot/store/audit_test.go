@@ -634,3 +634,41 @@ func testAuditExportRange(t *testing.T, h harness) {
 		t.Errorf("ExportAudit with a failing fn = %v after %d calls, want stop after 1", err, calls)
 	}
 }
+
+func TestAuditOpenExisting(t *testing.T) {
+	t.Parallel()
+	url := "sqlite:" + filepath.Join(t.TempDir(), "bot.db")
+	if s, err := OpenExisting(t.Context(), url); err == nil || !strings.Contains(err.Error(), "no metabase-bot schema") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("OpenExisting on an empty database = %v, want a no-schema error", err)
+	}
+	s, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e, err := s.AppendAudit(t.Context(), auditEvent("R1", "requested", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenExisting(t.Context(), url)
+	if err != nil {
+		t.Fatalf("OpenExisting on a migrated database: %v", err)
+	}
+	wantIntact(t, verify(t, ro, VerifyAuditOptions{}), 1, AuditHead{1, e.Hash})
+	ro.Close()
+
+	// A database the upgraded bot has not started on yet is refused, not upgraded.
+	tamper(t, s, `DELETE FROM schema_migrations WHERE version = 2`)
+	if ro, err := OpenExisting(t.Context(), url); err == nil || !strings.Contains(err.Error(), "lacks migration 0002_audit_log.sql") {
+		if ro != nil {
+			ro.Close()
+		}
+		t.Fatalf("OpenExisting on an old schema = %v, want a lacking-migration error", err)
+	}
+	if got := schemaVersions(t, s); len(got) != 1 {
+		t.Errorf("OpenExisting changed schema_migrations to %v", got)
+	}
+}

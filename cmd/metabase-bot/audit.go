@@ -305,8 +305,8 @@ func csvCell(v any) string {
 }
 
 // openAuditStore opens DATABASE_URL read the way the bot reads it (DATABASE_URL_FILE, the same
-// default), without looking at any other variable. It refuses a SQLite file that does not exist:
-// opening would create an empty database, and an empty log would verify.
+// default), without looking at any other variable and without migrating the schema. It refuses a
+// SQLite file that does not exist: opening would create an empty database.
 func openAuditStore(ctx context.Context, environ map[string]string) (*store.Store, error) {
 	var problems []string
 	only := map[string]string{}
@@ -332,7 +332,9 @@ func openAuditStore(ctx context.Context, environ map[string]string) (*store.Stor
 			return nil, fmt.Errorf("%w: DATABASE_URL names the SQLite file %s, which cannot be opened (%v): point DATABASE_URL at the bot's database", errUsage, path, errors.Unwrap(err))
 		}
 	}
-	st, err := store.Open(ctx, url)
+	// No migrations: an auditor's account may only SELECT, and verifying must not change the
+	// database it verifies.
+	st, err := store.OpenExisting(ctx, url)
 	if err != nil {
 		return nil, err
 	}

@@ -288,6 +288,10 @@ func TestAuditCommandUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.db")
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -310,6 +314,7 @@ func TestAuditCommandUsage(t *testing.T) {
 		{name: "until before since", args: []string{"audit", "export", "--since", "2025-03-02", "--until", "2025-03-01T00:00:00Z"}, code: 2, wantErr: "is not after --since"},
 		{name: "bad format", args: []string{"audit", "export", "--since", "2025-03-01", "--format", "xml"}, code: 2, wantErr: `--format "xml": want jsonl or csv`},
 		{name: "missing sqlite file", env: map[string]string{"DATABASE_URL": "sqlite:" + missing}, args: []string{"audit", "verify"}, code: 2, wantErr: "point DATABASE_URL at the bot's database"},
+		{name: "not the bot's database", env: map[string]string{"DATABASE_URL": "sqlite:" + empty}, args: []string{"audit", "verify"}, code: 1, wantErr: "no metabase-bot schema"},
 		{name: "memory database", env: map[string]string{"DATABASE_URL": "sqlite::memory:"}, args: []string{"audit", "verify"}, code: 2, wantErr: "in-memory database"},
 		{name: "url file", env: map[string]string{"DATABASE_URL_FILE": urlFile, "SLACK_BOT_TOKEN_FILE": filepath.Join(dir, "nope")}, args: []string{"audit", "verify"}, code: 0, wantOut: "audit log intact: 1 entry,"},
 		{name: "unreadable url file", env: map[string]string{"DATABASE_URL_FILE": filepath.Join(dir, "nope")}, args: []string{"audit", "verify"}, code: 2, wantErr: "DATABASE_URL_FILE: cannot read"},
