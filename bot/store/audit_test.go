@@ -229,6 +229,9 @@ func testAuditRollback(t *testing.T, h harness) {
 	if err := s.Create(t.Context(), newRequest("R3", t0, 3), Outbox{}); err == nil {
 		t.Error("an outbox row with neither kind nor audit event was accepted")
 	}
+	if err := s.Create(t.Context(), newRequest("R4", t0, 4), Outbox{Payload: []byte("text"), Audit: first}); err == nil {
+		t.Error("a message without a kind was accepted (it would be dropped) because it had an audit event")
+	}
 
 	next, err := s.AppendAudit(t.Context(), auditEvent("R1", "cancelled", 0))
 	if err != nil {

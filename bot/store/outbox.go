@@ -213,7 +213,7 @@ func (s *Store) insertOutbox(ctx context.Context, tx *sql.Tx, requestID string, 
 		if o.RequestID == "" {
 			o.RequestID = requestID
 		}
-		if o.Kind == "" && len(o.Audit) == 0 {
+		if o.Kind == "" && (len(o.Audit) == 0 || len(o.Payload) > 0) {
 			return fmt.Errorf("store: outbox row for %s has no kind", o.RequestID)
 		}
 		if len(o.Audit) > 0 {
