@@ -85,6 +85,19 @@ type Store struct {
 // database at the same moment both succeed: migrations run under a lock. Errors never contain
 // the password from url.
 func Open(ctx context.Context, url string) (*Store, error) {
+	s, err := connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// connect opens the database named by url (see Open) without touching its schema.
+func connect(ctx context.Context, url string) (*Store, error) {
 	backend, path, err := parseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -97,10 +110,6 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		s, err = openPostgres(ctx, url)
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := s.migrate(ctx); err != nil {
-		s.db.Close()
 		return nil, err
 	}
 	return s, nil
