@@ -134,7 +134,16 @@ func (v *view) auditText(n access.Notice) string {
 	if r.DryRun {
 		parts = append(parts, "DRY RUN")
 	}
-	return clip(strings.Join(parts, " · "), maxSectionText)
+	return clip(strings.Join(parts, " · "), maxSectionText-24) + auditAnchor(n)
+}
+
+// auditAnchor ends an audit line with its entry in the hash-chained audit log, "· #42 · 3f9a1c2e",
+// so the channel holds a copy of the chain that a later edit of the database no longer matches.
+func auditAnchor(n access.Notice) string {
+	if n.AuditSeq == 0 || len(n.AuditHash) < 8 {
+		return ""
+	}
+	return fmt.Sprintf(" · #%d · %s", n.AuditSeq, n.AuditHash[:8])
 }
 
 // auditDetail is what an audit line says about an event besides its name.
