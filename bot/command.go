@@ -153,6 +153,10 @@ func parseChange(verb Verb, words []string) (Command, error) {
 	if len(cmd.Targets) == 0 {
 		return Command{}, usagef("%s is not a user. Name users by email, Metabase id or Slack mention.", quoteWord(words[0], 80))
 	}
+	if w, ok := ambiguousNumber(words[:i]); ok {
+		// `disable jane@example.com 3 months sabbatical` must not also target user 3.
+		return Command{}, usagef("%s after a user could be a Metabase id or the start of the reason. Name users by email, mention or id, then the reason; a reason may not start with a number.", quoteWord(w, 40))
+	}
 	if len(cmd.Targets) > maxTargets {
 		return Command{}, usagef("That names %d users; one command can name at most %d.", len(cmd.Targets), maxTargets)
 	}
@@ -171,6 +175,25 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		return Command{}, usagef("The reason is %d characters long; the limit is %d.", n, maxReasonLen)
 	}
 	return cmd, nil
+}
+
+// ambiguousNumber finds a bare number that ends the target list after an email or a mention: it
+// may be an id or the first word of the reason, and guessing either way is wrong. Numbers followed
+// by another email or mention, or a list of ids only, are unambiguous.
+func ambiguousNumber(targets []string) (string, bool) {
+	end := len(targets)
+	for end > 0 && isNumber(targets[end-1]) {
+		end--
+	}
+	if end == 0 || end == len(targets) {
+		return "", false
+	}
+	return targets[end], true
+}
+
+func isNumber(w string) bool {
+	_, err := strconv.Atoi(w)
+	return err == nil
 }
 
 // looksLikeTarget decides where the target list ends: a word that is not shaped like a target

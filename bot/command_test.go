@@ -33,6 +33,7 @@ func TestParseCommand(t *testing.T) {
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "<mailto:jane@example.com|jane@example.com>"}}, Reason: "gone"}, ""},
 		{"slack mention with spaced label", "disable <@U123ABC|Jane Doe> parental leave",
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByChatUser, ChatUser: "U123ABC", Raw: "<@U123ABC|Jane Doe>"}}, Reason: "parental leave"}, ""},
+		{"a number after an email is ambiguous", "disable jane@example.com 3 months sabbatical", Command{}, "may not start with a number"},
 		{"several targets, duplicates once", "disable a@x.io 7 a@x.io <@W1> cleanup",
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{
 				{Kind: access.ByEmail, Email: "a@x.io", Raw: "a@x.io"}, {Kind: access.ByID, ID: 7, Raw: "7"}, {Kind: access.ByChatUser, ChatUser: "W1", Raw: "<@W1>"}}, Reason: "cleanup"}, ""},

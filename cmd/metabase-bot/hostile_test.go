@@ -66,6 +66,7 @@ func TestHostileInput(t *testing.T) {
 		{"until garbage", "disable jane@example.com until <!channel> bye", "can't read the return date"},
 		{"inactive with a ping", "inactive <!here>", "takes a number of days"},
 		{"too many targets", "disable " + manyIDs(101) + " bye", "at most 100"},
+		{"reason starting with a number", "disable jane@example.com 3 months sabbatical", "a reason may not start with a number"},
 	}
 	for _, tc := range commands {
 		before := len(h.slack.Ephemerals())
