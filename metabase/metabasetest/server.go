@@ -34,8 +34,9 @@ const (
 	// AllUsersGroupID and AdministratorsGroupID are Metabase's magic groups.
 	AllUsersGroupID       = 1
 	AdministratorsGroupID = 2
-	// Version is sent in the x-metabase-version header.
-	Version = "v0.56.0"
+	// Version is the tag of the default era (EraNotificationAdmin), sent in
+	// the x-metabase-version header; WithEra changes it.
+	Version = "v0.61.0"
 )
 
 // Request is one request the fake received.
@@ -59,6 +60,7 @@ type config struct {
 	admin     User
 	keys      map[string]int
 	passwords []credential
+	era       Era // see WithEra
 }
 
 type credential struct{ email, password string }
@@ -103,6 +105,8 @@ type Server struct {
 	fails    []*failRule
 	holds    []*holdRule
 
+	notif notifState // subscriptions, alerts and collections (notifications.go)
+
 	legacyDelete bool
 	healthStatus int
 	healthBody   string
@@ -133,6 +137,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 		healthBody:   `{"status":"ok"}`,
 		now:          time.Now,
 	}
+	s.notif.init(cfg.era)
 	admin := s.AddUser(cfg.admin)
 	s.keys[AdminAPIKey] = admin.ID
 	s.mu.Lock()
@@ -252,6 +257,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.spans = append(s.spans, span{start: s.events})
 	close(s.arrived)
 	s.arrived = make(chan struct{})
+	tag := s.notif.era.Tag()
 	delay := s.latencyLocked(r.Method, r.URL.Path)
 	hold := s.holdLocked(r.Method, r.URL.Path)
 	fail := s.failLocked(r.Method, r.URL.Path)
@@ -265,7 +271,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.spans[idx].end = s.events
 		s.mu.Unlock()
 	}()
-	rec.Header().Set("X-Metabase-Version", Version)
+	rec.Header().Set("X-Metabase-Version", tag)
 
 	if delay > 0 {
 		t := time.NewTimer(delay)
