@@ -63,6 +63,7 @@ func (s *Server) notificationRoutes(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusUnauthorized, msgUnauthenticated)
 		return
 	}
+	s.prunePulseRecipientsLocked()
 	q := r.URL.Query()
 	segs := strings.Split(strings.Trim(strings.TrimPrefix(p, "/api/"), "/"), "/")
 	route := strings.Join(segs[1:], "/")
@@ -235,7 +236,8 @@ func (s *Server) userRecipientJSONLocked(id int) map[string]any {
 // before v0.54): one email channel holding user and raw-address recipients,
 // and one Slack channel per channel name with details.channel. Archiving
 // disables every channel (before-update of :model/Pulse). Only active users
-// are listed (pulse.db/active-recipients-for-channels); raw addresses come
+// are listed (pulse.db/active-recipients-for-channels; deactivation also
+// deletes the rows, see prunePulseRecipientsLocked); raw addresses come
 // first, from details.emails, which is itself never rendered
 // (src/metabase/pulse/models/pulse_channel.clj).
 func (s *Server) pulseChannelsJSONLocked(pulseID int, userIDs []int, emails, slack []string, archived bool) []any {

@@ -87,8 +87,9 @@ type Subscription struct {
 	// (src/metabase/pulse/models/pulse.clj, retrieve-pulses).
 	DashboardArchived bool
 	CreatorID         int
-	// UserIDs are Metabase users on the email channel. Only active ones
-	// are listed as recipients (pulse.db/active-recipients-for-channels).
+	// UserIDs are Metabase users on the email channel. Deactivated users
+	// are dropped, as Metabase deletes their recipient rows (see
+	// prunePulseRecipientsLocked).
 	UserIDs []int
 	// Emails are other addresses on the email channel.
 	Emails []string
@@ -279,6 +280,7 @@ func (s *Server) SeedSubscriptions(n int, creators []int) {
 func (s *Server) SubscriptionByID(id int) (Subscription, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.prunePulseRecipientsLocked()
 	p, ok := s.notif.pulses[id]
 	if !ok {
 		return Subscription{}, false
@@ -317,6 +319,7 @@ func (s *Server) AddAlert(a Alert) Alert {
 func (s *Server) AlertByID(id int) (Alert, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.prunePulseRecipientsLocked()
 	a, ok := s.notif.alerts[id]
 	if !ok {
 		return Alert{}, false
@@ -358,6 +361,26 @@ func (s *Server) personalCollectionOwnerLocked(cid int) *user {
 		return nil
 	}
 	return u
+}
+
+// prunePulseRecipientsLocked drops deactivated users from the recipients
+// of pulses, and of alerts while alerts are pulses: Metabase deletes a
+// user's PulseChannelRecipient rows when it deactivates them
+// (src/metabase/users/models/user.clj, before-update), so they stay off
+// after a reactivation. The fake does it when it next serves a
+// notification endpoint or SubscriptionByID/AlertByID, not at the DELETE
+// itself: a user deactivated and reactivated with no such call in between
+// keeps their subscriptions here.
+func (s *Server) prunePulseRecipientsLocked() {
+	active := func(id int) bool { return !s.recipientActiveLocked(id) }
+	for _, p := range s.notif.pulses {
+		p.UserIDs = slices.DeleteFunc(p.UserIDs, active)
+	}
+	if s.notif.alertsArePulses() {
+		for _, a := range s.notif.alerts {
+			a.UserIDs = slices.DeleteFunc(a.UserIDs, active)
+		}
+	}
 }
 
 // recipientActiveLocked reports whether a user recipient still receives:

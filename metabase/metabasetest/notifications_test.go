@@ -341,3 +341,26 @@ func TestCollectionItems(t *testing.T) {
 		t.Errorf("owner's unpaged card items = %v", own)
 	}
 }
+
+// TestDeactivationDropsPulseRecipients: deactivating a user deletes their
+// pulse recipient rows, so a reactivated user no longer receives; alert
+// recipients in the notification eras keep their row with "user": null.
+func TestDeactivationDropsPulseRecipients(t *testing.T) {
+	t.Parallel()
+	s := notifFixture(t, EraNotification)
+	p := s.AddSubscription(Subscription{Name: "s", DashboardID: 1, CreatorID: 20, UserIDs: []int{21}})
+	a := s.AddAlert(Alert{CreatorID: 20, UserIDs: []int{21}})
+	if status, _, body := rawDo(t, s, "DELETE", "/api/user/21", admin, ""); status != 200 {
+		t.Fatalf("DELETE = %d %s", status, body)
+	}
+	getJSON(t, s, "GET", "/api/pulse", admin, "", 200)
+	if status, _, body := rawDo(t, s, "PUT", "/api/user/21/reactivate", admin, ""); status != 200 {
+		t.Fatalf("reactivate = %d %s", status, body)
+	}
+	if got, _ := s.SubscriptionByID(p.ID); len(got.UserIDs) != 0 {
+		t.Errorf("subscription recipients after deactivation and reactivation = %v, want none", got.UserIDs)
+	}
+	if got, _ := s.AlertByID(a.ID); !slices.Equal(got.UserIDs, []int{21}) {
+		t.Errorf("alert recipients = %v, want the notification recipient row kept", got.UserIDs)
+	}
+}
