@@ -218,12 +218,19 @@ func (c *Client) Orphaned(ctx context.Context) (*OrphanReport, error) {
 
 // ----- listing -----
 
+// notArchived asks for unarchived rows explicitly: the newest endpoints
+// default archived to false, but older ones passed an absent parameter on
+// as nil, and whether their queries then matched unarchived rows could not
+// be confirmed (docs/metabase-notifications.md).
+var notArchived = url.Values{"archived": {"false"}}
+
 // listSubscriptions returns the active subscriptions.
 //
-// GET /api/pulse
+// GET /api/pulse?archived=false
 func (c *Client) listSubscriptions(ctx context.Context) ([]Notification, error) {
 	var rows []pulseJSON
-	if err := c.do(ctx, request{method: "GET", route: "/api/pulse", path: "api/pulse", retry: true}, &rows); err != nil {
+	err := c.do(ctx, request{method: "GET", route: "/api/pulse", path: "api/pulse", retry: true, query: notArchived}, &rows)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]Notification, 0, len(rows))
@@ -259,7 +266,8 @@ func (c *Client) listAlerts(ctx context.Context, caps Capabilities) ([]Notificat
 		return out, nil
 	case AlertsFromAlertAPI:
 		var rows []pulseJSON
-		if err := c.do(ctx, request{method: "GET", route: "/api/alert", path: "api/alert", retry: true}, &rows); err != nil {
+		err := c.do(ctx, request{method: "GET", route: "/api/alert", path: "api/alert", retry: true, query: notArchived}, &rows)
+		if err != nil {
 			return nil, err
 		}
 		out := make([]Notification, 0, len(rows))
