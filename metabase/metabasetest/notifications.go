@@ -10,7 +10,8 @@ import (
 // This file models what a user leaves running in Metabase: dashboard
 // subscriptions (pulses), alerts and the items of personal collections, in
 // the three generations of Metabase's API. The rules and their sources are
-// in docs/metabase-notifications.md; each handler in notification_handlers.go
+// in docs/metabase-notifications.md; each handler (pulse_handlers.go,
+// alert_handlers.go, notification_api_handlers.go, collection_handlers.go)
 // names the upstream file it follows.
 
 // Era selects which generation of the notification API the fake imitates.
