@@ -62,7 +62,8 @@ func (e *APIError) Error() string {
 }
 
 // Is lets errors.Is match the sentinels ErrNotFound (404),
-// ErrUnauthorized (401), ErrForbidden (403) and ErrAlreadyActive.
+// ErrUnauthorized (401), ErrForbidden (403), ErrAlreadyActive and
+// ErrNotSupported (404 "API endpoint does not exist.").
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
@@ -73,6 +74,8 @@ func (e *APIError) Is(target error) bool {
 		return e.StatusCode == http.StatusForbidden
 	case ErrAlreadyActive:
 		return e.StatusCode == http.StatusBadRequest && strings.Contains(e.Message, alreadyActiveMessage)
+	case ErrNotSupported:
+		return e.StatusCode == http.StatusNotFound && e.Message == noEndpointMessage
 	}
 	return false
 }

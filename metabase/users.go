@@ -37,6 +37,9 @@ type User struct {
 	GroupIDs []int `json:"group_ids"`
 	// UserGroupMemberships is set by GET /api/user/:id and the PUT endpoints.
 	UserGroupMemberships []GroupMembership `json:"user_group_memberships"`
+	// PersonalCollectionID is set by GET /api/user (UserByEmail, ListUsers)
+	// and GET /api/user/current, not by GET /api/user/:id.
+	PersonalCollectionID int `json:"personal_collection_id"`
 }
 
 // UnmarshalJSON decodes a user, reading timestamps leniently: Metabase writes ISO-8601 with an

@@ -31,8 +31,9 @@ const (
 	// migration, so its id differs between instances; the fake keeps it
 	// out of the way of the small ids tests give their own groups.
 	AllTenantUsersGroupID = 1000
-	// Version is sent in the x-metabase-version header.
-	Version = "v0.56.0"
+	// Version is the tag of the default era (EraNotificationAdmin), sent in
+	// the x-metabase-version header; WithEra changes it.
+	Version = "v0.61.0"
 )
 
 // Request is one request the fake received.
@@ -59,6 +60,7 @@ type config struct {
 	passwords []credential
 	advanced  bool
 	latency   *LatencyProfile
+	era       Era // see WithEra
 }
 
 type credential struct{ email, password string }
@@ -123,6 +125,8 @@ type Server struct {
 	fails    []*failRule
 	holds    []*holdRule
 
+	notif notifState // subscriptions, alerts and collections (notifications.go)
+
 	legacyDelete bool
 	healthStatus int
 	healthBody   string
@@ -157,6 +161,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 		healthBody:   `{"status":"ok"}`,
 		now:          time.Now,
 	}
+	s.notif.init(cfg.era)
 	admin := s.AddUser(cfg.admin)
 	s.keys[AdminAPIKey] = admin.ID
 	s.mu.Lock()
@@ -278,6 +283,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.spans = append(s.spans, span{start: s.events})
 	close(s.arrived)
 	s.arrived = make(chan struct{})
+	tag := s.notif.era.Tag()
 	delay := s.latencyLocked(r.Method, r.URL.Path)
 	hold := s.holdLocked(r.Method, r.URL.Path)
 	fail := s.failLocked(r.Method, r.URL.Path)
@@ -291,7 +297,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.spans[idx].end = s.events
 		s.mu.Unlock()
 	}()
-	rec.Header().Set("X-Metabase-Version", Version)
+	rec.Header().Set("X-Metabase-Version", tag)
 
 	if !waitOrDone(r.Context(), delay) {
 		return
