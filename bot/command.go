@@ -16,8 +16,11 @@ import (
 // Limits on what a command may carry. They keep cards within Slack's limits and stop a pasted
 // novel from reaching Metabase or the database.
 const (
-	// maxCommandLen bounds the whole text after the slash command.
-	maxCommandLen = 4000
+	// maxCommandLen bounds the whole text after the slash command. It is measured on the text
+	// as Slack sends it, where each email arrives as <mailto:a@b.c|a@b.c>, more than twice its
+	// length: the bound leaves room for maxTargets such emails and a full reason, so the number of
+	// targets, not their escaping, is what limits a request.
+	maxCommandLen = 12000
 	// maxReasonLen bounds the reason; it is shown on the card and in every audit message.
 	maxReasonLen = 500
 	// maxTargets bounds the targets of one typed command (the inactive report may build larger

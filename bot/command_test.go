@@ -60,7 +60,7 @@ func TestParseCommand(t *testing.T) {
 		{"until on enable", "enable 5 until 2027-01-01 x", Command{}, "only goes with `disable`"},
 		{"until without date", "disable 5 until", Command{}, "needs a date"},
 		{"status needs one user", "status a@b.io c@d.io", Command{}, "exactly one user"},
-		{"too long", strings.Repeat("x", 5000), Command{}, "limit is 4000"},
+		{"too long", strings.Repeat("x", 13000), Command{}, "limit is 12000"},
 		{"reason too long", "disable 5 " + strings.Repeat("é", 600), Command{}, "limit is 500"},
 		{"invalid utf8", "disable 5 \xff", Command{}, "not valid text"},
 	}
