@@ -35,15 +35,6 @@ func newMemMetabase(users ...metabase.User) *memMetabase {
 	return m
 }
 
-// activeUsers returns active users with these ids and emails u<id>@example.com.
-func activeUsers(ids ...int) []metabase.User {
-	us := make([]metabase.User, len(ids))
-	for i, id := range ids {
-		us[i] = metabase.User{ID: id, Email: fmt.Sprintf("u%d@example.com", id), IsActive: true}
-	}
-	return us
-}
-
 func (m *memMetabase) User(_ context.Context, id int) (*metabase.User, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
