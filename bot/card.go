@@ -274,6 +274,9 @@ func (v *view) warnings(r approval.Request) []string {
 	default:
 		w = append(w, fmt.Sprintf(":warning: %d of these users sign in through SSO (%s): %s", len(sso), warnedList(sso, true), idp))
 	}
+	for _, sup := range r.Supersedes {
+		w = append(w, fmt.Sprintf(":calendar: Approving this cancels the automatic return on %s (request %s): the users stay disabled.", slackDate(sup.At), sup.ID))
+	}
 	if r.RequiredApprovals > v.cfg.Policy.RequiredApprovals {
 		w = append(w, fmt.Sprintf(":closed_lock_with_key: Disabling an admin needs %d approvals.", r.RequiredApprovals))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/store"
@@ -30,21 +31,21 @@ func (s *Service) Approve(ctx context.Context, id, actor string) (approval.Reque
 	if err := s.requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.st.UpdateAlso(ctx, id, func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
 		now := s.now()
 		reached, err := r.Approve(actor, now, approval.Policy{AllowSelfApproval: s.policy.AllowSelfApproval})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !reached {
 			return append([]store.Outbox{notice(ToCardUpdate, Event{Type: Voted, Actor: actor, At: now, Request: *r})},
-				s.tell(Event{Type: Voted, Actor: actor, At: now, Request: *r}, ToAudit)...), nil
+				s.tell(Event{Type: Voted, Actor: actor, At: now, Request: *r}, ToAudit)...), nil, nil
 		}
 		if err := r.Start(s.exec.InstanceID, now, s.exec.ExecLease); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		e := Event{Type: Approved, Actor: actor, At: now, Request: *r}
-		return s.tell(e, ToCardUpdate, ToAudit), nil
+		return s.tell(e, ToCardUpdate, ToAudit), s.supersede(*r, actor, now), nil
 	})
 	if err != nil {
 		return r, s.decisionRefusal(ctx, id, err)
@@ -57,6 +58,20 @@ func (s *Service) Approve(ctx context.Context, id, actor string) (approval.Reque
 	s.metrics.Decided("approved")
 	s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Request approved")
 	return s.x.execute(ctx, r), nil
+}
+
+// supersede cancels, with the approval that executes disable r, the scheduled returns r replaces.
+func (s *Service) supersede(r approval.Request, actor string, now time.Time) []store.Also {
+	var also []store.Also
+	for _, sup := range r.Supersedes {
+		also = append(also, store.Also{ID: sup.ID, Update: func(ret *approval.Request) ([]store.Outbox, error) {
+			if ret.Supersede(r.ID, now) != nil {
+				return nil, store.ErrUnchanged // it already ran or was cancelled
+			}
+			return s.tell(Event{Type: ReturnCancelled, Actor: actor, By: r.ID, At: now, Request: *ret}, ToThread, ToAudit), nil
+		}})
+	}
+	return also
 }
 
 // won reports whether the stored request is an execution this process just started: a

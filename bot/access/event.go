@@ -77,6 +77,8 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// Code is the chat service's error code of Withdrawn.
 	Code string `json:"code,omitempty"`
+	// By is the request that caused it: the disable whose approval cancelled a return.
+	By string `json:"by,omitempty"`
 	// Added are the targets ReturnExtended added.
 	Added   []approval.Target `json:"added,omitempty"`
 	Request approval.Request  `json:"request"`
@@ -233,6 +235,10 @@ func auditDetail(e Event) string {
 		return e.Reason
 	case Withdrawn:
 		return "card not posted: " + e.Code
+	case ReturnCancelled:
+		if e.By != "" {
+			return "superseded by " + e.By
+		}
 	case Finished:
 		done, skipped, failed := r.Counts()
 		return fmt.Sprintf("done %d, skipped %d, failed %d", done, skipped, failed)

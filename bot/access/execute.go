@@ -154,35 +154,45 @@ func (x *executor) record(ctx context.Context, id string, batch []outcome, final
 	if len(batch) == 0 && !final {
 		return approval.Request{}, nil
 	}
-	return x.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	return x.st.UpdateAlso(ctx, id, func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
 		now := x.now()
 		if err := r.RenewLease(x.cfg.InstanceID, now, x.cfg.ExecLease); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, o := range batch {
 			if err := r.Record(x.cfg.InstanceID, o.i, o.res, o.before, now, x.cfg.ExecLease); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if !final {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if err := r.Finish(x.cfg.InstanceID, now); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return x.finishEvents(*r, now), nil
+		out := x.tell(Event{Type: Finished, Actor: r.DecidedBy, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit)
+		return out, x.returnOf(*r, now), nil
 	})
 }
 
-// finishEvents are the card update, the thread outcome and the audit event of a finished
-// request, plus the scheduled return of a leave.
-func (x *executor) finishEvents(r approval.Request, now time.Time) []store.Outbox {
-	out := x.tell(Event{Type: Finished, Actor: r.DecidedBy, At: now, Request: r}, ToCardUpdate, ToThread, ToAudit)
-	done, skipped, _ := r.Counts()
-	if r.Action == approval.Disable && r.ReturnAt != nil && done+skipped > 0 && !r.DryRun && r.ParentID == "" {
-		out = append(out, store.Outbox{RequestID: r.ID, Kind: kindScheduleReturn})
+// returnOf creates, with the outcome of a leave, its scheduled return, so no delivery delay can
+// lose it; when a retry of the leave disabled more users, they join the existing return.
+func (x *executor) returnOf(leave approval.Request, now time.Time) []store.Also {
+	ret, ok := approval.ReturnOf(leave, now)
+	if !ok {
+		return nil
 	}
-	return out
+	return []store.Also{{
+		Create:    &ret,
+		CreateOut: x.tell(Event{Type: ReturnScheduled, Actor: leave.DecidedBy, At: now, Request: ret}, ToThread, ToAudit),
+		Update: func(r *approval.Request) ([]store.Outbox, error) {
+			added, err := r.Extend(ret.Targets)
+			if err != nil || len(added) == 0 {
+				return nil, store.ErrUnchanged
+			}
+			return x.tell(Event{Type: ReturnExtended, Actor: leave.DecidedBy, At: now, Added: added, Request: *r}, ToThread, ToAudit), nil
+		},
+	}}
 }
 
 // apply performs the request's action on target i, idempotently: a user already in the wanted

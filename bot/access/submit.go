@@ -138,6 +138,7 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 		}
 	}
 	var problems []*Refusal
+	var supersedes []approval.Superseded
 	targets := make([]approval.Target, 0, len(users))
 	seen := map[int]bool{}
 	required := s.policy.RequiredApprovals
@@ -179,12 +180,17 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 			problems = append(problems, &Refusal{Code: OpenRequest, Subject: u.Email, Other: open})
 			continue
 		}
-		if c.Action == approval.Enable {
-			// Enabling now and letting the return run later would re-grant admin status and
-			// groups that may have been changed in between.
-			if ret, ok := scheduledReturnIn(history); ok {
+		if ret, ok := scheduledReturnIn(history); ok {
+			if c.Action == approval.Enable {
+				// Enabling now and letting the return run later would re-grant admin status
+				// that may have been changed in between.
 				problems = append(problems, &Refusal{Code: ReturnPending, Subject: u.Email, Other: ret.ID, When: ret.NotBefore})
 				continue
+			}
+			// A disable during a leave (after an SSO login reactivated the user, say) replaces
+			// the leave: its approval cancels the return, which would otherwise undo it.
+			if !slices.ContainsFunc(supersedes, func(x approval.Superseded) bool { return x.ID == ret.ID }) {
+				supersedes = append(supersedes, approval.Superseded{ID: ret.ID, At: ret.NotBefore})
 			}
 		}
 		t := approval.Target{UserID: u.ID, Email: u.Email, Name: u.Name(), Superuser: u.IsSuperuser,
@@ -213,7 +219,7 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 		Requester: c.Requester, Targets: targets, Reason: c.Reason, ReturnAt: returnAt,
 		ChannelID: c.Channel, RequiredApprovals: required,
 		CreatedAt: now, ExpiresAt: now.Add(s.policy.RequestTTL), FinalReminder: s.finalReminder(),
-		DryRun: s.policy.DryRun,
+		DryRun: s.policy.DryRun, Supersedes: supersedes,
 	}, nil
 }
 

@@ -213,8 +213,20 @@ type Request struct {
 	FinalReminder time.Duration `json:"final_reminder,omitempty"`
 	// DryRun requests never call Metabase's write endpoints.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Supersedes, on a disable, are the scheduled returns of earlier leaves of its targets: the
+	// approval that executes this request cancels them, so a termination during a leave is never
+	// undone by the leave's return.
+	Supersedes []Superseded `json:"supersedes,omitempty"`
+	// SupersededBy, on a cancelled return, is the request whose approval cancelled it.
+	SupersededBy string `json:"superseded_by,omitempty"`
 	// Version is the compare-and-set counter kept by the store.
 	Version int64 `json:"version"`
+}
+
+// Superseded names a scheduled return that a new request will cancel, and when it was due.
+type Superseded struct {
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
 }
 
 // Policy holds the rules that come from configuration.
@@ -236,6 +248,7 @@ func (r Request) Clone() Request {
 		c.Targets[i] = t
 	}
 	c.Approvals = slices.Clone(r.Approvals)
+	c.Supersedes = slices.Clone(r.Supersedes)
 	if r.ReturnAt != nil {
 		ra := *r.ReturnAt
 		c.ReturnAt = &ra
@@ -320,6 +333,18 @@ func (r *Request) CancelReturn(user string, now time.Time) error {
 	}
 	r.State = Cancelled
 	r.CancelledBy = user
+	r.DecidedAt = now
+	return nil
+}
+
+// Supersede cancels a scheduled return because request by, a later disable of its targets, was
+// approved: the return must not undo it.
+func (r *Request) Supersede(by string, now time.Time) error {
+	if r.State != Scheduled {
+		return fmt.Errorf("%w: it is %s", ErrNotScheduled, r.State)
+	}
+	r.State = Cancelled
+	r.SupersededBy = by
 	r.DecidedAt = now
 	return nil
 }

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/slacktest"
+	"github.com/metabase-bot/metabase-bot/bot/store"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -336,4 +339,42 @@ func TestEnableDuringLeaveIsRefused(t *testing.T) {
 	h.click(approver, card, "mb_approve")
 	h.thread(card, "jane@example.com: enabled (admin status restored")
 	h.checkRestored(jane.ID)
+}
+
+// TestTerminationDuringLeaveCancelsTheReturn: admin jane goes on leave with a return date, an SSO
+// login reactivates her, and a termination is approved. The leave's return must not re-enable
+// her: the termination's card says it cancels the return, and its approval cancels it in the same
+// transaction (audit "return cancelled" naming the termination).
+func TestTerminationDuringLeaveCancelsTheReturn(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	h.start()
+	leaveCard, _, _ := h.leave("jane@example.com", time.Hour)
+	h.mb.ReactivateBySSO(jane.ID)
+
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("Left the company")
+	if !strings.Contains(card.AllText(), "cancels the automatic return") {
+		t.Errorf("the termination's card does not say it cancels the return:\n%s", card.AllText())
+	}
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "jane@example.com: disabled")
+	id := requestIDRe.FindString(card.AllText())
+	h.audit("return cancelled", "superseded by request `"+id+"`")
+
+	// The return is cancelled in the database, so no timer on any replica can run it.
+	st, err := store.Open(context.Background(), h.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	leaveID := requestIDRe.FindString(leaveCard.AllText())
+	ret, err := st.Get(t.Context(), leaveID+"-R")
+	if err != nil || ret.State != approval.Cancelled || ret.SupersededBy != id {
+		t.Fatalf("the leave's return is %s superseded by %q (err %v), want cancelled by %s", ret.State, ret.SupersededBy, err, id)
+	}
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Fatal("jane is active after her termination")
+	}
 }
