@@ -28,6 +28,8 @@ func execTimeout(targets, concurrency int) time.Duration {
 // executor applies requests this process holds the execution lease on. It is the only code that
 // calls Metabase's write endpoints.
 type executor struct {
+	// dryRun is the process's DRY_RUN: it overrides every request it executes.
+	dryRun  bool
 	st      Store
 	mb      Metabase
 	cfg     Execution
@@ -159,6 +161,11 @@ func (x *executor) record(ctx context.Context, id string, batch []outcome, final
 		if err := r.RenewLease(x.cfg.InstanceID, now, x.cfg.ExecLease); err != nil {
 			return nil, nil, err
 		}
+		if x.dryRun && !r.DryRun {
+			if err := r.MarkDryRun(x.cfg.InstanceID); err != nil {
+				return nil, nil, err
+			}
+		}
 		for _, o := range batch {
 			if err := r.Record(x.cfg.InstanceID, o.i, o.res, o.before, now, x.cfg.ExecLease); err != nil {
 				return nil, nil, err
@@ -203,6 +210,7 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 	fail := func(err error) outcome {
 		return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed, Message: FailureText(err), At: now()}}
 	}
+	r.DryRun = r.DryRun || x.dryRun
 	if r.Action == approval.Enable {
 		return x.applyEnable(ctx, r, i, fail)
 	}
@@ -215,6 +223,10 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 			// A takeover after a crash: the earlier attempt most likely disabled them.
 			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive after a restart", At: now()}}
 		}
+		if t.Unanswered {
+			// The earlier attempt's DELETE got no answer but took effect.
+			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive: the earlier attempt took effect", At: now()}}
+		}
 		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already inactive", At: now()}}
 	}
 	before := &approval.Before{Superuser: u.IsSuperuser, GroupIDs: u.Groups()}
@@ -222,7 +234,10 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 		return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "dry run: not changed", At: now()}, before: before}
 	}
 	if err := x.mb.DisableUser(ctx, t.UserID); err != nil {
-		return fail(err)
+		o := fail(err)
+		o.res.Unanswered = NoAnswer(err)
+		o.before = before
+		return o
 	}
 	return outcome{i: i, res: approval.Result{Outcome: approval.Done, At: now()}, before: before}
 }
@@ -236,7 +251,9 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 	_, err := x.mb.ReactivateUser(ctx, t.UserID)
 	already := errors.Is(err, metabase.ErrAlreadyActive)
 	if err != nil && !already {
-		return fail(err)
+		o := fail(err)
+		o.res.Unanswered = NoAnswer(err)
+		return o
 	}
 	var notes []string
 	if t.Restore && t.Superuser {
@@ -254,6 +271,8 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 	switch {
 	case already && r.Recovering:
 		notes = append([]string{"confirmed active after a restart"}, notes...)
+	case already && t.Unanswered:
+		notes = append([]string{"confirmed active: the earlier attempt took effect"}, notes...)
 	case already && len(notes) == 0:
 		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already active", At: now()}}
 	case already:

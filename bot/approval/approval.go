@@ -132,6 +132,10 @@ type Target struct {
 	SSOSource string `json:"sso_source,omitempty"`
 	// LastLogin is when the user last signed in, nil for never.
 	LastLogin *time.Time `json:"last_login,omitempty"`
+	// Unanswered says the last attempt on this target sent its write but got no answer (a
+	// timeout): Metabase may have applied it. A later attempt that finds the user in the wanted
+	// state counts it as done, with what was recorded, rather than as skipped.
+	Unanswered bool `json:"unanswered,omitempty"`
 	// Result is what execution did to this target; empty until then.
 	Result Result `json:"result,omitzero"`
 }
@@ -154,6 +158,8 @@ type Result struct {
 	Outcome Outcome   `json:"outcome,omitempty"`
 	Message string    `json:"message,omitempty"`
 	At      time.Time `json:"at,omitzero"`
+	// Unanswered marks a failure where the write was sent and no answer came back.
+	Unanswered bool `json:"unanswered,omitempty"`
 }
 
 // Vote is one approver's approval.
@@ -454,11 +460,25 @@ func (r *Request) Record(owner string, i int, res Result, before *Before, now ti
 	if i < 0 || i >= len(r.Targets) {
 		return fmt.Errorf("%w: no target %d", ErrInvalidTransition, i)
 	}
-	if before != nil && r.Action == Disable && res.Outcome == Done {
+	// What a disabled user had is what an enable restores; an attempt without an answer may
+	// have disabled them, so it keeps what they had too.
+	if before != nil && r.Action == Disable && (res.Outcome == Done || res.Unanswered) {
 		r.Targets[i].Superuser = before.Superuser
 		r.Targets[i].GroupIDs = slices.Clone(before.GroupIDs)
 	}
+	r.Targets[i].Unanswered = res.Unanswered
 	r.Targets[i].Result = res
+	return nil
+}
+
+// MarkDryRun makes owner's execution a dry run: a process in dry run never writes to Metabase,
+// whatever the request said when it was created, and its outcome must say so (and keep no access
+// record and schedule no return from it).
+func (r *Request) MarkDryRun(owner string) error {
+	if r.State != Executing || r.LeaseOwner != owner {
+		return ErrLeaseLost
+	}
+	r.DryRun = true
 	return nil
 }
 

@@ -378,3 +378,28 @@ func TestTerminationDuringLeaveCancelsTheReturn(t *testing.T) {
 		t.Fatal("jane is active after her termination")
 	}
 }
+
+// TestLostReplyThenRetryKeepsTheReturn: jane's DELETE takes effect but its reply is held past
+// METABASE_TIMEOUT, so the leave ends "failed: Metabase did not answer in time". Retry finds her
+// inactive: that counts as done, not "skipped: already inactive", so the leave's return is
+// scheduled and what she had is kept for it.
+func TestLostReplyThenRetryKeepsTheReturn(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"METABASE_TIMEOUT": "1s"})
+	jane := h.addAdminJane()
+	h.start()
+	release := h.mb.HoldReply("DELETE", "/api/user/:id")
+	until, _ := returnTime(72 * time.Hour)
+	h.command(requester, "disable jane@example.com until "+until+" Sabbatical")
+	card := h.card("jane@example.com")
+	h.click(approver, card, "mb_approve")
+	failed := h.thread(card, "did not answer in time")
+	release()
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Fatal("the held DELETE did not take effect; the test's premise is wrong")
+	}
+	h.click(approver, failed, "mb_retry")
+	h.thread(card, "confirmed inactive")
+	h.thread(card, "will be re-enabled automatically")
+	h.audit("return scheduled", "jane@example.com")
+}
