@@ -45,6 +45,8 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 		return one("Denied by " + mention(e.Actor) + ".")
 	case access.Cancelled:
 		return one("Cancelled by " + mention(e.Actor) + ".")
+	case access.VoteWithdrawn:
+		return one(mention(e.Actor) + "'s approval no longer counts: they are not an approver any more. The card shows the approvals that count.")
 	case access.Retrying:
 		return one(mention(e.Actor) + " is retrying the failed users.")
 	case access.Finished:

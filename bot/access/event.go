@@ -19,6 +19,9 @@ const (
 	Requested EventType = "requested"
 	// Voted: an approval was recorded that did not reach the quorum.
 	Voted EventType = "voted"
+	// VoteWithdrawn: the approval of Actor was dropped when the quorum was checked, because they
+	// are no longer an approver.
+	VoteWithdrawn EventType = "vote_withdrawn"
 	// Approved: the quorum was reached and execution started.
 	Approved EventType = "approved"
 	// Denied: an approver refused the request.
@@ -93,6 +96,8 @@ func (e Event) AuditName() string {
 		return fmt.Sprintf("approval %d of %d", len(r.Approvals), r.RequiredApprovals)
 	case Withdrawn:
 		return "cancelled"
+	case VoteWithdrawn:
+		return "approval withdrawn"
 	case Retrying:
 		return "retry"
 	case Finished:

@@ -302,6 +302,23 @@ func (r *Request) Approve(user string, now time.Time, p Policy) (reached bool, e
 	return true, nil
 }
 
+// WithdrawVotes drops the approvals of users who may no longer approve, so a quorum is only
+// reached with votes of current approvers. It returns the users whose votes it dropped.
+func (r *Request) WithdrawVotes(users []string) ([]string, error) {
+	if r.State != Pending {
+		return nil, fmt.Errorf("%w: it is %s", ErrNotPending, r.State)
+	}
+	var dropped []string
+	r.Approvals = slices.DeleteFunc(r.Approvals, func(v Vote) bool {
+		if slices.Contains(users, v.UserID) {
+			dropped = append(dropped, v.UserID)
+			return true
+		}
+		return false
+	})
+	return dropped, nil
+}
+
 // Deny ends a pending request; one denial from an approver is enough, whatever the quorum.
 func (r *Request) Deny(user, reason string, now time.Time) error {
 	if r.State != Pending {
