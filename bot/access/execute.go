@@ -224,8 +224,10 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive after a restart", At: now()}}
 		}
 		if t.Unanswered {
-			// The earlier attempt's DELETE got no answer but took effect.
-			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive: the earlier attempt took effect", At: now()}}
+			// The earlier attempt's DELETE got no answer but took effect; what the user had was
+			// recorded then, and Metabase's stamp is the one it shows now.
+			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive: the earlier attempt took effect", At: now()},
+				before: &approval.Before{Superuser: t.Superuser, GroupIDs: t.GroupIDs, Stamp: u.UpdatedAt}}
 		}
 		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already inactive", At: now()}}
 	}
@@ -239,6 +241,11 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 		o.before = before
 		return o
 	}
+	// Metabase's updated_at right after the DELETE: an enable restores admin only while Metabase
+	// still shows it, i.e. nobody changed the user since. Without it, nothing will be restored.
+	if after, err := x.mb.User(ctx, t.UserID); err == nil && !after.IsActive {
+		before.Stamp = after.UpdatedAt
+	}
 	return outcome{i: i, res: approval.Result{Outcome: approval.Done, At: now()}, before: before}
 }
 
@@ -248,6 +255,20 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 	if r.DryRun {
 		return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "dry run: not changed", At: now()}}
 	}
+	restore := t.Restore && t.Superuser
+	var notes []string
+	if restore {
+		// Read before reactivating (which moves it): only the user exactly as the bot left them
+		// gets admin back.
+		cur, err := x.mb.User(ctx, t.UserID)
+		if err != nil {
+			return fail(err)
+		}
+		if cur.UpdatedAt != t.Stamp {
+			restore = false
+			notes = append(notes, "admin not restored: changed in Metabase since the bot disabled them")
+		}
+	}
 	_, err := x.mb.ReactivateUser(ctx, t.UserID)
 	already := errors.Is(err, metabase.ErrAlreadyActive)
 	if err != nil && !already {
@@ -255,8 +276,7 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 		o.res.Unanswered = NoAnswer(err)
 		return o
 	}
-	var notes []string
-	if t.Restore && t.Superuser {
+	if restore {
 		// Reactivation drops only the admin flag: Metabase keeps every other group membership
 		// through deactivation and reactivation. So the flag is sent alone; rewriting the groups
 		// would undo what admins changed meanwhile, and fails the whole PUT on Pro/Enterprise
@@ -273,8 +293,8 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 		notes = append([]string{"confirmed active after a restart"}, notes...)
 	case already && t.Unanswered:
 		notes = append([]string{"confirmed active: the earlier attempt took effect"}, notes...)
-	case already && len(notes) == 0:
-		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already active", At: now()}}
+	case already && !restore:
+		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: strings.Join(append([]string{"already active"}, notes...), ", "), At: now()}}
 	case already:
 		notes = append([]string{"already active"}, notes...)
 	}

@@ -197,8 +197,15 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 			GroupIDs: u.Groups(), SSOSource: u.SSOSource, LastLogin: u.LastLogin}
 		if c.Action == approval.Enable {
 			t.Superuser, t.GroupIDs = false, nil
-			if rec, ok := recordedAccessIn(history, u.ID); ok {
-				t.Superuser, t.GroupIDs, t.Restore = rec.Superuser, rec.GroupIDs, true
+			if rec, ok := recordedAccessIn(history, u.ID); ok && rec.Superuser {
+				if rec.Stamp != "" && rec.Stamp == u.UpdatedAt {
+					// Granting admin is at least as sensitive as removing it.
+					t.Superuser, t.Restore, t.Stamp = true, true, rec.Stamp
+					required = max(required, s.policy.AdminRequiredApprovals)
+				} else {
+					at := rec.Result.At
+					t.NotRestored = &at
+				}
 			}
 		}
 		if c.Action == approval.Disable && u.IsSuperuser {
@@ -293,16 +300,22 @@ func scheduledReturnIn(rs []approval.Request) (approval.Request, bool) {
 }
 
 // recordedAccessIn finds, among a user's requests (newest first), what the bot recorded when it
-// last disabled the user: Metabase's reactivation resets is_superuser, so an enable restores this.
+// last disabled the user, for an enable to restore: Metabase's reactivation resets is_superuser.
+// A record counts only while it is the user's latest: once an enable or a return of that user
+// has run, it was used, and whatever happened since is not the bot's to restore.
 func recordedAccessIn(rs []approval.Request, userID int) (approval.Target, bool) {
 	for _, r := range rs { // newest first
-		if r.Action != approval.Disable || (r.State != approval.Succeeded && r.State != approval.Partial) || r.DryRun {
+		if (r.State != approval.Succeeded && r.State != approval.Partial) || r.DryRun {
 			continue
 		}
 		for _, t := range r.Targets {
-			if t.UserID == userID && t.Result.Outcome == approval.Done {
-				return t, true
+			if t.UserID != userID || t.Result.Outcome != approval.Done {
+				continue
 			}
+			if r.Action == approval.Enable {
+				return approval.Target{}, false
+			}
+			return t, true
 		}
 	}
 	return approval.Target{}, false

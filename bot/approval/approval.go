@@ -125,9 +125,17 @@ type Target struct {
 	Superuser bool `json:"superuser,omitempty"`
 	// GroupIDs are the Metabase group memberships recorded before a disable, restored on enable.
 	GroupIDs []int `json:"group_ids,omitempty"`
-	// Restore, on an enable, says Superuser and GroupIDs were recorded when the bot disabled
-	// this user and are to be put back after reactivation.
+	// Restore, on an enable, says Superuser was recorded when the bot disabled this user and is
+	// to be put back after reactivation, while Metabase still shows the user as the bot left
+	// them (Stamp).
 	Restore bool `json:"restore,omitempty"`
+	// Stamp is Metabase's updated_at of the user right after the bot disabled them. Any change
+	// in Metabase since (a demotion, a reactivation, a login) moves it, so a record whose stamp
+	// no longer matches restores nothing.
+	Stamp string `json:"stamp,omitempty"`
+	// NotRestored, on an enable, is when the bot disabled a user who was an admin then, but whose
+	// record cannot be trusted any more (changed in Metabase since): admin is not restored.
+	NotRestored *time.Time `json:"not_restored,omitempty"`
 	// SSOSource is non-empty when the user signs in through SSO (a warning on the card).
 	SSOSource string `json:"sso_source,omitempty"`
 	// LastLogin is when the user last signed in, nil for never.
@@ -247,6 +255,10 @@ func (r Request) Clone() Request {
 	c.Targets = make([]Target, len(r.Targets))
 	for i, t := range r.Targets {
 		t.GroupIDs = slices.Clone(t.GroupIDs)
+		if t.NotRestored != nil {
+			nr := *t.NotRestored
+			t.NotRestored = &nr
+		}
 		if t.LastLogin != nil {
 			ll := *t.LastLogin
 			t.LastLogin = &ll
@@ -461,10 +473,12 @@ func (r Request) Counts() (done, skipped, failed int) {
 	return done, skipped, failed
 }
 
-// Before is what a target had in Metabase just before the bot changed it.
+// Before is what a target had in Metabase just before the bot changed it, and Metabase's
+// updated_at of the user just after (Stamp), which tells later whether anything changed since.
 type Before struct {
 	Superuser bool
 	GroupIDs  []int
+	Stamp     string
 }
 
 // Record stores the outcome for target i while executing, so a takeover skips it. owner must
@@ -482,6 +496,7 @@ func (r *Request) Record(owner string, i int, res Result, before *Before, now ti
 	if before != nil && r.Action == Disable && (res.Outcome == Done || res.Unanswered) {
 		r.Targets[i].Superuser = before.Superuser
 		r.Targets[i].GroupIDs = slices.Clone(before.GroupIDs)
+		r.Targets[i].Stamp = before.Stamp
 	}
 	r.Targets[i].Unanswered = res.Unanswered
 	r.Targets[i].Result = res
@@ -557,7 +572,7 @@ func ReturnOf(leave Request, now time.Time) (Request, bool) {
 			continue
 		}
 		targets = append(targets, Target{UserID: t.UserID, Email: t.Email, Name: t.Name,
-			Superuser: t.Superuser, GroupIDs: slices.Clone(t.GroupIDs), Restore: true, SSOSource: t.SSOSource})
+			Superuser: t.Superuser, GroupIDs: slices.Clone(t.GroupIDs), Restore: t.Superuser, Stamp: t.Stamp, SSOSource: t.SSOSource})
 	}
 	if len(targets) == 0 {
 		return Request{}, false
