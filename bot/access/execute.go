@@ -235,8 +235,22 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 	if r.DryRun {
 		return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "dry run: not changed", At: now()}, before: before}
 	}
+	if u.IsSuperuser {
+		// Checked again right before the DELETE, against every admin other executions are
+		// deactivating: two requests approved at once must still leave an admin who can sign in.
+		ok, err := x.mayDisableAdmin(ctx, r.ID, u.ID)
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed, Message: LastAdminText, At: now()}}
+		}
+	}
 	if err := x.mb.DisableUser(ctx, t.UserID); err != nil {
 		o := fail(err)
+		if isLastAdminRefusal(err) {
+			o.res.Message = LastAdminText + " (" + o.res.Message + ")"
+		}
 		o.res.Unanswered = NoAnswer(err)
 		o.before = before
 		return o
@@ -247,6 +261,33 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 		before.Stamp = after.UpdatedAt
 	}
 	return outcome{i: i, res: approval.Result{Outcome: approval.Done, At: now()}, before: before}
+}
+
+// LastAdminText is why a disable of an admin failed when it would leave Metabase without a person
+// admin who can sign in; the bot's own words come first, Metabase's own (when it refused) after.
+const LastAdminText = "would leave no Metabase admin who can sign in"
+
+// mayDisableAdmin reserves the deactivation of admin user for request, when a person admin other
+// than the ones executions are deactivating would remain (store.ReserveAdminDisable).
+func (x *executor) mayDisableAdmin(ctx context.Context, request string, user int) (bool, error) {
+	active, err := x.mb.ListUsers(ctx, metabase.StatusActive)
+	if err != nil {
+		return false, err
+	}
+	var admins []int
+	for _, a := range active {
+		if a.IsSuperuser {
+			admins = append(admins, a.ID)
+		}
+	}
+	return x.st.ReserveAdminDisable(ctx, request, user, admins)
+}
+
+// isLastAdminRefusal reports Metabase's own refusal to deactivate the last member of the Admin
+// group (docs/metabase.md#last-admin).
+func isLastAdminRefusal(err error) bool {
+	var apiErr *metabase.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode == 400 && strings.Contains(apiErr.Message, "last member of the 'Admin' group")
 }
 
 func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, fail func(error) outcome) outcome {
