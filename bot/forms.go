@@ -129,21 +129,12 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 			b.refused(ctx, meta.Channel, cb.User.ID, opDeny, err, log)
 		}
 	case callbackRequestForm:
-		vctx, cancel := context.WithTimeout(ctx, viewValidationBudget)
-		defer cancel()
 		in, targetsBlock, fieldErrs := b.formRequest(meta, cb, reason)
-		if len(fieldErrs) == 0 {
-			// A redelivered submission closes the form; submit then ignores it.
-			if err := b.core.Validate(vctx, in); err != nil && !errors.Is(err, access.ErrRedelivered) {
-				fieldErrs = map[string]string{targetsBlock: clip(b.v.explain(opCheck, err), 150)}
-			}
-		}
 		if len(fieldErrs) > 0 {
 			b.ackView(sm, req, fieldErrs, log)
 			return
 		}
-		b.ackView(sm, req, nil, log)
-		b.submit(ctx, in, log)
+		b.submitForm(ctx, sm, req, in, targetsBlock, log)
 	case callbackInactiveForm:
 		if b.cfg.Policy.RequireReason && reason == "" {
 			b.ackView(sm, req, map[string]string{blockFormReason: "A reason is required."}, log)
@@ -219,6 +210,64 @@ func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason st
 		c.Until = d
 	}
 	return c, targetsBlock, nil
+}
+
+// submitForm validates a request form within the ack's budget. Problems found in time go next to
+// the form's fields; when the look-ups take longer, the form is acked (it closes) and the answer
+// comes as a direct message from the app once they finish, which reaches the person even in a
+// channel the bot is not a member of. Either way every user is looked up once: the request
+// created is the one validated.
+func (b *Bot) submitForm(ctx context.Context, sm acker, req socketmode.Request, in access.ChangeRequest, targetsBlock string, log logrus.FieldLogger) {
+	type prepared struct {
+		r   approval.Request
+		err error
+	}
+	done := make(chan prepared, 1)
+	go func() {
+		r, err := b.core.Prepare(ctx, in)
+		done <- prepared{r, err}
+	}()
+	budget := time.NewTimer(viewValidationBudget)
+	defer budget.Stop()
+	select {
+	case p := <-done:
+		switch {
+		case errors.Is(p.err, access.ErrRedelivered):
+			// A redelivered submission closes the form and creates nothing.
+			b.ackView(sm, req, nil, log)
+			log.Info("Ignoring a redelivered form")
+		case p.err != nil:
+			b.ackView(sm, req, map[string]string{targetsBlock: clip(b.v.explain(opCheck, p.err), 150)}, log)
+		default:
+			b.ackView(sm, req, nil, log)
+			b.answerSubmit(ctx, in, p.r, b.core.Create(ctx, p.r), log)
+		}
+	case <-budget.C:
+		b.ackView(sm, req, nil, log)
+		log.Info("Form validation outlasted the ack budget; answering by direct message")
+		p := <-done
+		err := p.err
+		if err == nil {
+			err = b.core.Create(ctx, p.r)
+		}
+		switch {
+		case err == nil:
+			log.WithFields(logrus.Fields{"request_id": p.r.ID, "targets": access.TargetEmails(p.r)}).Info("Request created")
+		case errors.Is(err, access.ErrRedelivered):
+			log.Info("Ignoring a redelivered form")
+		default:
+			log.WithField("error_message", err.Error()).Info("Refused a request from a form")
+			b.direct(ctx, in.Requester, "Your request was not created:\n"+b.v.explain(opValidate, err))
+		}
+	}
+}
+
+// direct sends a direct message from the app to user.
+func (b *Bot) direct(ctx context.Context, user, text string) {
+	if _, _, err := b.slack.PostMessageContext(ctx, user, slack.MsgOptionText(clip(text, 3900), false)); err != nil {
+		b.cfg.Metrics.slackError("chat.postMessage", err)
+		b.log.WithError(err).WithField("slack_user_id", user).Warn("Could not send a direct message")
+	}
 }
 
 func (b *Bot) ackView(sm acker, req socketmode.Request, fieldErrs map[string]string, log logrus.FieldLogger) {

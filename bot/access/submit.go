@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/store"
 	"github.com/metabase-bot/metabase-bot/metabase"
@@ -70,10 +72,23 @@ type ChangeRequest struct {
 // list and its audit event in one transaction. A refusal (*Refusal or *Refusals) creates nothing;
 // ErrRedelivered means the same command already created a request.
 func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request, error) {
-	r, err := validator{s}.build(ctx, c)
+	r, err := s.Prepare(ctx, c)
 	if err != nil {
 		return r, err
 	}
+	return r, s.Create(ctx, r)
+}
+
+// Prepare runs Submit's checks and returns the request Create would store, creating nothing: a
+// form shows the problems next to its fields, then creates what it validated without looking
+// every user up a second time.
+func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Request, error) {
+	return validator{s}.build(ctx, c)
+}
+
+// Create stores a request Prepare returned, with its card, its target list and its audit event
+// in one transaction. ErrRedelivered means the same command already created one.
+func (s *Service) Create(ctx context.Context, r approval.Request) error {
 	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
 	if len(r.Targets) > 1 {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))
@@ -81,20 +96,13 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 	out = append(out, s.tell(Event{Type: Requested, Actor: r.Requester, At: r.CreatedAt, Request: r}, ToAudit)...)
 	if err := s.st.Create(ctx, r, out...); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return r, ErrRedelivered
+			return ErrRedelivered
 		}
-		return r, fmt.Errorf("%w: %w", ErrNotSaved, err)
+		return fmt.Errorf("%w: %w", ErrNotSaved, err)
 	}
 	s.metrics.RequestCreated(r)
 	s.kick()
-	return r, nil
-}
-
-// Validate runs Submit's checks without creating anything, so a form can show problems next to
-// its fields before it closes.
-func (s *Service) Validate(ctx context.Context, c ChangeRequest) error {
-	_, err := validator{s}.build(ctx, c)
-	return err
+	return nil
 }
 
 // build checks who asks, where, and about whom, and returns the request to create.
@@ -120,21 +128,9 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 	}
 	users := c.Resolved
 	if users == nil {
-		var problems []*Refusal
-		for _, ref := range c.Targets {
-			u, err := s.resolve(ctx, ref)
-			var rf *Refusal
-			if errors.As(err, &rf) {
-				problems = append(problems, rf)
-				continue
-			}
-			if err != nil {
-				return approval.Request{}, err
-			}
-			users = append(users, *u)
-		}
-		if len(problems) > 0 {
-			return approval.Request{}, &Refusals{Items: problems}
+		var err error
+		if users, err = s.resolveAll(ctx, c.Targets); err != nil {
+			return approval.Request{}, err
 		}
 	}
 	var problems []*Refusal
@@ -262,6 +258,44 @@ func (s validator) recheck(ctx context.Context, r approval.Request) error {
 // finalReminder keeps the second reminder inside short lifetimes (tests, tight TTLs).
 func (s validator) finalReminder() time.Duration {
 	return min(s.policy.FinalReminder, s.policy.RequestTTL/10)
+}
+
+// resolveAll looks every target up, several at once (BulkConcurrency), each once: a form naming
+// thirty people must be answered within Slack's few seconds even when Metabase takes a tenth of a
+// second per search. Refusals come back together, in the order the targets were named.
+func (s validator) resolveAll(ctx context.Context, refs []TargetRef) ([]metabase.User, error) {
+	users := make([]metabase.User, len(refs))
+	problems := make([]*Refusal, len(refs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(s.exec.BulkConcurrency, 1))
+	for i, ref := range refs {
+		g.Go(func() error {
+			u, err := s.resolve(gctx, ref)
+			var rf *Refusal
+			switch {
+			case errors.As(err, &rf):
+				problems[i] = rf
+			case err != nil:
+				return err
+			default:
+				users[i] = *u
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var refused []*Refusal
+	for _, rf := range problems {
+		if rf != nil {
+			refused = append(refused, rf)
+		}
+	}
+	if len(refused) > 0 {
+		return nil, &Refusals{Items: refused}
+	}
+	return users, nil
 }
 
 // resolve looks a target up in Metabase, through the chat's profile email for a mention.
