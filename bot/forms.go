@@ -55,7 +55,8 @@ func textInput(blockID, actionID, label, placeholder string, multiline, optional
 
 // openRequestForm opens the request form for `disable` or `enable` without arguments. The
 // trigger id expires 3 s after the command, which is why this runs straight after the ack.
-func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb Verb, log logrus.FieldLogger) {
+func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb Verb) {
+	log := b.logger(ctx)
 	user := slack.NewOptionsSelectBlockElement(slack.OptTypeUser, plain("Pick a person"), actionFormUser)
 	userIn := slack.NewInputBlock(blockFormUser, plain("Slack user"), nil, user)
 	userIn.Optional = true
@@ -85,7 +86,8 @@ func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb V
 }
 
 // openDenyForm asks an approver for the reason of a denial.
-func (b *Bot) openDenyForm(ctx context.Context, triggerID string, r approval.Request, log logrus.FieldLogger) bool {
+func (b *Bot) openDenyForm(ctx context.Context, triggerID string, r approval.Request) bool {
+	log := b.logger(ctx)
 	reason := textInput(blockFormReason, actionFormReason, "Reason for denying", "Tell the requester why", true, !b.cfg.DenyReasonRequired)
 	view := slack.ModalViewRequest{
 		Type: slack.VTModal, CallbackID: callbackDenyForm, Title: plain("Deny " + clip(r.ID, 18)),
@@ -105,6 +107,7 @@ func (b *Bot) openDenyForm(ctx context.Context, triggerID string, r approval.Req
 // open and shows them) or empty (the form closes) before the work continues.
 func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode.Request, cb slack.InteractionCallback) {
 	log := b.log.WithFields(logrus.Fields{"callback_id": cb.View.CallbackID, "slack_user_id": cb.User.ID})
+	ctx = access.WithLogger(ctx, log)
 	if cb.View.State == nil {
 		// Slack always sends state, but a payload without it must not panic before the ack.
 		cb.View.State = &slack.ViewState{}
@@ -112,7 +115,7 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 	var meta formMeta
 	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil {
 		log.Warn("Ignoring a form with unreadable metadata")
-		b.ackView(sm, req, nil, log)
+		b.ackView(ctx, sm, req, nil)
 		return
 	}
 	values := cb.View.State.Values
@@ -120,30 +123,30 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 	switch cb.View.CallbackID {
 	case callbackDenyForm:
 		if b.cfg.DenyReasonRequired && reason == "" {
-			b.ackView(sm, req, map[string]string{blockFormReason: "A reason is required to deny."}, log)
+			b.ackView(ctx, sm, req, map[string]string{blockFormReason: "A reason is required to deny."})
 			return
 		}
-		b.ackView(sm, req, nil, log)
-		log = log.WithField("request_id", meta.RequestID)
+		b.ackView(ctx, sm, req, nil)
+		ctx := access.WithLogger(ctx, log.WithField("request_id", meta.RequestID))
 		if _, err := b.core.Deny(ctx, meta.RequestID, cb.User.ID, reason); err != nil {
-			b.refused(ctx, meta.Channel, cb.User.ID, opDeny, err, log)
+			b.refused(ctx, meta.Channel, cb.User.ID, opDeny, err)
 		}
 	case callbackRequestForm:
 		in, targetsBlock, fieldErrs := b.formRequest(meta, cb, reason)
 		if len(fieldErrs) > 0 {
-			b.ackView(sm, req, fieldErrs, log)
+			b.ackView(ctx, sm, req, fieldErrs)
 			return
 		}
-		b.submitForm(ctx, sm, req, in, targetsBlock, log)
+		b.submitForm(ctx, sm, req, in, targetsBlock)
 	case callbackInactiveForm:
 		if b.cfg.Policy.RequireReason && reason == "" {
-			b.ackView(sm, req, map[string]string{blockFormReason: "A reason is required."}, log)
+			b.ackView(ctx, sm, req, map[string]string{blockFormReason: "A reason is required."})
 			return
 		}
-		b.ackView(sm, req, nil, log)
-		b.inactiveRequest(ctx, meta, cb.User.ID, cb.View.ID, reason, log)
+		b.ackView(ctx, sm, req, nil)
+		b.inactiveRequest(ctx, meta, cb.User.ID, cb.View.ID, reason)
 	default:
-		b.ackView(sm, req, nil, log)
+		b.ackView(ctx, sm, req, nil)
 		log.Warn("Ignoring an unknown form")
 	}
 }
@@ -217,7 +220,8 @@ func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason st
 // comes as a direct message from the app once they finish, which reaches the person even in a
 // channel the bot is not a member of. Either way every user is looked up once: the request
 // created is the one validated.
-func (b *Bot) submitForm(ctx context.Context, sm acker, req socketmode.Request, in access.ChangeRequest, targetsBlock string, log logrus.FieldLogger) {
+func (b *Bot) submitForm(ctx context.Context, sm acker, req socketmode.Request, in access.ChangeRequest, targetsBlock string) {
+	log := b.logger(ctx)
 	type prepared struct {
 		r   approval.Request
 		err error
@@ -234,16 +238,16 @@ func (b *Bot) submitForm(ctx context.Context, sm acker, req socketmode.Request, 
 		switch {
 		case errors.Is(p.err, access.ErrRedelivered):
 			// A redelivered submission closes the form and creates nothing.
-			b.ackView(sm, req, nil, log)
+			b.ackView(ctx, sm, req, nil)
 			log.Info("Ignoring a redelivered form")
 		case p.err != nil:
-			b.ackView(sm, req, map[string]string{targetsBlock: clip(b.v.explain(opCheck, p.err), 150)}, log)
+			b.ackView(ctx, sm, req, map[string]string{targetsBlock: clip(b.v.explain(opCheck, p.err), 150)})
 		default:
-			b.ackView(sm, req, nil, log)
-			b.answerSubmit(ctx, in, p.r, b.core.Create(ctx, p.r), log)
+			b.ackView(ctx, sm, req, nil)
+			b.answerSubmit(ctx, in, p.r, b.core.Create(ctx, p.r))
 		}
 	case <-budget.C:
-		b.ackView(sm, req, nil, log)
+		b.ackView(ctx, sm, req, nil)
 		log.Info("Form validation outlasted the ack budget; answering by direct message")
 		p := <-done
 		err := p.err
@@ -270,7 +274,8 @@ func (b *Bot) direct(ctx context.Context, user, text string) {
 	}
 }
 
-func (b *Bot) ackView(sm acker, req socketmode.Request, fieldErrs map[string]string, log logrus.FieldLogger) {
+func (b *Bot) ackView(ctx context.Context, sm acker, req socketmode.Request, fieldErrs map[string]string) {
+	log := b.logger(ctx)
 	var err error
 	if len(fieldErrs) > 0 {
 		err = sm.Ack(req, slack.NewErrorsViewSubmissionResponse(fieldErrs))

@@ -53,6 +53,7 @@ type outcome struct {
 // finally stored (or as given, when another process took it over).
 func (x *executor) execute(ctx context.Context, r approval.Request) approval.Request {
 	log := x.log.WithFields(logrus.Fields{"request_id": r.ID, "action": string(r.Action), "attempt": r.Attempts})
+	ctx = WithLogger(ctx, log)
 	start := time.Now()
 	pending := r.PendingTargets()
 	// An execution outlives the envelope that started it (a bulk request can take minutes) and
@@ -60,7 +61,7 @@ func (x *executor) execute(ctx context.Context, r approval.Request) approval.Req
 	// while it runs so no other replica takes it over meanwhile.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execTimeout(len(pending), x.cfg.BulkConcurrency))
 	defer cancel()
-	stopRenewing := x.renewLease(ctx, cancel, r.ID, log)
+	stopRenewing := x.renewLease(ctx, cancel, r.ID)
 	defer stopRenewing()
 	results := make(chan outcome)
 	var wg sync.WaitGroup
@@ -116,7 +117,8 @@ func (x *executor) execute(ctx context.Context, r approval.Request) approval.Req
 // Metabase call slower than the lease (outcomes are recorded only as they arrive) does not let
 // another executor take over a request this live process is still writing. When the lease turns
 // out to be lost, it calls lost to stop the execution. stop waits for the renewer to end.
-func (x *executor) renewLease(ctx context.Context, lost context.CancelFunc, id string, log logrus.FieldLogger) (stop func()) {
+func (x *executor) renewLease(ctx context.Context, lost context.CancelFunc, id string) (stop func()) {
+	log := Logger(ctx, x.log)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
