@@ -61,8 +61,20 @@ type Options struct {
 	// TriggerTTL is how long a trigger_id stays valid for views.open; default 3s as in Slack.
 	TriggerTTL time.Duration
 	// Now is the clock for ts values, Message.Posted, trigger and response_url expiry; default time.Now.
-	// Ack latencies always use the real clock.
+	// Ack latencies and rate limits always use the real clock.
 	Now func() time.Time
+	// BotScopes are the bot token's scopes. Nil reads them from the repository's
+	// slack-app-manifest.yaml (see FindManifest), so a scope the manifest lacks fails the tests
+	// that need it; a test that models a misconfigured app sets fewer.
+	BotScopes []string
+	// AppScopes are the app-level token's scopes; nil means connections:write, as the README's
+	// set-up creates it.
+	AppScopes []string
+	// NoRateLimits lifts Slack's documented rate limits (rate.go) for every method, for load tests
+	// that measure the bot rather than Slack. RateLimit still forces 429s.
+	NoRateLimits bool
+	// LiftRateLimits lifts the documented rate limits of the named methods only.
+	LiftRateLimits []string
 }
 
 // Server is a fake Slack workspace with one app installed. All methods are safe for concurrent use.
@@ -89,6 +101,9 @@ type Server struct {
 
 	calls    map[string]int
 	limits   map[string]rateLimit
+	buckets  map[string]*bucket // rate.go
+	refused  map[string]int     // calls the documented rate limits refused
+	lifted   map[string]bool
 	failures map[string]failure
 	holds    map[string]*holdRule   // method -> active Hold rule
 	parked   map[string][]*holdRule // method -> rules that parked calls (see hold.go)
@@ -132,6 +147,18 @@ func New(tb testing.TB, opts ...Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.BotScopes == nil {
+		path, err := FindManifest()
+		if err == nil {
+			o.BotScopes, err = ReadManifestScopes(path)
+		}
+		if err != nil {
+			tb.Fatalf("slacktest: the bot token's scopes: %v", err)
+		}
+	}
+	if o.AppScopes == nil {
+		o.AppScopes = []string{appTokenScope}
+	}
 	s := &Server{
 		opts:      o,
 		changed:   make(chan struct{}),
@@ -142,10 +169,16 @@ func New(tb testing.TB, opts ...Options) *Server {
 		responses: map[string]*responseURL{},
 		calls:     map[string]int{},
 		limits:    map[string]rateLimit{},
+		buckets:   map[string]*bucket{},
+		refused:   map[string]int{},
+		lifted:    map[string]bool{},
 		failures:  map[string]failure{},
 		tickets:   map[string]bool{},
 		allConns:  map[*wsConn]bool{},
 		envelopes: map[string]*envelope{},
+	}
+	for _, m := range o.LiftRateLimits {
+		s.lifted[m] = true
 	}
 	s.users[o.BotUserID] = User{ID: o.BotUserID, Name: botName, RealName: botName, IsBot: true}
 	mux := http.NewServeMux()
