@@ -12,6 +12,11 @@ import (
 // with an optional |label.
 var mentionRe = regexp.MustCompile(`<(@[UW][A-Z0-9]+|!subteam\^S[A-Z0-9]+|!channel|!here|!everyone)(\|[^>]*)?>`)
 
+// bareRe finds a typed @channel, @here or @everyone, which a mrkdwn text object that is not
+// verbatim may turn into a live mention ("certain mentions will be automatically parsed",
+// https://api.slack.com/reference/block-kit/composition-objects#text).
+var bareRe = regexp.MustCompile(`(^|[^&\w])@(channel|here|everyone)\b`)
+
 // notifiedLocked is who a new channel message notifies: everyone mentioned in its text, or in the
 // text or fields of a section block. Mentions elsewhere in blocks (context, header, buttons) are
 // not counted: Slack shows them but the fake does not rely on them notifying anyone, so the bot
@@ -25,16 +30,19 @@ func (s *Server) notifiedLocked(ch *channel, text string, blocks json.RawMessage
 			if b["type"] != "section" {
 				continue
 			}
-			if t, ok := b["text"].(map[string]any); ok && t["type"] == "mrkdwn" {
-				s, _ := t["text"].(string)
-				texts = append(texts, s)
-			}
+			objs := []any{b["text"]}
 			fields, _ := b["fields"].([]any)
-			for _, f := range fields {
-				if t, ok := f.(map[string]any); ok && t["type"] == "mrkdwn" {
-					s, _ := t["text"].(string)
-					texts = append(texts, s)
+			for _, o := range append(objs, fields...) {
+				t, ok := o.(map[string]any)
+				if !ok || t["type"] != "mrkdwn" {
+					continue
 				}
+				str, _ := t["text"].(string)
+				if t["verbatim"] != true {
+					// The fake reads the doc strictly: auto-parsing may make a bare ping live.
+					str = bareRe.ReplaceAllString(str, "$1<!$2>")
+				}
+				texts = append(texts, str)
 			}
 		}
 	}

@@ -28,6 +28,10 @@ func TestMessagesRecordWhomTheyNotify(t *testing.T) {
 		{"escaped is inert", []slack.MsgOption{slack.MsgOptionText("&lt;!channel&gt; &lt;@U1&gt;", false)}, []string{}},
 		{"section text and fields", []slack.MsgOption{slack.MsgOptionText("card", false), slack.MsgOptionBlocks(
 			slack.NewSectionBlock(txt("for <@U4>"), []*slack.TextBlockObject{txt("<!subteam^S1>")}, nil))}, []string{"U2", "U3", "U4"}},
+		{"bare ping in a mrkdwn section", []slack.MsgOption{slack.MsgOptionText("card", false), slack.MsgOptionBlocks(
+			slack.NewSectionBlock(txt("reason: @here"), nil, nil))}, []string{"U1", "U2", "U4"}},
+		{"bare ping in a verbatim section is text", []slack.MsgOption{slack.MsgOptionText("card", false), slack.MsgOptionBlocks(
+			slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, "reason: @here", false, true), nil, nil))}, []string{}},
 		{"context block only", []slack.MsgOption{slack.MsgOptionText("card", false), slack.MsgOptionBlocks(
 			slack.NewContextBlock("", txt("needs <!subteam^S1>")))}, []string{}},
 	}

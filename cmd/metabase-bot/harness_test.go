@@ -76,7 +76,8 @@ func newHarness(t *testing.T, overrides map[string]string) *harness {
 		fs.AddUser(u)
 	}
 	fs.SetUserGroup(approverGroup, approver, approver2)
-	fs.AddChannel(opsChannel, "ops", true)
+	// The bot is invited where the README's set-up invites it; everyone works in ops.
+	fs.AddChannel(opsChannel, "ops", true, requester, approver, approver2, outsider)
 	fs.AddChannel(auditChannel, "metabase-audit", true)
 	mb := metabasetest.New(t)
 	env := map[string]string{
