@@ -118,3 +118,8 @@ func chunkLines(lines []string, n int) []string {
 	}
 	return out
 }
+
+// waitWords says a short wait in whole seconds: "1 second", "3 seconds".
+func waitWords(d time.Duration) string {
+	return plural(int(max(d.Round(time.Second), time.Second)/time.Second), "second", "seconds")
+}

@@ -16,7 +16,9 @@ func TestMessagesRecordWhomTheyNotify(t *testing.T) {
 	fs.SetUserGroup("S1", "U2", "U3")
 	fs.AddChannel("C1", "ops", true, "U1", "U2", "U4")
 	api := newAPI(fs, "xoxb-test", "xapp-test")
-	txt := func(s string) *slack.TextBlockObject { return slack.NewTextBlockObject(slack.MarkdownType, s, false, false) }
+	txt := func(s string) *slack.TextBlockObject {
+		return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
+	}
 	tests := []struct {
 		name string
 		opts []slack.MsgOption

@@ -170,11 +170,25 @@ func (h *harness) ctx() context.Context {
 	return ctx
 }
 
-// command types a slash command and waits for its ack.
+// command types a slash command (the fake sends it as Slack would: escaped, with @names and
+// emails turned into entities) and waits for its ack.
 func (h *harness) command(user, text string) slacktest.Ack {
 	h.t.Helper()
+	return h.sendCommand(slacktest.SlashCommand{UserID: user, ChannelID: opsChannel, Text: text})
+}
+
+// commandRaw sends a slash command whose text is already in Slack's wire form, as a forged or
+// unusual payload would carry it, and waits for its ack.
+func (h *harness) commandRaw(user, wire string) slacktest.Ack {
+	h.t.Helper()
+	return h.sendCommand(slacktest.SlashCommand{UserID: user, ChannelID: opsChannel, Text: wire, Raw: true})
+}
+
+func (h *harness) sendCommand(c slacktest.SlashCommand) slacktest.Ack {
+	h.t.Helper()
 	ctx := h.ctx()
-	id, err := h.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: user, ChannelID: opsChannel, Text: text})
+	text := c.Text
+	id, err := h.slack.SlashCommand(ctx, c)
 	if err != nil {
 		h.t.Fatalf("slash command: %v", err)
 	}

@@ -67,9 +67,10 @@ func TestHostileInput(t *testing.T) {
 		{"inactive with a ping", "inactive <!here>", "takes a number of days"},
 		{"too many targets", "disable " + manyIDs(101) + " bye", "at most 100"},
 	}
+	// Sent raw: these are what Slack (or a forged payload) may carry, entities included.
 	for _, tc := range commands {
 		before := len(h.slack.Ephemerals())
-		h.command(requester, tc.text)
+		h.commandRaw(requester, tc.text)
 		m, err := h.slack.WaitEphemeral(h.ctx(), func(m slacktest.Message) bool {
 			return m.User == requester && strings.Contains(m.AllText(), tc.want)
 		})
@@ -85,7 +86,7 @@ func TestHostileInput(t *testing.T) {
 
 	// The bot's own messages never carry a ping, even when the reason is full of them: a valid
 	// request whose reason pings shows it escaped.
-	h.command(requester, "disable jane@example.com <!channel> <!here> <!everyone> *urgent* <@UAPP> please")
+	h.commandRaw(requester, "disable jane@example.com <!channel> <!here> <!everyone> *urgent* <@UAPP> please")
 	card := h.card("jane@example.com")
 	for _, want := range []string{"&lt;!channel&gt;", "&lt;!here&gt;", "&lt;!everyone&gt;", "&lt;@UAPP&gt;"} {
 		if !strings.Contains(card.AllText(), want) {
