@@ -24,7 +24,9 @@ func TestCardRefusedAsRateLimitedIsPostedLater(t *testing.T) {
 	card := h.card("jane@example.com")
 	h.click(approver, card, "mb_approve")
 	h.thread(card, "jane@example.com: disabled")
-	if n := h.count(func(m slacktest.Message) bool { return m.Channel == auditChannel && strings.Contains(m.Text, "*cancelled*") }); n != 0 {
+	if n := h.count(func(m slacktest.Message) bool {
+		return m.Channel == auditChannel && strings.Contains(m.Text, "*cancelled*")
+	}); n != 0 {
 		t.Errorf("the request was cancelled because Slack asked the bot to slow down")
 	}
 }
