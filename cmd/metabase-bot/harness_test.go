@@ -66,7 +66,13 @@ type instance struct {
 // newHarness prepares fakes and an environment; overrides replace or add variables.
 func newHarness(t *testing.T, overrides map[string]string) *harness {
 	t.Helper()
-	fs := slacktest.New(t)
+	return newHarnessWith(t, slacktest.Options{}, overrides)
+}
+
+// newHarnessWith is newHarness with a fake Slack configured by o (scopes, rate limits).
+func newHarnessWith(t *testing.T, o slacktest.Options, overrides map[string]string) *harness {
+	t.Helper()
+	fs := slacktest.New(t, o)
 	for _, u := range []slacktest.User{
 		{ID: requester, Name: "alice", RealName: "Alice Requester", Email: "alice@example.com"},
 		{ID: approver, Name: "bob", RealName: "Bob Approver", Email: "bob@example.com"},

@@ -269,6 +269,10 @@ func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metab
 		return "", 0, fmt.Errorf("slack auth.test with SLACK_BOT_TOKEN failed: %w%s", err, hintFor(err))
 	}
 	log.WithFields(logrus.Fields{"team_id": auth.TeamID, "bot_user_id": auth.UserID}).Info("Slack bot token works")
+	if err := checkSocketMode(ctx, api); err != nil {
+		return "", 0, err
+	}
+	log.Info("Slack app token opens Socket Mode connections")
 
 	var me *metabase.User
 	for attempt := 0; ; attempt++ {
@@ -322,6 +326,20 @@ func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metab
 		}
 	}
 	return auth.TeamID, me.ID, nil
+}
+
+// checkSocketMode asks for a Socket Mode connection URL with the app token, as the bot is about
+// to, so that a wrong app token or Socket Mode turned off stops the start with the fix instead of
+// leaving the bot reconnecting for ever. The URL's ticket is left unused; Slack expires it.
+func checkSocketMode(ctx context.Context, api *slack.Client) error {
+	if _, _, err := api.StartSocketModeContext(ctx); err != nil {
+		fix := ""
+		if h := bot.SocketModeHint(err); h != "" {
+			fix = " (" + h + ")"
+		}
+		return fmt.Errorf("slack apps.connections.open with SLACK_APP_TOKEN failed: %w%s", err, fix)
+	}
+	return nil
 }
 
 func boolInt(b bool) int {
