@@ -12,6 +12,22 @@
 // Block Kit limit checks. Tests inject slash commands, button clicks and view submissions, observe messages,
 // ephemerals, views and acks, and inject faults (HTTP 429, ok:false errors, disconnects, raw frames).
 //
+// It is as strict as Slack by default, for every test, so that a test cannot pass where production would fail:
+//
+//   - Scopes: the bot token has exactly the bot scopes of the repository's slack-app-manifest.yaml (read from the
+//     file; Options.BotScopes overrides), each method checks the scope its page names and answers missing_scope with
+//     needed and provided, and every answer carries the x-oauth-scopes header (scopes.go; docs/slack.md#scopes).
+//   - Membership: the bot posts only in channels a test added it to (not_in_channel, or channel_not_found for a
+//     private channel), and an ephemeral reaches only a member (user_not_in_channel); response_url works anywhere
+//     (docs/slack.md#channel-membership).
+//   - Rate limits: each method's tier, and chat.postMessage per channel and per workspace, as token buckets that
+//     answer HTTP 429 with Retry-After or rate_limited (rate.go; docs/slack.md#rate-limits). Options.NoRateLimits
+//     and Options.LiftRateLimits lift them for tests that measure the bot.
+//   - Escaping: a slash command's text is what the person typed, sent as Slack sends it with should_escape
+//     (escape.go; docs/slack.md#web-api-calls).
+//   - Notifications: each posted message records whom it notified, counting mentions in its text and section
+//     blocks only (mentions.go; docs/slack.md#mentions).
+//
 // The facts it models are written down, with their sources, in docs/slack.md; where this fake deviates from or
 // simplifies Slack, the relevant doc comment says so. Production code never imports this package.
 package slacktest
