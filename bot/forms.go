@@ -113,6 +113,10 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 		b.ackView(sm, req, nil, log)
 		return
 	}
+	ctx = withDelayNotice(ctx, func(wait time.Duration) {
+		b.ephemeral(ctx, meta.Channel, cb.User.ID, fmt.Sprintf(
+			"Slack asked me to wait %s before I can check the approver and requester groups; I'll carry out your form then.", waitWords(wait)))
+	})
 	values := cb.View.State.Values
 	reason := strings.TrimSpace(values[blockFormReason][actionFormReason].Value)
 	switch cb.View.CallbackID {
