@@ -16,8 +16,11 @@ import (
 // Limits on what a command may carry. They keep cards within Slack's limits and stop a pasted
 // novel from reaching Metabase or the database.
 const (
-	// maxCommandLen bounds the whole text after the slash command.
-	maxCommandLen = 4000
+	// maxCommandLen bounds the whole text after the slash command. It is measured on the text
+	// as Slack sends it, where each email arrives as <mailto:a@b.c|a@b.c>, more than twice its
+	// length: the bound leaves room for maxTargets such emails and a full reason, so the number of
+	// targets, not their escaping, is what limits a request.
+	maxCommandLen = 12000
 	// maxReasonLen bounds the reason; it is shown on the card and in every audit message.
 	maxReasonLen = 500
 	// maxTargets bounds the targets of one typed command (the inactive report may build larger
@@ -157,6 +160,10 @@ func parseChange(verb Verb, words []string) (Command, error) {
 	if len(cmd.Targets) == 0 {
 		return Command{}, usagef("%s is not a user. Name users by email, Metabase id or Slack mention.", quoteWord(plainWord(words[0]), 80))
 	}
+	if w, ok := ambiguousNumber(words[:i]); ok {
+		// `disable jane@example.com 3 months sabbatical` must not also target user 3.
+		return Command{}, usagef("%s after a user could be a Metabase id or the start of the reason. Name users by email, mention or id, then the reason; a reason may not start with a number.", quoteWord(w, 40))
+	}
 	if len(cmd.Targets) > maxTargets {
 		return Command{}, usagef("That names %d users; one command can name at most %d.", len(cmd.Targets), maxTargets)
 	}
@@ -179,6 +186,25 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		return Command{}, usagef("The reason is %d characters long; the limit is %d.", n, maxReasonLen)
 	}
 	return cmd, nil
+}
+
+// ambiguousNumber finds a bare number that ends the target list after an email or a mention: it
+// may be an id or the first word of the reason, and guessing either way is wrong. Numbers followed
+// by another email or mention, or a list of ids only, are unambiguous.
+func ambiguousNumber(targets []string) (string, bool) {
+	end := len(targets)
+	for end > 0 && isNumber(targets[end-1]) {
+		end--
+	}
+	if end == 0 || end == len(targets) {
+		return "", false
+	}
+	return targets[end], true
+}
+
+func isNumber(w string) bool {
+	_, err := strconv.Atoi(w)
+	return err == nil
 }
 
 // looksLikeTarget decides where the target list ends: a word that is not shaped like a target

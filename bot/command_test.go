@@ -33,6 +33,7 @@ func TestParseCommand(t *testing.T) {
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}, Reason: "gone"}, ""},
 		{"slack mention with spaced label", "disable <@U123ABC|Jane Doe> parental leave",
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByChatUser, ChatUser: "U123ABC", Raw: "@Jane Doe"}}, Reason: "parental leave"}, ""},
+		{"a number after an email is ambiguous", "disable jane@example.com 3 months sabbatical", Command{}, "may not start with a number"},
 		{"several targets, duplicates once", "disable a@x.io 7 a@x.io <@W1> cleanup",
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{
 				{Kind: access.ByEmail, Email: "a@x.io", Raw: "a@x.io"}, {Kind: access.ByID, ID: 7, Raw: "7"}, {Kind: access.ByChatUser, ChatUser: "W1", Raw: "<@W1>"}}, Reason: "cleanup"}, ""},
@@ -59,7 +60,7 @@ func TestParseCommand(t *testing.T) {
 		{"until on enable", "enable 5 until 2027-01-01 x", Command{}, "only goes with `disable`"},
 		{"until without date", "disable 5 until", Command{}, "needs a date"},
 		{"status needs one user", "status a@b.io c@d.io", Command{}, "exactly one user"},
-		{"too long", strings.Repeat("x", 5000), Command{}, "limit is 4000"},
+		{"too long", strings.Repeat("x", 13000), Command{}, "limit is 12000"},
 		{"reason too long", "disable 5 " + strings.Repeat("é", 600), Command{}, "limit is 500"},
 		{"invalid utf8", "disable 5 \xff", Command{}, "not valid text"},
 		// Slack escapes what the person typed; the reason comes back as typed, escaped once on output.

@@ -142,7 +142,7 @@ func (v *view) helpText() string {
 	return strings.Join([]string{
 		"*Metabase access, with approval*",
 		"`" + c + " disable <user>... [until YYYY-MM-DD] <reason>`: ask to deactivate users (a date re-enables them then)",
-		"`" + c + " enable <user>... <reason>`: ask to reactivate users (admin rights and groups the bot recorded are restored)",
+		"`" + c + " enable <user>... <reason>`: ask to reactivate users (admin rights the bot recorded are restored)",
 		"`" + c + " status <user>`: show a user's Metabase state and any open request",
 		"`" + c + " inactive [DAYS]`: list active users who have not logged in for DAYS (default 90)",
 		"`" + c + " disable` with nothing else opens a form.",

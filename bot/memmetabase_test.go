@@ -3,7 +3,6 @@ package bot
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,15 +32,6 @@ func newMemMetabase(users ...metabase.User) *memMetabase {
 		m.users[u.ID] = u
 	}
 	return m
-}
-
-// activeUsers returns active users with these ids and emails u<id>@example.com.
-func activeUsers(ids ...int) []metabase.User {
-	us := make([]metabase.User, len(ids))
-	for i, id := range ids {
-		us[i] = metabase.User{ID: id, Email: fmt.Sprintf("u%d@example.com", id), IsActive: true}
-	}
-	return us
 }
 
 func (m *memMetabase) User(_ context.Context, id int) (*metabase.User, error) {

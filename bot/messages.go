@@ -45,6 +45,8 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 		return one("Denied by " + mention(e.Actor) + ".")
 	case access.Cancelled:
 		return one("Cancelled by " + mention(e.Actor) + ".")
+	case access.VoteWithdrawn:
+		return one(mention(e.Actor) + "'s approval no longer counts: they are not an approver any more. The card shows the approvals that count.")
 	case access.Retrying:
 		return one(mention(e.Actor) + " is retrying the failed users.")
 	case access.Finished:
@@ -55,11 +57,15 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 		return one(":hourglass: This request expired without a decision. Make a new one if it is still needed.")
 	case access.ReturnScheduled:
 		return one(":calendar: "+auditTargets(r.Targets)+" will be re-enabled automatically "+slackDate(r.NotBefore)+
-			", with admin status and groups restored. An approver can cancel that below.", actionCancelReturn)
+			", with admin status restored. An approver can cancel that below.", actionCancelReturn)
 	case access.ReturnExtended:
 		return one(":calendar: " + auditTargets(e.Added) + " will also be re-enabled automatically " + slackDate(r.NotBefore) +
 			". The button above cancels the return for everyone.")
 	case access.ReturnCancelled:
+		if e.By != "" {
+			return one(fmt.Sprintf("Automatic return cancelled: request %s, approved by %s, disabled %s again, so they stay disabled.",
+				e.By, mention(e.Actor), auditTargets(r.Targets)))
+		}
 		return one("Automatic return cancelled by " + mention(e.Actor) + ": " + auditTargets(r.Targets) + " stay disabled.")
 	}
 	return nil
@@ -134,7 +140,16 @@ func (v *view) auditText(n access.Notice) string {
 	if r.DryRun {
 		parts = append(parts, "DRY RUN")
 	}
-	return clip(strings.Join(parts, " · "), maxSectionText)
+	return clip(strings.Join(parts, " · "), maxSectionText-24) + auditAnchor(n)
+}
+
+// auditAnchor ends an audit line with its entry in the hash-chained audit log, "· #42 · 3f9a1c2e",
+// so the channel holds a copy of the chain that a later edit of the database no longer matches.
+func auditAnchor(n access.Notice) string {
+	if n.AuditSeq == 0 || len(n.AuditHash) < 8 {
+		return ""
+	}
+	return fmt.Sprintf(" · #%d · %s", n.AuditSeq, n.AuditHash[:8])
 }
 
 // auditDetail is what an audit line says about an event besides its name.
@@ -153,6 +168,10 @@ func auditDetail(e access.Event) string {
 		return reason(e.Reason)
 	case access.Withdrawn:
 		return "card not posted: Slack said `" + e.Code + "`"
+	case access.ReturnCancelled:
+		if e.By != "" {
+			return "superseded by request `" + e.By + "`"
+		}
 	case access.Finished:
 		done, skipped, failed := r.Counts()
 		detail := fmt.Sprintf("result: %s %d, skipped %d, failed %d", verbPast(r.Action), done, skipped, failed)

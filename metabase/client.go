@@ -45,6 +45,8 @@ type Client struct {
 	// loginErr is the last refused login and loginErrAt when it happened (guarded by loginSem).
 	loginErr   error
 	loginErrAt time.Time
+
+	caps capsCache // what this Metabase can do (capabilities.go)
 }
 
 // Option configures a Client in New.

@@ -26,6 +26,13 @@
 // verbatim; match outcomes with errors.Is and ErrNotFound, ErrUnauthorized,
 // ErrForbidden or ErrAlreadyActive. Errors never contain credentials.
 //
+// Notifications, Orphaned and PersonalCollectionItemCount show what a user
+// leaves running (dashboard subscriptions, alerts, personal collection
+// items); ChangeAlertCreator, ArchiveAlerts and ArchiveSubscription hand it
+// over. Capabilities says which of these the connected Metabase supports;
+// an endpoint a version lacks gives ErrNotSupported. The Metabase facts
+// behind them are in docs/metabase-notifications.md.
+//
 // Idempotent calls (GET, DELETE, reactivate) are retried on connection
 // errors and 502/503/504 replies within a RetryPolicy; updates and logins
 // are never retried.

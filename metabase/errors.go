@@ -38,7 +38,7 @@ var (
 )
 
 // alreadyActiveMessage is the message of Metabase's 400 reply when
-// reactivating an active user (metabase-api.md §4.5).
+// reactivating an active user (docs/metabase.md#reactivate).
 const alreadyActiveMessage = "Not able to reactivate an active user"
 
 // APIError is returned for every non-2xx response from Metabase. Message
@@ -62,7 +62,8 @@ func (e *APIError) Error() string {
 }
 
 // Is lets errors.Is match the sentinels ErrNotFound (404),
-// ErrUnauthorized (401), ErrForbidden (403) and ErrAlreadyActive.
+// ErrUnauthorized (401), ErrForbidden (403), ErrAlreadyActive and
+// ErrNotSupported (404 "API endpoint does not exist.").
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
@@ -73,6 +74,8 @@ func (e *APIError) Is(target error) bool {
 		return e.StatusCode == http.StatusForbidden
 	case ErrAlreadyActive:
 		return e.StatusCode == http.StatusBadRequest && strings.Contains(e.Message, alreadyActiveMessage)
+	case ErrNotSupported:
+		return e.StatusCode == http.StatusNotFound && e.Message == noEndpointMessage
 	}
 	return false
 }
@@ -80,7 +83,7 @@ func (e *APIError) Is(target error) bool {
 // checkResponse returns nil for a 2xx response and an *APIError otherwise.
 // It reads at most 1 MiB of the body and picks the parser from the
 // Content-Type: Metabase answers simple errors as text/plain and the rest
-// as JSON with "message" or "errors" (metabase-api.md §2).
+// as JSON with "message" or "errors" (docs/metabase.md#error-bodies).
 func checkResponse(r *http.Response) error {
 	if r.StatusCode >= 200 && r.StatusCode < 300 {
 		return nil

@@ -30,10 +30,22 @@ type User struct {
 	// SSOSource is "" for password users, else e.g. "google", "ldap",
 	// "jwt" or "saml". Such users may be reactivated by their next SSO login.
 	SSOSource string `json:"sso_source"`
+	// TenantID is the user's tenant in Metabase versions with tenants
+	// (embedded analytics), nil for everyone else.
+	TenantID *int `json:"tenant_id"`
 	// GroupIDs is set by GET /api/user and GET /api/user/current.
 	GroupIDs []int `json:"group_ids"`
 	// UserGroupMemberships is set by GET /api/user/:id and the PUT endpoints.
 	UserGroupMemberships []GroupMembership `json:"user_group_memberships"`
+	// UpdatedAt is Metabase's own last-change time of the user row, kept as Metabase wrote it:
+	// any change to the user (deactivation, reactivation, the admin flag, a login) moves it, so
+	// comparing two readings tells whether anything changed in between without comparing the
+	// bot's clock with Metabase's (src/metabase/users/models/user.clj derives
+	// :hook/updated-at-timestamped?).
+	UpdatedAt string `json:"updated_at"`
+	// PersonalCollectionID is set by GET /api/user (UserByEmail, ListUsers)
+	// and GET /api/user/current, not by GET /api/user/:id.
+	PersonalCollectionID int `json:"personal_collection_id"`
 }
 
 // UnmarshalJSON decodes a user, reading timestamps leniently: Metabase writes ISO-8601 with an
@@ -101,6 +113,19 @@ func (u *User) Groups() []int {
 	return ids
 }
 
+// apiKeyEmailDomain is the domain of the email Metabase gives the user it
+// creates for an API key: api-key-user-<uuid>@api-key.invalid.
+const apiKeyEmailDomain = "@api-key.invalid"
+
+// IsAPIKey reports whether u is the user behind a Metabase API key rather
+// than a person. Metabase does not return a user's type, so this goes by
+// the email it gives such users, as its own admin UI does
+// (docs/metabase.md#api-key-users). Disabling such a user does nothing:
+// revoke the key instead.
+func (u *User) IsAPIKey() bool {
+	return strings.HasSuffix(strings.ToLower(u.Email), apiKeyEmailDomain)
+}
+
 // Name returns a display name: the common name, else "First Last", else
 // the email.
 func (u *User) Name() string {
@@ -126,6 +151,15 @@ const (
 // UserUpdate holds the fields UpdateUser changes. Nil fields are left
 // alone. Metabase ignores is_active in a PUT, so there is no such field:
 // use DisableUser and ReactivateUser.
+//
+// Sending both IsSuperuser and GroupIDs requires them to agree about group
+// 2 (Administrators), and GroupIDs must include group 1 (All Users) and
+// name only groups that exist; Metabase answers 400 otherwise. On Pro and
+// Enterprise with advanced permissions every GroupIDs is refused: its
+// entries carry no is_group_manager, so Metabase counts the All Users
+// membership as changed. Group memberships survive deactivation, so
+// restoring an admin needs IsSuperuser alone
+// (docs/metabase.md#membership-rules).
 type UserUpdate struct {
 	// IsSuperuser grants or revokes admin rights (membership of the
 	// Administrators group).
@@ -176,11 +210,12 @@ func (c *Client) CurrentUser(ctx context.Context) (*User, error) {
 	return u, nil
 }
 
-// User returns the user with the given id, active or not. It returns an
-// error matching ErrNotFound when there is none. Older Metabase answers
-// 404 for an inactive user (metabase-api.md §4.2), so after a 404 the
-// deactivated users are searched for the id; the row found there carries
-// GroupIDs rather than UserGroupMemberships.
+// User returns the user with the given id, active or not, API keys'
+// users included (see IsAPIKey). It returns an error matching ErrNotFound
+// when there is none. Older Metabase answers 404 for an inactive user
+// (docs/metabase.md#get-user), so after a 404 the deactivated users are
+// searched for the id; the row found there carries GroupIDs rather than
+// UserGroupMemberships.
 //
 // GET /api/user/:id
 func (c *Client) User(ctx context.Context, id int) (*User, error) {
@@ -197,13 +232,17 @@ func (c *Client) User(ctx context.Context, id int) (*User, error) {
 	return u, nil
 }
 
-// UserByEmail returns the user, active or not, whose email equals email
-// ignoring case. Metabase's query is a substring search over names and
-// email, so several rows may come back; pages are fetched only until the
-// user is found. It returns an error matching ErrNotFound when there is no
-// such user.
+// UserByEmail returns the user, active or not, with or without a tenant,
+// whose email equals email ignoring case. Metabase's query is a substring
+// search over names and email, so several rows may come back; pages are
+// fetched only until the user is found. It returns an error matching
+// ErrNotFound when there is no such user. API keys' users are never
+// listed, so never found here.
 //
-// GET /api/user?status=all&query=<email>&limit=50&offset=N
+// Newer Metabase lists tenant users only when asked with tenancy=all
+// (docs/metabase.md#tenants); older versions ignore the parameter.
+//
+// GET /api/user?status=all&tenancy=all&query=<email>&limit=50&offset=N
 func (c *Client) UserByEmail(ctx context.Context, email string) (*User, error) {
 	email = strings.TrimSpace(email)
 	if email == "" {
@@ -214,10 +253,11 @@ func (c *Client) UserByEmail(ctx context.Context, email string) (*User, error) {
 		err := c.do(ctx, request{
 			method: "GET", route: "/api/user", path: "api/user", retry: true,
 			query: url.Values{
-				"status": {string(StatusAll)},
-				"query":  {email},
-				"limit":  {strconv.Itoa(emailSearchPageSize)},
-				"offset": {strconv.Itoa(offset)},
+				"status":  {string(StatusAll)},
+				"tenancy": {"all"},
+				"query":   {email},
+				"limit":   {strconv.Itoa(emailSearchPageSize)},
+				"offset":  {strconv.Itoa(offset)},
 			},
 		}, &page)
 		if err != nil {
@@ -235,7 +275,8 @@ func (c *Client) UserByEmail(ctx context.Context, email string) (*User, error) {
 }
 
 // ListUsers returns every user with the given status, walking the pages
-// (see WithPageSize). An empty status means StatusActive.
+// (see WithPageSize). An empty status means StatusActive. Newer Metabase
+// leaves out tenant users here (docs/metabase.md#tenants).
 //
 // GET /api/user?status=...&limit=N&offset=N
 func (c *Client) ListUsers(ctx context.Context, status UserStatus) ([]User, error) {
@@ -264,7 +305,8 @@ func (c *Client) ListUsers(ctx context.Context, status UserStatus) ([]User, erro
 }
 
 // DisableUser deactivates a user. It is idempotent: disabling an inactive
-// user succeeds. Older Metabase answers 500 for an inactive or missing
+// user succeeds. For an API key's user Metabase answers success and
+// changes nothing (docs/metabase.md#api-key-users): check IsAPIKey first. Older Metabase answers 500 for an inactive or missing
 // user (metabase/metabase#66599), so after a 5xx the user is re-read (see
 // User): if it exists and is inactive the call succeeded, if it is missing
 // the error matches ErrNotFound. Other errors come back as *APIError, e.g.
@@ -288,9 +330,9 @@ func (c *Client) DisableUser(ctx context.Context, id int) error {
 }
 
 // deactivatedUser returns the deactivated user with this id, or nil. It
-// backs User after a 404: the Metabase versions that answer DELETE of an
-// inactive user with 500 also answer GET /api/user/:id with 404 for an
-// inactive user (metabase-api.md §4.2, §4.6).
+// backs User after a 404: the toucan2-era Metabase that answers DELETE of
+// an inactive user with 500 also answers GET /api/user/:id with 404 for an
+// inactive user (docs/metabase.md#get-user, #delete-user).
 //
 // GET /api/user?status=deactivated&limit=N&offset=N
 func (c *Client) deactivatedUser(ctx context.Context, id int) (*User, error) {

@@ -123,6 +123,8 @@ func TestUser(t *testing.T) {
 		ID: ada.ID, Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", CommonName: "Ada Lovelace",
 		IsActive: true, LastLogin: &login, DateJoined: joined, SSOSource: "google",
 		UserGroupMemberships: []GroupMembership{{1}, {5}},
+		// A user the fake was seeded with was last updated when they joined.
+		UpdatedAt: "2023-01-02T03:04:05.000Z",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("User (-want +got):\n%s", diff)
@@ -253,7 +255,7 @@ func TestUserByEmail(t *testing.T) {
 					continue
 				}
 				q, _ := url.ParseQuery(r.RawQuery)
-				if q.Get("status") != "all" || !strings.EqualFold(q.Get("query"), tt.query) || q.Get("limit") != "50" {
+				if q.Get("status") != "all" || q.Get("tenancy") != "all" || !strings.EqualFold(q.Get("query"), tt.query) || q.Get("limit") != "50" {
 					t.Errorf("query = %s", r.RawQuery)
 				}
 				offsets = append(offsets, q.Get("offset"))
@@ -438,12 +440,13 @@ func TestUpdateUser(t *testing.T) {
 	tests := []struct {
 		name       string
 		user       metabasetest.User
+		groups     []int // groups that exist besides the user's
 		upd        UserUpdate
 		wantSuper  bool
-		wantGroups []int
+		wantGroups []int // stored afterwards
 		wantBody   string
 		wantErr    error
-		wantMsg    string
+		wantMsg    string // APIError message of a refused update
 	}{
 		{name: "grant admin", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
 			upd: UserUpdate{IsSuperuser: &yes}, wantSuper: true, wantGroups: []int{1, 2, 4},
@@ -452,13 +455,22 @@ func TestUpdateUser(t *testing.T) {
 			upd: UserUpdate{IsSuperuser: &no}, wantSuper: false, wantGroups: []int{1},
 			wantBody: `{"is_superuser":false}`},
 		{name: "set groups", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
-			upd: UserUpdate{GroupIDs: []int{1, 5, 6}}, wantGroups: []int{1, 5, 6},
+			groups: []int{5, 6}, upd: UserUpdate{GroupIDs: []int{1, 5, 6}}, wantGroups: []int{1, 5, 6},
 			wantBody: `{"user_group_memberships":[{"id":1},{"id":5},{"id":6}]}`},
-		{name: "restore admin and groups", user: metabasetest.User{Email: "a@example.com", Active: true},
-			upd: UserUpdate{IsSuperuser: &yes, GroupIDs: []int{1, 3}}, wantSuper: true, wantGroups: []int{1, 2, 3},
-			wantBody: `{"is_superuser":true,"user_group_memberships":[{"id":1},{"id":3}]}`},
-		{name: "empty groups", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
-			upd: UserUpdate{GroupIDs: []int{}}, wantGroups: []int{1}, wantBody: `{"user_group_memberships":[]}`},
+		{name: "restore admin and groups", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{3}},
+			upd: UserUpdate{IsSuperuser: &yes, GroupIDs: []int{1, 2, 3}}, wantSuper: true, wantGroups: []int{1, 2, 3},
+			wantBody: `{"is_superuser":true,"user_group_memberships":[{"id":1},{"id":2},{"id":3}]}`},
+		{name: "admin status disagrees with groups", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{3}},
+			upd: UserUpdate{IsSuperuser: &yes, GroupIDs: []int{1, 3}}, wantGroups: []int{1, 3},
+			wantBody: `{"is_superuser":true,"user_group_memberships":[{"id":1},{"id":3}]}`,
+			wantMsg:  "is_superuser: Value of is_superuser must correspond to presence of Admin group ID in group_ids."},
+		{name: "groups without All Users", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
+			upd: UserUpdate{GroupIDs: []int{}}, wantGroups: []int{1, 4}, wantBody: `{"user_group_memberships":[]}`,
+			wantMsg: "You cannot add or remove users to/from the 'All Users' group."},
+		{name: "unknown group", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
+			upd: UserUpdate{GroupIDs: []int{1, 4, 9}}, wantGroups: []int{1, 4},
+			wantBody: `{"user_group_memberships":[{"id":1},{"id":4},{"id":9}]}`,
+			wantMsg:  "Cannot add non-tenant user to tenant-group or vice versa"},
 		{name: "nothing", user: metabasetest.User{Email: "a@example.com", Active: true, GroupIDs: []int{4}},
 			wantGroups: []int{1, 4}, wantBody: `{}`},
 		{name: "inactive user", user: metabasetest.User{Email: "a@example.com"}, upd: UserUpdate{IsSuperuser: &yes},
@@ -468,15 +480,24 @@ func TestUpdateUser(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c, s := setup(t)
+			for _, g := range tt.groups {
+				s.AddGroup(g)
+			}
 			u := s.AddUser(tt.user)
 			got, err := c.UpdateUser(t.Context(), u.ID, tt.upd)
-			if tt.wantErr != nil {
+			var ae *APIError
+			switch {
+			case tt.wantErr != nil:
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
 				}
-			} else if err != nil {
+			case tt.wantMsg != "":
+				if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Message != tt.wantMsg {
+					t.Fatalf("err = %v, want a 400 %q", err, tt.wantMsg)
+				}
+			case err != nil:
 				t.Fatal(err)
-			} else {
+			default:
 				if got.IsSuperuser != tt.wantSuper {
 					t.Errorf("IsSuperuser = %v, want %v", got.IsSuperuser, tt.wantSuper)
 				}
@@ -507,8 +528,8 @@ func TestUpdateUserLastAdmin(t *testing.T) {
 	}
 }
 
-// TestDisableAndRestoreAdmin follows metabase-api.md Consequence 3:
-// reactivation strips is_superuser, so it is restored with a PUT.
+// TestDisableAndRestoreAdmin: reactivation strips is_superuser, so it is
+// restored with a PUT (docs/metabase.md#reactivate).
 func TestDisableAndRestoreAdmin(t *testing.T) {
 	t.Parallel()
 	c, s := setup(t)
@@ -610,4 +631,106 @@ func TestUserTimestampsDecodeLeniently(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"id":3,"last_login":"yesterday"}`), &u); err == nil {
 		t.Fatal("an unreadable timestamp was accepted")
 	}
+}
+
+// TestUserIsAPIKey: Metabase returns no user type, so an API key's user is
+// recognised by the email Metabase gives it; the fake gives the same.
+func TestUserIsAPIKey(t *testing.T) {
+	t.Parallel()
+	c, s := setup(t)
+	job, _ := s.AddAPIKeyUser("Reporting job", metabasetest.AdministratorsGroupID)
+	person := s.AddUser(metabasetest.User{Email: "ann@example.com", Active: true})
+	for _, tt := range []struct {
+		id   int
+		want bool
+	}{{job.ID, true}, {person.ID, false}, {metabasetest.AdminUserID, false}} {
+		u, err := c.User(t.Context(), tt.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.IsAPIKey() != tt.want {
+			t.Errorf("User(%d) %q: IsAPIKey = %v, want %v", tt.id, u.Email, u.IsAPIKey(), tt.want)
+		}
+	}
+	for _, email := range []string{"API-KEY-USER-1@API-KEY.INVALID", "api-key-user-x@api-key.invalid"} {
+		if u := (User{Email: email}); !u.IsAPIKey() {
+			t.Errorf("%q: IsAPIKey = false", email)
+		}
+	}
+	for _, email := range []string{"", "ops@api-key.invalid.example.com", "api-key.invalid@example.com"} {
+		if u := (User{Email: email}); u.IsAPIKey() {
+			t.Errorf("%q: IsAPIKey = true", email)
+		}
+	}
+	// An API key's user is never listed, so never found by email.
+	if _, err := c.UserByEmail(t.Context(), job.Email); !errors.Is(err, ErrNotFound) {
+		t.Errorf("UserByEmail(API key's user) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestDisableAPIKeyUserChangesNothing shows why callers must check
+// IsAPIKey: Metabase answers DELETE of an API key's user with success and
+// leaves it, and its key, working.
+func TestDisableAPIKeyUserChangesNothing(t *testing.T) {
+	t.Parallel()
+	c, s := setup(t)
+	job, _ := s.AddAPIKeyUser("Reporting job", 0)
+	if err := c.DisableUser(t.Context(), job.ID); err != nil {
+		t.Fatalf("DisableUser(API key's user) = %v, want Metabase's success", err)
+	}
+	if got, _ := s.UserByID(job.ID); !got.Active {
+		t.Fatal("the fake deactivated an API key's user; Metabase does not")
+	}
+}
+
+// TestTenantUsers: UserByEmail finds a tenant user and reports the tenant;
+// ListUsers, like Metabase's default listing, leaves tenant users out.
+func TestTenantUsers(t *testing.T) {
+	t.Parallel()
+	c, s := setup(t)
+	bea := s.AddUser(metabasetest.User{Email: "bea@customer.example", FirstName: "Bea", Active: true, TenantID: 7})
+	s.AddUser(metabasetest.User{Email: "ann@example.com", FirstName: "Ann", Active: true})
+	u, err := c.UserByEmail(t.Context(), "bea@customer.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.ID != bea.ID || u.TenantID == nil || *u.TenantID != 7 {
+		t.Errorf("UserByEmail(tenant user) = %+v, want id %d with tenant 7", u, bea.ID)
+	}
+	if u, err := c.UserByEmail(t.Context(), "ann@example.com"); err != nil || u.TenantID != nil {
+		t.Errorf("UserByEmail(ann) = %+v, %v; want no tenant", u, err)
+	}
+	all, err := c.ListUsers(t.Context(), StatusAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range all {
+		if u.ID == bea.ID {
+			t.Error("ListUsers lists a tenant user; Metabase's default listing does not")
+		}
+	}
+}
+
+// TestUserByEmailRealisticLatency measures a look-up by email against a
+// fake as slow as a real Metabase with a few thousand users: one request,
+// and at least the profile's key check and search.
+func TestUserByEmailRealisticLatency(t *testing.T) {
+	t.Parallel()
+	p := metabasetest.RealisticLatency()
+	s := metabasetest.New(t, metabasetest.WithLatencyProfile(p))
+	s.SeedUsers(3000)
+	c, _ := newTestClient(t, s.URL(), WithAPIKey(metabasetest.AdminAPIKey))
+	start := time.Now()
+	u, err := c.UserByEmail(t.Context(), "user2500@example.com")
+	elapsed := time.Since(start)
+	if err != nil || u.ID != 2500 {
+		t.Fatalf("UserByEmail = %+v, %v", u, err)
+	}
+	if want := p.APIKeyCheck + p.Search; elapsed < want {
+		t.Errorf("UserByEmail took %v, want at least %v", elapsed, want)
+	}
+	if n := s.Count("GET", "/api/user"); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+	t.Logf("UserByEmail among 3000 users: %v", elapsed)
 }

@@ -19,6 +19,9 @@ const (
 	Requested EventType = "requested"
 	// Voted: an approval was recorded that did not reach the quorum.
 	Voted EventType = "voted"
+	// VoteWithdrawn: the approval of Actor was dropped when the quorum was checked, because they
+	// are no longer an approver.
+	VoteWithdrawn EventType = "vote_withdrawn"
 	// Approved: the quorum was reached and execution started.
 	Approved EventType = "approved"
 	// Denied: an approver refused the request.
@@ -77,6 +80,8 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// Code is the chat service's error code of Withdrawn.
 	Code string `json:"code,omitempty"`
+	// By is the request that caused it: the disable whose approval cancelled a return.
+	By string `json:"by,omitempty"`
 	// Added are the targets ReturnExtended added.
 	Added   []approval.Target `json:"added,omitempty"`
 	Request approval.Request  `json:"request"`
@@ -91,6 +96,8 @@ func (e Event) AuditName() string {
 		return fmt.Sprintf("approval %d of %d", len(r.Approvals), r.RequiredApprovals)
 	case Withdrawn:
 		return "cancelled"
+	case VoteWithdrawn:
+		return "approval withdrawn"
 	case Retrying:
 		return "retry"
 	case Finished:
@@ -122,6 +129,10 @@ type Notice struct {
 	Event   *Event
 	Legacy  *Legacy
 	Request approval.Request
+	// AuditSeq and AuditHash identify an audit notice's entry in the hash-chained audit log, so
+	// the message can carry it and a database edited later no longer matches what chat holds.
+	AuditSeq  int64
+	AuditHash string
 }
 
 // payload is what an outbox row holds: an event, or the fields an older version wrote (whose
@@ -142,7 +153,7 @@ func notice(kind Kind, e Event) store.Outbox {
 
 // decodeNotice reads an outbox row. A row without an event is a legacy row.
 func decodeNotice(row store.Outbox) (Notice, error) {
-	n := Notice{Kind: Kind(row.Kind)}
+	n := Notice{Kind: Kind(row.Kind), AuditSeq: row.AuditSeq, AuditHash: row.AuditHash}
 	if len(row.Payload) == 0 {
 		n.Legacy = &Legacy{}
 		return n, nil
@@ -159,16 +170,87 @@ func decodeNotice(row store.Outbox) (Notice, error) {
 	return n, nil
 }
 
-// tell builds the outbox rows of one event: one per destination, in the order given.
+// tell builds the outbox rows of one event: one per destination, in the order given. The audit
+// row also carries the event's entry in the hash-chained audit log, which the store appends in
+// the same transaction as the change (docs/audit.md): the chain is kept whether or not an audit
+// channel is configured.
 func (s *Service) tell(e Event, kinds ...Kind) []store.Outbox {
 	out := make([]store.Outbox, 0, len(kinds))
 	for _, k := range kinds {
+		row := notice(k, e)
 		if k == ToAudit {
 			s.logAudit(e)
+			row.Audit = auditEntry(e)
 		}
-		out = append(out, notice(k, e))
+		out = append(out, row)
 	}
 	return out
+}
+
+// auditTarget is one target as the audit log records it.
+type auditTarget struct {
+	Instance string `json:"instance"`
+	UserID   int    `json:"user_id"`
+	Email    string `json:"email"`
+}
+
+// auditRecord is an event as the audit log keeps it: who asked, who acted, about whom, and what
+// happened. Its top-level request_id, action and actor are the columns auditors filter on.
+type auditRecord struct {
+	RequestID string        `json:"request_id"`
+	Action    string        `json:"action"`
+	Change    string        `json:"change"`
+	Actor     string        `json:"actor"`
+	Requester string        `json:"requester"`
+	Targets   []auditTarget `json:"targets"`
+	Detail    string        `json:"detail,omitempty"`
+	DryRun    bool          `json:"dry_run"`
+}
+
+// defaultInstance names the one Metabase of a single-instance configuration in stored records.
+const defaultInstance = "default"
+
+// auditEntry is the canonical JSON of e's audit record.
+func auditEntry(e Event) json.RawMessage {
+	r := e.Request
+	targets := r.Targets
+	if e.Type == ReturnExtended {
+		targets = e.Added
+	}
+	rec := auditRecord{RequestID: r.ID, Action: e.AuditName(), Change: string(r.Action), Actor: e.Actor,
+		Requester: r.Requester, Targets: make([]auditTarget, len(targets)), Detail: auditDetail(e), DryRun: r.DryRun}
+	for i, t := range targets {
+		rec.Targets[i] = auditTarget{Instance: defaultInstance, UserID: t.UserID, Email: t.Email}
+	}
+	raw, err := store.CanonicalJSON(rec)
+	if err != nil {
+		// The record holds strings, small integers and booleans only; failing is a programming error.
+		panic(fmt.Sprintf("access: canonical audit record: %v", err))
+	}
+	return raw
+}
+
+// auditDetail is what the audit log says about an event besides its name, as plain text.
+func auditDetail(e Event) string {
+	r := e.Request
+	switch e.Type {
+	case Requested:
+		return r.Reason
+	case Denied:
+		return e.Reason
+	case Withdrawn:
+		return "card not posted: " + e.Code
+	case ReturnCancelled:
+		if e.By != "" {
+			return "superseded by " + e.By
+		}
+	case Finished:
+		done, skipped, failed := r.Counts()
+		return fmt.Sprintf("done %d, skipped %d, failed %d", done, skipped, failed)
+	case ReturnScheduled, ReturnExtended, ReturnStarted:
+		return "return at " + r.NotBefore.UTC().Format(time.RFC3339)
+	}
+	return ""
 }
 
 // logAudit writes an audit event to the structured log as well, so the trail survives in the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/metabase-bot/metabase-bot/metabase"
@@ -44,6 +43,16 @@ func FailureText(err error) string {
 	return "an unexpected error (details are in the bot's logs)"
 }
 
+// NoAnswer reports whether err means a write was sent and no answer came back, so Metabase may
+// have applied it: a timeout, as opposed to a refusal or a connection that never opened.
+func NoAnswer(err error) bool {
+	var netErr *net.OpError
+	if errors.As(err, &netErr) && netErr.Op == "dial" {
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || isTimeout(err)
+}
+
 func isTimeout(err error) bool {
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
@@ -56,11 +65,4 @@ func truncateRunes(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:max(n-1, 0)]) + "…"
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
 }

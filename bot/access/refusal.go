@@ -39,6 +39,8 @@ const (
 	ChatEmailNoAccount Code = "chat_email_no_account"
 	// Protected: the user Subject (email) may never be changed by the bot.
 	Protected Code = "protected"
+	// APIKeyUser: Subject is the user behind an API key, which deactivation does not stop.
+	APIKeyUser Code = "api_key_user"
 	// AlreadyInactive: Subject is already deactivated.
 	AlreadyInactive Code = "already_inactive"
 	// AlreadyActive: Subject is already active.
@@ -68,6 +70,11 @@ const (
 	NothingToRetry Code = "nothing_to_retry"
 	// NoReturn: there is no scheduled return for this request.
 	NoReturn Code = "no_return"
+	// RetryTooLate: request Subject ended at When, longer than a request's lifetime ago: a retry
+	// would act on an approval given for another moment.
+	RetryTooLate Code = "retry_too_late"
+	// UserGone: the user Subject (email) no longer exists in Metabase.
+	UserGone Code = "user_gone"
 	// ReturnNotScheduled: the return already ran or was cancelled.
 	ReturnNotScheduled Code = "return_not_scheduled"
 )
@@ -101,6 +108,8 @@ type Refusals struct {
 	Items []*Refusal
 	// Validated is set when the targets were found and checked, as opposed to not found at all.
 	Validated bool
+	// Retry is set when they refuse a retry of an existing request rather than a new one.
+	Retry bool
 }
 
 func (rs *Refusals) Error() string {

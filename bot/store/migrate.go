@@ -112,8 +112,8 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // appliedVersions returns the versions recorded in schema_migrations.
-func appliedVersions(ctx context.Context, tx *sql.Tx) (map[int]bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+func appliedVersions(ctx context.Context, q querier) (map[int]bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT version FROM schema_migrations`)
 	if err != nil {
 		return nil, fmt.Errorf("read schema_migrations: %w", err)
 	}
@@ -130,4 +130,38 @@ func appliedVersions(ctx context.Context, tx *sql.Tx) (map[int]bool, error) {
 		return nil, fmt.Errorf("read schema_migrations: %w", err)
 	}
 	return applied, nil
+}
+
+// OpenExisting connects to a database the bot has already set up, as Open does, but applies no
+// migration: it is for tools that only read, such as `metabase-bot audit verify`, whose database
+// account may hold no more than SELECT. It fails, naming the fix, when the schema lacks a
+// migration this binary knows (the upgraded bot has not started on it yet) or is not the bot's.
+func OpenExisting(ctx context.Context, url string) (*Store, error) {
+	s, err := connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkMigrated(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkMigrated returns an error unless every embedded migration is recorded as applied.
+func (s *Store) checkMigrated(ctx context.Context) error {
+	ms, err := loadMigrations(s.backend)
+	if err != nil {
+		return err
+	}
+	applied, err := appliedVersions(ctx, s.db)
+	if err != nil {
+		return fmt.Errorf("store: the database has no metabase-bot schema the bot could read (is DATABASE_URL the bot's database?): %w", err)
+	}
+	for _, m := range ms {
+		if !applied[m.version] {
+			return fmt.Errorf("store: the database schema lacks migration %s: start this version of the bot on it once, so it upgrades the schema", m.name)
+		}
+	}
+	return nil
 }

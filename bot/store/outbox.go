@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -35,6 +36,15 @@ type Outbox struct {
 	// Attempts counts claims, including the current one, so a deliverer can give up on a
 	// message Slack keeps refusing.
 	Attempts int
+
+	// Audit, when not empty, is an audit event (canonical JSON, see CanonicalJSON) that Create
+	// and Update append to the audit log in the same transaction as the row. A row with Audit
+	// and no Kind queues no message: it only appends the entry (the audit channel is off).
+	Audit json.RawMessage
+	// AuditSeq and AuditHash identify the entry Audit became (zero and "" for rows without
+	// one), as ClaimOutbox returns them, so the audit-channel message can cite the entry.
+	AuditSeq  int64
+	AuditHash string
 }
 
 // ClaimOutbox hands owner up to limit undelivered rows for lease, in ID order, so that only one
@@ -74,7 +84,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, le
 	}
 	query := s.rebind(`UPDATE outbox SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1
 		WHERE id IN (` + claimable + lock + `)
-		RETURNING id, request_id, kind, payload, created_at, attempts`)
+		RETURNING id, request_id, kind, payload, created_at, attempts, audit_seq, audit_hash`)
 	var claimed []Outbox
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		claimed = claimed[:0]
@@ -89,7 +99,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, le
 				payload string
 				created int64
 			)
-			if err := rows.Scan(&o.ID, &o.RequestID, &o.Kind, &payload, &created, &o.Attempts); err != nil {
+			if err := rows.Scan(&o.ID, &o.RequestID, &o.Kind, &payload, &created, &o.Attempts, &o.AuditSeq, &o.AuditHash); err != nil {
 				return err
 			}
 			o.Payload = []byte(payload)
@@ -196,20 +206,35 @@ func (s *Store) PendingOutbox(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// insertOutbox queues out inside tx; rows without a RequestID belong to requestID.
+// insertOutbox queues out inside tx; rows without a RequestID belong to requestID. A row's
+// audit event is appended to the chain first, so the row can name its entry.
 func (s *Store) insertOutbox(ctx context.Context, tx *sql.Tx, requestID string, out []Outbox) error {
 	for _, o := range out {
 		if o.RequestID == "" {
 			o.RequestID = requestID
 		}
-		if o.Kind == "" {
+		if o.Kind == "" && (len(o.Audit) == 0 || len(o.Payload) > 0) {
 			return fmt.Errorf("store: outbox row for %s has no kind", o.RequestID)
+		}
+		if len(o.Audit) > 0 {
+			if err := checkCanonical(o.Audit); err != nil {
+				return fmt.Errorf("%w (the audit event of a %q row for %s)", err, o.Kind, o.RequestID)
+			}
+			e, err := s.appendAudit(ctx, tx, o.Audit)
+			if err != nil {
+				return err
+			}
+			o.AuditSeq, o.AuditHash = e.Seq, e.Hash
+		}
+		if o.Kind == "" {
+			continue
 		}
 		if o.CreatedAt.IsZero() {
 			o.CreatedAt = s.now()
 		}
-		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO outbox (request_id, kind, payload, created_at) VALUES (?, ?, ?, ?)`),
-			o.RequestID, o.Kind, string(o.Payload), millis(o.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO outbox (request_id, kind, payload, created_at, audit_seq, audit_hash)
+			VALUES (?, ?, ?, ?, ?, ?)`),
+			o.RequestID, o.Kind, string(o.Payload), millis(o.CreatedAt), o.AuditSeq, o.AuditHash); err != nil {
 			return fmt.Errorf("store: queue %s message for %s: %w", o.Kind, o.RequestID, err)
 		}
 	}

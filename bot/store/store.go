@@ -85,6 +85,19 @@ type Store struct {
 // database at the same moment both succeed: migrations run under a lock. Errors never contain
 // the password from url.
 func Open(ctx context.Context, url string) (*Store, error) {
+	s, err := connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// connect opens the database named by url (see Open) without touching its schema.
+func connect(ctx context.Context, url string) (*Store, error) {
 	backend, path, err := parseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -97,10 +110,6 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		s, err = openPostgres(ctx, url)
 	}
 	if err != nil {
-		return nil, err
-	}
-	if err := s.migrate(ctx); err != nil {
-		s.db.Close()
 		return nil, err
 	}
 	return s, nil
@@ -171,10 +180,10 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 
 // openPostgres connects through pgx's database/sql driver.
 func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
-	password := urlPassword(rawURL)
+	secrets := urlSecrets(rawURL)
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("store: invalid postgres DATABASE_URL: %w", redact(err, password))
+		return nil, fmt.Errorf("store: invalid postgres DATABASE_URL: %w", redact(err, secrets...))
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(postgresMaxConns)
@@ -182,45 +191,71 @@ func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: connect to postgres %s: %w", redactedURL(rawURL), redact(err, password))
+		return nil, fmt.Errorf("store: connect to postgres %s: %w", redactedURL(rawURL), redact(err, secrets...))
 	}
 	return &Store{db: db, backend: backendPostgres, now: time.Now}, nil
 }
 
-// urlPassword returns the password in rawURL, or "" when it has none or does not parse.
-func urlPassword(rawURL string) string {
+// secretParams are the URL query parameters through which pgx takes a secret: the password
+// itself and the passphrase of an encrypted client key (pgconn's ParseConfig reads both).
+var secretParams = []string{"password", "sslpassword"}
+
+// urlSecrets returns every secret rawURL carries: the userinfo password and the values of the
+// secret query parameters. A URL that does not parse yields none (and is never shown).
+func urlSecrets(rawURL string) []string {
 	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil {
-		return ""
+	if err != nil {
+		return nil
 	}
-	p, _ := u.User.Password()
-	return p
+	var out []string
+	if u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			out = append(out, p)
+		}
+	}
+	q := u.Query()
+	for _, k := range secretParams {
+		for _, v := range q[k] {
+			if v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
-// redactedURL returns rawURL without its password, for error messages. A URL that does not
-// parse is not quoted at all: the parser's own error would quote it verbatim.
+// redactedURL returns rawURL without its secrets, for error messages. A URL that does not
+// parse is not shown at all.
 func redactedURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return "(unparseable URL)"
 	}
+	q := u.Query()
+	for _, k := range secretParams {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
 	return u.Redacted()
 }
 
 // redact returns err unchanged when its text cannot contain password, and otherwise a plain
 // error with every occurrence replaced: a driver error must never carry a secret into a log.
 // The replacement does not wrap err, since unwrapping would bring the password back.
-func redact(err error, password string) error {
+func redact(err error, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	secrets := []string{password, url.QueryEscape(password), url.PathEscape(password)}
 	leaked := false
-	for _, p := range secrets {
-		if p != "" && strings.Contains(msg, p) {
-			msg = strings.ReplaceAll(msg, p, "xxxxx")
-			leaked = true
+	for _, secret := range secrets {
+		for _, p := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret)} {
+			if p != "" && strings.Contains(msg, p) {
+				msg = strings.ReplaceAll(msg, p, "xxxxx")
+				leaked = true
+			}
 		}
 	}
 	if !leaked {

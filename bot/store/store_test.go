@@ -70,6 +70,8 @@ func runContract(t *testing.T, h harness) {
 		fn   func(t *testing.T, h harness)
 	}{
 		{"Backend", testBackend},
+		{"LastAdminRace", testLastAdminRace},
+		{"UpdateAlso", testUpdateAlso},
 		{"MigrateIdempotent", testMigrateIdempotent},
 		{"MigrateConcurrent", testMigrateConcurrent},
 		{"CreateGet", testCreateGet},
@@ -237,3 +239,25 @@ func TestRedact(t *testing.T) {
 
 // approveErr drops Approve's quorum flag where a test only needs its error.
 func approveErr(_ bool, err error) error { return err }
+
+// TestOpenNeverShowsSecretsInTheQuery: pgx takes the password (and a client key's passphrase)
+// from the URL's query too; an error opening such a URL must name neither, though it names the
+// host so an operator can still tell what failed.
+func TestOpenNeverShowsSecretsInTheQuery(t *testing.T) {
+	for _, raw := range []string{
+		"postgres://bot@127.0.0.1:1/db?password=hunter2-query&connect_timeout=1",
+		"postgres://bot:hunter2-user@127.0.0.1:1/db?sslpassword=hunter2-key&connect_timeout=1",
+		"postgres://bot@127.0.0.1:1/db?password=hunter2%2Fesc&sslmode=bogus",
+	} {
+		_, err := Open(t.Context(), raw)
+		if err == nil {
+			t.Fatalf("Open(%s) succeeded against a closed port", raw)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the error leaks a secret: %v", err)
+		}
+		if !strings.Contains(err.Error(), "127.0.0.1") && !strings.Contains(err.Error(), "sslmode") {
+			t.Errorf("the error no longer says what failed: %v", err)
+		}
+	}
+}

@@ -299,3 +299,24 @@ func TestConfigEveryParseErrorNamesItsVariable(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigAcceptsWhatTheStoreOpens: DATABASE_URL is checked by the store's own parser, so the
+// configuration accepts exactly the forms store.Open takes (file: was refused before) and refuses
+// the rest naming the accepted forms, without echoing a password.
+func TestConfigAcceptsWhatTheStoreOpens(t *testing.T) {
+	for _, url := range []string{"sqlite:bot.db", "sqlite:///var/lib/bot.db", "file:bot.db", "postgres://u@h/db", "postgresql://u@h/db"} {
+		env := validEnv()
+		env["DATABASE_URL"] = url
+		if _, err := loadConfig(env); err != nil {
+			t.Errorf("DATABASE_URL=%s refused: %v", url, err)
+		}
+	}
+	for _, url := range []string{"mysql://u:s3cret@h/db", "sqlite:", "no-scheme"} {
+		env := validEnv()
+		env["DATABASE_URL"] = url
+		_, err := loadConfig(env)
+		if err == nil || !strings.Contains(err.Error(), "DATABASE_URL") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("DATABASE_URL=%s: err %v, want a refusal naming DATABASE_URL without the password", url, err)
+		}
+	}
+}

@@ -63,14 +63,15 @@ type instance struct {
 	once   sync.Once
 }
 
-// newHarness prepares fakes and an environment; overrides replace or add variables.
-func newHarness(t *testing.T, overrides map[string]string) *harness {
+// newHarness prepares fakes and an environment; overrides replace or add variables, and mbOpts
+// set the fake Metabase's mode (e.g. Pro/Enterprise advanced permissions).
+func newHarness(t *testing.T, overrides map[string]string, mbOpts ...metabasetest.Option) *harness {
 	t.Helper()
-	return newHarnessWith(t, slacktest.Options{}, overrides)
+	return newHarnessWith(t, slacktest.Options{}, overrides, mbOpts...)
 }
 
 // newHarnessWith is newHarness with a fake Slack configured by o (scopes, rate limits).
-func newHarnessWith(t *testing.T, o slacktest.Options, overrides map[string]string) *harness {
+func newHarnessWith(t *testing.T, o slacktest.Options, overrides map[string]string, mbOpts ...metabasetest.Option) *harness {
 	t.Helper()
 	fs := slacktest.New(t, o)
 	for _, u := range []slacktest.User{
@@ -85,7 +86,7 @@ func newHarnessWith(t *testing.T, o slacktest.Options, overrides map[string]stri
 	// The bot is invited where the README's set-up invites it; everyone works in ops.
 	fs.AddChannel(opsChannel, "ops", true, requester, approver, approver2, outsider)
 	fs.AddChannel(auditChannel, "metabase-audit", true)
-	mb := metabasetest.New(t)
+	mb := metabasetest.New(t, mbOpts...)
 	env := map[string]string{
 		"SLACK_APP_TOKEN":  "xapp-test",
 		"SLACK_BOT_TOKEN":  "xoxb-test",
@@ -312,4 +313,11 @@ func texts(ms []slacktest.Message) []string {
 func (h *harness) addJane() metabasetest.User {
 	return h.mb.AddUser(metabasetest.User{Email: "jane@example.com", FirstName: "Jane", LastName: "Doe", Active: true,
 		DateJoined: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)})
+}
+
+// metabaseEditions runs f once against each edition whose rules differ for the bot's writes:
+// open source, and Pro/Enterprise with advanced permissions (group managers).
+func metabaseEditions(t *testing.T, f func(t *testing.T, opts ...metabasetest.Option)) {
+	t.Run("open source", func(t *testing.T) { t.Parallel(); f(t) })
+	t.Run("advanced permissions", func(t *testing.T) { t.Parallel(); f(t, metabasetest.WithAdvancedPermissions()) })
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/slacktest"
+	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
 // Hostile input: whatever a user types or Slack (or an attacker on the socket) sends, the bot
@@ -34,7 +36,7 @@ func TestHostileInput(t *testing.T) {
 	}{
 		{"empty", "", "Metabase access, with approval"},
 		{"whitespace", " \t\n  ", "Metabase access, with approval"},
-		{"10000 characters", strings.Repeat("a", 10000), "the limit is 4000"},
+		{"13000 characters", strings.Repeat("a", 13000), "the limit is 12000"},
 		{"1000-character reason", "disable jane@example.com " + strings.Repeat("é", 1000), "the limit is 500"},
 		{"right-to-left override in the email", "disable jane\u202e@example.com moc.elpmaxe", "is not a valid email"},
 		{"right-to-left override before the verb", "\u202edisable jane@example.com bye", "I don't know the command"},
@@ -66,6 +68,7 @@ func TestHostileInput(t *testing.T) {
 		{"until garbage", "disable jane@example.com until <!channel> bye", "can't read the return date"},
 		{"inactive with a ping", "inactive <!here>", "takes a number of days"},
 		{"too many targets", "disable " + manyIDs(101) + " bye", "at most 100"},
+		{"reason starting with a number", "disable jane@example.com 3 months sabbatical", "a reason may not start with a number"},
 	}
 	// Sent raw: these are what Slack (or a forged payload) may carry, entities included.
 	for _, tc := range commands {
@@ -228,6 +231,22 @@ func TestHostileInput(t *testing.T) {
 	if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
 		t.Errorf("DELETE calls = %d, want 1", n)
 	}
+}
+
+// TestHundredEmailsAsSlackSendsThem: one command may name 100 users, and Slack sends each email
+// as <mailto:…|…>, more than doubling its length; the limit counts targets, not escaped text.
+func TestHundredEmailsAsSlackSendsThem(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	var words []string
+	for i := range 100 {
+		email := fmt.Sprintf("user%03d-abcdefghijkl@example.com", i)
+		h.mb.AddUser(metabasetest.User{Email: email, FirstName: "U", Active: true})
+		words = append(words, "<mailto:"+email+"|"+email+">")
+	}
+	h.start()
+	h.command(requester, "disable "+strings.Join(words, " ")+" licence clean-up")
+	h.card("user000-abcdefghijkl@example.com")
 }
 
 // manyIDs returns n distinct Metabase ids separated by spaces.

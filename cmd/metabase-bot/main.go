@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		}
 		for _, c := range commands {
 			if c.name == args[0] {
-				return c.run(ctx, environ, stdout, stderr)
+				return c.run(ctx, args[1:], environ, stdout, stderr)
 			}
 		}
 		fmt.Fprintf(stderr, "metabase-bot: unknown command %q\n\n", args[0])

@@ -12,23 +12,24 @@ import (
 type command struct {
 	name    string
 	summary string
-	run     func(ctx context.Context, environ map[string]string, stdout, stderr io.Writer) int
+	run     func(ctx context.Context, args []string, environ map[string]string, stdout, stderr io.Writer) int
 }
 
 // commands are the subcommands besides running the bot, in the order the usage lists them.
 var commands = []command{
-	{"version", "print the version, commit and Go version", func(_ context.Context, _ map[string]string, stdout, _ io.Writer) int {
+	{"version", "print the version, commit and Go version", func(_ context.Context, _ []string, _ map[string]string, stdout, _ io.Writer) int {
 		fmt.Fprintf(stdout, "metabase-bot %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return 0
 	}},
 	{"check", "check the configuration once against Slack, Metabase and the store; print a checklist, exit 0 when all pass",
-		func(ctx context.Context, environ map[string]string, stdout, stderr io.Writer) int {
+		func(ctx context.Context, _ []string, environ map[string]string, stdout, stderr io.Writer) int {
 			return runCheck(ctx, environ, stdout, stderr)
 		}},
 	{"healthcheck", "probe /healthz of the bot running on HTTP_ADDR; exit 0 or 1 (for images without curl)",
-		func(ctx context.Context, environ map[string]string, _, stderr io.Writer) int {
+		func(ctx context.Context, _ []string, environ map[string]string, _, stderr io.Writer) int {
 			return healthcheck(ctx, environ, stderr)
 		}},
+	{"audit", "verify the audit log's hash chain, or export it for auditors (audit --help; needs only DATABASE_URL)", runAudit},
 }
 
 // isHelp reports whether arg asks for the usage.

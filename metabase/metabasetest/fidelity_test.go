@@ -47,9 +47,9 @@ const (
 
 var admin = map[string]string{"X-API-Key": AdminAPIKey}
 
-// TestFidelity pins the fake to metabase-api.md: each case is a request and
-// the status, content type and body real Metabase answers, with the
-// section it comes from.
+// TestFidelity pins the fake to Metabase: each case is a request and the
+// status, content type and body real Metabase answers, grouped by the
+// docs/metabase.md section that gives the source.
 func TestFidelity(t *testing.T) {
 	t.Parallel()
 	type tc struct {
@@ -70,28 +70,28 @@ func TestFidelity(t *testing.T) {
 	)
 	activeID, inactiveID, plainID := "10", "11", "12"
 	tests := []tc{
-		// §7 health, no auth.
+		// #health: no auth.
 		{name: "health", method: "GET", path: "/api/health", status: 200, ct: jsonCT, want: `{"status":"ok"}`},
 		{name: "health initializing", setup: func(s *Server) { s.SetHealth(503, `{"status":"initializing","progress":0.5}`) },
 			method: "GET", path: "/api/health", status: 503, ct: jsonCT, want: `{"status":"initializing","progress":0.5}`},
-		// §1.3 unauthenticated: 401 text "Unauthenticated", before route matching.
+		// #unauthenticated: 401 text "Unauthenticated", before route matching.
 		{name: "list no auth", method: "GET", path: "/api/user", status: 401, ct: textCT, want: "Unauthenticated"},
 		{name: "current no auth", method: "GET", path: "/api/user/current", status: 401, ct: textCT, want: "Unauthenticated"},
 		{name: "bad id no auth", method: "GET", path: "/api/user/abc", status: 401, ct: textCT, want: "Unauthenticated"},
 		{name: "delete no auth", method: "DELETE", path: "/api/user/" + activeID, status: 401, ct: textCT, want: "Unauthenticated"},
-		// §1.2 keys: must start mb_ and be 12–254 chars, else ignored.
+		// #api-keys: must start mb_ and be 12–254 chars, else ignored.
 		{name: "unknown key", method: "GET", path: "/api/user", header: map[string]string{"X-API-Key": "mb_unknownunknown"},
 			status: 401, ct: textCT, want: "Unauthenticated"},
 		{name: "key without mb_ ignored", method: "GET", path: "/api/user", header: map[string]string{"X-API-Key": odd},
 			status: 401, ct: textCT, want: "Unauthenticated"},
 		{name: "bad session", method: "GET", path: "/api/user/current",
 			header: map[string]string{"X-Metabase-Session": "00000000-0000-4000-8000-000000000000"}, status: 401, ct: textCT, want: "Unauthenticated"},
-		// §2 unmatched routes and §4.6 id regex.
+		// #routes: unmatched routes and the id regex.
 		{name: "unknown route", method: "GET", path: "/api/nope", header: admin, status: 404, ct: textCT, want: "API endpoint does not exist."},
 		{name: "non-numeric id", method: "GET", path: "/api/user/abc", header: admin, status: 404, ct: textCT, want: "API endpoint does not exist."},
 		{name: "delete non-numeric id", method: "DELETE", path: "/api/user/abc", header: admin, status: 404, ct: textCT, want: "API endpoint does not exist."},
 		{name: "id zero", method: "GET", path: "/api/user/0", header: admin, status: 404, ct: textCT, want: "API endpoint does not exist."},
-		// §4.1 list: superuser only; paging; total ignores paging.
+		// #list-users: superuser only; paging; total ignores paging.
 		{name: "list non-admin", method: "GET", path: "/api/user", header: map[string]string{"X-API-Key": plainKey},
 			status: 403, ct: textCT, want: "You don't have permissions to do that."},
 		{name: "list unpaged", method: "GET", path: "/api/user?query=ACTIVE@", header: admin, status: 200, ct: jsonCT, subset: true,
@@ -106,7 +106,7 @@ func TestFidelity(t *testing.T) {
 			header: admin, status: 200, ct: jsonCT, subset: true, want: `{"total":4}`},
 		{name: "unknown status means active", method: "GET", path: "/api/user?status=bogus&limit=abc",
 			header: admin, status: 200, ct: jsonCT, subset: true, want: `{"total":3,"limit":null,"offset":null}`},
-		// §4.2 get by id: deactivated users too; missing → 404 text; others' ids → 403.
+		// #get-user: deactivated users too; missing → 404 text; others' ids → 403.
 		{name: "get missing", method: "GET", path: "/api/user/999", header: admin, status: 404, ct: textCT, want: "Not found."},
 		{name: "get inactive", method: "GET", path: "/api/user/" + inactiveID, header: admin, status: 200, ct: jsonCT, subset: true,
 			want: `{"id":11,"is_active":false,"user_group_memberships":[{"id":1}]}`},
@@ -114,10 +114,10 @@ func TestFidelity(t *testing.T) {
 			status: 403, ct: textCT, want: "You don't have permissions to do that."},
 		{name: "get self as non-admin", method: "GET", path: "/api/user/" + plainID, header: map[string]string{"X-API-Key": plainKey},
 			status: 200, ct: jsonCT, subset: true, want: `{"id":12}`},
-		// §4.3 current user.
+		// #current-user.
 		{name: "current", method: "GET", path: "/api/user/current", header: admin, status: 200, ct: jsonCT, subset: true,
 			want: `{"id":1,"email":"bot@example.com","is_superuser":true,"group_ids":[1,2]}`},
-		// §4.4 PUT.
+		// #update-user.
 		{name: "put inactive", method: "PUT", path: "/api/user/" + inactiveID, header: admin, body: `{"is_superuser":true}`,
 			status: 404, ct: textCT, want: "Not found."},
 		{name: "put is_active ignored", method: "PUT", path: "/api/user/" + activeID, header: admin, body: `{"is_active":false}`,
@@ -130,7 +130,7 @@ func TestFidelity(t *testing.T) {
 			status: 400, ct: jsonCT, subset: true, want: `{"errors":{"is_superuser":"nullable boolean"}}`},
 		{name: "put duplicate email", method: "PUT", path: "/api/user/" + activeID, header: admin, body: `{"email":"INACTIVE@example.com"}`,
 			status: 400, ct: jsonCT, subset: true, want: `{"errors":{"email":"Email address already associated to another user."}}`},
-		// §4.5 reactivate.
+		// #reactivate.
 		{name: "reactivate active", method: "PUT", path: "/api/user/" + activeID + "/reactivate", header: admin,
 			status: 400, ct: jsonCT, subset: true, want: `{"message":"Not able to reactivate an active user"}`},
 		{name: "reactivate missing", method: "PUT", path: "/api/user/2147483647/reactivate", header: admin,
@@ -139,7 +139,7 @@ func TestFidelity(t *testing.T) {
 			status: 403, ct: textCT, want: "You don't have permissions to do that."},
 		{name: "reactivate", method: "PUT", path: "/api/user/" + inactiveID + "/reactivate", header: admin,
 			status: 200, ct: jsonCT, subset: true, want: `{"id":11,"is_active":true,"is_superuser":false,"user_group_memberships":[{"id":1}]}`},
-		// §4.6 DELETE (newest), and the legacy 500.
+		// #delete-user: newest, and the legacy 500.
 		{name: "delete", method: "DELETE", path: "/api/user/" + activeID, header: admin, status: 200, ct: jsonCT, want: `{"success":true}`},
 		{name: "delete inactive", method: "DELETE", path: "/api/user/" + inactiveID, header: admin, status: 200, ct: jsonCT, want: `{"success":true}`},
 		{name: "delete missing", method: "DELETE", path: "/api/user/999", header: admin, status: 404, ct: textCT, want: "Not found."},
@@ -157,7 +157,7 @@ func TestFidelity(t *testing.T) {
 			want: `{"message":"Internal server error."}`},
 		{name: "legacy delete active", setup: func(s *Server) { s.SetLegacyDelete(true) },
 			method: "DELETE", path: "/api/user/" + activeID, header: admin, status: 200, ct: jsonCT, want: `{"success":true}`},
-		// §1.1, §2, §5, §6 login.
+		// #login, #throttling.
 		{name: "login empty", method: "POST", path: "/api/session", body: `{}`, status: 400, ct: jsonCT, subset: true,
 			want: `{"errors":{"username":"value must be a non-blank string."}}`},
 		{name: "login wrong password", method: "POST", path: "/api/session", body: `{"username":"active@example.com","password":"nope"}`,

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Canonical Metabase messages (metabase-api.md §1.3, §2, §4).
+// Canonical Metabase messages (docs/metabase.md#error-bodies).
 const (
 	msgUnauthenticated  = "Unauthenticated"
 	msgForbidden        = "You don't have permissions to do that."
@@ -17,6 +17,10 @@ const (
 	msgInternalUser     = "Not able to modify the internal user"
 	msgReactivateActive = "Not able to reactivate an active user"
 	msgMalformedJSON    = "Malformed JSON in request body."
+	msgServerError      = "Internal server error."
+	msgReactivateTenant = "Not able to reactivate a user in a deactivated tenant"
+	// msgTenancyAndTenantID is the 400 of GET /api/user given both.
+	msgTenancyAndTenantID = "You cannot specify both `tenancy` and `tenant_id`"
 )
 
 // route dispatches a request that passed the injected faults.
@@ -43,19 +47,22 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		}
 	case p == "/api/user" || strings.HasPrefix(p, "/api/user/"):
 		s.userRoutes(w, r)
+	case isNotificationPath(p):
+		s.notificationRoutes(w, r)
 	default:
 		writeText(w, http.StatusNotFound, msgNoEndpoint)
 	}
 }
 
 // validAPIKey reports whether Metabase would even look the key up
-// (metabase-api.md §1.2): a string of 12–254 characters starting "mb_".
+// (docs/metabase.md#api-keys): a string of 12–254 characters starting
+// "mb_".
 func validAPIKey(k string) bool {
 	return len(k) >= 12 && len(k) <= 254 && strings.HasPrefix(k, "mb_")
 }
 
 // callerLocked returns the authenticated user: a valid session wins, then
-// an API key; either needs an active user (metabase-api.md §1).
+// an API key; either needs an active user (docs/metabase.md#auth).
 func (s *Server) callerLocked(r *http.Request) *user {
 	if id := r.Header.Get("X-Metabase-Session"); id != "" {
 		if uid, ok := s.sessions[id]; ok {
@@ -85,7 +92,7 @@ func parseID(seg string) (int, bool) {
 }
 
 // userRoutes serves /api/user/*. Auth is checked before the route is
-// matched (metabase-api.md §1.3).
+// matched (docs/metabase.md#unauthenticated).
 func (s *Server) userRoutes(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	s.mu.Lock()

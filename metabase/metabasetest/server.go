@@ -1,11 +1,3 @@
-// Package metabasetest provides an in-process fake Metabase for tests. It
-// models the user, session and health endpoints as described in the
-// project's metabase-api.md: X-API-Key and X-Metabase-Session auth,
-// text/plain versus JSON error bodies, idempotent DELETE (with an optional
-// legacy 500 mode), the last-admin guard, reactivation clearing
-// is_superuser, search and paging of GET /api/user, and login throttling.
-// It also records every request and can inject latency, failures and held
-// requests.
 package metabasetest
 
 import (
@@ -34,8 +26,14 @@ const (
 	// AllUsersGroupID and AdministratorsGroupID are Metabase's magic groups.
 	AllUsersGroupID       = 1
 	AdministratorsGroupID = 2
-	// Version is sent in the x-metabase-version header.
-	Version = "v0.56.0"
+	// AllTenantUsersGroupID is the "All tenant users" group, which tenant
+	// users belong to instead of All Users. Metabase creates it in a
+	// migration, so its id differs between instances; the fake keeps it
+	// out of the way of the small ids tests give their own groups.
+	AllTenantUsersGroupID = 1000
+	// Version is the tag of the default era (EraNotificationAdmin), sent in
+	// the x-metabase-version header; WithEra changes it.
+	Version = "v0.61.0"
 )
 
 // Request is one request the fake received.
@@ -47,8 +45,9 @@ type Request struct {
 	// "api-key" (X-API-Key) or "none".
 	Auth string
 	// Status is the response status, 0 while the request is in flight or
-	// when the client went away first (except under HoldReply, where the
-	// request was handled: then it is the status of the reply never sent).
+	// when the client went away first (except under HoldReply or a
+	// latency profile, where the request was handled before the wait:
+	// then it is the status of the reply never sent).
 	Status int
 }
 
@@ -59,6 +58,9 @@ type config struct {
 	admin     User
 	keys      map[string]int
 	passwords []credential
+	advanced  bool
+	latency   *LatencyProfile
+	era       Era // see WithEra
 }
 
 type credential struct{ email, password string }
@@ -81,6 +83,22 @@ func WithPasswordUser(email, password string) Option {
 	return func(c *config) { c.passwords = append(c.passwords, credential{email, password}) }
 }
 
+// WithAdvancedPermissions makes the fake a Pro or Enterprise Metabase with
+// the advanced-permissions feature: user_group_memberships carry
+// is_group_manager, and a PUT whose entries lack it fails as Metabase's
+// enterprise set-user-group-memberships! does
+// (docs/metabase.md#advanced-permissions).
+func WithAdvancedPermissions() Option {
+	return func(c *config) { c.advanced = true }
+}
+
+// WithLatencyProfile makes every reply take as long as p says, for tests
+// that measure (see RealisticLatency). The default is no latency, so the
+// suite stays fast.
+func WithLatencyProfile(p LatencyProfile) Option {
+	return func(c *config) { c.latency = &p }
+}
+
 // Server is a fake Metabase. It is safe for concurrent use.
 type Server struct {
 	tb  testing.TB
@@ -94,6 +112,10 @@ type Server struct {
 	keys     map[string]int
 	sessions map[string]int
 	failures map[string][]time.Time // lower(username) -> failed logins
+	groups   map[int]bool           // permissions groups that exist
+	tenants  map[int]bool           // tenant id -> active
+	advanced bool                   // WithAdvancedPermissions
+	profile  *LatencyProfile        // WithLatencyProfile
 
 	requests []Request
 	spans    []span        // parallel to requests, for MaxInFlight
@@ -102,6 +124,8 @@ type Server struct {
 	latency  []latencyRule
 	fails    []*failRule
 	holds    []*holdRule
+
+	notif notifState // subscriptions, alerts and collections (notifications.go)
 
 	legacyDelete bool
 	healthStatus int
@@ -128,11 +152,16 @@ func New(tb testing.TB, opts ...Option) *Server {
 		keys:         map[string]int{},
 		sessions:     map[string]int{},
 		failures:     map[string][]time.Time{},
+		groups:       map[int]bool{AllUsersGroupID: true, AdministratorsGroupID: true, AllTenantUsersGroupID: true},
+		tenants:      map[int]bool{},
+		advanced:     cfg.advanced,
+		profile:      cfg.latency,
 		arrived:      make(chan struct{}),
 		healthStatus: http.StatusOK,
 		healthBody:   `{"status":"ok"}`,
 		now:          time.Now,
 	}
+	s.notif.init(cfg.era)
 	admin := s.AddUser(cfg.admin)
 	s.keys[AdminAPIKey] = admin.ID
 	s.mu.Lock()
@@ -209,12 +238,14 @@ func (s *Server) WaitForRequests(ctx context.Context, method, pathPrefix string,
 	}
 }
 
-// SetLegacyDelete switches to the behaviour of older Metabase (the
-// toucan2-era users API, metabase/metabase#66599): DELETE /api/user/:id
-// answers a missing or already inactive user with a 500 JSON stack trace
-// instead of 404 or 200, and GET /api/user/:id answers an inactive user
-// 404, as those versions fetch it with :is_active true (metabase-api.md
-// §4.2, §4.6).
+// SetLegacyDelete switches to the behaviour of the toucan2-era users API
+// in src/metabase/api/user.clj, before metabase/metabase#66599 was fixed
+// (docs/metabase.md#eras): DELETE /api/user/:id answers a missing, already
+// inactive or non-personal user with a 500 JSON stack trace instead of 404
+// or 200; GET /api/user/:id answers an inactive user 404, as that file
+// fetches it with :is_active true; a PUT naming a group that does not
+// exist gets a 500 (the database's foreign key) instead of a 400; and
+// GET /api/user ignores tenancy and tenant_id, which did not exist yet.
 func (s *Server) SetLegacyDelete(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -252,6 +283,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.spans = append(s.spans, span{start: s.events})
 	close(s.arrived)
 	s.arrived = make(chan struct{})
+	tag := s.notif.era.Tag()
 	delay := s.latencyLocked(r.Method, r.URL.Path)
 	hold := s.holdLocked(r.Method, r.URL.Path)
 	fail := s.failLocked(r.Method, r.URL.Path)
@@ -265,16 +297,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.spans[idx].end = s.events
 		s.mu.Unlock()
 	}()
-	rec.Header().Set("X-Metabase-Version", Version)
+	rec.Header().Set("X-Metabase-Version", tag)
 
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
+	if !waitOrDone(r.Context(), delay) {
+		return
 	}
 	if hold != nil && !hold.reply {
 		select {
@@ -287,22 +313,49 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeBody(rec, fail.status, fail.body)
 		return
 	}
-	if hold != nil && hold.reply {
-		// HoldReply: the request takes effect now; only its reply waits.
-		buf := httptest.NewRecorder()
-		s.route(buf, r)
-		rec.status = buf.Code
+	holdReply := hold != nil && hold.reply
+	if !holdReply && s.profile == nil {
+		s.route(rec, r)
+		return
+	}
+	// The request takes effect now; only its reply waits, for the latency
+	// profile (the service being slow) and then for HoldReply. A client
+	// that gives up meanwhile leaves the change in place, as with a real
+	// server that does not notice.
+	rows := new(int)
+	buf := httptest.NewRecorder()
+	s.route(buf, r.WithContext(context.WithValue(r.Context(), rowsKey{}, rows)))
+	rec.status = buf.Code
+	if s.profile != nil {
+		if !waitOrDone(r.Context(), s.profile.delay(r, *rows)) {
+			return
+		}
+	}
+	if holdReply {
 		select {
 		case <-hold.ch:
 		case <-r.Context().Done():
 			return
 		}
-		maps.Copy(rec.Header(), buf.Header())
-		rec.ResponseWriter.WriteHeader(buf.Code)
-		_, _ = rec.ResponseWriter.Write(buf.Body.Bytes())
-		return
 	}
-	s.route(rec, r)
+	maps.Copy(rec.Header(), buf.Header())
+	rec.ResponseWriter.WriteHeader(buf.Code)
+	_, _ = rec.ResponseWriter.Write(buf.Body.Bytes())
+}
+
+// waitOrDone waits d on a timer, and reports false if ctx ends first.
+func waitOrDone(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 type statusRecorder struct {
@@ -324,7 +377,7 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// Content types Metabase sends (metabase-api.md §2).
+// Content types Metabase sends (docs/metabase.md#error-bodies).
 const (
 	contentTypeText = "text/plain"
 	contentTypeJSON = "application/json; charset=utf-8"

@@ -11,8 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestThrottle checks metabase-api.md §6: the 11th failed login for a
-// username within an hour is refused with "Too many attempts!".
+// TestThrottle: the 11th failed login for a username within an hour is
+// refused with "Too many attempts!" (docs/metabase.md#throttling).
 func TestThrottle(t *testing.T) {
 	t.Parallel()
 	s := New(t, WithPasswordUser("ann@example.com", "pw"))
@@ -35,8 +35,9 @@ func TestThrottle(t *testing.T) {
 	}
 }
 
-// TestSessionLifecycle: a session works, dies with its user (§5) or
-// ExpireSessions, and reactivation does not revive it.
+// TestSessionLifecycle: a session works, dies with its user
+// (docs/metabase.md#deactivation) or ExpireSessions, and reactivation does
+// not revive it.
 func TestSessionLifecycle(t *testing.T) {
 	t.Parallel()
 	s := New(t, WithPasswordUser("ann@example.com", "pw"))
@@ -77,9 +78,9 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 }
 
-// TestListOrderAndSearch checks §4.1: case-insensitive substring search on
-// names and email, personal users only, sorted by lower(first),
-// lower(last), id.
+// TestListOrderAndSearch checks docs/metabase.md#list-users:
+// case-insensitive substring search on names and email, personal users
+// only, sorted by lower(first), lower(last), id.
 func TestListOrderAndSearch(t *testing.T) {
 	t.Parallel()
 	s := New(t)

@@ -12,14 +12,14 @@ import (
 	"time"
 )
 
-// Login throttling (metabase-api.md §6): 10 failures per username per
-// hour, then 401 "Too many attempts!".
+// Login throttling (docs/metabase.md#throttling): 10 failures per username
+// per hour, then 401 "Too many attempts!".
 const (
 	throttleThreshold = 10
 	throttleTTL       = time.Hour
 )
 
-// login serves POST /api/session (metabase-api.md §1.1, §6).
+// login serves POST /api/session (docs/metabase.md#login).
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	var b struct {
 		Username json.RawMessage `json:"username"`
@@ -80,6 +80,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	s.sessions[id] = u.ID
 	t := now.UTC().Truncate(time.Millisecond)
 	u.LastLogin = &t
+	// A login updates core_user, whose updated_at moves with every update
+	// (src/metabase/users/models/user.clj, :hook/updated-at-timestamped?).
+	u.touch(t)
 	http.SetCookie(w, &http.Cookie{Name: "metabase.SESSION", Value: url.QueryEscape(id), Path: "/", HttpOnly: true})
 	writeJSON(w, http.StatusOK, map[string]string{"id": id})
 }

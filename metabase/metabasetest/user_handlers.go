@@ -3,18 +3,23 @@ package metabasetest
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 )
 
-// listUsers serves GET /api/user (metabase-api.md §4.1).
+// listUsers serves GET /api/user (docs/metabase.md#list-users).
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, caller *user) {
 	if !caller.Superuser {
 		writeText(w, http.StatusForbidden, msgForbidden)
 		return
 	}
 	q := r.URL.Query()
+	inTenancy, ok := s.tenancyFilter(w, q)
+	if !ok {
+		return
+	}
 	wantActive, wantInactive := true, false
 	switch q.Get("status") {
 	case "all":
@@ -48,11 +53,15 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, caller *user)
 		if groupID > 0 && !slices.Contains(u.groups, groupID) {
 			continue
 		}
+		if !inTenancy(u) {
+			continue
+		}
 		if !paged || (total >= offset && len(rows) < limit) {
 			rows = append(rows, u.listJSON())
 		}
 		total++
 	}
+	reportRows(r, len(rows))
 	resp := struct {
 		Data   []userJSON `json:"data"`
 		Total  int        `json:"total"`
@@ -65,26 +74,70 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, caller *user)
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// tenancyFilter reads the tenancy and tenant_id parameters of the newest
+// GET /api/user (users_rest/api.clj): by default only users without a
+// tenant are listed; tenancy=all lists everyone, tenancy=external tenant
+// users only, tenant_id=N the users of tenant N. Older versions ignore
+// both parameters and have no tenants.
+func (s *Server) tenancyFilter(w http.ResponseWriter, q url.Values) (func(*user) bool, bool) {
+	all := func(*user) bool { return true }
+	if s.legacyDelete {
+		return all, true
+	}
+	tenancy, hasTenancy := q["tenancy"]
+	tenantID, hasTenantID := q["tenant_id"]
+	if hasTenancy && hasTenantID {
+		writeText(w, http.StatusBadRequest, msgTenancyAndTenantID)
+		return nil, false
+	}
+	if hasTenantID {
+		id, err := strconv.Atoi(tenantID[0])
+		if err != nil || id <= 0 {
+			validationError(w, "tenant_id", "nullable value must be an integer greater than zero.",
+				"should be an integer greater than zero, received: "+strconv.Quote(tenantID[0]))
+			return nil, false
+		}
+		return func(u *user) bool { return u.TenantID == id }, true
+	}
+	internal := func(u *user) bool { return u.TenantID == 0 }
+	if !hasTenancy {
+		return internal, true
+	}
+	switch t := tenancy[0]; t {
+	case "all":
+		return all, true
+	case "external":
+		return func(u *user) bool { return u.TenantID != 0 }, true
+	case "internal":
+		return internal, true
+	default:
+		validationError(w, "tenancy", "nullable enum of :all, :internal, :external",
+			"should be either :all, :internal or :external, received: "+strconv.Quote(t))
+		return nil, false
+	}
+}
+
 // nonNegInt parses a paging parameter; Metabase ignores non-numeric ones.
 func nonNegInt(s string) (int, bool) {
 	n, err := strconv.Atoi(s)
 	return n, err == nil && n >= 0
 }
 
-// getUser serves GET /api/user/:id (metabase-api.md §4.2).
+// getUser serves GET /api/user/:id (docs/metabase.md#get-user). It
+// returns users of every type, API keys included.
 func (s *Server) getUser(w http.ResponseWriter, caller *user, id int) {
 	if !caller.Superuser && caller.ID != id {
 		writeText(w, http.StatusForbidden, msgForbidden)
 		return
 	}
 	u := s.users[id]
-	// The versions with the legacy DELETE fetch (fetch-user :id id,
-	// :is_active true): an inactive user is 404 (metabase-api.md §4.2).
+	// The version with the legacy DELETE fetches (fetch-user :id id,
+	// :is_active true): an inactive user is 404 (docs/metabase.md#get-user).
 	if u == nil || (s.legacyDelete && !u.Active) {
 		writeText(w, http.StatusNotFound, msgNotFound)
 		return
 	}
-	writeJSON(w, http.StatusOK, u.detailJSON())
+	writeJSON(w, http.StatusOK, u.detailJSON(s.advanced))
 }
 
 // userBody is the body of PUT and POST /api/user; raw fields keep "absent"
@@ -97,7 +150,8 @@ type userBody struct {
 	UserGroupMemberships json.RawMessage `json:"user_group_memberships"`
 }
 
-// validationError writes Metabase's malli 400 (metabase-api.md §2).
+// validationError writes Metabase's malli 400
+// (docs/metabase.md#error-bodies).
 func validationError(w http.ResponseWriter, param, desc, specific string) {
 	writeJSON(w, http.StatusBadRequest, map[string]any{
 		"errors":          map[string]string{param: desc},
@@ -121,41 +175,52 @@ func optionalString(w http.ResponseWriter, name string, m json.RawMessage) (*str
 	return &v, true
 }
 
+// userRequest is a decoded PUT or POST /api/user body; nil fields were
+// absent or null.
+type userRequest struct {
+	email, first, last *string
+	super              *bool
+	// memberships is nil when user_group_memberships was absent or null;
+	// an empty list is not nil.
+	memberships []membershipEntry
+}
+
 // decodeUserBody parses and validates a user body; on failure it has
 // already written the 400.
-func decodeUserBody(w http.ResponseWriter, body []byte) (email, first, last *string, super *bool, groups []int, ok bool) {
+func decodeUserBody(w http.ResponseWriter, body []byte) (req userRequest, ok bool) {
 	var b userBody
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &b); err != nil {
 			writeText(w, http.StatusBadRequest, msgMalformedJSON)
-			return
+			return req, false
 		}
 	}
-	if email, ok = optionalString(w, "email", b.Email); !ok {
-		return
+	if req.email, ok = optionalString(w, "email", b.Email); !ok {
+		return req, false
 	}
-	if email != nil && !strings.Contains(*email, "@") {
+	if req.email != nil && !strings.Contains(*req.email, "@") {
 		validationError(w, "email", "nullable value must be a valid email address.",
 			"should be a valid email address, received: "+string(b.Email))
-		return nil, nil, nil, nil, nil, false
+		return req, false
 	}
-	if first, ok = optionalString(w, "first_name", b.FirstName); !ok {
-		return
+	if req.first, ok = optionalString(w, "first_name", b.FirstName); !ok {
+		return req, false
 	}
-	if last, ok = optionalString(w, "last_name", b.LastName); !ok {
-		return
+	if req.last, ok = optionalString(w, "last_name", b.LastName); !ok {
+		return req, false
 	}
 	if !isNull(b.IsSuperuser) {
 		var v bool
 		if json.Unmarshal(b.IsSuperuser, &v) != nil {
 			validationError(w, "is_superuser", "nullable boolean", "should be a boolean, received: "+string(b.IsSuperuser))
-			return nil, nil, nil, nil, nil, false
+			return req, false
 		}
-		super = &v
+		req.super = &v
 	}
 	if !isNull(b.UserGroupMemberships) {
 		var ms []struct {
-			ID int `json:"id"`
+			ID      int   `json:"id"`
+			Manager *bool `json:"is_group_manager"`
 		}
 		bad := json.Unmarshal(b.UserGroupMemberships, &ms) != nil
 		for _, m := range ms {
@@ -163,22 +228,25 @@ func decodeUserBody(w http.ResponseWriter, body []byte) (email, first, last *str
 		}
 		if bad {
 			validationError(w, "user_group_memberships",
-				"nullable sequence of map where {:id -> <value must be an integer greater than zero.>}",
+				"nullable sequence of map where {:id -> <value must be an integer greater than zero.>, :is_group_manager (optional) -> <boolean>}",
 				"invalid type, received: "+string(b.UserGroupMemberships))
-			return nil, nil, nil, nil, nil, false
+			return req, false
 		}
-		groups = make([]int, 0, len(ms))
-		for _, m := range ms {
-			groups = append(groups, m.ID)
+		req.memberships = make([]membershipEntry, len(ms))
+		for i, m := range ms {
+			req.memberships[i] = membershipEntry{ID: m.ID, Manager: m.Manager}
 		}
 	}
-	return email, first, last, super, groups, true
+	return req, true
 }
 
-// updateUser serves PUT /api/user/:id (metabase-api.md §4.4). is_active is
-// not part of the schema and is dropped.
+// updateUser serves PUT /api/user/:id (docs/metabase.md#update-user), in
+// the order of users_rest/api.clj: is_superuser first (through the user
+// model's before-update, which adds or removes the Admin membership), then
+// user_group_memberships. is_active is not part of the schema and is
+// dropped. Nothing changes unless every step succeeds.
 func (s *Server) updateUser(w http.ResponseWriter, caller *user, id int, body []byte) {
-	email, first, last, super, groups, ok := decodeUserBody(w, body)
+	req, ok := decodeUserBody(w, body)
 	if !ok {
 		return
 	}
@@ -195,55 +263,63 @@ func (s *Server) updateUser(w http.ResponseWriter, caller *user, id int, body []
 		writeText(w, http.StatusNotFound, msgNotFound)
 		return
 	}
-	if email != nil && !strings.EqualFold(*email, u.Email) {
-		if _, taken := s.byEmail[strings.ToLower(*email)]; taken {
-			validationError(w, "email", "Email address already associated to another user.",
-				"Email address already associated to another user.")
+	if req.email != nil && !strings.EqualFold(*req.email, u.Email) {
+		if _, taken := s.byEmail[strings.ToLower(*req.email)]; taken {
+			checkpError(w, "email", "Email address already associated to another user.")
 			return
 		}
 	}
-	newGroups, newSuper := u.groups, u.Superuser
-	if caller.Superuser {
-		if groups != nil {
-			newGroups = normGroups(groups, false)
-			newSuper = slices.Contains(newGroups, AdministratorsGroupID)
+	st := memberState{groups: u.groups, managers: u.managers, super: u.Superuser}
+	if caller.Superuser && req.super != nil && *req.super != u.Superuser {
+		if *req.super {
+			if u.TenantID != 0 {
+				badGroupPair(w) // the Admin group is no tenant group
+				return
+			}
+			st.groups = normGroups(st.groups, u.baseGroup(), true)
+		} else {
+			if s.otherActiveAdminsLocked(u.ID) == 0 {
+				writeText(w, http.StatusBadRequest, msgLastAdmin)
+				return
+			}
+			st.groups = slices.DeleteFunc(slices.Clone(st.groups), func(g int) bool { return g == AdministratorsGroupID })
+			st.managers = slices.DeleteFunc(slices.Clone(st.managers), func(g int) bool { return g == AdministratorsGroupID })
 		}
-		if super != nil {
-			newSuper = *super
+		st.super = *req.super
+	}
+	if req.memberships != nil {
+		if st, ok = s.planMemberships(w, u, caller, st, req.super, req.memberships); !ok {
+			return
 		}
-		newGroups = slices.DeleteFunc(slices.Clone(newGroups), func(g int) bool { return g == AdministratorsGroupID })
-		newGroups = normGroups(newGroups, newSuper)
 	}
-	if u.Superuser && !newSuper && s.otherActiveAdminsLocked(u.ID) == 0 {
-		writeText(w, http.StatusBadRequest, msgLastAdmin)
-		return
-	}
-	if email != nil || first != nil || last != nil {
+	if req.email != nil || req.first != nil || req.last != nil {
 		s.removeSortedLocked(u)
 		delete(s.byEmail, u.le)
-		if email != nil {
-			u.Email = *email
+		if req.email != nil {
+			u.Email = *req.email
 		}
-		if first != nil {
-			u.FirstName = *first
+		if req.first != nil {
+			u.FirstName = *req.first
 		}
-		if last != nil {
-			u.LastName = *last
+		if req.last != nil {
+			u.LastName = *req.last
 		}
 		s.insertLocked(u)
 	}
-	u.groups, u.Superuser = newGroups, newSuper
-	u.updatedAt = s.now().UTC()
-	writeJSON(w, http.StatusOK, u.detailJSON())
+	u.groups, u.managers, u.Superuser = st.groups, st.managers, st.super
+	u.touch(s.now())
+	writeJSON(w, http.StatusOK, u.detailJSON(s.advanced))
 }
 
-// createUser serves POST /api/user (superuser only).
+// createUser serves POST /api/user (superuser only). The user starts in
+// All Users and then gets user_group_memberships under the rules of PUT;
+// if they fail, no user is created.
 func (s *Server) createUser(w http.ResponseWriter, caller *user, body []byte) {
-	email, first, last, _, groups, ok := decodeUserBody(w, body)
+	req, ok := decodeUserBody(w, body)
 	if !ok {
 		return
 	}
-	if email == nil {
+	if req.email == nil {
 		validationError(w, "email", "value must be a valid email address.", "should be a valid email address, received: nil")
 		return
 	}
@@ -251,38 +327,51 @@ func (s *Server) createUser(w http.ResponseWriter, caller *user, body []byte) {
 		writeText(w, http.StatusForbidden, msgForbidden)
 		return
 	}
-	if _, taken := s.byEmail[strings.ToLower(*email)]; taken {
-		validationError(w, "email", "Email address already in use.", "Email address already in use.")
+	if _, taken := s.byEmail[strings.ToLower(*req.email)]; taken {
+		checkpError(w, "email", "Email address already in use.")
 		return
 	}
-	nu := User{Email: *email, Active: true, GroupIDs: groups}
-	if first != nil {
-		nu.FirstName = *first
+	nu := User{Email: *req.email, Active: true}
+	if req.first != nil {
+		nu.FirstName = *req.first
 	}
-	if last != nil {
-		nu.LastName = *last
+	if req.last != nil {
+		nu.LastName = *req.last
 	}
-	u := s.newUserLocked(nu)
+	u, err := s.newUserLocked(nu)
+	if err != nil {
+		writeText(w, http.StatusInternalServerError, msgServerError)
+		return
+	}
+	if req.memberships != nil {
+		// POST has no is_superuser; the new user has no other admin status.
+		st, ok := s.planMemberships(w, u, caller, memberState{groups: u.groups}, nil, req.memberships)
+		if !ok {
+			return
+		}
+		u.groups, u.managers, u.Superuser = st.groups, st.managers, st.super
+	}
 	s.insertLocked(u)
-	writeJSON(w, http.StatusOK, u.detailJSON())
+	writeJSON(w, http.StatusOK, u.detailJSON(s.advanced))
 }
 
-// legacyDeleteError is the 500 of older Metabase's check-500
-// (metabase/metabase#66599).
-func legacyDeleteError(w http.ResponseWriter) {
+// legacyServerError is a 500 of older Metabase: its check-500
+// (metabase/metabase#66599) or an uncaught database error, as a JSON stack
+// trace.
+func legacyServerError(w http.ResponseWriter, msg string) {
 	writeJSON(w, http.StatusInternalServerError, map[string]any{
-		"message": "Internal server error.",
-		"cause":   "Internal server error.",
+		"message": msg,
+		"cause":   msg,
 		"data":    map[string]any{"status-code": 500},
 		"via": []map[string]any{{
-			"type": "clojure.lang.ExceptionInfo", "message": "Internal server error.",
+			"type": "clojure.lang.ExceptionInfo", "message": msg,
 			"data": map[string]any{"status-code": 500}, "at": []any{"metabase.api.common$check", "invokeStatic", "common.clj", 86},
 		}},
 		"trace": []any{[]any{"metabase.api.common$check", "invokeStatic", "common.clj", 86}},
 	})
 }
 
-// deleteUser serves DELETE /api/user/:id (metabase-api.md §4.6).
+// deleteUser serves DELETE /api/user/:id (docs/metabase.md#delete-user).
 func (s *Server) deleteUser(w http.ResponseWriter, caller *user, id int) {
 	if !caller.Superuser {
 		writeText(w, http.StatusForbidden, msgForbidden)
@@ -295,17 +384,17 @@ func (s *Server) deleteUser(w http.ResponseWriter, caller *user, id int) {
 	u := s.users[id]
 	switch {
 	case u == nil && s.legacyDelete:
-		legacyDeleteError(w)
+		legacyServerError(w, msgServerError)
 		return
 	case u == nil:
 		writeText(w, http.StatusNotFound, msgNotFound)
 		return
 	case (u.kind != "personal" || !u.Active) && s.legacyDelete:
-		legacyDeleteError(w)
+		legacyServerError(w, msgServerError)
 		return
 	case u.kind != "personal" || !u.Active:
-		// Newest Metabase: idempotent, and non-personal users are filtered
-		// out of the update, so nothing changes.
+		// Newest Metabase: idempotent, and the update is filtered by
+		// {:type :personal}, so for an API key's user nothing changes.
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 		return
 	}
@@ -317,8 +406,10 @@ func (s *Server) deleteUser(w http.ResponseWriter, caller *user, id int) {
 	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 }
 
-// reactivateUser serves PUT /api/user/:id/reactivate (metabase-api.md
-// §4.5): it clears is_superuser.
+// reactivateUser serves PUT /api/user/:id/reactivate
+// (docs/metabase.md#reactivate): personal users only; it clears
+// is_superuser and with it the Admin membership, and keeps every other
+// group.
 func (s *Server) reactivateUser(w http.ResponseWriter, caller *user, id int) {
 	if !caller.Superuser {
 		writeText(w, http.StatusForbidden, msgForbidden)
@@ -333,19 +424,30 @@ func (s *Server) reactivateUser(w http.ResponseWriter, caller *user, id int) {
 		writeText(w, http.StatusNotFound, msgNotFound)
 		return
 	}
-	if u.Active {
-		data := map[string]any{"status-code": 400, "message": msgReactivateActive}
-		writeJSON(w, http.StatusBadRequest, map[string]any{
-			"message": msgReactivateActive,
-			"cause":   msgReactivateActive,
-			"data":    data,
-			"via":     []map[string]any{{"type": "clojure.lang.ExceptionInfo", "message": msgReactivateActive, "data": data}},
-			"trace":   []any{},
-		})
+	switch {
+	case u.Active:
+		jsonMessage400(w, msgReactivateActive)
+		return
+	case u.TenantID != 0 && !s.tenants[u.TenantID]:
+		jsonMessage400(w, msgReactivateTenant)
 		return
 	}
 	u.Active, u.Superuser = true, false
-	u.groups = normGroups(slices.DeleteFunc(slices.Clone(u.groups), func(g int) bool { return g == AdministratorsGroupID }), false)
-	u.updatedAt = s.now().UTC()
-	writeJSON(w, http.StatusOK, u.detailJSON())
+	u.groups = slices.DeleteFunc(slices.Clone(u.groups), func(g int) bool { return g == AdministratorsGroupID })
+	u.managers = slices.DeleteFunc(slices.Clone(u.managers), func(g int) bool { return g == AdministratorsGroupID })
+	u.touch(s.now())
+	writeJSON(w, http.StatusOK, u.detailJSON(s.advanced))
+}
+
+// jsonMessage400 writes the 400 of Metabase's api/check with a {:message}
+// map: JSON with "message" and the exception's other keys.
+func jsonMessage400(w http.ResponseWriter, msg string) {
+	data := map[string]any{"status-code": 400, "message": msg}
+	writeJSON(w, http.StatusBadRequest, map[string]any{
+		"message": msg,
+		"cause":   msg,
+		"data":    data,
+		"via":     []map[string]any{{"type": "clojure.lang.ExceptionInfo", "message": msg, "data": data}},
+		"trace":   []any{},
+	})
 }

@@ -2,14 +2,15 @@ package metabasetest
 
 import "testing"
 
-// TestReviewLastAdminCountsEveryActiveAdmin: throw-if-last-admin! counts the
-// active members of the Admin group other than the target, whatever their
-// type (metabase-api.md §4.6; the query joins core_user on is_active only).
-// An API key in the Administrators group is such a member (§1.2), so the
-// last personal admin may be disabled while it exists.
-func TestReviewLastAdminCountsEveryActiveAdmin(t *testing.T) {
+// TestLastAdminCountsEveryActiveAdmin: throw-if-last-admin!
+// (permissions_group_membership.clj) counts the active members of the
+// Admin group other than the target, whatever their type: the query joins
+// core_user on is_active only (docs/metabase.md#last-admin). An API key in
+// the Administrators group is such a member, so the last personal admin
+// may be disabled while it exists.
+func TestLastAdminCountsEveryActiveAdmin(t *testing.T) {
 	t.Parallel()
-	const key = "mb_reviewreviewreviewreviewreview"
+	const key = "mb_lastadminlastadminlastadminlast"
 	s := New(t, WithAPIKey(key, 50))
 	s.AddUser(User{ID: 50, Email: "api-key-user-50@api-key.invalid", FirstName: "bot key", Active: true,
 		Superuser: true, Type: "api-key"})

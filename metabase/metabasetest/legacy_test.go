@@ -2,11 +2,11 @@ package metabasetest
 
 import "testing"
 
-// TestReviewLegacyGetHidesInactive: the Metabase versions whose DELETE
-// answers 500 for an inactive user (metabase/metabase#66599, §4.6) fetch
-// GET /api/user/:id with (fetch-user :id id, :is_active true), so an
-// inactive user is 404 there; only the newest version returns it (§4.2).
-func TestReviewLegacyGetHidesInactive(t *testing.T) {
+// TestLegacyGetHidesInactive: the toucan2-era src/metabase/api/user.clj,
+// whose DELETE answers 500 for an inactive user (metabase/metabase#66599),
+// fetches GET /api/user/:id with (fetch-user :id id, :is_active true), so
+// an inactive user is 404 there (docs/metabase.md#get-user).
+func TestLegacyGetHidesInactive(t *testing.T) {
 	t.Parallel()
 	s := New(t)
 	s.AddUser(User{ID: 11, Email: "inactive@example.com"})

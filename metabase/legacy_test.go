@@ -7,13 +7,14 @@ import (
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
-// TestReviewLegacyDisableInactive: on the Metabase versions whose DELETE
+// TestLegacyDisableInactive: on the toucan2-era Metabase whose DELETE
 // answers 500 for an inactive user (metabase/metabase#66599), GET
 // /api/user/:id also hides inactive users (fetch-user … :is_active true,
-// metabase-api.md §4.2), so a 404 there does not mean "missing". Disabling
-// an inactive user must still succeed (§4.6, Consequence 2), and a missing
-// one must still be ErrNotFound.
-func TestReviewLegacyDisableInactive(t *testing.T) {
+// docs/metabase.md#get-user), so a 404 there does not mean "missing".
+// Disabling an inactive user must still succeed
+// (docs/metabase.md#delete-user), and a missing one must still be
+// ErrNotFound.
+func TestLegacyDisableInactive(t *testing.T) {
 	t.Parallel()
 	c, s := setup(t, WithPageSize(25))
 	s.SetLegacyDelete(true)
@@ -36,12 +37,12 @@ func TestReviewLegacyDisableInactive(t *testing.T) {
 	}
 }
 
-// TestReviewLegacyUserInactive: User documents "active or not", but the
-// versions with the legacy DELETE answer GET /api/user/:id with 404 for an
-// inactive user (metabase-api.md §4.2). The bot reads the target with User
-// before disabling it (and on a takeover after a crash), so an inactive
-// user must come back as inactive, not as ErrNotFound.
-func TestReviewLegacyUserInactive(t *testing.T) {
+// TestLegacyUserInactive: User documents "active or not", but the version
+// with the legacy DELETE answers GET /api/user/:id with 404 for an
+// inactive user (docs/metabase.md#get-user). The bot reads the target with
+// User before disabling it (and on a takeover after a crash), so an
+// inactive user must come back as inactive, not as ErrNotFound.
+func TestLegacyUserInactive(t *testing.T) {
 	t.Parallel()
 	c, s := setup(t, WithPageSize(25))
 	s.SetLegacyDelete(true)
