@@ -153,6 +153,10 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	q.Add("_pragma", "busy_timeout("+strconv.Itoa(int(sqliteBusyTimeout.Milliseconds()))+")")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "journal_mode(WAL)")
+	// FULL syncs the WAL at every commit, so a committed write survives power loss, not only a
+	// crash of the process (NORMAL may lose the last commits). The delivery path is built to need
+	// few commits rather than cheaper ones. https://www.sqlite.org/pragma.html#pragma_synchronous
+	q.Add("_pragma", "synchronous(FULL)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {
