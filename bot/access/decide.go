@@ -30,7 +30,7 @@ func (s *Service) Approve(ctx context.Context, id, actor string) (approval.Reque
 	if err := s.requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		reached, err := r.Approve(actor, now, approval.Policy{AllowSelfApproval: s.policy.AllowSelfApproval})
 		if err != nil {
@@ -99,7 +99,7 @@ func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.
 	if err := s.requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.Deny(actor, reason, now); err != nil {
 			return nil, err
@@ -117,7 +117,7 @@ func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.
 
 // Cancel withdraws a pending request; only its requester may.
 func (s *Service) Cancel(ctx context.Context, id, actor string) (approval.Request, error) {
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.Cancel(actor, now); err != nil {
 			return nil, err
@@ -138,7 +138,7 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 	if err := s.requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.Retry(actor, now); err != nil {
 			return nil, err
@@ -171,7 +171,7 @@ func (s *Service) CancelReturn(ctx context.Context, id, actor string) (approval.
 	if err := s.requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.CancelReturn(actor, now); err != nil {
 			return nil, err

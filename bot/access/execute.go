@@ -37,6 +37,9 @@ type executor struct {
 	// tell builds the outbox rows of an event (see Service.tell).
 	tell func(e Event, kinds ...Kind) []store.Outbox
 	kick func()
+	// update records outcomes and hands the messages of a finished request to this process's
+	// deliverer (see Service.update).
+	update func(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, error)) (approval.Request, error)
 }
 
 // outcome is the result for target i, with what the user had before the change.
@@ -154,7 +157,7 @@ func (x *executor) record(ctx context.Context, id string, batch []outcome, final
 	if len(batch) == 0 && !final {
 		return approval.Request{}, nil
 	}
-	return x.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	return x.update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		now := x.now()
 		if err := r.RenewLease(x.cfg.InstanceID, now, x.cfg.ExecLease); err != nil {
 			return nil, err
