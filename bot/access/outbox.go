@@ -59,9 +59,16 @@ type outboxState struct {
 	round sync.Mutex
 	mu    sync.Mutex
 	// handed are runs this process claimed in its own writes, waiting for the next round.
-	handed []store.Outbox
+	handed []held
 	// settled is what past rounds delivered or gave back and no transaction recorded yet.
 	settled store.Settle
+}
+
+// held is a run of rows this process claimed, and when (on the process's monotonic clock): its
+// deliveries must end within half the lease from then, before another process may take it over.
+type held struct {
+	rows []store.Outbox
+	at   time.Time
 }
 
 // claim is this process's claim of outbox runs, now.
@@ -74,10 +81,11 @@ func (s *Service) claim(limit int) store.Claim {
 // deliverer: a decision's or an outcome's messages go out without a claim of their own. Should the
 // process die first, the run is claimed again by anyone once its lease runs out.
 func (s *Service) update(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, error)) (approval.Request, error) {
+	at := time.Now()
 	r, run, err := s.st.UpdateAndClaim(ctx, id, s.claim(1), fn)
 	if len(run) > 0 {
 		s.ob.mu.Lock()
-		s.ob.handed = append(s.ob.handed, run...)
+		s.ob.handed = append(s.ob.handed, held{rows: run, at: at})
 		s.ob.mu.Unlock()
 		s.kick()
 	}
@@ -117,6 +125,7 @@ func (s deliverer) deliverOutbox(ctx context.Context) {
 		s.ob.mu.Lock()
 		settled := s.ob.settled
 		s.ob.mu.Unlock()
+		at := time.Now()
 		claimed, lost, err := s.st.CompleteAndClaim(ctx, settled, s.claim(outboxBatch))
 		if err != nil {
 			if ctx.Err() == nil {
@@ -129,10 +138,9 @@ func (s deliverer) deliverOutbox(ctx context.Context) {
 		}
 		s.ob.mu.Lock()
 		s.ob.settled = store.Settle{}
-		rows := append(s.ob.handed, claimed...)
+		runs := byRequest(append(s.ob.handed, held{rows: claimed, at: at}))
 		s.ob.handed = nil
 		s.ob.mu.Unlock()
-		runs := byRequest(rows)
 		if len(runs) == 0 {
 			return
 		}
@@ -153,32 +161,45 @@ func (s deliverer) deliverOutbox(ctx context.Context) {
 	}
 }
 
-// byRequest splits rows into each request's rows in ID order, requests in order of their first row.
-func byRequest(rows []store.Outbox) [][]store.Outbox {
-	slices.SortFunc(rows, func(a, b store.Outbox) int { return cmp.Compare(a.ID, b.ID) })
-	var runs [][]store.Outbox
+// byRequest regroups claimed rows into one run per request, its rows in ID order, claimed at the
+// earliest of their claims.
+func byRequest(hs []held) []held {
+	var runs []held
 	at := map[string]int{}
-	for _, row := range rows {
-		i, ok := at[row.RequestID]
-		if !ok {
-			i = len(runs)
-			at[row.RequestID] = i
-			runs = append(runs, nil)
+	for _, h := range hs {
+		for _, row := range h.rows {
+			i, ok := at[row.RequestID]
+			if !ok {
+				i = len(runs)
+				at[row.RequestID] = i
+				runs = append(runs, held{at: h.at})
+			}
+			runs[i].rows = append(runs[i].rows, row)
+			if h.at.Before(runs[i].at) {
+				runs[i].at = h.at
+			}
 		}
-		runs[i] = append(runs[i], row)
+	}
+	for _, r := range runs {
+		slices.SortFunc(r.rows, func(a, b store.Outbox) int { return cmp.Compare(a.ID, b.ID) })
 	}
 	return runs
 }
 
-// deliverRun sends one request's run in order, all within half the outbox lease so it has ended
-// before another process may claim the same rows. It returns the rows to record as delivered and
-// the rows it gives back unsent: those after a row that failed (it waits for its retry, and they
-// behind it) or that the time bound cut off.
-func (s deliverer) deliverRun(ctx context.Context, run []store.Outbox) (delivered, released []int64) {
+// deliverRun sends one request's run in order, all within half the outbox lease from its claim, so
+// it has ended before another process may claim the same rows. It returns the rows to record as
+// delivered and the rows it gives back unsent: those after a row that failed (it waits for its
+// retry, and they behind it) or that the time bound cut off.
+func (s deliverer) deliverRun(ctx context.Context, h held) (delivered, released []int64) {
 	// A delivery runs detached from shutdown: once the chat may have accepted a message,
 	// recording that is worth finishing, or the message is sent again after the lease.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(maxDeliveryTimeout, s.exec.OutboxLease/2))
+	deadline := h.at.Add(s.exec.OutboxLease / 2)
+	if bound := time.Now().Add(maxDeliveryTimeout); bound.Before(deadline) {
+		deadline = bound
+	}
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
+	run := h.rows
 	for i, row := range run {
 		if ctx.Err() != nil {
 			return delivered, append(released, ids(run[i:])...)
