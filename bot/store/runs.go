@@ -160,6 +160,19 @@ func claimableHeads(requestFilter string) string {
 // It returns the delivered rows owner no longer held.
 func (s *Store) settleTx(ctx context.Context, tx *sql.Tx, owner string, done Settle) ([]int64, error) {
 	var lost []int64
+	if s.backend == backendPostgres && len(done.Delivered) > 0 {
+		// A write queueing messages behind these rows (UpdateAndClaim) must see them delivered, or
+		// this transaction must see its messages: under READ COMMITTED each could miss the other
+		// and neither claim the new run, which would then wait for a claim of its own. A share lock
+		// on the requests waits for such a write in flight to commit (later statements here then
+		// see its rows) and makes one that starts now wait for this commit (it then sees these
+		// rows delivered). SQLite runs write transactions one at a time, so it needs none.
+		if _, err := tx.ExecContext(ctx, s.rebind(`SELECT id FROM requests
+			WHERE id IN (SELECT request_id FROM outbox WHERE id IN (`+placeholders(len(done.Delivered))+`))
+			ORDER BY id FOR SHARE`), idArgs(done.Delivered)...); err != nil {
+			return nil, fmt.Errorf("lock requests of delivered outbox rows: %w", err)
+		}
+	}
 	if len(done.Delivered) > 0 {
 		rows, err := tx.QueryContext(ctx, s.rebind(`UPDATE outbox SET delivered_at = ?
 			WHERE id IN (`+placeholders(len(done.Delivered))+`) AND claimed_by = ? AND delivered_at IS NULL

@@ -47,6 +47,7 @@ func runRunsContract(t *testing.T, h harness) {
 		{"UpdateAndClaimWaitsForEarlierRows", testUpdateAndClaimBlocked},
 		{"RunsCommits", testRunsCommits},
 		{"RaceRuns", testRaceRuns},
+		{"RaceSettleAndWrite", testRaceSettleAndWrite},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
@@ -346,6 +347,40 @@ func testRaceRuns(t *testing.T, h harness) {
 	}
 	if len(badRuns) > 0 {
 		t.Errorf("runs with a visible message before their end: %v", badRuns)
+	}
+}
+
+// testRaceSettleAndWrite: the transaction recording a request's delivered rows and a write
+// queueing the request's next messages run at the same moment. One of them must claim the new
+// run: if each missed the other's change, the run would wait for a claim of its own, a commit
+// more on the approval path.
+func testRaceSettleAndWrite(t *testing.T, h harness) {
+	a, b := h.pair(t)
+	for i := range 30 {
+		id := fmt.Sprintf("R%02d", i)
+		mustCreate(t, a, newRequest(id, t0, 1), kinds("audit")...)
+		earlier, _ := settle(t, a, Settle{}, runClaim("d1", 0))
+		var (
+			g                 sync.WaitGroup
+			byWrite, bySettle []Outbox
+			werr, serr        error
+		)
+		g.Go(func() {
+			_, byWrite, werr = b.UpdateAndClaim(t.Context(), id, runClaim("d1", 0), func(r *approval.Request) ([]Outbox, error) {
+				return kinds(rewrite, "thread"), approveErr(r.Approve("UAPP", t0, approval.Policy{}))
+			})
+		})
+		g.Go(func() {
+			bySettle, _, serr = a.CompleteAndClaim(t.Context(), Settle{Delivered: rowIDs(earlier)}, runClaim("d1", 0))
+		})
+		g.Wait()
+		if werr != nil || serr != nil {
+			t.Fatalf("UpdateAndClaim: %v; CompleteAndClaim: %v", werr, serr)
+		}
+		if got := append(names(byWrite), names(bySettle)...); !cmp.Equal(got, []string{id + "/update", id + "/thread"}) {
+			t.Fatalf("round %d: the write claimed %v and the settle %v; want the new run claimed once, by either", i, names(byWrite), names(bySettle))
+		}
+		settle(t, a, Settle{Delivered: rowIDs(append(byWrite, bySettle...))}, runClaim("d1", 0))
 	}
 }
 
