@@ -147,6 +147,11 @@ func main() {
 	}
 	log.Print("bulk")
 	r.bulk = measureBulk(botBin, o.n, 4, 20*time.Millisecond)
+	if len(versions) > 1 {
+		log.Print("bulk, before")
+		b := measureBulk(versions[1].bin, o.n, 4, 20*time.Millisecond)
+		r.bulkBefore = &b
+	}
 	r.elapsed = time.Since(started)
 	r.command = strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " "))
 	if o.pg != "" && os.Getenv("TEST_DATABASE_URL") == o.pg {

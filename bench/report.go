@@ -20,6 +20,7 @@ type report struct {
 	overheads                 []overhead
 	loads                     []load
 	bulk                      bulk
+	bulkBefore                *bulk // the -before commit's bulk run, when there is one
 	notes                     []string
 }
 
@@ -172,8 +173,12 @@ func (r *report) markdown() string {
 	}
 	bk := r.bulk
 	ratio := float64(bk.took) / float64(bk.bound)
-	w("| Bulk %d users, %s per DELETE, BULK_CONCURRENCY=%d within 1.2× of %s | %s (%.2f×), %d DELETEs | %s bound | %s |",
-		bk.n, bk.latency, bk.concurrency, bk.bound, bk.took.Round(time.Millisecond), ratio, bk.deletes, bk.bound, met(ratio <= 1.2 && bk.ok))
+	bulkWas := ""
+	if bb := r.bulkBefore; bb != nil {
+		bulkWas = fmt.Sprintf("; before: %s (%.2f×)", bb.took.Round(time.Millisecond), float64(bb.took)/float64(bb.bound))
+	}
+	w("| Bulk %d users, %s per DELETE, BULK_CONCURRENCY=%d within 1.2× of %s | %s (%.2f×), %d DELETEs | %s bound%s | %s |",
+		bk.n, bk.latency, bk.concurrency, bk.bound, bk.took.Round(time.Millisecond), ratio, bk.deletes, bk.bound, bulkWas, met(ratio <= 1.2 && bk.ok))
 	rs := r.resources
 	w("| Idle RSS of the connected bot < 30 MB | %.1f MB (peak %.1f MB) | bare client %.1f MB (peak %.1f MB) | %s |",
 		float64(rs.botRSS)/1024, float64(rs.botPeak)/1024, float64(rs.bareRSS)/1024, float64(rs.barePeak)/1024, met(rs.botRSS > 0 && rs.botRSS < 30*1024))
@@ -308,9 +313,12 @@ func (r *report) markdown() string {
 	w("%d users in %s. Every `DELETE /api/user/:id` takes %s; the `GET /api/user/:id` before each has no added latency.", bk.n, bk.how, bk.latency)
 	w("With BULK_CONCURRENCY=%d the floor is %d/%d × %s = %s. Measured from the Approve click to the summary reply in the thread.", bk.concurrency, bk.n, bk.concurrency, bk.latency, bk.bound)
 	w("")
-	w("| took | bound | ratio | DELETEs |")
-	w("|---|---|---|---|")
-	w("| %s | %s | %.2f× | %d |", bk.took.Round(time.Millisecond), bk.bound, ratio, bk.deletes)
+	w("| bot | took | bound | ratio | DELETEs |")
+	w("|---|---|---|---|---|")
+	if bb := r.bulkBefore; bb != nil {
+		w("| before | %s | %s | %.2f× | %d |", bb.took.Round(time.Millisecond), bb.bound, float64(bb.took)/float64(bb.bound), bb.deletes)
+	}
+	w("| this tree | %s | %s | %.2f× | %d |", bk.took.Round(time.Millisecond), bk.bound, ratio, bk.deletes)
 	w("")
 
 	w("## Resources")
