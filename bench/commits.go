@@ -59,6 +59,29 @@ func commits(addr string) (int, error) {
 	return 0, errNoCounter
 }
 
+// settledCommits returns the bot's commit counter once it has stopped moving: the database can
+// show a transaction committed (drained sees the outbox empty) a moment before the bot counts
+// it, and a count taken in that moment would charge the commit to whatever comes next.
+func settledCommits(addr string) (int, error) {
+	last, err := commits(addr)
+	if err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		c, err := commits(addr)
+		if err != nil {
+			return 0, err
+		}
+		if c == last {
+			return c, nil
+		}
+		last = c
+	}
+	return last, nil
+}
+
 // drained waits (bounded) until the bot's outbox has nothing undelivered: every message it
 // sent has been recorded, so the next commit it makes belongs to the next thing it is asked.
 func drained(st *store.Store, d time.Duration) bool {

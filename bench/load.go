@@ -171,7 +171,7 @@ func measureLoad(botBin, version, backend, dbURL string, n, requesters int) load
 		time.Sleep(20 * time.Millisecond)
 	}
 	if counted && drained(st, time.Minute) {
-		if last, err := commits(addr); err == nil {
+		if last, err := settledCommits(addr); err == nil {
 			res.commits = float64(last-first) / float64(n)
 		}
 	}

@@ -306,7 +306,7 @@ func measureOverhead(bin, version, backend, dbURL string, n, counted int) overhe
 			log.Fatal(err)
 		}
 		drained(st, 10*time.Second)
-		before, _ := commits(addr)
+		before, _ := settledCommits(addr)
 		click := slacktest.Click{UserID: approver, ChannelID: opsChannel, MessageTS: card.TS, ActionID: "mb_approve"}
 		isThisOutcome := func(m slacktest.Message) bool { return m.ThreadTS == card.TS && isOutcome(m) }
 		if i < n {
@@ -332,7 +332,7 @@ func measureOverhead(bin, version, backend, dbURL string, n, counted int) overhe
 			log.Fatal(err)
 		}
 		if counter && drained(st, 10*time.Second) {
-			after, _ := commits(addr)
+			after, _ := settledCommits(addr)
 			res.total = append(res.total, after-before)
 		}
 	}
