@@ -244,8 +244,8 @@ func (r *report) markdown() string {
 	w("off the path. Under load one commit records a whole round of deliveries across requests, so commits per request fall well below")
 	w("the isolated figure (see Load).")
 	w("")
-	w("At the floor the path's store cost is about 3 × one commit; the rest of the overhead is the Socket Mode round trip of the click,")
-	w("JSON, and reading the request before each message.")
+	w("At the floor the path's store cost is about 3 × one commit; the rest of the overhead is work that writes nothing (the Socket Mode")
+	w("round trip of the click and its ack, encoding, reading the request before each message) and, on this machine, waiting for a core.")
 	w("")
 
 	w("## Approval overhead")
