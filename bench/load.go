@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 // load is one run of the load test.
 type load struct {
+	version                        string // "after" (this tree) or "before" (the -before commit)
 	backend                        string
 	n, requesters                  int
 	cmdAcks, clickAcks             int
@@ -24,21 +26,32 @@ type load struct {
 	createDur, approveDur          time.Duration
 	cmdAck, clickAck, toCard, toOK dist
 	complete                       bool
+	// commits is the bot's commits from the first command until every outcome was sent and
+	// recorded, per request (its creation and its approval); negative when not counted.
+	commits float64
 }
 
 // measureLoad sends n disable commands from requesters concurrent requesters, waits for the
 // cards, approves them all with as many concurrent approvers, and checks that every command
 // was acked, Metabase got exactly n DELETEs and every outcome was posted once.
-func measureLoad(botBin, backend, dbURL string, n, requesters int) load {
-	res := load{backend: backend, n: n, requesters: requesters}
+func measureLoad(botBin, version, backend, dbURL string, n, requesters int) load {
+	res := load{version: version, backend: backend, n: n, requesters: requesters, commits: -1}
 	approvers := make([]string, requesters)
 	for i := range approvers {
 		approvers[i] = fmt.Sprintf("UAPP%02d", i)
 	}
-	f := newFakes("load-"+backend, approvers...)
+	f := newFakes("load-"+backend+"-"+version, approvers...)
 	defer f.close()
 	emails := emailsOf(addUsers(f.mb, "load", n))
-	f.start(botBin, f.botEnv(dbURL))
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(f.tb.TempDir(), "bot.db")
+	}
+	addr := freeAddr()
+	f.start(botBin, f.botEnv(dbURL, "HTTP_ADDR="+addr))
+	st := openStore(dbURL)
+	defer st.Close()
+	first, err := commits(addr)
+	counted := err == nil
 	ctx, cancel := bounded(4 * time.Minute)
 	defer cancel()
 
@@ -156,6 +169,11 @@ func measureLoad(botBin, backend, dbURL string, n, requesters int) load {
 	deadline := time.Now().Add(time.Minute)
 	for audits() < len(okSeen) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
+	}
+	if counted && drained(st, time.Minute) {
+		if last, err := settledCommits(addr); err == nil {
+			res.commits = float64(last-first) / float64(n)
+		}
 	}
 
 	var toOK []time.Duration

@@ -5,6 +5,7 @@
 //	go run ./bench                          # SQLite, plus PostgreSQL when TEST_DATABASE_URL is set
 //	go run ./bench -out docs/benchmarks.md  # refresh the record
 //	go run ./bench -pg 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
+//	go run ./bench -before 819e55d          # also measure the bot as of that commit, for comparison
 //
 // It builds the bot as released (CGO_ENABLED=0 -trimpath -ldflags "-s -w") and a bare slack-go
 // Socket Mode client (bench/bareclient) as the baseline, runs both as child processes, and
@@ -33,6 +34,9 @@ type options struct {
 	out string // report file; empty writes the report to stdout
 	pg  string // PostgreSQL URL for the load test; empty skips it
 	n   int    // requests in the load test and users in the bulk test
+	// before is a git commit to build and measure beside this tree (approvals and load); empty
+	// measures this tree only.
+	before string
 }
 
 // parseFlags reads args (without the program name); testDB is TEST_DATABASE_URL.
@@ -43,6 +47,7 @@ func parseFlags(args []string, testDB string, stderr io.Writer) (options, error)
 	fs.StringVar(&o.out, "out", "", "write the report to this file instead of stdout (e.g. docs/benchmarks.md to refresh the record)")
 	fs.StringVar(&o.pg, "pg", testDB, "PostgreSQL URL for the load test (own schema; empty skips it)")
 	fs.IntVar(&o.n, "n", 1000, "requests in the load test and users in the bulk test")
+	fs.StringVar(&o.before, "before", "", "git commit to build and measure beside this tree, for before/after figures (approvals one at a time, load)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -92,26 +97,61 @@ func main() {
 		}
 	}
 
+	versions := []struct{ name, bin string }{{"after", botBin}}
+	r := &report{afterCommit: treeCommit()}
+	if o.before != "" {
+		beforeBin := filepath.Join(dir, "metabase-bot-before")
+		log.Printf("building the bot as of %s", o.before)
+		r.beforeCommit = buildAt(o.before, beforeBin)
+		versions = append(versions, struct{ name, bin string }{"before", beforeBin})
+	}
+	backends := []string{"SQLite"}
+	if o.pg != "" {
+		backends = append(backends, "PostgreSQL")
+	} else {
+		r.notes = append(r.notes, "PostgreSQL skipped: no -pg flag and no TEST_DATABASE_URL.")
+	}
+	// dbURL returns a fresh database of backend ("" is a SQLite file the phase creates) and its drop.
+	dbURL := func(backend string) (string, func()) {
+		if backend == "SQLite" {
+			return "", func() {}
+		}
+		return pgSchema(o.pg)
+	}
+
 	started := time.Now()
-	r := &report{started: started}
+	r.started = started
 	log.Print("resources")
 	r.resources = measureResources(botBin, bareBin)
 	log.Print("ack latency with Metabase at 2 s")
 	r.acks = measureAcks(botBin, bareBin, 200)
-	log.Print("approval overhead")
-	r.overhead = measureOverhead(botBin, 100)
-	log.Print("load on SQLite")
-	r.loads = append(r.loads, measureLoad(botBin, "SQLite", "", o.n, 50))
-	if o.pg != "" {
-		log.Print("load on PostgreSQL")
-		url, drop := pgSchema(o.pg)
-		r.loads = append(r.loads, measureLoad(botBin, "PostgreSQL", url, o.n, 50))
-		drop()
-	} else {
-		r.notes = append(r.notes, "PostgreSQL load skipped: no -pg flag and no TEST_DATABASE_URL.")
+	log.Print("approval overhead: baseline")
+	r.baseline = measureBaseline(100)
+	for _, backend := range backends {
+		log.Printf("one commit on %s", backend)
+		r.commitTimes = append(r.commitTimes, commitCost{backend: backend, d: commitTime(backend, o.pg, 200)})
+		for _, v := range versions {
+			log.Printf("approval overhead on %s, %s", backend, v.name)
+			url, drop := dbURL(backend)
+			r.overheads = append(r.overheads, measureOverhead(v.bin, v.name, backend, url, 100, 20))
+			drop()
+		}
+	}
+	for _, backend := range backends {
+		for _, v := range versions {
+			log.Printf("load on %s, %s", backend, v.name)
+			url, drop := dbURL(backend)
+			r.loads = append(r.loads, measureLoad(v.bin, v.name, backend, url, o.n, 50))
+			drop()
+		}
 	}
 	log.Print("bulk")
 	r.bulk = measureBulk(botBin, o.n, 4, 20*time.Millisecond)
+	if len(versions) > 1 {
+		log.Print("bulk, before")
+		b := measureBulk(versions[1].bin, o.n, 4, 20*time.Millisecond)
+		r.bulkBefore = &b
+	}
 	r.elapsed = time.Since(started)
 	r.command = strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " "))
 	if o.pg != "" && os.Getenv("TEST_DATABASE_URL") == o.pg {
@@ -153,6 +193,15 @@ func machine() string {
 	}
 	return fmt.Sprintf("- CPU: %s, nproc %s (GOMAXPROCS %d)\n- %s %s/%s\n- `free -h`:\n\n```\n%s```\n",
 		model, nproc, runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, mem)
+}
+
+// treeCommit names the tree being measured: its commit, marked when it has uncommitted changes.
+func treeCommit() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=7").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // redactURL hides a password in a database URL before it is written to the report.

@@ -55,4 +55,11 @@ func TestParseFlagsRefusesStrayArguments(t *testing.T) {
 	if o, err := parseFlags(nil, "postgres://u@h/db", &stderr); err != nil || o.pg != "postgres://u@h/db" {
 		t.Errorf("TEST_DATABASE_URL is not the -pg default: %+v, %v", o, err)
 	}
+	// Without -before only this tree is measured; with it, the named commit too.
+	if o, err := parseFlags(nil, "", &stderr); err != nil || o.before != "" {
+		t.Errorf("default -before = %q, %v; want none", o.before, err)
+	}
+	if o, err := parseFlags([]string{"-before", "819e55d"}, "", &stderr); err != nil || o.before != "819e55d" {
+		t.Errorf("-before 819e55d parsed as %+v, %v", o, err)
+	}
 }

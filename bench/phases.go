@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -242,24 +244,50 @@ func waitOutcomes(fs *slacktest.Server, cards []slacktest.Message, d time.Durati
 
 // ---- approval overhead ----
 
+// overhead is one binary's approvals one at a time on one backend.
 type overhead struct {
-	n             int
-	bot, baseline dist
+	version string // "after" (this tree) or "before" (the -before commit)
+	backend string
+	n       int
+	bot     dist
+	// toOutcome are the bot's commits from the click to the outcome reply, total from the click
+	// until its outbox was empty, one entry per counted approval; nil when the binary has no
+	// commit counter.
+	toOutcome, total []int
 }
 
-// measureOverhead approves n requests one at a time (click to outcome reply), then makes the
-// same Slack and Metabase calls with a plain HTTP client.
-func measureOverhead(botBin string, n int) overhead {
-	res := overhead{n: n}
-	f := newFakes("overhead")
+// measureOverhead approves n requests one at a time on backend (dbURL "" is a fresh SQLite
+// file), timing click to outcome reply, then counts the commits of `counted` more approvals.
+// Before each click the bot is quiet: the card and its audit line are out and its outbox is
+// empty, so every commit counted from the click on belongs to the approval.
+//
+// The count up to the outcome holds the fake's calls so the reading cannot race the bot: the
+// audit post of the approval is held, then the card update that follows it, then the outcome
+// post; with the outcome post held, nothing of the request can commit, and the counter then is
+// exactly the commits before the outcome was sent. Holding slows those approvals down, so they
+// are not timed.
+func measureOverhead(bin, version, backend, dbURL string, n, counted int) overhead {
+	res := overhead{version: version, backend: backend, n: n}
+	f := newFakes("overhead-" + backend + "-" + version)
 	defer f.close()
-	users := addUsers(f.mb, "ovh", n+n)
+	users := addUsers(f.mb, "ovh", n+counted)
 	emails := emailsOf(users)
-	f.start(botBin, f.botEnv(""))
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(f.tb.TempDir(), "bot.db")
+	}
+	addr := freeAddr()
+	f.start(bin, f.botEnv(dbURL, "HTTP_ADDR="+addr))
+	st := openStore(dbURL)
+	defer st.Close()
 	ctx, cancel := bounded(3 * time.Minute)
 	defer cancel()
+	_, err := commits(addr)
+	counter := err == nil
+	if !counter {
+		log.Printf("%s binary: %v; its commits are not counted", version, err)
+	}
 	var bot []time.Duration
-	for i := range n {
+	for i := range n + counted {
 		id, err := f.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: requester, ChannelID: opsChannel, Text: "disable " + emails[i] + " bench"})
 		if err != nil {
 			log.Fatal(err)
@@ -271,37 +299,94 @@ func measureOverhead(botBin string, n int) overhead {
 		if err != nil {
 			log.Fatal(err)
 		}
-		// Let the card's audit line go out first, so the timed path starts from a quiet bot.
+		// Let the card's audit line go out and be recorded first, so the timed path starts from a quiet bot.
 		if _, err := f.slack.WaitMessage(ctx, func(m slacktest.Message) bool {
 			return m.Channel == auditChannel && strings.Contains(m.Text, "*requested*") && strings.Contains(m.Text, emails[i])
 		}); err != nil {
 			log.Fatal(err)
 		}
-		start := time.Now()
-		if _, err := f.slack.Click(ctx, slacktest.Click{UserID: approver, ChannelID: opsChannel, MessageTS: card.TS, ActionID: "mb_approve"}); err != nil {
-			log.Fatal(err)
+		drained(st, 10*time.Second)
+		before, _ := settledCommits(addr)
+		click := slacktest.Click{UserID: approver, ChannelID: opsChannel, MessageTS: card.TS, ActionID: "mb_approve"}
+		isThisOutcome := func(m slacktest.Message) bool { return m.ThreadTS == card.TS && isOutcome(m) }
+		if i < n {
+			start := time.Now()
+			if _, err := f.slack.Click(ctx, click); err != nil {
+				log.Fatal(err)
+			}
+			if _, err := f.slack.WaitMessage(ctx, isThisOutcome); err != nil {
+				log.Fatal(err)
+			}
+			bot = append(bot, time.Since(start))
+		} else if counter {
+			if c, ok := commitsToOutcome(ctx, f, addr, click); ok {
+				res.toOutcome = append(res.toOutcome, c-before)
+			}
+			if _, err := f.slack.WaitMessage(ctx, isThisOutcome); err != nil {
+				log.Fatal(err)
+			}
 		}
-		if _, err := f.slack.WaitMessage(ctx, func(m slacktest.Message) bool { return m.ThreadTS == card.TS && isOutcome(m) }); err != nil {
-			log.Fatal(err)
-		}
-		bot = append(bot, time.Since(start))
 		if _, err := f.slack.WaitMessage(ctx, func(m slacktest.Message) bool {
 			return m.Channel == auditChannel && strings.Contains(m.Text, "*executed*") && strings.Contains(m.Text, emails[i])
 		}); err != nil {
 			log.Fatal(err)
 		}
+		if counter && drained(st, 10*time.Second) {
+			after, _ := settledCommits(addr)
+			res.total = append(res.total, after-before)
+		}
 	}
 	res.bot = summarize(bot)
+	return res
+}
 
-	// Baseline: the calls the bot makes between the click and the outcome reply, in order, with
-	// a plain HTTP client on the same fakes: usergroups.users.list (is the clicker an approver),
-	// GET /api/user/:id, DELETE /api/user/:id, chat.update (card: approved), chat.postMessage
-	// (audit: approved), chat.update (card: done), chat.postMessage (thread outcome).
+// commitsToOutcome clicks and returns the bot's commit counter while the outcome reply is held
+// in the fake, before Slack has taken it. The path posts the audit line, updates the card, then
+// posts the outcome: each hold is set while the bot is parked on the call before, so none races.
+func commitsToOutcome(ctx context.Context, f *fakes, addr string, click slacktest.Click) (int, bool) {
+	hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	releasePost := f.slack.Hold("chat.postMessage")
+	defer releasePost()
+	if _, err := f.slack.Click(ctx, click); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.slack.WaitHeld(hctx, "chat.postMessage", 1); err != nil {
+		log.Printf("commit count: the approval's audit post never came: %v", err)
+		return 0, false
+	}
+	releaseUpdate := f.slack.Hold("chat.update")
+	defer releaseUpdate()
+	releasePost()
+	if err := f.slack.WaitHeld(hctx, "chat.update", 1); err != nil {
+		log.Printf("commit count: the final card update never came: %v", err)
+		return 0, false
+	}
+	releaseOutcome := f.slack.Hold("chat.postMessage")
+	defer releaseOutcome()
+	releaseUpdate()
+	if err := f.slack.WaitHeld(hctx, "chat.postMessage", 1); err != nil {
+		log.Printf("commit count: the outcome post never came: %v", err)
+		return 0, false
+	}
+	c, err := commits(addr)
+	return c, err == nil
+}
+
+// measureBaseline makes, with a plain HTTP client on the same fakes, the calls the bot makes
+// between the click and the outcome reply, in order: usergroups.users.list (is the clicker an
+// approver), GET /api/user/:id, DELETE /api/user/:id, chat.update (card: approved),
+// chat.postMessage (audit: approved), chat.update (card: done), chat.postMessage (thread outcome).
+func measureBaseline(n int) dist {
+	f := newFakes("baseline")
+	defer f.close()
+	users := addUsers(f.mb, "base", n)
+	ctx, cancel := bounded(3 * time.Minute)
+	defer cancel()
 	hc := &http.Client{}
 	api := slack.New("xoxb-test", slack.OptionAPIURL(f.slack.APIURL()))
 	var base []time.Duration
-	for i := range n {
-		u := users[n+i]
+	for _, u := range users {
 		_, ts, err := api.PostMessageContext(ctx, opsChannel, slack.MsgOptionText("card", false))
 		if err != nil {
 			log.Fatal(err)
@@ -316,8 +401,7 @@ func measureOverhead(botBin string, n int) overhead {
 		slackCall(hc, f.slack.APIURL()+"chat.postMessage", url.Values{"channel": {opsChannel}, "thread_ts": {ts}, "text": {"done"}})
 		base = append(base, time.Since(start))
 	}
-	res.baseline = summarize(base)
-	return res
+	return summarize(base)
 }
 
 func slackCall(hc *http.Client, endpoint string, form url.Values) {

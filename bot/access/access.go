@@ -114,6 +114,8 @@ type Service struct {
 	// work tracks executions the timer started, so shutdown waits for them.
 	work sync.WaitGroup
 	x    *executor
+	// ob is the deliverer's state between rounds.
+	ob outboxState
 }
 
 // New checks cfg and returns the core.
@@ -157,7 +159,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if s.metrics == nil {
 		s.metrics = nopMetrics{}
 	}
-	s.x = &executor{dryRun: p.DryRun, adminApprovals: p.AdminRequiredApprovals, st: s.st, mb: s.mb, cfg: s.exec, now: s.now, log: s.log, metrics: s.metrics, tell: s.tell, kick: s.kick}
+	s.x = &executor{dryRun: p.DryRun, adminApprovals: p.AdminRequiredApprovals, st: s.st, mb: s.mb, cfg: s.exec, now: s.now, log: s.log, metrics: s.metrics, tell: s.tell, kick: s.kick, update: s.update}
 	return s, nil
 }
 

@@ -80,7 +80,7 @@ func (s *Service) approveOnce(ctx context.Context, id, actor string) (approval.R
 			checked[v.UserID] = true
 		}
 	}
-	return s.st.UpdateAlso(ctx, id, func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
+	return s.update(ctx, id, func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
 		now := s.now()
 		var out []store.Outbox
 		if len(gone) > 0 {
@@ -189,13 +189,13 @@ func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.
 	if err := s.requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.update(ctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.Deny(actor, reason, now); err != nil {
 			return nil, err
 		}
 		return s.tell(Event{Type: Denied, Actor: actor, Reason: reason, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit), nil
-	})
+	}))
 	if err != nil {
 		return r, s.decisionRefusal(ctx, id, err)
 	}
@@ -207,13 +207,13 @@ func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.
 
 // Cancel withdraws a pending request; only its requester may.
 func (s *Service) Cancel(ctx context.Context, id, actor string) (approval.Request, error) {
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.update(ctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.Cancel(actor, now); err != nil {
 			return nil, err
 		}
 		return s.tell(Event{Type: Cancelled, Actor: actor, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit), nil
-	})
+	}))
 	if err != nil {
 		return r, s.decisionRefusal(ctx, id, err)
 	}
@@ -243,7 +243,7 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 			return cur, err
 		}
 	}
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.update(ctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.Retry(actor, now); err != nil {
 			return nil, err
@@ -252,7 +252,7 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 			return nil, err
 		}
 		return s.tell(Event{Type: Retrying, Actor: actor, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit), nil
-	})
+	}))
 	if err != nil {
 		if !errors.Is(err, approval.ErrInvalidTransition) && !errors.Is(err, approval.ErrNothingToRetry) {
 			return r, err
@@ -276,13 +276,13 @@ func (s *Service) CancelReturn(ctx context.Context, id, actor string) (approval.
 	if err := s.requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.update(ctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.CancelReturn(actor, now); err != nil {
 			return nil, err
 		}
 		return s.tell(Event{Type: ReturnCancelled, Actor: actor, At: now, Request: *r}, ToThread, ToAudit), nil
-	})
+	}))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return r, refuse(NoReturn, id)

@@ -39,6 +39,9 @@ type executor struct {
 	now            func() time.Time
 	log            logrus.FieldLogger
 	metrics        Metrics
+	// update records outcomes and hands the messages of a finished request to this process's
+	// deliverer (see Service.update).
+	update func(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, error)
 	// tell builds the outbox rows of an event (see Service.tell).
 	tell func(e Event, kinds ...Kind) []store.Outbox
 	kick func()
@@ -161,7 +164,7 @@ func (x *executor) record(ctx context.Context, id string, batch []outcome, final
 	if len(batch) == 0 && !final {
 		return approval.Request{}, nil
 	}
-	return x.st.UpdateAlso(ctx, id, func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
+	return x.update(ctx, id, func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
 		now := x.now()
 		if err := r.RenewLease(x.cfg.InstanceID, now, x.cfg.ExecLease); err != nil {
 			return nil, nil, err

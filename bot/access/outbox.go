@@ -1,10 +1,12 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,6 +46,60 @@ type DeliveryError struct {
 func (e *DeliveryError) Error() string { return e.Err.Error() }
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
+// rewrites are the kinds whose repetition sends nothing new: a card update re-renders the card
+// from the request as it is when delivered, so sending one again shows the same card. A run of
+// deliveries may go on past them; any other kind (a post a person would see twice) ends it.
+var rewrites = []string{string(ToCardUpdate)}
+
+// outboxState is the part of delivery that lives between rounds, in memory. Losing it (a crash)
+// loses nothing: every row it names is claimed in the database and becomes claimable again when
+// its lease runs out.
+type outboxState struct {
+	// round lets one delivery loop run at a time (the outbox loop, or Drain after it stopped).
+	round sync.Mutex
+	mu    sync.Mutex
+	// handed are runs this process claimed in its own writes, waiting for the next round.
+	handed []held
+	// settled is what past rounds delivered or gave back and no transaction recorded yet.
+	settled store.Settle
+}
+
+// held is a run of rows this process claimed, and when (on the process's monotonic clock): its
+// deliveries must end within half the lease from then, before another process may take it over.
+type held struct {
+	rows []store.Outbox
+	at   time.Time
+}
+
+// claim is this process's claim of outbox runs, now.
+func (s *Service) claim(limit int) store.Claim {
+	return store.Claim{Owner: s.exec.InstanceID, Now: s.now(), Lease: s.exec.OutboxLease, Limit: limit, Rewrites: rewrites}
+}
+
+// update is Store.Update that also claims, in the same write, the run of messages the write queued
+// when nothing of the request waits ahead of them, and hands that run to this process's
+// deliverer: a decision's or an outcome's messages go out without a claim of their own. Should the
+// process die first, the run is claimed again by anyone once its lease runs out.
+func (s *Service) update(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, error) {
+	at := time.Now()
+	r, run, err := s.st.UpdateAndClaim(ctx, id, s.claim(1), fn)
+	if len(run) > 0 {
+		s.ob.mu.Lock()
+		s.ob.handed = append(s.ob.handed, held{rows: run, at: at})
+		s.ob.mu.Unlock()
+		s.kick()
+	}
+	return r, err
+}
+
+// plain adapts a change that touches only its own request to update's form.
+func plain(fn func(r *approval.Request) ([]store.Outbox, error)) func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
+	return func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
+		out, err := fn(r)
+		return out, nil, err
+	}
+}
+
 // outboxLoop delivers outbox rows: at once when this process enqueued something, and on every
 // tick for rows other replicas left or that wait for a retry.
 func (s deliverer) outboxLoop(ctx context.Context) {
@@ -60,42 +116,129 @@ func (s deliverer) outboxLoop(ctx context.Context) {
 	}
 }
 
-// deliverOutbox delivers everything claimable now.
+// deliverOutbox delivers everything claimable now, in rounds. Each round begins with one
+// transaction that records what the previous round delivered and claims the next runs; then the
+// runs go out, different requests concurrently, each request's rows in order. What the last round
+// delivered is recorded by the next call when ctx ends first (Drain does it at shutdown).
+//
+// What a crash can repeat: the rows sent since the last recorded round. A run ends at its first
+// row that is not a rewrite, so that is at most one message a person sees per request, the one
+// that was in flight, as when each row was recorded on its own; each message is sent again at
+// most once per crash. The card's id is recorded with its delivery in one transaction (it ends its
+// run), so a card is never posted twice.
 func (s deliverer) deliverOutbox(ctx context.Context) {
+	s.ob.round.Lock()
+	defer s.ob.round.Unlock()
 	for ctx.Err() == nil {
-		rows, err := s.st.ClaimOutbox(ctx, s.exec.InstanceID, s.now(), s.exec.OutboxLease, outboxBatch)
+		s.ob.mu.Lock()
+		settled := s.ob.settled
+		s.ob.mu.Unlock()
+		at := time.Now()
+		claimed, lost, err := s.st.CompleteAndClaim(ctx, settled, s.claim(outboxBatch))
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.WithError(err).Error("Could not claim outbox messages")
+				s.log.WithError(err).Error("Could not record delivered outbox messages or claim more; will try again")
 			}
 			return
 		}
-		if len(rows) == 0 {
+		for _, id := range lost {
+			s.log.WithField("outbox_id", id).Warn("Another process took over a delivered message before it was recorded; it may be sent again")
+		}
+		s.ob.mu.Lock()
+		s.ob.settled = store.Settle{}
+		runs := byRequest(append(s.ob.handed, held{rows: claimed, at: at}))
+		s.ob.handed = nil
+		s.ob.mu.Unlock()
+		if len(runs) == 0 {
 			return
 		}
-		// A claim holds at most one row per request (a request's notices go out in order), so
-		// the rows of one batch belong to different requests and can be sent concurrently.
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, outboxWorkers)
-		for _, row := range rows {
+		for _, run := range runs {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				s.deliverOne(ctx, row)
+				delivered, released := s.deliverRun(ctx, run)
+				s.ob.mu.Lock()
+				s.ob.settled.Delivered = append(s.ob.settled.Delivered, delivered...)
+				s.ob.settled.Released = append(s.ob.settled.Released, released...)
+				s.ob.mu.Unlock()
 			})
 		}
 		wg.Wait()
 	}
 }
 
-func (s deliverer) deliverOne(ctx context.Context, row store.Outbox) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(maxDeliveryTimeout, s.exec.OutboxLease/2))
+// byRequest regroups claimed rows into one run per request, its rows in ID order, claimed at the
+// earliest of their claims.
+func byRequest(hs []held) []held {
+	var runs []held
+	at := map[string]int{}
+	for _, h := range hs {
+		for _, row := range h.rows {
+			i, ok := at[row.RequestID]
+			if !ok {
+				i = len(runs)
+				at[row.RequestID] = i
+				runs = append(runs, held{at: h.at})
+			}
+			runs[i].rows = append(runs[i].rows, row)
+			if h.at.Before(runs[i].at) {
+				runs[i].at = h.at
+			}
+		}
+	}
+	for _, r := range runs {
+		slices.SortFunc(r.rows, func(a, b store.Outbox) int { return cmp.Compare(a.ID, b.ID) })
+	}
+	return runs
+}
+
+// deliverRun sends one request's run in order, all within half the outbox lease from its claim, so
+// it has ended before another process may claim the same rows. It returns the rows to record as
+// delivered and the rows it gives back unsent: those after a row that failed (it waits for its
+// retry, and they behind it) or that the time bound cut off.
+func (s deliverer) deliverRun(ctx context.Context, h held) (delivered, released []int64) {
+	// A delivery runs detached from shutdown: once the chat may have accepted a message,
+	// recording that is worth finishing, or the message is sent again after the lease.
+	deadline := h.at.Add(s.exec.OutboxLease / 2)
+	if bound := time.Now().Add(maxDeliveryTimeout); bound.Before(deadline) {
+		deadline = bound
+	}
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
+	run := h.rows
+	for i, row := range run {
+		if ctx.Err() != nil {
+			return delivered, append(released, ids(run[i:])...)
+		}
+		complete, next := s.deliverOne(ctx, row)
+		if complete {
+			delivered = append(delivered, row.ID)
+		}
+		if !next {
+			return delivered, append(released, ids(run[i+1:])...)
+		}
+	}
+	return delivered, released
+}
+
+func ids(rows []store.Outbox) []int64 {
+	out := make([]int64, len(rows))
+	for i, r := range rows {
+		out[i] = r.ID
+	}
+	return out
+}
+
+// deliverOne sends one row. complete: the row is to be recorded delivered (sent, or dropped for
+// good); next: the rows after it may follow.
+func (s deliverer) deliverOne(ctx context.Context, row store.Outbox) (complete, next bool) {
 	log := s.log.WithFields(logrus.Fields{"request_id": row.RequestID, "outbox_id": row.ID, "outbox_kind": row.Kind})
 	ctx = WithLogger(ctx, log)
-	err := s.deliver(ctx, row)
+	complete, err := s.deliver(ctx, row)
 	if err == nil {
-		return
+		return complete, true
 	}
 	var de *DeliveryError
 	errors.As(err, &de)
@@ -112,18 +255,16 @@ func (s deliverer) deliverOne(ctx context.Context, row store.Outbox) {
 				code = de.Code
 			}
 			s.cardFailed(ctx, row, code)
-			return
+			return false, false
 		}
-		if cerr := s.st.CompleteOutbox(ctx, row.ID, s.exec.InstanceID); cerr != nil {
-			log.WithError(cerr).Warn("Could not mark a dropped message")
-		}
-		return
+		return true, true
 	default:
 		log.WithError(err).WithField("attempts", row.Attempts).Warn("Could not deliver a Slack message; will retry")
 	}
 	if rerr := s.st.RetryOutbox(ctx, row.ID, s.exec.InstanceID, at, err.Error()); rerr != nil {
 		log.WithError(rerr).Warn("Could not schedule a retry")
 	}
+	return false, false
 }
 
 // cardFailed handles a card the chat will not take (most often: the bot is not in the channel).
@@ -155,41 +296,42 @@ func backoff(attempts int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// deliver sends one outbox row and marks it delivered.
-func (s deliverer) deliver(ctx context.Context, row store.Outbox) error {
+// deliver sends one outbox row. complete says the round must record it delivered; a card records
+// its own delivery, with its id, before the next row of its request may go.
+func (s deliverer) deliver(ctx context.Context, row store.Outbox) (complete bool, err error) {
 	owner := s.exec.InstanceID
 	if row.Kind == kindScheduleReturn {
 		if err := s.scheduleLegacyReturn(ctx, row.RequestID); err != nil {
-			return err
+			return false, err
 		}
-		return s.st.CompleteOutbox(ctx, row.ID, owner)
+		return true, nil
 	}
 	n, err := decodeNotice(row)
 	if err != nil {
 		s.log.WithError(err).WithField("outbox_id", row.ID).Error("Dropping an unreadable outbox message")
-		return s.st.CompleteOutbox(ctx, row.ID, owner)
+		return true, nil
 	}
 	r, err := s.st.Get(ctx, row.RequestID)
 	if err != nil {
-		return fmt.Errorf("read request: %w", err)
+		return false, fmt.Errorf("read request: %w", err)
 	}
 	n.Request = r
 	if n.Kind == ToCard && r.MessageTS != "" {
 		// Posted already by a delivery that completed the update but not the row: never twice.
-		return s.st.CompleteOutbox(ctx, row.ID, owner)
+		return true, nil
 	}
 	posted, err := s.notifier.Tell(ctx, n)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if n.Kind == ToCard {
 		_, err = s.st.CompleteOutboxAndUpdate(ctx, row.ID, owner, r.ID, func(r *approval.Request) error {
 			r.MessageTS = posted
 			return nil
 		})
-		return err
+		return false, err
 	}
-	return s.st.CompleteOutbox(ctx, row.ID, owner)
+	return true, nil
 }
 
 // errNoChange ends a compare-and-set that has nothing to write.

@@ -19,7 +19,8 @@ type Store interface {
 	Due(ctx context.Context, now time.Time, limit int) ([]approval.Request, error)
 	ByTarget(ctx context.Context, metabaseUserID int) ([]approval.Request, error)
 	ReserveAdminDisable(ctx context.Context, request string, user int, activeAdmins []int, listedAt time.Time) (bool, error)
-	ClaimOutbox(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Outbox, error)
+	UpdateAndClaim(ctx context.Context, id string, c store.Claim, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, []store.Outbox, error)
+	CompleteAndClaim(ctx context.Context, done store.Settle, c store.Claim) (claimed []store.Outbox, lost []int64, err error)
 	CompleteOutbox(ctx context.Context, id int64, owner string) error
 	CompleteOutboxAndUpdate(ctx context.Context, id int64, owner, requestID string, fn func(r *approval.Request) error) (approval.Request, error)
 	RetryOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -73,6 +74,9 @@ type Store struct {
 	// now stamps bookkeeping columns (updated_at, delivered_at, outbox created_at); request
 	// times always come from the caller's approval.Request.
 	now func() time.Time
+	// commits counts committed write transactions: each is one durable write (an fsync of the
+	// SQLite WAL, a flush of the PostgreSQL WAL), the cost that bounds how fast the bot can go.
+	commits atomic.Uint64
 }
 
 // Open connects to the database named by url (the DATABASE_URL) and applies the embedded
@@ -158,6 +162,10 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	q.Add("_pragma", "busy_timeout("+strconv.Itoa(int(sqliteBusyTimeout.Milliseconds()))+")")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "journal_mode(WAL)")
+	// FULL syncs the WAL at every commit, so a committed write survives power loss, not only a
+	// crash of the process (NORMAL may lose the last commits). The delivery path is built to need
+	// few commits rather than cheaper ones. https://www.sqlite.org/pragma.html#pragma_synchronous
+	q.Add("_pragma", "synchronous(FULL)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {
@@ -325,8 +333,15 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	s.commits.Add(1)
 	return nil
 }
+
+// Commits returns how many write transactions this Store has committed since Open (the
+// migration check at Open included). Every write goes through one, so the difference between
+// two readings is the number of durable writes in between: the instrumentation behind the
+// benchmark's commits per approval and the test that holds that number down.
+func (s *Store) Commits() uint64 { return s.commits.Load() }
 
 // casLoop runs the body of a compare-and-set transaction until it does not lose its race, at
 // most maxAttempts times, with a short random pause between tries so racing replicas spread out.

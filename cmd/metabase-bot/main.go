@@ -144,6 +144,9 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := bot.NewMetrics(reg, st.CountByState)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "metabase_bot_store_commits_total",
+		Help: "Write transactions this process committed: each is one durable write to the database."},
+		func() float64 { return float64(st.Commits()) }))
 
 	mb, err := newMetabase(cfg, metabase.WithObserver(metrics.ObserveMetabase))
 	if err != nil {
