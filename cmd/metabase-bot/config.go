@@ -29,6 +29,7 @@ type config struct {
 	RequesterGroup         string        `env:"REQUESTER_GROUP"`
 	AllowedChannels        []string      `env:"ALLOWED_CHANNELS" envSeparator:","`
 	AuditChannel           string        `env:"AUDIT_CHANNEL"`
+	AuditCheckpointEvery   time.Duration `env:"AUDIT_CHECKPOINT_EVERY" envDefault:"24h"`
 	AllowSelfApproval      bool          `env:"ALLOW_SELF_APPROVAL" envDefault:"false"`
 	RequiredApprovals      int           `env:"REQUIRED_APPROVALS" envDefault:"1"`
 	AdminRequiredApprovals int           `env:"ADMIN_REQUIRED_APPROVALS" envDefault:"0"`
@@ -382,6 +383,9 @@ func (c *config) validate(p *problems) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		p.add("SHUTDOWN_TIMEOUT", "SHUTDOWN_TIMEOUT must be positive")
+	}
+	if c.AuditCheckpointEvery < time.Second {
+		p.add("AUDIT_CHECKPOINT_EVERY", "AUDIT_CHECKPOINT_EVERY must be at least 1s")
 	}
 	if c.ExecutionLease < 5*time.Second {
 		p.add("EXECUTION_LEASE", "EXECUTION_LEASE must be at least 5s (longer than one Metabase call)")
