@@ -246,8 +246,8 @@ func targetsSummaryPlain(r approval.Request) string {
 // warnings are the risks an approver must see before clicking. Several admins or SSO users are
 // summarised in one line each, so every risk stays on the card however many targets there are.
 func (v *view) warnings(r approval.Request) []string {
-	if r.Action != approval.Disable {
-		return nil
+	if r.Action == approval.Enable {
+		return v.enableWarnings(r)
 	}
 	var admins, sso []approval.Target
 	for _, t := range r.Targets {
@@ -274,8 +274,38 @@ func (v *view) warnings(r approval.Request) []string {
 	default:
 		w = append(w, fmt.Sprintf(":warning: %d of these users sign in through SSO (%s): %s", len(sso), warnedList(sso, true), idp))
 	}
+	for _, sup := range r.Supersedes {
+		w = append(w, fmt.Sprintf(":calendar: Approving this cancels the automatic return on %s (request %s): the users stay disabled.", slackDate(sup.At), sup.ID))
+	}
 	if r.RequiredApprovals > v.cfg.Policy.RequiredApprovals {
 		w = append(w, fmt.Sprintf(":closed_lock_with_key: Disabling an admin needs %d approvals.", r.RequiredApprovals))
+	}
+	return w
+}
+
+// enableWarnings say what an enable will grant: admin rights restored from the bot's record
+// (granting admin needs the admin quorum), and records that can no longer be trusted.
+func (v *view) enableWarnings(r approval.Request) []string {
+	var restore []approval.Target
+	var w []string
+	for _, t := range r.Targets {
+		if t.Restore && t.Superuser {
+			restore = append(restore, t)
+		}
+		if t.NotRestored != nil {
+			w = append(w, fmt.Sprintf(":information_source: %s was an admin when the bot disabled them on %s; changed in Metabase since, so admin is not restored.",
+				escape(t.Email), slackDate(*t.NotRestored)))
+		}
+	}
+	switch len(restore) {
+	case 0:
+	case 1:
+		w = append([]string{fmt.Sprintf(":warning: Approving this will restore *Metabase admin rights* to %s.", escape(restore[0].Email))}, w...)
+	default:
+		w = append([]string{fmt.Sprintf(":warning: Approving this will restore *Metabase admin rights* to %d users: %s.", len(restore), warnedList(restore, false))}, w...)
+	}
+	if r.RequiredApprovals > v.cfg.Policy.RequiredApprovals {
+		w = append(w, fmt.Sprintf(":closed_lock_with_key: Restoring admin rights needs %d approvals.", r.RequiredApprovals))
 	}
 	return w
 }

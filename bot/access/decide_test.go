@@ -81,8 +81,3 @@ func TestRetryRefusalNamesTheState(t *testing.T) {
 		t.Fatalf("retry of a succeeded request: %v, want NothingToRetry naming the succeeded request", err)
 	}
 }
-
-func isRefusal(err error, code Code) bool {
-	var rf *Refusal
-	return errors.As(err, &rf) && rf.Code == code
-}

@@ -157,11 +157,7 @@ func backoff(attempts int) time.Duration {
 func (s deliverer) deliver(ctx context.Context, row store.Outbox) error {
 	owner := s.exec.InstanceID
 	if row.Kind == kindScheduleReturn {
-		r, err := s.st.Get(ctx, row.RequestID)
-		if err != nil {
-			return fmt.Errorf("read request: %w", err)
-		}
-		if err := s.scheduleReturn(ctx, r); err != nil {
+		if err := s.scheduleLegacyReturn(ctx, row.RequestID); err != nil {
 			return err
 		}
 		return s.st.CompleteOutbox(ctx, row.ID, owner)
@@ -193,3 +189,6 @@ func (s deliverer) deliver(ctx context.Context, row store.Outbox) error {
 	}
 	return s.st.CompleteOutbox(ctx, row.ID, owner)
 }
+
+// errNoChange ends a compare-and-set that has nothing to write.
+var errNoChange = errors.New("nothing to change")

@@ -15,6 +15,7 @@ type Store interface {
 	Create(ctx context.Context, r approval.Request, out ...store.Outbox) error
 	Get(ctx context.Context, id string) (approval.Request, error)
 	Update(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, error)) (approval.Request, error)
+	UpdateAlso(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, error)
 	Due(ctx context.Context, now time.Time, limit int) ([]approval.Request, error)
 	ByTarget(ctx context.Context, metabaseUserID int) ([]approval.Request, error)
 	ClaimOutbox(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Outbox, error)

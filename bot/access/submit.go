@@ -138,6 +138,7 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 		}
 	}
 	var problems []*Refusal
+	var supersedes []approval.Superseded
 	targets := make([]approval.Target, 0, len(users))
 	seen := map[int]bool{}
 	required := s.policy.RequiredApprovals
@@ -179,20 +180,32 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 			problems = append(problems, &Refusal{Code: OpenRequest, Subject: u.Email, Other: open})
 			continue
 		}
-		if c.Action == approval.Enable {
-			// Enabling now and letting the return run later would re-grant admin status and
-			// groups that may have been changed in between.
-			if ret, ok := scheduledReturnIn(history); ok {
+		if ret, ok := scheduledReturnIn(history); ok {
+			if c.Action == approval.Enable {
+				// Enabling now and letting the return run later would re-grant admin status
+				// that may have been changed in between.
 				problems = append(problems, &Refusal{Code: ReturnPending, Subject: u.Email, Other: ret.ID, When: ret.NotBefore})
 				continue
+			}
+			// A disable during a leave (after an SSO login reactivated the user, say) replaces
+			// the leave: its approval cancels the return, which would otherwise undo it.
+			if !slices.ContainsFunc(supersedes, func(x approval.Superseded) bool { return x.ID == ret.ID }) {
+				supersedes = append(supersedes, approval.Superseded{ID: ret.ID, At: ret.NotBefore})
 			}
 		}
 		t := approval.Target{UserID: u.ID, Email: u.Email, Name: u.Name(), Superuser: u.IsSuperuser,
 			GroupIDs: u.Groups(), SSOSource: u.SSOSource, LastLogin: u.LastLogin}
 		if c.Action == approval.Enable {
 			t.Superuser, t.GroupIDs = false, nil
-			if rec, ok := recordedAccessIn(history, u.ID); ok {
-				t.Superuser, t.GroupIDs, t.Restore = rec.Superuser, rec.GroupIDs, true
+			if rec, ok := recordedAccessIn(history, u.ID); ok && rec.Superuser {
+				if rec.Stamp != "" && rec.Stamp == u.UpdatedAt {
+					// Granting admin is at least as sensitive as removing it.
+					t.Superuser, t.Restore, t.Stamp = true, true, rec.Stamp
+					required = max(required, s.policy.AdminRequiredApprovals)
+				} else {
+					at := rec.Result.At
+					t.NotRestored = &at
+				}
 			}
 		}
 		if c.Action == approval.Disable && u.IsSuperuser {
@@ -213,7 +226,7 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 		Requester: c.Requester, Targets: targets, Reason: c.Reason, ReturnAt: returnAt,
 		ChannelID: c.Channel, RequiredApprovals: required,
 		CreatedAt: now, ExpiresAt: now.Add(s.policy.RequestTTL), FinalReminder: s.finalReminder(),
-		DryRun: s.policy.DryRun,
+		DryRun: s.policy.DryRun, Supersedes: supersedes,
 	}, nil
 }
 
@@ -287,16 +300,22 @@ func scheduledReturnIn(rs []approval.Request) (approval.Request, bool) {
 }
 
 // recordedAccessIn finds, among a user's requests (newest first), what the bot recorded when it
-// last disabled the user: Metabase's reactivation resets is_superuser, so an enable restores this.
+// last disabled the user, for an enable to restore: Metabase's reactivation resets is_superuser.
+// A record counts only while it is the user's latest: once an enable or a return of that user
+// has run, it was used, and whatever happened since is not the bot's to restore.
 func recordedAccessIn(rs []approval.Request, userID int) (approval.Target, bool) {
 	for _, r := range rs { // newest first
-		if r.Action != approval.Disable || (r.State != approval.Succeeded && r.State != approval.Partial) || r.DryRun {
+		if (r.State != approval.Succeeded && r.State != approval.Partial) || r.DryRun {
 			continue
 		}
 		for _, t := range r.Targets {
-			if t.UserID == userID && t.Result.Outcome == approval.Done {
-				return t, true
+			if t.UserID != userID || t.Result.Outcome != approval.Done {
+				continue
 			}
+			if r.Action == approval.Enable {
+				return approval.Target{}, false
+			}
+			return t, true
 		}
 	}
 	return approval.Target{}, false

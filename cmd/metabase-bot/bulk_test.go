@@ -172,7 +172,7 @@ func TestLastActiveAdminIsRefusedUpFront(t *testing.T) {
 	h.command(requester, "disable root@example.com Rotating admins")
 	card := h.card("root@example.com")
 	// ...but asking to disable both at once is refused.
-	h.reply(requester, "disable root2@example.com "+strconv.Itoa(root.ID)+" Both", "already has an open request")
+	h.reply(requester, "disable "+strconv.Itoa(root.ID)+" root2@example.com Both", "already has an open request")
 	h.click(approver, card, "mb_approve")
 	h.thread(card, "root@example.com: disabled")
 	h.reply(requester, "disable root2@example.com Last one", "last active Metabase admin")
