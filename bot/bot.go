@@ -289,3 +289,7 @@ func (b *Bot) spawnIn(ctx context.Context, sem chan struct{}, f func(context.Con
 		f(hctx)
 	}()
 }
+
+// logger is the logger of the operation under way (set by the handler that started it, with the
+// person, channel and request as fields), or the bot's own.
+func (b *Bot) logger(ctx context.Context) logrus.FieldLogger { return access.Logger(ctx, b.log) }

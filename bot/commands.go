@@ -26,36 +26,38 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 		return
 	}
 	log = log.WithField("verb", string(cmd.Verb))
+	ctx = access.WithLogger(ctx, log)
 	switch cmd.Verb {
 	case VerbHelp:
 		b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.helpText())
 	case VerbDisable, VerbEnable:
 		if len(cmd.Targets) == 0 {
-			b.openRequestForm(ctx, sc, cmd.Verb, log)
+			b.openRequestForm(ctx, sc, cmd.Verb)
 			return
 		}
 		b.submit(ctx, access.ChangeRequest{
 			Action: cmd.action(), Targets: cmd.Targets, Until: cmd.Until, Reason: cmd.Reason,
 			Requester: sc.UserID, Channel: sc.ChannelID, SourceKey: "cmd:" + sc.TriggerID,
-		}, log)
+		})
 	case VerbStatus:
-		b.status(ctx, sc, cmd, log)
+		b.status(ctx, sc, cmd)
 	case VerbHistory:
-		b.history(ctx, sc, cmd, log)
+		b.history(ctx, sc, cmd)
 	case VerbInactive:
-		b.inactiveReport(ctx, sc, cmd, log)
+		b.inactiveReport(ctx, sc, cmd)
 	}
 }
 
 // submit hands a change request to the core and answers the requester when it is refused.
-func (b *Bot) submit(ctx context.Context, c access.ChangeRequest, log logrus.FieldLogger) {
+func (b *Bot) submit(ctx context.Context, c access.ChangeRequest) {
 	r, err := b.core.Submit(ctx, c)
-	b.answerSubmit(ctx, c, r, err, log)
+	b.answerSubmit(ctx, c, r, err)
 }
 
 // answerSubmit tells the requester why a request was not created; a created request speaks for
 // itself through its card.
-func (b *Bot) answerSubmit(ctx context.Context, c access.ChangeRequest, r approval.Request, err error, log logrus.FieldLogger) {
+func (b *Bot) answerSubmit(ctx context.Context, c access.ChangeRequest, r approval.Request, err error) {
+	log := b.logger(ctx)
 	switch {
 	case err == nil:
 		log.WithFields(logrus.Fields{"request_id": r.ID, "action": string(r.Action), "targets": access.TargetEmails(r)}).Info("Request created")
@@ -76,7 +78,8 @@ func (b *Bot) answerSubmit(ctx context.Context, c access.ChangeRequest, r approv
 
 // status answers `status <user>` privately: the user's Metabase state and any open request or
 // scheduled return.
-func (b *Bot) status(ctx context.Context, sc slack.SlashCommand, cmd Command, log logrus.FieldLogger) {
+func (b *Bot) status(ctx context.Context, sc slack.SlashCommand, cmd Command) {
+	log := b.logger(ctx)
 	st, err := b.core.Status(ctx, sc.UserID, sc.ChannelID, cmd.Targets[0])
 	if err != nil {
 		if !access.IsRefusal(err) {

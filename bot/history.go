@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
 
 	"github.com/metabase-bot/metabase-bot/bot/access"
@@ -31,7 +30,8 @@ const (
 )
 
 // history answers `history <user>` privately: every request that named the user, newest first.
-func (b *Bot) history(ctx context.Context, sc slack.SlashCommand, cmd Command, log logrus.FieldLogger) {
+func (b *Bot) history(ctx context.Context, sc slack.SlashCommand, cmd Command) {
+	log := b.logger(ctx)
 	h, err := b.core.History(ctx, sc.UserID, sc.ChannelID, cmd.Targets[0])
 	switch {
 	case err == nil:

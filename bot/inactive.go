@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
 
 	"github.com/metabase-bot/metabase-bot/bot/access"
@@ -20,7 +19,8 @@ const maxReportLines = 40
 
 // inactiveReport answers `inactive [DAYS]` privately, with a button that turns the list into
 // one bulk request.
-func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Command, log logrus.FieldLogger) {
+func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Command) {
+	log := b.logger(ctx)
 	users, total, err := b.core.Inactive(ctx, sc.UserID, sc.ChannelID, cmd.Days)
 	if err != nil {
 		if access.IsRefusal(err) {
@@ -65,7 +65,8 @@ func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Com
 }
 
 // inactiveRequestClicked opens the form that asks for the bulk request's reason.
-func (b *Bot) inactiveRequestClicked(ctx context.Context, cb slack.InteractionCallback, value string, log logrus.FieldLogger) {
+func (b *Bot) inactiveRequestClicked(ctx context.Context, cb slack.InteractionCallback, value string) {
+	log := b.logger(ctx)
 	days, err := strconv.Atoi(value)
 	if err != nil || days < 1 || days > 3650 {
 		log.Warn("Ignoring an inactive-report click with a bad value")
@@ -90,7 +91,8 @@ func (b *Bot) inactiveRequestClicked(ctx context.Context, cb slack.InteractionCa
 // inactiveRequest turns the inactive report into one bulk disable. The form's view id makes a
 // redelivered submission create nothing new, while a later request from a new form (after a
 // denial, say) is a request of its own.
-func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, viewID, reason string, log logrus.FieldLogger) {
+func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, viewID, reason string) {
+	log := b.logger(ctx)
 	if reason == "" {
 		reason = fmt.Sprintf("licence clean-up: no login for %d days", meta.Days)
 	}
@@ -103,6 +105,6 @@ func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, viewID, 
 		log.WithError(err).Error("Could not list inactive users")
 		b.ephemeral(ctx, meta.Channel, user, b.v.explain(opListInactive, err))
 	default:
-		b.answerSubmit(ctx, c, r, err, log)
+		b.answerSubmit(ctx, c, r, err)
 	}
 }

@@ -212,6 +212,18 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 	if err := s.requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
+	cur, err := s.st.Get(ctx, id)
+	if err != nil {
+		return cur, s.decisionRefusal(ctx, id, err)
+	}
+	if cur.State == approval.Failed || cur.State == approval.Partial {
+		if s.now().Sub(cur.FinishedAt) > s.policy.RequestTTL {
+			return cur, &Refusal{Code: RetryTooLate, Subject: id, When: cur.FinishedAt}
+		}
+		if err := (validator{s}).recheck(ctx, cur); err != nil {
+			return cur, err
+		}
+	}
 	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.Retry(actor, now); err != nil {

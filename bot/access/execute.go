@@ -53,6 +53,7 @@ type outcome struct {
 // finally stored (or as given, when another process took it over).
 func (x *executor) execute(ctx context.Context, r approval.Request) approval.Request {
 	log := x.log.WithFields(logrus.Fields{"request_id": r.ID, "action": string(r.Action), "attempt": r.Attempts})
+	ctx = WithLogger(ctx, log)
 	start := time.Now()
 	pending := r.PendingTargets()
 	// An execution outlives the envelope that started it (a bulk request can take minutes) and
@@ -60,7 +61,7 @@ func (x *executor) execute(ctx context.Context, r approval.Request) approval.Req
 	// while it runs so no other replica takes it over meanwhile.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execTimeout(len(pending), x.cfg.BulkConcurrency))
 	defer cancel()
-	stopRenewing := x.renewLease(ctx, cancel, r.ID, log)
+	stopRenewing := x.renewLease(ctx, cancel, r.ID)
 	defer stopRenewing()
 	results := make(chan outcome)
 	var wg sync.WaitGroup
@@ -116,7 +117,8 @@ func (x *executor) execute(ctx context.Context, r approval.Request) approval.Req
 // Metabase call slower than the lease (outcomes are recorded only as they arrive) does not let
 // another executor take over a request this live process is still writing. When the lease turns
 // out to be lost, it calls lost to stop the execution. stop waits for the renewer to end.
-func (x *executor) renewLease(ctx context.Context, lost context.CancelFunc, id string, log logrus.FieldLogger) (stop func()) {
+func (x *executor) renewLease(ctx context.Context, lost context.CancelFunc, id string) (stop func()) {
+	log := Logger(ctx, x.log)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -235,8 +237,22 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 	if r.DryRun {
 		return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "dry run: not changed", At: now()}, before: before}
 	}
+	if u.IsSuperuser {
+		// Checked again right before the DELETE, against every admin other executions are
+		// deactivating: two requests approved at once must still leave an admin who can sign in.
+		ok, err := x.mayDisableAdmin(ctx, r.ID, u.ID)
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed, Message: LastAdminText, At: now()}}
+		}
+	}
 	if err := x.mb.DisableUser(ctx, t.UserID); err != nil {
 		o := fail(err)
+		if isLastAdminRefusal(err) {
+			o.res.Message = LastAdminText + " (" + o.res.Message + ")"
+		}
 		o.res.Unanswered = NoAnswer(err)
 		o.before = before
 		return o
@@ -247,6 +263,33 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 		before.Stamp = after.UpdatedAt
 	}
 	return outcome{i: i, res: approval.Result{Outcome: approval.Done, At: now()}, before: before}
+}
+
+// LastAdminText is why a disable of an admin failed when it would leave Metabase without a person
+// admin who can sign in; the bot's own words come first, Metabase's own (when it refused) after.
+const LastAdminText = "would leave no Metabase admin who can sign in"
+
+// mayDisableAdmin reserves the deactivation of admin user for request, when a person admin other
+// than the ones executions are deactivating would remain (store.ReserveAdminDisable).
+func (x *executor) mayDisableAdmin(ctx context.Context, request string, user int) (bool, error) {
+	active, err := x.mb.ListUsers(ctx, metabase.StatusActive)
+	if err != nil {
+		return false, err
+	}
+	var admins []int
+	for _, a := range active {
+		if a.IsSuperuser {
+			admins = append(admins, a.ID)
+		}
+	}
+	return x.st.ReserveAdminDisable(ctx, request, user, admins)
+}
+
+// isLastAdminRefusal reports Metabase's own refusal to deactivate the last member of the Admin
+// group (docs/metabase.md#last-admin).
+func isLastAdminRefusal(err error) bool {
+	var apiErr *metabase.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode == 400 && strings.Contains(apiErr.Message, "last member of the 'Admin' group")
 }
 
 func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, fail func(error) outcome) outcome {

@@ -365,3 +365,28 @@ func TestQuorumRecheckDropsFormerApprovers(t *testing.T) {
 		t.Fatalf("%d approved events, want none", n)
 	}
 }
+
+// TestRetryRevalidatesTheTargets: Retry skips no check a new request gets. After a failed
+// disable of jane, a new request for her is opened: retrying the old one is refused (she has an
+// open request) and Metabase is not written.
+func TestRetryRevalidatesTheTargets(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addJane()
+	h.start()
+	h.mb.FailNext("DELETE", "/api/user/:id", 1, 500, "boom")
+	h.command(requester, "disable jane@example.com Gone")
+	card := h.card("jane@example.com")
+	h.click(approver, card, "mb_approve")
+	failed := h.thread(card, "jane@example.com: failed")
+	h.command(requester, "disable jane@example.com Left for good")
+	h.card("Left for good")
+
+	before := h.exactCount("DELETE", "/api/user/"+strconv.Itoa(jane.ID))
+	h.click(approver, failed, "mb_retry")
+	h.ephemeral(approver, "already has an open request")
+	h.ephemeral(approver, "Nothing was retried")
+	if n := h.exactCount("DELETE", "/api/user/"+strconv.Itoa(jane.ID)); n != before {
+		t.Fatalf("a refused retry sent %d DELETEs", n-before)
+	}
+}

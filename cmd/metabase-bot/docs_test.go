@@ -87,7 +87,7 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 // envDefaults maps each variable of config to its envDefault tag.
 func envDefaults() map[string]string {
 	out := make(map[string]string)
-	for f := range reflect.TypeFor[config]().Fields() {
+	for _, f := range envFields(reflect.TypeFor[config]()) {
 		if tag, ok := f.Tag.Lookup("env"); ok {
 			out[strings.Split(tag, ",")[0]] = f.Tag.Get("envDefault")
 		}
