@@ -46,9 +46,17 @@ func (v *view) dryRunTag(r approval.Request) string {
 
 // cardText is the card's notification text and its text form (shown by clients that cannot
 // render blocks, and in the README).
+//
+// A pending card's text mentions the approvers: Slack notifies the people a message's text
+// mentions, and the text is also what the notification shows (docs/slack.md#mentions). Edits
+// notify nobody, so later states need no mention.
 func (v *view) cardText(r approval.Request) string {
-	return fmt.Sprintf("Metabase %s request %s for %s by %s: %s%s", r.Action, r.ID, targetsSummary(r),
+	text := fmt.Sprintf("Metabase %s request %s for %s by %s: %s%s", r.Action, r.ID, targetsSummary(r),
 		mention(r.Requester), stateWords(r), v.dryRunTag(r))
+	if r.State == approval.Pending {
+		text += " · " + v.approverMention()
+	}
+	return text
 }
 
 // stateWords says where a request stands, for the card and its text form.
@@ -143,8 +151,9 @@ func (v *view) contextLine(r approval.Request) string {
 	parts := []string{"Request " + r.ID}
 	if r.State == approval.Pending {
 		parts = append(parts, "expires "+slackDate(r.ExpiresAt))
-		who := v.approverMention()
-		parts = append(parts, fmt.Sprintf("needs %s from %s", plural(r.RequiredApprovals, "approval", "approvals"), who))
+		// The approvers are mentioned in the status line below: a section, where a mention surely
+		// notifies (docs/slack.md#mentions).
+		parts = append(parts, "needs "+plural(r.RequiredApprovals, "approval", "approvals"))
 	} else {
 		parts = append(parts, "requested "+slackDate(r.CreatedAt))
 	}
@@ -175,7 +184,7 @@ func (v *view) statusLine(r approval.Request) string {
 	}
 	switch r.State {
 	case approval.Pending:
-		return ":hourglass_flowing_sand: *Waiting for approval* · " + progress
+		return ":hourglass_flowing_sand: *Waiting for approval* from " + v.approverMention() + " · " + progress
 	case approval.Approved, approval.Executing:
 		return ":gear: *Approved* by " + strings.Join(approvers, ", ") + " · working on it…"
 	case approval.Scheduled:

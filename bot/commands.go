@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
@@ -17,6 +18,10 @@ import (
 // handleCommand answers one slash command. It runs after the ack, so it may take its time.
 func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 	ctx = withReplyURL(ctx, sc.ChannelID, sc.UserID, sc.ResponseURL)
+	ctx = withDelayNotice(ctx, func(wait time.Duration) {
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, fmt.Sprintf(
+			"Slack asked me to wait %s before I can check who may make requests; I'll answer then.", waitWords(wait)))
+	})
 	log := b.log.WithFields(logrus.Fields{"slack_user_id": sc.UserID, "channel_id": sc.ChannelID, "command": sc.Command})
 	cmd, err := ParseCommand(sc.Text)
 	if err != nil {

@@ -118,6 +118,10 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 		b.ackView(ctx, sm, req, nil)
 		return
 	}
+	ctx = withDelayNotice(ctx, func(wait time.Duration) {
+		b.ephemeral(ctx, meta.Channel, cb.User.ID, fmt.Sprintf(
+			"Slack asked me to wait %s before I can check the approver and requester groups; I'll carry out your form then.", waitWords(wait)))
+	})
 	values := cb.View.State.Values
 	reason := strings.TrimSpace(values[blockFormReason][actionFormReason].Value)
 	switch cb.View.CallbackID {
@@ -178,10 +182,12 @@ func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason st
 		}
 		add(t)
 	}
-	typed := tokenize(values[blockFormTargets][actionFormTargets].Value)
+	// A form field arrives as typed, unescaped: escaping it as Slack escapes a command lets one
+	// parser read both, and keeps typed <@U…> markup from passing for a mention.
+	typed := tokenize(escape(values[blockFormTargets][actionFormTargets].Value))
 	for _, w := range typed {
 		if !looksLikeTarget(w) {
-			return fieldErr(blockFormTargets, fmt.Sprintf("Only emails, Metabase ids or mentions go here, not %s.", quoteWord(w, 40)))
+			return fieldErr(blockFormTargets, fmt.Sprintf("Only emails, Metabase ids or mentions go here, not %s.", quoteWord(plainWord(w), 40)))
 		}
 		t, err := parseTarget(w)
 		if err != nil {

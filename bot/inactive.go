@@ -56,12 +56,8 @@ func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Com
 		slack.NewSectionBlock(mrkdwn(clipLines(lines, maxSectionText)), nil, nil),
 		slack.NewActionBlock(blockThreadActions, btn),
 	}
-	_, err = b.slack.PostEphemeralContext(ctx, sc.ChannelID, sc.UserID,
-		slack.MsgOptionText(head, false), slack.MsgOptionBlocks(blocks...))
-	if err != nil {
-		b.cfg.Metrics.slackError("chat.postEphemeral", err)
-		log.WithError(err).Warn("Could not send the inactive report")
-	}
+	// Through the command's response_url: it reaches the person even in a channel without the bot.
+	b.ephemeral(ctx, sc.ChannelID, sc.UserID, head, slack.MsgOptionBlocks(blocks...))
 }
 
 // inactiveRequestClicked opens the form that asks for the bulk request's reason.

@@ -3,6 +3,8 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
@@ -18,6 +20,12 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 		b.log.WithField("interaction_type", string(cb.Type)).Debug("Ignoring an interaction type the bot does not use")
 		return
 	}
+	// Replies to the person who clicked go through the click's response_url.
+	ctx = withReplyURL(ctx, cb.Channel.ID, cb.User.ID, cb.ResponseURL)
+	ctx = withDelayNotice(ctx, func(wait time.Duration) {
+		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, fmt.Sprintf(
+			"Slack asked me to wait %s before I can check the approver group; I'll carry out your click then.", waitWords(wait)))
+	})
 	for _, a := range cb.ActionCallback.BlockActions {
 		if a == nil {
 			continue

@@ -29,7 +29,7 @@ func TestBulkPerUserResultsAndRetry(t *testing.T) {
 	gone := h.mb.AddUser(metabasetest.User{ID: 43, Email: "gone@example.com", FirstName: "Gone", Active: true})
 	h.start()
 
-	h.command(requester, "disable ok@example.com 42 <mailto:gone@example.com|gone@example.com> Contractors left")
+	h.command(requester, "disable ok@example.com 42 gone@example.com Contractors left")
 	card := h.card("ok@example.com")
 	for _, want := range []string{"3 users", "ok@example.com", "bad@example.com", "gone@example.com", "Contractors left"} {
 		if !strings.Contains(card.AllText(), want) {
