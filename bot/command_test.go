@@ -47,7 +47,7 @@ func TestParseCommand(t *testing.T) {
 		{"status", "status jane@example.com",
 			Command{Verb: VerbStatus, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}}, ""},
 		{"history", "history <@U123ABC|Jane Doe>",
-			Command{Verb: VerbHistory, Targets: []access.TargetRef{{Kind: access.ByChatUser, ChatUser: "U123ABC", Raw: "<@U123ABC|Jane Doe>"}}}, ""},
+			Command{Verb: VerbHistory, Targets: []access.TargetRef{{Kind: access.ByChatUser, ChatUser: "U123ABC", Raw: "@Jane Doe"}}}, ""},
 		{"history by id, verb case-insensitive", "History 42",
 			Command{Verb: VerbHistory, Targets: []access.TargetRef{{Kind: access.ByID, ID: 42, Raw: "42"}}}, ""},
 		{"history needs a user", "history", Command{}, "`history` takes exactly one user"},
