@@ -246,7 +246,7 @@ func (b *Bot) dispatch(ctx context.Context, sm acker, evt socketmode.Event) {
 			// A view submission's ack carries its field errors, so it is answered after
 			// validation (within Slack's 3 s), not before.
 			// They get slots of their own, so slow handlers cannot push their ack past 3 s.
-			b.spawnIn(ctx, b.viewSem, func(ctx context.Context) { b.handleViewSubmission(ctx, sm, *evt.Request, cb) })
+			b.spawnIn(ctx, b.viewSem, func(ctx context.Context) { forms{b}.handleViewSubmission(ctx, sm, *evt.Request, cb) })
 			return
 		}
 		handle = func(ctx context.Context) { b.handleInteraction(ctx, cb) }

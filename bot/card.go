@@ -133,7 +133,7 @@ func (v *view) renderCard(r approval.Request) []slack.Block {
 	}
 	details := "*Reason:* " + reason
 	if r.ReturnAt != nil {
-		details += "\n*Returns:* " + slackDate(*r.ReturnAt) + " (re-enabled automatically, admin rights restored)"
+		details += "\n*Returns:* " + slackDate(*r.ReturnAt) + " (re-enabled automatically; admin rights restored unless they are changed in Metabase meanwhile)"
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(details), nil, nil))
 	if w := v.warnings(r); len(w) > 0 {

@@ -37,7 +37,7 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 		b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.helpText())
 	case VerbDisable, VerbEnable:
 		if len(cmd.Targets) == 0 {
-			b.openRequestForm(ctx, sc, cmd.Verb)
+			forms{b}.openRequestForm(ctx, sc, cmd.Verb)
 			return
 		}
 		b.submit(ctx, access.ChangeRequest{

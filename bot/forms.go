@@ -34,6 +34,10 @@ const (
 	viewValidationBudget = 2500 * time.Millisecond
 )
 
+// forms is the Bot's work with modals: opening them, validating submissions within the ack's
+// budget, and answering them. It is a view of the Bot, with no state of its own.
+type forms struct{ *Bot }
+
 // formMeta travels in a modal's private_metadata: where the form was opened and for what.
 type formMeta struct {
 	Verb      Verb   `json:"verb,omitempty"`
@@ -55,7 +59,7 @@ func textInput(blockID, actionID, label, placeholder string, multiline, optional
 
 // openRequestForm opens the request form for `disable` or `enable` without arguments. The
 // trigger id expires 3 s after the command, which is why this runs straight after the ack.
-func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb Verb) {
+func (b forms) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb Verb) {
 	log := b.logger(ctx)
 	user := slack.NewOptionsSelectBlockElement(slack.OptTypeUser, plain("Pick a person"), actionFormUser)
 	userIn := slack.NewInputBlock(blockFormUser, plain("Slack user"), nil, user)
@@ -86,7 +90,7 @@ func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb V
 }
 
 // openDenyForm asks an approver for the reason of a denial.
-func (b *Bot) openDenyForm(ctx context.Context, triggerID string, r approval.Request) bool {
+func (b forms) openDenyForm(ctx context.Context, triggerID string, r approval.Request) bool {
 	log := b.logger(ctx)
 	reason := textInput(blockFormReason, actionFormReason, "Reason for denying", "Tell the requester why", true, !b.cfg.DenyReasonRequired)
 	view := slack.ModalViewRequest{
@@ -105,7 +109,7 @@ func (b *Bot) openDenyForm(ctx context.Context, triggerID string, r approval.Req
 
 // handleViewSubmission validates a submitted form and acks it: with field errors (the form stays
 // open and shows them) or empty (the form closes) before the work continues.
-func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode.Request, cb slack.InteractionCallback) {
+func (b forms) handleViewSubmission(ctx context.Context, sm acker, req socketmode.Request, cb slack.InteractionCallback) {
 	log := b.log.WithFields(logrus.Fields{"callback_id": cb.View.CallbackID, "slack_user_id": cb.User.ID})
 	ctx = access.WithLogger(ctx, log)
 	if cb.View.State == nil {
@@ -159,7 +163,7 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 // are read as they are, not glued into a command line: a reason may span lines or start with
 // "until", and a word in the targets field that is not a user is an error there, never part of
 // the reason. It also returns the block that target problems belong to.
-func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason string) (access.ChangeRequest, string, map[string]string) {
+func (b forms) formRequest(meta formMeta, cb slack.InteractionCallback, reason string) (access.ChangeRequest, string, map[string]string) {
 	values := cb.View.State.Values
 	fieldErr := func(block, msg string) (access.ChangeRequest, string, map[string]string) {
 		return access.ChangeRequest{}, "", map[string]string{block: clip(msg, 150)}
@@ -226,7 +230,7 @@ func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason st
 // comes as a direct message from the app once they finish, which reaches the person even in a
 // channel the bot is not a member of. Either way every user is looked up once: the request
 // created is the one validated.
-func (b *Bot) submitForm(ctx context.Context, sm acker, req socketmode.Request, in access.ChangeRequest, targetsBlock string) {
+func (b forms) submitForm(ctx context.Context, sm acker, req socketmode.Request, in access.ChangeRequest, targetsBlock string) {
 	log := b.logger(ctx)
 	type prepared struct {
 		r   approval.Request
@@ -273,14 +277,14 @@ func (b *Bot) submitForm(ctx context.Context, sm acker, req socketmode.Request, 
 }
 
 // direct sends a direct message from the app to user.
-func (b *Bot) direct(ctx context.Context, user, text string) {
+func (b forms) direct(ctx context.Context, user, text string) {
 	if _, _, err := b.slack.PostMessageContext(ctx, user, slack.MsgOptionText(clip(text, 3900), false)); err != nil {
 		b.cfg.Metrics.slackError("chat.postMessage", err)
 		b.log.WithError(err).WithField("slack_user_id", user).Warn("Could not send a direct message")
 	}
 }
 
-func (b *Bot) ackView(ctx context.Context, sm acker, req socketmode.Request, fieldErrs map[string]string) {
+func (b forms) ackView(ctx context.Context, sm acker, req socketmode.Request, fieldErrs map[string]string) {
 	log := b.logger(ctx)
 	var err error
 	if len(fieldErrs) > 0 {

@@ -125,7 +125,7 @@ func (b *Bot) denyClicked(ctx context.Context, cb slack.InteractionCallback, r a
 		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, &access.Refusal{Code: access.AlreadyDecided, Request: r})
 		return
 	}
-	if cb.TriggerID != "" && b.openDenyForm(ctx, cb.TriggerID, r) {
+	if cb.TriggerID != "" && (forms{b}).openDenyForm(ctx, cb.TriggerID, r) {
 		return
 	}
 	if b.cfg.DenyReasonRequired {

@@ -63,8 +63,8 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 			". The button above cancels the return for everyone.")
 	case access.ReturnCancelled:
 		if e.By != "" {
-			return one(fmt.Sprintf("Automatic return cancelled: request %s, approved by %s, disabled %s again, so they stay disabled.",
-				e.By, mention(e.Actor), auditTargets(r.Targets)))
+			return one(fmt.Sprintf("Request %s, approved by %s, disabled %s again: they will not be re-enabled automatically.",
+				e.By, mention(e.Actor), auditTargets(e.Removed)))
 		}
 		return one("Automatic return cancelled by " + mention(e.Actor) + ": " + auditTargets(r.Targets) + " stay disabled.")
 	}
@@ -123,8 +123,11 @@ func (v *view) auditText(n access.Notice) string {
 	r := e.Request
 	targets := r.Targets
 	name, detail := e.AuditName(), auditDetail(*e)
-	if e.Type == access.ReturnExtended {
+	switch {
+	case e.Type == access.ReturnExtended:
 		targets = e.Added
+	case e.Type == access.ReturnCancelled && len(e.Removed) > 0:
+		targets = e.Removed
 	}
 	parts := []string{
 		fmt.Sprintf(":memo: *%s* · request `%s`", name, r.ID),

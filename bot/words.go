@@ -79,8 +79,12 @@ func (v *view) refusalText(rf *access.Refusal) string {
 	case access.RetryTooLate:
 		return fmt.Sprintf("Request %s ended %s, longer ago than a request may wait: its approval is too old to act on. Make a new request if it is still needed.",
 			rf.Subject, slackDate(rf.When))
+	case access.DisabledSince:
+		return fmt.Sprintf("%s was disabled again since, by request %s; retrying would undo that.", escape(rf.Subject), rf.Other)
 	case access.UserGone:
 		return fmt.Sprintf("%s no longer exists in Metabase.", escape(rf.Subject))
+	case access.ReturnRunning:
+		return "The automatic return of a leave this request replaces is running right now. Approve again in a moment, once it has run."
 	case access.ReturnNotScheduled:
 		return "The automatic return is no longer scheduled (it already ran or was cancelled)."
 	}

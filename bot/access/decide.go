@@ -119,15 +119,29 @@ func isRefusal(err error, code Code) bool {
 	return errors.As(err, &rf) && rf.Code == code
 }
 
-// supersede cancels, with the approval that executes disable r, the scheduled returns r replaces.
+// supersede takes the targets of disable r, with the approval that executes it, out of the
+// scheduled returns r replaces. A dry run changes nothing real, so it supersedes nothing; a
+// return running right now fails the approval (ErrReturnRunning), to be clicked again once the
+// return has run, rather than let its reactivation land after the disable.
 func (s *Service) supersede(r approval.Request, actor string, now time.Time) []store.Also {
+	if r.DryRun || s.policy.DryRun {
+		return nil
+	}
+	users := make([]int, len(r.Targets))
+	for i, t := range r.Targets {
+		users[i] = t.UserID
+	}
 	var also []store.Also
 	for _, sup := range r.Supersedes {
 		also = append(also, store.Also{ID: sup.ID, Update: func(ret *approval.Request) ([]store.Outbox, error) {
-			if ret.Supersede(r.ID, now) != nil {
+			removed, err := ret.Supersede(r.ID, users, now)
+			switch {
+			case errors.Is(err, approval.ErrReturnRunning):
+				return nil, err
+			case err != nil || len(removed) == 0:
 				return nil, store.ErrUnchanged // it already ran or was cancelled
 			}
-			return s.tell(Event{Type: ReturnCancelled, Actor: actor, By: r.ID, At: now, Request: *ret}, ToThread, ToAudit), nil
+			return s.tell(Event{Type: ReturnCancelled, Actor: actor, By: r.ID, At: now, Removed: removed, Request: *ret}, ToThread, ToAudit), nil
 		}})
 	}
 	return also
@@ -156,6 +170,8 @@ func (s *Service) decisionRefusal(ctx context.Context, id string, err error) err
 		code = AlreadyDecided
 	case errors.Is(err, approval.ErrNotRequester):
 		code = NotRequester
+	case errors.Is(err, approval.ErrReturnRunning):
+		code = ReturnRunning
 	default:
 		return err
 	}
@@ -215,6 +231,9 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 	cur, err := s.st.Get(ctx, id)
 	if err != nil {
 		return cur, s.decisionRefusal(ctx, id, err)
+	}
+	if actor == cur.Requester && !s.policy.AllowSelfApproval {
+		return cur, &Refusal{Code: SelfApproval, Subject: id}
 	}
 	if cur.State == approval.Failed || cur.State == approval.Partial {
 		if s.now().Sub(cur.FinishedAt) > s.policy.RequestTTL {

@@ -82,6 +82,9 @@ type Event struct {
 	Code string `json:"code,omitempty"`
 	// By is the request that caused it: the disable whose approval cancelled a return.
 	By string `json:"by,omitempty"`
+	// Removed are the targets a ReturnCancelled took out of the return (all of them when it
+	// cancelled it).
+	Removed []approval.Target `json:"removed,omitempty"`
 	// Added are the targets ReturnExtended added.
 	Added   []approval.Target `json:"added,omitempty"`
 	Request approval.Request  `json:"request"`
@@ -216,8 +219,11 @@ const defaultInstance = "default"
 func auditEntry(e Event) json.RawMessage {
 	r := e.Request
 	targets := r.Targets
-	if e.Type == ReturnExtended {
+	switch {
+	case e.Type == ReturnExtended:
 		targets = e.Added
+	case e.Type == ReturnCancelled && len(e.Removed) > 0:
+		targets = e.Removed
 	}
 	rec := auditRecord{RequestID: r.ID, Action: e.AuditName(), Change: string(r.Action), Actor: e.Actor,
 		Requester: r.Requester, Targets: make([]auditTarget, len(targets)), Detail: auditDetail(e), DryRun: r.DryRun}

@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -29,13 +30,15 @@ func execTimeout(targets, concurrency int) time.Duration {
 // calls Metabase's write endpoints.
 type executor struct {
 	// dryRun is the process's DRY_RUN: it overrides every request it executes.
-	dryRun  bool
-	st      Store
-	mb      Metabase
-	cfg     Execution
-	now     func() time.Time
-	log     logrus.FieldLogger
-	metrics Metrics
+	dryRun bool
+	// adminApprovals is the quorum disabling an admin needs.
+	adminApprovals int
+	st             Store
+	mb             Metabase
+	cfg            Execution
+	now            func() time.Time
+	log            logrus.FieldLogger
+	metrics        Metrics
 	// tell builds the outbox rows of an event (see Service.tell).
 	tell func(e Event, kinds ...Kind) []store.Outbox
 	kick func()
@@ -221,17 +224,23 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 		return fail(err)
 	}
 	if !u.IsActive {
+		// Deactivation keeps is_superuser, so what Metabase shows now is what the user had,
+		// unless someone changed it since: the stamp read now covers exactly that.
+		seen := &approval.Before{Superuser: u.IsSuperuser, GroupIDs: u.Groups(), Stamp: u.UpdatedAt}
 		if r.Recovering {
 			// A takeover after a crash: the earlier attempt most likely disabled them.
-			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive after a restart", At: now()}}
+			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive after a restart", At: x.now()}, before: seen}
 		}
 		if t.Unanswered {
-			// The earlier attempt's DELETE got no answer but took effect; what the user had was
-			// recorded then, and Metabase's stamp is the one it shows now.
-			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive: the earlier attempt took effect", At: now()},
-				before: &approval.Before{Superuser: t.Superuser, GroupIDs: t.GroupIDs, Stamp: u.UpdatedAt}}
+			// The earlier attempt's DELETE got no answer but took effect.
+			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive: the earlier attempt took effect", At: x.now()}, before: seen}
 		}
-		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already inactive", At: now()}}
+		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already inactive", At: x.now()}}
+	}
+	if u.IsSuperuser && r.RequiredApprovals < x.adminApprovals {
+		// Promoted after the request was made: disabling an admin needs the admin quorum.
+		return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed,
+			Message: fmt.Sprintf("became a Metabase admin after the request was made; disabling an admin needs %d approvals: make a new request", x.adminApprovals), At: x.now()}}
 	}
 	before := &approval.Before{Superuser: u.IsSuperuser, GroupIDs: u.Groups()}
 	if r.DryRun {
@@ -261,6 +270,8 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 	// still shows it, i.e. nobody changed the user since. Without it, nothing will be restored.
 	if after, err := x.mb.User(ctx, t.UserID); err == nil && !after.IsActive {
 		before.Stamp = after.UpdatedAt
+		// A demotion between the read and the DELETE would otherwise hide under the new stamp.
+		before.Superuser = before.Superuser && after.IsSuperuser
 	}
 	return outcome{i: i, res: approval.Result{Outcome: approval.Done, At: now()}, before: before}
 }
@@ -272,6 +283,7 @@ const LastAdminText = "would leave no Metabase admin who can sign in"
 // mayDisableAdmin reserves the deactivation of admin user for request, when a person admin other
 // than the ones executions are deactivating would remain (store.ReserveAdminDisable).
 func (x *executor) mayDisableAdmin(ctx context.Context, request string, user int) (bool, error) {
+	listedAt := x.now()
 	active, err := x.mb.ListUsers(ctx, metabase.StatusActive)
 	if err != nil {
 		return false, err
@@ -282,7 +294,7 @@ func (x *executor) mayDisableAdmin(ctx context.Context, request string, user int
 			admins = append(admins, a.ID)
 		}
 	}
-	return x.st.ReserveAdminDisable(ctx, request, user, admins)
+	return x.st.ReserveAdminDisable(ctx, request, user, admins, listedAt)
 }
 
 // isLastAdminRefusal reports Metabase's own refusal to deactivate the last member of the Admin

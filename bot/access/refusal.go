@@ -73,8 +73,13 @@ const (
 	// RetryTooLate: request Subject ended at When, longer than a request's lifetime ago: a retry
 	// would act on an approval given for another moment.
 	RetryTooLate Code = "retry_too_late"
+	// DisabledSince: Subject was disabled again by the later request Other; retrying this
+	// enable would undo that.
+	DisabledSince Code = "disabled_since"
 	// UserGone: the user Subject (email) no longer exists in Metabase.
 	UserGone Code = "user_gone"
+	// ReturnRunning: a return this disable replaces is being executed right now.
+	ReturnRunning Code = "return_running"
 	// ReturnNotScheduled: the return already ran or was cancelled.
 	ReturnNotScheduled Code = "return_not_scheduled"
 )

@@ -245,6 +245,13 @@ func (s validator) recheck(ctx context.Context, r approval.Request) error {
 			problems = append(problems, rf)
 			continue
 		}
+		if r.Action == approval.Enable {
+			if later, ok := disabledSince(history, u.ID, r.CreatedAt); ok {
+				// Re-enabling now would undo a later, separately approved disable.
+				problems = append(problems, &Refusal{Code: DisabledSince, Subject: t.Email, Other: later})
+				continue
+			}
+		}
 		if r.Action == approval.Disable && u.IsSuperuser && u.IsActive {
 			admins = append(admins, approval.Target{UserID: u.ID, Superuser: true})
 		}
@@ -253,6 +260,22 @@ func (s validator) recheck(ctx context.Context, r approval.Request) error {
 		return &Refusals{Items: problems, Validated: true, Retry: true}
 	}
 	return s.lastAdminCheck(ctx, admins)
+}
+
+// disabledSince returns a disable of user, made after since, that took effect: a retry of an
+// older enable must not undo it.
+func disabledSince(history []approval.Request, user int, since time.Time) (string, bool) {
+	for _, h := range history {
+		if h.Action != approval.Disable || h.DryRun || !h.CreatedAt.After(since) {
+			continue
+		}
+		for _, t := range h.Targets {
+			if t.UserID == user && t.Result.Outcome == approval.Done {
+				return h.ID, true
+			}
+		}
+	}
+	return "", false
 }
 
 // finalReminder keeps the second reminder inside short lifetimes (tests, tight TTLs).

@@ -88,6 +88,11 @@ func (s timers) takeOver(ctx context.Context, id string) {
 	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		from = r.State
 		now := s.now()
+		if s.policy.DryRun && !r.DryRun && r.State == approval.Executing {
+			// Part of it may have been done for real: a dry run taking over would mark it all as
+			// not done (no return, no access record). A replica not in dry run finishes it.
+			return nil, errNoChange
+		}
 		if err := r.Start(s.exec.InstanceID, now, s.exec.ExecLease); err != nil {
 			return nil, err
 		}
@@ -97,7 +102,8 @@ func (s timers) takeOver(ctx context.Context, id string) {
 		return nil, nil
 	})
 	switch {
-	case errors.Is(err, approval.ErrLeaseHeld), errors.Is(err, approval.ErrNotDue), errors.Is(err, approval.ErrInvalidTransition):
+	case errors.Is(err, approval.ErrLeaseHeld), errors.Is(err, approval.ErrNotDue), errors.Is(err, approval.ErrInvalidTransition),
+		errors.Is(err, errNoChange):
 		return
 	case err != nil:
 		log.WithError(err).Error("Could not take over a request")

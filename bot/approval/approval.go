@@ -109,6 +109,8 @@ var (
 	// ErrLeaseLost: the caller no longer holds the execution lease; another executor took the
 	// request over (this one was presumed dead), or it already finished.
 	ErrLeaseLost = errors.New("execution lease lost to another process")
+	// ErrReturnRunning: the automatic return is being executed right now.
+	ErrReturnRunning = errors.New("the automatic return is running")
 	// ErrNotScheduled: the automatic return is no longer scheduled (it ran or was cancelled).
 	ErrNotScheduled = errors.New("the automatic return is no longer scheduled")
 )
@@ -372,16 +374,33 @@ func (r *Request) CancelReturn(user string, now time.Time) error {
 	return nil
 }
 
-// Supersede cancels a scheduled return because request by, a later disable of its targets, was
-// approved: the return must not undo it.
-func (r *Request) Supersede(by string, now time.Time) error {
-	if r.State != Scheduled {
-		return fmt.Errorf("%w: it is %s", ErrNotScheduled, r.State)
+// Supersede takes the users of a later disable (request by) out of a scheduled return, so the
+// return never undoes it, and cancels the return when nobody is left in it. It returns the
+// targets it took out. A return already running cannot be superseded (ErrReturnRunning): the
+// caller must not go ahead as if it had been.
+func (r *Request) Supersede(by string, users []int, now time.Time) ([]Target, error) {
+	switch r.State {
+	case Scheduled:
+	case Executing, Approved:
+		return nil, ErrReturnRunning
+	default:
+		return nil, fmt.Errorf("%w: it is %s", ErrNotScheduled, r.State)
 	}
-	r.State = Cancelled
-	r.SupersededBy = by
-	r.DecidedAt = now
-	return nil
+	var removed []Target
+	r.Targets = slices.DeleteFunc(r.Targets, func(t Target) bool {
+		if slices.Contains(users, t.UserID) {
+			removed = append(removed, t)
+			return true
+		}
+		return false
+	})
+	if len(r.Targets) == 0 {
+		r.Targets = removed // a cancelled return still says whom it was for
+		r.State = Cancelled
+		r.SupersededBy = by
+		r.DecidedAt = now
+	}
+	return removed, nil
 }
 
 // Withdraw cancels a pending request on the system's behalf, with nobody as the canceller: its

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 )
@@ -15,11 +16,12 @@ const lastAdminLockKey = "metabase-bot/store/last-admin"
 
 // ReserveAdminDisable decides, under a lock shared by every replica, whether request may
 // deactivate admin user, and if so records that it is about to. activeAdmins are the person
-// admins Metabase lists as active now. The deactivation is allowed only when at least one of them
-// would remain that no executing request (this one aside) has reserved: so two executions racing
-// on the last two admins leave one, whichever replicas they run on. A reservation stops counting
-// when its request leaves the executing state.
-func (s *Store) ReserveAdminDisable(ctx context.Context, request string, user int, activeAdmins []int) (bool, error) {
+// admins Metabase listed as active at listedAt. The deactivation is allowed only when at least
+// one of them would remain that no other reservation covers: one of an executing request
+// (including this request's other targets), or one made since listedAt, whose DELETE the list
+// may not show yet. So two executions racing on the last two admins leave one, whichever
+// replicas they run on and however slow their lists.
+func (s *Store) ReserveAdminDisable(ctx context.Context, request string, user int, activeAdmins []int, listedAt time.Time) (bool, error) {
 	allowed := false
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		allowed = false
@@ -30,7 +32,8 @@ func (s *Store) ReserveAdminDisable(ctx context.Context, request string, user in
 		}
 		rows, err := tx.QueryContext(ctx, s.rebind(`SELECT a.metabase_user_id FROM admin_reservations a
 			JOIN requests r ON r.id = a.request_id
-			WHERE r.state = ? AND a.request_id <> ?`), string(approval.Executing), request)
+			WHERE (r.state = ? OR a.created_at >= ?) AND NOT (a.request_id = ? AND a.metabase_user_id = ?)`),
+			string(approval.Executing), millis(listedAt), request, user)
 		if err != nil {
 			return err
 		}
@@ -56,8 +59,8 @@ func (s *Store) ReserveAdminDisable(ctx context.Context, request string, user in
 		if remaining < 1 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO admin_reservations (request_id, metabase_user_id) VALUES (?, ?)
-			ON CONFLICT DO NOTHING`), request, user); err != nil {
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO admin_reservations (request_id, metabase_user_id, created_at) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`), request, user, millis(s.now())); err != nil {
 			return err
 		}
 		allowed = true

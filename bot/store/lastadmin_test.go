@@ -39,7 +39,7 @@ func testLastAdminRace(t *testing.T, h harness) {
 		user int
 	}{{a, "R-A", 10}, {b, "R-B", 11}} {
 		wg.Go(func() {
-			ok, err := c.s.ReserveAdminDisable(t.Context(), c.req, c.user, admins)
+			ok, err := c.s.ReserveAdminDisable(t.Context(), c.req, c.user, admins, time.Now())
 			if err != nil {
 				t.Error(err)
 			}
@@ -55,10 +55,12 @@ func testLastAdminRace(t *testing.T, h harness) {
 	if got[1] {
 		winner, user = "R-B", 11
 	}
-	if ok, err := a.ReserveAdminDisable(t.Context(), winner, user, admins); err != nil || !ok {
+	if ok, err := a.ReserveAdminDisable(t.Context(), winner, user, admins, time.Now()); err != nil || !ok {
 		t.Fatalf("the winner reserving again = %v, %v; want allowed", ok, err)
 	}
-	// Finished: the reservation stops counting (Metabase's own list now shows who is left).
+	// Finished: the reservation stops counting for lists read after it (Metabase's own list
+	// then shows who is left), but still counts for a list read before it.
+	listedBefore := time.Now().Add(-time.Minute)
 	if _, err := a.Update(t.Context(), winner, func(r *approval.Request) ([]Outbox, error) {
 		return nil, r.Finish("x", time.Now())
 	}); err != nil {
@@ -68,11 +70,29 @@ func testLastAdminRace(t *testing.T, h harness) {
 	if winner == "R-B" {
 		other, otherUser = "R-A", 10
 	}
-	if ok, _ := b.ReserveAdminDisable(t.Context(), other, otherUser, []int{otherUser}); ok {
+	if ok, _ := b.ReserveAdminDisable(t.Context(), other, otherUser, admins, listedBefore); ok {
+		t.Fatal("a list read before the winner's DELETE let the last admin be deactivated")
+	}
+	if ok, _ := b.ReserveAdminDisable(t.Context(), other, otherUser, []int{otherUser}, time.Now().Add(time.Second)); ok {
 		t.Fatal("the last admin Metabase lists may be deactivated")
 	}
-	if ok, _ := b.ReserveAdminDisable(t.Context(), other, otherUser, []int{otherUser, 12}); !ok {
+	if ok, _ := b.ReserveAdminDisable(t.Context(), other, otherUser, []int{otherUser, 12}, time.Now().Add(time.Second)); !ok {
 		t.Fatal("with another admin left, the deactivation was refused")
+	}
+}
+
+// testLastAdminSameRequest: one request naming the last two admins, executed several targets at
+// a time, may deactivate one of them, not both.
+func testLastAdminSameRequest(t *testing.T, h harness) {
+	s := h.fresh(t)
+	executingRequest(t, s, "R-BOTH", 10)
+	admins := []int{10, 11}
+	first, err := s.ReserveAdminDisable(t.Context(), "R-BOTH", 10, admins, time.Now())
+	if err != nil || !first {
+		t.Fatalf("first admin of the request: %v, %v; want allowed", first, err)
+	}
+	if second, _ := s.ReserveAdminDisable(t.Context(), "R-BOTH", 11, admins, time.Now()); second {
+		t.Fatal("the same request was allowed to deactivate the last two admins")
 	}
 }
 

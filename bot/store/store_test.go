@@ -71,6 +71,7 @@ func runContract(t *testing.T, h harness) {
 	}{
 		{"Backend", testBackend},
 		{"LastAdminRace", testLastAdminRace},
+		{"LastAdminSameRequest", testLastAdminSameRequest},
 		{"UpdateAlso", testUpdateAlso},
 		{"MigrateIdempotent", testMigrateIdempotent},
 		{"MigrateConcurrent", testMigrateConcurrent},

@@ -505,3 +505,72 @@ func TestEnableGrantingAdminNeedsTheAdminQuorum(t *testing.T) {
 	h.click(approver2, enable, "mb_approve")
 	h.thread(enable, "admin status restored")
 }
+
+// TestRetryRecordsWhatTheUserHasNow: jane's DELETE gets no answer and never takes effect; a
+// Metabase admin then demotes and deactivates her in Metabase. Retry finds her inactive and
+// counts it as done, but must record what she has now (not an admin), so a later enable grants
+// nothing.
+func TestRetryRecordsWhatTheUserHasNow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"METABASE_TIMEOUT": "1s"})
+	jane := h.addAdminJane()
+	h.start()
+	release := h.mb.Hold("DELETE", "/api/user/:id")
+	h.command(requester, "disable jane@example.com Sabbatical")
+	card := h.card("jane@example.com")
+	h.click(approver, card, "mb_approve")
+	failed := h.thread(card, "did not answer in time")
+	release()
+	if u, _ := h.mb.UserByID(jane.ID); !u.Active {
+		t.Fatal("the abandoned DELETE took effect; the test's premise is wrong")
+	}
+	mb := h.metabaseAdmin()
+	no := false
+	if _, err := mb.UpdateUser(h.ctx(), jane.ID, metabase.UserUpdate{IsSuperuser: &no}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.DisableUser(h.ctx(), jane.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.click(approver, failed, "mb_retry")
+	h.thread(card, "confirmed inactive")
+	reply := h.enableApproved("jane@example.com")
+	if strings.Contains(reply.Text, "admin status restored") {
+		t.Fatalf("the enable restored admin rights jane no longer had: %s", reply.Text)
+	}
+	if u, _ := h.mb.UserByID(jane.ID); u.Superuser {
+		t.Fatal("jane is an admin again")
+	}
+}
+
+// TestTerminationKeepsOthersOnTheLeave: a leave for jane and bob; jane is reactivated by SSO and
+// terminated. Only jane leaves the scheduled return: bob still comes back on the date.
+func TestTerminationKeepsOthersOnTheLeave(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	bob := h.mb.AddUser(metabasetest.User{Email: "robert@example.com", FirstName: "Robert", Active: true})
+	h.start()
+	until, _ := returnTime(time.Hour)
+	h.command(requester, "disable jane@example.com robert@example.com until "+until+" Offsite")
+	leave := h.card("robert@example.com")
+	h.click(approver, leave, "mb_approve")
+	h.thread(leave, "will be re-enabled automatically")
+	h.mb.ReactivateBySSO(jane.ID)
+
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("Left the company")
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "jane@example.com: disabled")
+	h.audit("return cancelled", "jane@example.com")
+
+	st, err := store.Open(context.Background(), h.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ret, err := st.Get(t.Context(), requestIDRe.FindString(leave.AllText())+"-R")
+	if err != nil || ret.State != approval.Scheduled || len(ret.Targets) != 1 || ret.Targets[0].UserID != bob.ID {
+		t.Fatalf("the leave's return is %s for %v (err %v); want it still scheduled, for bob alone", ret.State, ret.Targets, err)
+	}
+}
