@@ -165,6 +165,11 @@ func (b *Bot) Run(ctx context.Context, sm *socketmode.Client) error {
 	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	b.core.Drain(drainCtx)
+	// Then the audit log's head, after the messages it covers, under a bound of its own so a slow
+	// drain does not cost the checkpoint.
+	cpCtx, cpCancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cpCancel()
+	b.core.CheckpointAtShutdown(cpCtx)
 	return err
 }
 

@@ -39,6 +39,7 @@ const (
 	VerbEnable   Verb = "enable"
 	VerbStatus   Verb = "status"
 	VerbInactive Verb = "inactive"
+	VerbHistory  Verb = "history"
 	VerbHelp     Verb = "help"
 )
 
@@ -118,15 +119,15 @@ func ParseCommand(text string) (Command, error) {
 			return Command{}, usagef("`inactive` takes at most one argument: a number of days.")
 		}
 		return cmd, nil
-	case VerbStatus:
+	case VerbStatus, VerbHistory:
 		if len(rest) != 1 {
-			return Command{}, usagef("`status` takes exactly one user: an email, a Metabase id or a Slack mention.")
+			return Command{}, usagef("`%s` takes exactly one user: an email, a Metabase id or a Slack mention.", verb)
 		}
 		t, err := parseTarget(rest[0])
 		if err != nil {
 			return Command{}, err
 		}
-		return Command{Verb: VerbStatus, Targets: []access.TargetRef{t}}, nil
+		return Command{Verb: verb, Targets: []access.TargetRef{t}}, nil
 	case VerbDisable, VerbEnable:
 		return parseChange(verb, rest)
 	}

@@ -46,6 +46,8 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 		})
 	case VerbStatus:
 		b.status(ctx, sc, cmd)
+	case VerbHistory:
+		b.history(ctx, sc, cmd)
 	case VerbInactive:
 		b.inactiveReport(ctx, sc, cmd)
 	}
@@ -147,6 +149,7 @@ func (v *view) helpText() string {
 		"`" + c + " disable <user>... [until YYYY-MM-DD] <reason>`: ask to deactivate users (a date re-enables them then)",
 		"`" + c + " enable <user>... <reason>`: ask to reactivate users (admin rights the bot recorded are restored)",
 		"`" + c + " status <user>`: show a user's Metabase state and any open request",
+		"`" + c + " history <user>`: list every request that named a user, newest first, with who asked, who approved and what happened",
 		"`" + c + " inactive [DAYS]`: list active users who have not logged in for DAYS (default 90)",
 		"`" + c + " disable` with nothing else opens a form.",
 		"A user is an email, a Metabase user id, or a Slack @mention. Approvers: " + v.approverMention() + ".",

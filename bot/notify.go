@@ -81,6 +81,8 @@ func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
 		if _, _, err := n.api.PostMessageContext(ctx, n.v.cfg.AuditChannel, slack.MsgOptionText(n.v.auditText(no), false)); err != nil {
 			return "", n.failed("chat.postMessage", err)
 		}
+	case access.ToCheckpoint:
+		return "", n.checkpoint(ctx, no.Checkpoint)
 	case access.ToRequester:
 		if no.Event == nil {
 			return "", nil

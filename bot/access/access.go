@@ -86,6 +86,9 @@ type Config struct {
 	Log logrus.FieldLogger
 	// Metrics, when set, is told as the core works.
 	Metrics Metrics
+	// CheckpointEvery is how often one replica posts the audit log's head to the audit trail
+	// (checkpoint.go); zero posts no checkpoint at all, for a deployment with no audit trail.
+	CheckpointEvery time.Duration
 }
 
 // Deps are the seams the core works through.
@@ -107,6 +110,8 @@ type Service struct {
 	now      func() time.Time
 	log      logrus.FieldLogger
 	metrics  Metrics
+	// checkpointEvery is Config.CheckpointEvery.
+	checkpointEvery time.Duration
 
 	// wake nudges the outbox loop when this process enqueued something, so the common path does
 	// not wait for the next tick.
@@ -140,6 +145,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	check(e.ExecLease > 0, "ExecLease must be positive")
 	check(e.OutboxLease > 0, "OutboxLease must be positive")
 	check(e.Tick > 0, "Tick must be positive")
+	check(cfg.CheckpointEvery >= 0, "CheckpointEvery must not be negative")
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("access: invalid config: %v", problems)
 	}
@@ -147,7 +153,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		e.InstanceID = "bot-" + RandomID(6)
 	}
 	s := &Service{policy: p, exec: e, st: d.Store, mb: d.Metabase, dir: d.Directory, notifier: d.Notifier,
-		now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, wake: make(chan struct{}, 1)}
+		now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, checkpointEvery: cfg.CheckpointEvery, wake: make(chan struct{}, 1)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -178,6 +184,7 @@ func (s *Service) Run(ctx context.Context) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { deliverer{s}.outboxLoop(gctx); return nil })
 	g.Go(func() error { timers{s}.timerLoop(gctx); return nil })
+	g.Go(func() error { timers{s}.checkpointLoop(gctx); return nil })
 	_ = g.Wait()
 	s.work.Wait()
 }

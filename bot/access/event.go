@@ -136,6 +136,8 @@ type Notice struct {
 	// the message can carry it and a database edited later no longer matches what chat holds.
 	AuditSeq  int64
 	AuditHash string
+	// Checkpoint is the head a ToCheckpoint notice publishes (checkpoint.go).
+	Checkpoint *Checkpoint
 }
 
 // payload is what an outbox row holds: an event, or the fields an older version wrote (whose

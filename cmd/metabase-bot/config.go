@@ -43,6 +43,8 @@ type SlackConfig struct {
 	RequesterGroup  string   `env:"REQUESTER_GROUP"`
 	AllowedChannels []string `env:"ALLOWED_CHANNELS" envSeparator:","`
 	AuditChannel    string   `env:"AUDIT_CHANNEL"`
+	// AuditCheckpointEvery is how often one replica posts the audit log's head to AuditChannel.
+	AuditCheckpointEvery time.Duration `env:"AUDIT_CHECKPOINT_EVERY" envDefault:"24h"`
 }
 
 // PolicyConfig is the rules of requesting, approving and executing.
@@ -422,6 +424,9 @@ func (c *config) validate(p *problems) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		p.add("SHUTDOWN_TIMEOUT", "SHUTDOWN_TIMEOUT must be positive")
+	}
+	if c.AuditCheckpointEvery < time.Second {
+		p.add("AUDIT_CHECKPOINT_EVERY", "AUDIT_CHECKPOINT_EVERY must be at least 1s")
 	}
 	if c.ExecutionLease < 5*time.Second {
 		p.add("EXECUTION_LEASE", "EXECUTION_LEASE must be at least 5s (longer than one Metabase call)")

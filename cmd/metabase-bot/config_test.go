@@ -29,7 +29,8 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if cfg.SlashCommand != "/metabase" || cfg.RequiredApprovals != 1 || !cfg.RequireReason || cfg.AllowSelfApproval ||
 		cfg.RequestTTL != 24*time.Hour || cfg.DatabaseURL != "sqlite:metabase-bot.db" || cfg.HTTPAddr != ":8080" ||
-		cfg.LogFormat != "json" || cfg.DryRun || cfg.SlackAPIURL != "https://slack.com/api/" || cfg.returnLocation != time.UTC {
+		cfg.LogFormat != "json" || cfg.DryRun || cfg.SlackAPIURL != "https://slack.com/api/" || cfg.returnLocation != time.UTC ||
+		cfg.AuditCheckpointEvery != 24*time.Hour {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -46,6 +47,8 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 		"LOG_FORMAT":         "xml",
 		"RETURN_TIMEZONE":    "Mars/Olympus",
 		"DATABASE_URL":       "mysql://x",
+		// A checkpoint every few milliseconds would flood the audit channel.
+		"AUDIT_CHECKPOINT_EVERY": "10ms",
 	}
 	_, err := loadConfig(env)
 	if err == nil {
@@ -54,7 +57,7 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 	msg := err.Error()
 	for _, name := range []string{"SLACK_APP_TOKEN must start with xapp-", "SLACK_BOT_TOKEN is required", "SLACK_API_URL",
 		"APPROVER_GROUP or APPROVER_USERS", "METABASE_URL must be an http(s) URL", "METABASE_API_KEY must start with mb_",
-		"REQUEST_TTL", "REQUIRED_APPROVALS", "LOG_FORMAT", "RETURN_TIMEZONE", "DATABASE_URL"} {
+		"REQUEST_TTL", "REQUIRED_APPROVALS", "LOG_FORMAT", "RETURN_TIMEZONE", "DATABASE_URL", "AUDIT_CHECKPOINT_EVERY must be at least 1s"} {
 		if !strings.Contains(msg, name) {
 			t.Errorf("error does not mention %q:\n%s", name, msg)
 		}

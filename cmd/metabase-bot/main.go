@@ -231,11 +231,15 @@ func wire(cfg config, team string, botMetabaseID int, api *slack.Client, mb *met
 		DenyReasonRequired: cfg.DenyReasonRequired, Policy: policy, Log: log, Metrics: metrics,
 	}
 	dir := bot.NewDirectory(slackCfg, api)
+	checkpointEvery := cfg.AuditCheckpointEvery
+	if cfg.AuditChannel == "" {
+		checkpointEvery = 0 // no channel to anchor the chain in: take no claims, post nothing
+	}
 	core, err := access.New(access.Config{
 		Policy: policy,
 		Execution: access.Execution{BulkConcurrency: cfg.BulkConcurrency, ExecLease: cfg.ExecutionLease,
 			OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Tick: tick},
-		Log: log, Metrics: metrics,
+		Log: log, Metrics: metrics, CheckpointEvery: checkpointEvery,
 	}, access.Deps{Store: st, Metabase: mb, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api)})
 	if err != nil {
 		return nil, err
