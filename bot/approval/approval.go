@@ -134,6 +134,11 @@ type Target struct {
 	LastLogin *time.Time `json:"last_login,omitempty"`
 	// Result is what execution did to this target; empty until then.
 	Result Result `json:"result,omitzero"`
+	// Consequences is what the target leaves running in Metabase, looked up when the request
+	// was made; nil when it was not looked up (enables, older requests).
+	Consequences *Consequences `json:"consequences,omitempty"`
+	// HandedOver is what the request's hand-over did with those items; nil until then.
+	HandedOver *HandoverResult `json:"handed_over,omitempty"`
 }
 
 // Outcome is what execution did to one target.
@@ -213,6 +218,10 @@ type Request struct {
 	FinalReminder time.Duration `json:"final_reminder,omitempty"`
 	// DryRun requests never call Metabase's write endpoints.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Handover, on a disable or a hand-over, says who takes over what the targets leave running.
+	Handover *Handover `json:"handover,omitempty"`
+	// Lookup says how the targets' Consequences were looked up; nil when they were not.
+	Lookup *Lookup `json:"lookup,omitempty"`
 	// Version is the compare-and-set counter kept by the store.
 	Version int64 `json:"version"`
 }
@@ -236,6 +245,7 @@ func (r Request) Clone() Request {
 		c.Targets[i] = t
 	}
 	c.Approvals = slices.Clone(r.Approvals)
+	c.cloneHandover(r)
 	if r.ReturnAt != nil {
 		ra := *r.ReturnAt
 		c.ReturnAt = &ra
