@@ -228,14 +228,14 @@ func auditDetail(e Event) string {
 	r := e.Request
 	switch e.Type {
 	case Requested:
-		return r.Reason
+		return joinNonEmpty(r.Reason, HandoverSummary(r))
 	case Denied:
 		return e.Reason
 	case Withdrawn:
 		return "card not posted: " + e.Code
 	case Finished:
 		done, skipped, failed := r.Counts()
-		return fmt.Sprintf("done %d, skipped %d, failed %d", done, skipped, failed)
+		return joinNonEmpty(fmt.Sprintf("done %d, skipped %d, failed %d", done, skipped, failed), HandoverResultSummary(r))
 	case ReturnScheduled, ReturnExtended, ReturnStarted:
 		return "return at " + r.NotBefore.UTC().Format(time.RFC3339)
 	}

@@ -64,6 +64,8 @@ type ChangeRequest struct {
 	SourceKey string
 	// Resolved, when set, are the targets already looked up (the inactive report's request).
 	Resolved []metabase.User
+	// Handover, on a disable, hands over what the targets leave running (consequences.go).
+	Handover *HandoverRequest
 }
 
 // Submit validates c and, when everything holds, creates the request with its card, its target
@@ -71,11 +73,14 @@ type ChangeRequest struct {
 // ErrRedelivered means the same command already created a request.
 func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request, error) {
 	r, err := validator{s}.build(ctx, c)
+	if err == nil {
+		r, err = validator{s}.extend(ctx, c, r, true)
+	}
 	if err != nil {
 		return r, err
 	}
 	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
-	if len(r.Targets) > 1 {
+	if len(r.Targets) > 1 || ListsItems(r) {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))
 	}
 	out = append(out, s.tell(Event{Type: Requested, Actor: r.Requester, At: r.CreatedAt, Request: r}, ToAudit)...)
@@ -93,7 +98,10 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 // Validate runs Submit's checks without creating anything, so a form can show problems next to
 // its fields before it closes.
 func (s *Service) Validate(ctx context.Context, c ChangeRequest) error {
-	_, err := validator{s}.build(ctx, c)
+	r, err := validator{s}.build(ctx, c)
+	if err == nil {
+		_, err = validator{s}.extend(ctx, c, r, false)
+	}
 	return err
 }
 
