@@ -173,8 +173,8 @@ func (s *Service) countCollections(ctx context.Context, targets []approval.Targe
 		}
 		u, ok := byID[t.UserID]
 		if !ok {
-			// UserByEmail finds the collection id that GET /api/user/:id does not carry.
-			u = metabase.User{ID: t.UserID, Email: t.Email}
+			// Without the collection id (a user read by id), the client finds it by email.
+			u = metabase.User{ID: t.UserID, Email: t.Email, PersonalCollectionID: t.CollectionID}
 		}
 		wg.Go(func() {
 			sem <- struct{}{}

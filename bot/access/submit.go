@@ -196,7 +196,7 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 			}
 		}
 		t := approval.Target{UserID: u.ID, Email: u.Email, Name: u.Name(), Superuser: u.IsSuperuser,
-			GroupIDs: u.Groups(), SSOSource: u.SSOSource, LastLogin: u.LastLogin}
+			GroupIDs: u.Groups(), SSOSource: u.SSOSource, LastLogin: u.LastLogin, CollectionID: u.PersonalCollectionID}
 		if c.Action == approval.Enable {
 			t.Superuser, t.GroupIDs = false, nil
 			if rec, ok := recordedAccessIn(history, u.ID); ok {

@@ -134,6 +134,9 @@ type Target struct {
 	LastLogin *time.Time `json:"last_login,omitempty"`
 	// Result is what execution did to this target; empty until then.
 	Result Result `json:"result,omitzero"`
+	// CollectionID is the user's personal collection, when the lookup that found them said it
+	// (Metabase's GET /api/user/:id does not), so counting its items needs no second lookup.
+	CollectionID int `json:"collection_id,omitempty"`
 	// Consequences is what the target leaves running in Metabase, looked up when the request
 	// was made; nil when it was not looked up (enables, older requests).
 	Consequences *Consequences `json:"consequences,omitempty"`
