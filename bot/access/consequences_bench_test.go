@@ -39,7 +39,7 @@ func BenchmarkSubmitConsequences(b *testing.B) {
 	}
 	b.Cleanup(func() { st.Close() })
 	s, err := New(Config{
-		Policy: Policy{RequiredApprovals: 1, AdminRequiredApprovals: 1, RequestTTL: time.Hour, ReturnLocation: time.UTC, MaxReturnAhead: time.Hour},
+		Policy:    Policy{RequiredApprovals: 1, AdminRequiredApprovals: 1, RequestTTL: time.Hour, ReturnLocation: time.UTC, MaxReturnAhead: time.Hour},
 		Execution: Execution{InstanceID: "bench", BulkConcurrency: 4, ExecLease: time.Minute, OutboxLease: time.Minute, Tick: time.Second},
 	}, Deps{Store: st, Metabase: client, Notifications: client, Directory: stubDirectory{}, Notifier: &recordingNotifier{}})
 	if err != nil {

@@ -423,4 +423,3 @@ func TestOrphansRequestHandsOver(t *testing.T) {
 		t.Errorf("the hand-over changed a user (%d PUT calls)", n)
 	}
 }
-
