@@ -51,6 +51,10 @@ type Command struct {
 	Reason string
 	// Days is the threshold of `inactive [DAYS]`.
 	Days int
+	// Successor and Archive are the hand-over of `disable … handover <user> [archive]`
+	// (handover.go).
+	Successor *access.TargetRef
+	Archive   bool
 }
 
 // action is the core's action for a disable or enable command.
@@ -125,6 +129,11 @@ func ParseCommand(text string) (Command, error) {
 		return Command{Verb: VerbStatus, Targets: []access.TargetRef{t}}, nil
 	case VerbDisable, VerbEnable:
 		return parseChange(verb, rest)
+	case VerbOrphans:
+		if len(rest) > 0 {
+			return Command{}, usagef("`orphans` takes no arguments.")
+		}
+		return Command{Verb: VerbOrphans}, nil
 	}
 	return Command{}, usagef("I don't know the command %s.", quoteWord(words[0], 40))
 }
@@ -172,6 +181,10 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		}
 		cmd.Until = words[i+1]
 		i += 2
+	}
+	i, err := parseHandover(&cmd, words, i)
+	if err != nil {
+		return Command{}, err
 	}
 	cmd.Reason = strings.TrimSpace(strings.Join(words[i:], " "))
 	if n := utf8.RuneCountInString(cmd.Reason); n > maxReasonLen {

@@ -70,6 +70,7 @@ func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb V
 		ret := slack.NewInputBlock(blockFormReturn, plain("Re-enable automatically on (optional)"), nil, date)
 		ret.Optional = true
 		blocks = append(blocks, ret)
+		blocks = append(blocks, handoverInputs()...)
 	}
 	view := slack.ModalViewRequest{
 		Type: slack.VTModal, CallbackID: callbackRequestForm,
@@ -133,6 +134,9 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 		defer cancel()
 		in, targetsBlock, fieldErrs := b.formRequest(meta, cb, reason)
 		if len(fieldErrs) == 0 {
+			fieldErrs = b.checkSuccessorField(vctx, in)
+		}
+		if len(fieldErrs) == 0 {
 			// A redelivered submission closes the form; submit then ignores it.
 			if err := b.core.Validate(vctx, in); err != nil && !errors.Is(err, access.ErrRedelivered) {
 				fieldErrs = map[string]string{targetsBlock: clip(b.v.explain(opCheck, err), 150)}
@@ -144,6 +148,8 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 		}
 		b.ackView(sm, req, nil, log)
 		b.submit(ctx, in, log)
+	case callbackOrphansForm:
+		b.orphansSubmitted(ctx, sm, req, meta, cb, reason, log)
 	case callbackInactiveForm:
 		if b.cfg.Policy.RequireReason && reason == "" {
 			b.ackView(sm, req, map[string]string{blockFormReason: "A reason is required."}, log)
@@ -217,6 +223,13 @@ func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason st
 			return fieldErr(blockFormReturn, b.v.explain(opCheck, err))
 		}
 		c.Until = d
+	}
+	if meta.Verb == VerbDisable {
+		hv, block, msg := formHandover(values, true)
+		if msg != "" {
+			return fieldErr(block, msg)
+		}
+		c.Handover = hv
 	}
 	return c, targetsBlock, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
@@ -141,7 +142,7 @@ func (s *Service) consequences(ctx context.Context, targets []approval.Target, i
 		}
 		created := inv.CreatedBy(ids...)
 		for i := range targets {
-			targets[i].Consequences = consequencesOf(created[targets[i].UserID])
+			targets[i].Consequences = ConsequencesOf(created[targets[i].UserID])
 		}
 	}
 	lk.CollectionsNotCounted = s.countCollections(ctx, targets, known)
@@ -196,8 +197,9 @@ func (s *Service) countCollections(ctx context.Context, targets []approval.Targe
 	return uncounted
 }
 
-// consequencesOf summarises one target's items for the card, subscriptions first.
-func consequencesOf(items []metabase.Notification) *approval.Consequences {
+// ConsequencesOf summarises one user's items for a card or a report, subscriptions first, listing
+// at most maxListedItems of them.
+func ConsequencesOf(items []metabase.Notification) *approval.Consequences {
 	c := &approval.Consequences{}
 	for i := range items {
 		n := &items[i]
@@ -210,7 +212,7 @@ func consequencesOf(items []metabase.Notification) *approval.Consequences {
 			c.Failing++
 		}
 		if len(c.Items) < maxListedItems {
-			c.Items = append(c.Items, itemOf(n))
+			c.Items = append(c.Items, ItemOf(n))
 		} else {
 			c.More++
 		}
@@ -218,8 +220,8 @@ func consequencesOf(items []metabase.Notification) *approval.Consequences {
 	return c
 }
 
-// itemOf is the stored form of one subscription or alert, bounded in size.
-func itemOf(n *metabase.Notification) approval.Item {
+// ItemOf is the stored form of one subscription or alert, bounded in size.
+func ItemOf(n *metabase.Notification) approval.Item {
 	it := approval.Item{Kind: approval.Alert, ID: n.ID, Name: truncateRunes(n.Name, maxItemName), CardID: n.CardID,
 		Recipients: n.EmailUsers + n.EmailAddresses + n.EmailGroups + n.Webhooks, Failing: n.Failing()}
 	if n.Kind == metabase.KindSubscription {
@@ -278,4 +280,23 @@ func HandoverResultSummary(r approval.Request) string {
 	}
 	c := r.HandoverCounts()
 	return fmt.Sprintf("hand-over: moved %d, archived %d, left %d, failed %d", c.Moved, c.Archived, c.Left, c.Failed)
+}
+
+// ValidateHandover checks the successor of c alone, without looking its targets up, so a form can
+// show the successor's problem next to its field within Slack's 3 s. A successor named by mention
+// among the targets is caught when the request is submitted.
+func (s *Service) ValidateHandover(ctx context.Context, c ChangeRequest) error {
+	if c.Handover == nil {
+		return nil
+	}
+	hv, err := validator{s}.handover(ctx, c.Action, *c.Handover, nil)
+	if err != nil {
+		return err
+	}
+	for _, ref := range c.Targets {
+		if (ref.Kind == ByID && ref.ID == hv.SuccessorID) || (ref.Kind == ByEmail && strings.EqualFold(ref.Email, hv.SuccessorEmail)) {
+			return refuse(SuccessorIsTarget, hv.SuccessorEmail)
+		}
+	}
+	return nil
 }

@@ -206,7 +206,7 @@ func (h *handoverRun) plan(t approval.Target, prior *approval.HandoverResult) ([
 	// What the target created now, in Metabase's order: subscriptions, then alerts.
 	for _, n := range h.ordered {
 		if n.Creator.ID == t.UserID {
-			add(h.decide(itemOf(n)))
+			add(h.decide(ItemOf(n)))
 		}
 	}
 	// What the card listed or an earlier attempt failed on, and no longer belongs to the target.
@@ -257,7 +257,7 @@ func (h *handoverRun) elsewhere(it approval.Item) plannedItem {
 	switch {
 	case active && it.Kind == approval.Alert && cur.Creator.ID == successorOf(h.r.Handover) && successorOf(h.r.Handover) != 0:
 		p.res.Outcome = approval.ItemMoved
-		p.res.Message = "already belongs to " + successorEmail(h.r.Handover)
+		p.res.Message = "to " + successorEmail(h.r.Handover) + " earlier"
 		if h.r.Recovering {
 			p.res.Message = "to " + successorEmail(h.r.Handover) + ", confirmed after a restart"
 		}

@@ -12,9 +12,9 @@ import (
 	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
-// maxOrphanTargets bounds the deactivated creators one hand-over request names, like a typed
+// MaxOrphanTargets bounds the deactivated creators one hand-over request names, like a typed
 // command's targets; the report says when there are more.
-const maxOrphanTargets = 100
+const MaxOrphanTargets = 100
 
 // OrphanGroup is one deactivated user and the subscriptions and alerts they still run.
 type OrphanGroup struct {
@@ -89,7 +89,7 @@ func (s *Service) orphanChecks(ctx context.Context, c ChangeRequest) (*approval.
 
 // SubmitOrphans turns the orphans report into one hand-over request, listing again so it reflects
 // Metabase at the moment of the request: one target per deactivated creator (at most
-// maxOrphanTargets), approved like any request. It returns the request and how many items it
+// MaxOrphanTargets), approved like any request. It returns the request and how many items it
 // covers; nothing to hand over creates nothing.
 func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.Request, int, error) {
 	hv, err := s.orphanChecks(ctx, c)
@@ -101,8 +101,8 @@ func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.
 		return approval.Request{}, 0, fmt.Errorf("%w: %w", ErrListNotifications, err)
 	}
 	o := s.orphansOf(rep)
-	if len(o.Groups) > maxOrphanTargets {
-		o.Groups = o.Groups[:maxOrphanTargets]
+	if len(o.Groups) > MaxOrphanTargets {
+		o.Groups = o.Groups[:MaxOrphanTargets]
 	}
 	if len(o.Groups) == 0 {
 		return approval.Request{}, 0, nil
@@ -130,7 +130,7 @@ func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.
 			continue
 		}
 		targets = append(targets, approval.Target{UserID: u.ID, Email: u.Email, Name: u.Name(),
-			SSOSource: u.SSOSource, LastLogin: u.LastLogin, Consequences: consequencesOf(g.Items)})
+			SSOSource: u.SSOSource, LastLogin: u.LastLogin, Consequences: ConsequencesOf(g.Items)})
 		known = append(known, u)
 		items += len(g.Items)
 	}
