@@ -11,6 +11,7 @@ import (
 
 	"github.com/metabase-bot/metabase-bot/bot/access"
 	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
 // `orphans` reports what users deactivated outside the bot (before it, or in Metabase's own
@@ -65,8 +66,17 @@ func (b *Bot) orphansReport(ctx context.Context, sc slack.SlashCommand, log logr
 // orphansText is the report's heading and its lines: each deactivated user with counts and their
 // first few items, within maxReportLines.
 func (v *view) orphansText(o access.Orphans) (string, []string) {
-	head := fmt.Sprintf("*%s* still run under %s:", plural(o.Items, "subscription or alert", "subscriptions and alerts"),
-		plural(len(o.Groups), "deactivated user", "deactivated users"))
+	var all []metabase.Notification
+	for _, g := range o.Groups {
+		all = append(all, g.Items...)
+	}
+	total := access.ConsequencesOf(all)
+	total.Items = nil
+	run := "still run"
+	if total.Running() == 1 {
+		run = "still runs"
+	}
+	head := fmt.Sprintf("*%s* %s under %s:", consequenceSummary(total), run, plural(len(o.Groups), "deactivated user", "deactivated users"))
 	var lines []string
 	for gi, g := range o.Groups {
 		if len(lines) >= maxReportLines {
