@@ -264,12 +264,16 @@ func (h *handoverRun) elsewhere(it approval.Item) plannedItem {
 	case active:
 		p.res.Outcome = approval.ItemLeft
 		p.res.Message = fmt.Sprintf("left alone: it now belongs to Metabase user %d", cur.Creator.ID)
+	case h.decide(it).want == wantArchive && it.Kind == approval.Subscription:
+		// Archived (by this request's dead process, or by someone) or deleted: archiving a
+		// subscription reads it first, so asking again tells which and writes nothing twice.
+		return h.decide(it)
+	case h.decide(it).want == wantArchive && h.r.Recovering:
+		// Archiving an alert again would publish its update and mail its recipients again
+		// (docs/metabase-notifications.md, "How the bot uses them"), and the
+		// listing cannot tell archived from deleted: after a crash, the dead process archived it.
+		p.res.Outcome, p.res.Message = approval.ItemArchived, "confirmed after a restart"
 	default:
-		// Not active: archived or deleted. Archiving reads first (subscriptions) or counts what
-		// exists (alerts), so asking again says which without changing anything twice.
-		if d := h.decide(it); d.want == wantArchive {
-			return d
-		}
 		p.res.Outcome, p.res.Message = approval.ItemGone, "no longer active in Metabase"
 	}
 	return p

@@ -423,3 +423,43 @@ func TestOrphansRequestHandsOver(t *testing.T) {
 		t.Errorf("the hand-over changed a user (%d PUT calls)", n)
 	}
 }
+
+// A takeover of an archive-only hand-over whose dead process archived the alert does not archive
+// it again (that would mail its recipients again): the alert is confirmed archived.
+func TestHandoverTakeoverConfirmsArchivedAlert(t *testing.T) {
+	f := newHandoverFixture(t, metabasetest.EraNotificationAdmin, nil)
+	if err := f.client.DisableUser(t.Context(), f.jane.ID); err != nil {
+		t.Fatal(err)
+	}
+	a := f.newService("A")
+	r, _, err := a.SubmitOrphans(t.Context(), ChangeRequest{Reason: "Clean-up", Requester: "UREQ", Channel: "COPS",
+		Handover: &HandoverRequest{Archive: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.st.Update(t.Context(), r.ID, func(r *approval.Request) ([]store.Outbox, error) {
+		if _, err := r.Approve("UAPP", time.Now(), approval.Policy{}); err != nil {
+			return nil, err
+		}
+		return nil, r.Start("A", time.Now().Add(-time.Hour), time.Minute)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.ArchiveAlerts(t.Context(), []int{f.alert.ID}); err != nil { // what A did before it died
+		t.Fatal(err)
+	}
+	b := f.newService("B")
+	timers{b}.runDue(t.Context())
+	b.work.Wait()
+	got, err := f.st.Get(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := got.HandoverCounts(); got.State != approval.Succeeded || c != (approval.HandoverCounts{Archived: 3}) {
+		t.Fatalf("after the takeover: %s, counts %+v; want succeeded with 3 archived", got.State, c)
+	}
+	if n := f.exactCount("POST", "/api/notification/admin/bulk"); n != 1 {
+		t.Errorf("%d bulk calls in all, want only the dead process's", n)
+	}
+}
