@@ -15,8 +15,14 @@ import (
 // full with links in the card's thread, and, after execution, what the hand-over did with each
 // item. Everything here renders from the stored request: no Metabase call.
 
-// maxCardItems is how many items a single-target card lists; the thread has them all.
-const maxCardItems = 5
+const (
+	// maxCardItems is how many items a single-target card lists; the thread has them all.
+	maxCardItems = 5
+	// maxThreadItems bounds the item lines one request posts in its thread (before approval, and
+	// again after the hand-over): a bulk request of many users with many items each would
+	// otherwise post more replies than Slack's rate limits let one delivery finish.
+	maxThreadItems = 400
+)
 
 // consequenceBlocks are the card's sections about what the targets leave running and about the
 // hand-over: none for a request without a lookup, or whose targets leave nothing.
@@ -214,17 +220,20 @@ func (v *view) consequenceMessages(r approval.Request) []threadMessage {
 		return nil
 	}
 	var lines []string
+	budget := maxThreadItems
 	for _, t := range r.Targets {
 		c := t.Consequences
 		if c.Running() == 0 {
 			continue
 		}
 		lines = append(lines, fmt.Sprintf("*%s* created %s:", escape(t.Email), consequenceSummary(c)))
-		for _, it := range c.Items {
+		shown := min(len(c.Items), budget)
+		for _, it := range c.Items[:shown] {
 			lines = append(lines, "• "+v.itemLine(it))
 		}
-		if c.More > 0 {
-			lines = append(lines, fmt.Sprintf("…and %d more (see Metabase)", c.More))
+		budget -= shown
+		if rest := c.Running() - shown; rest > 0 {
+			lines = append(lines, fmt.Sprintf("…and %d more (see Metabase)", rest))
 		}
 	}
 	if lk := r.Lookup; lk != nil && !lk.RunStatus {
@@ -240,6 +249,7 @@ func (v *view) handoverMessages(r approval.Request) []threadMessage {
 		return nil
 	}
 	var lines []string
+	budget := maxThreadItems
 	for _, t := range r.Targets {
 		h := t.HandedOver
 		if h == nil || (len(h.Items) == 0 && h.Unhandled == 0) {
@@ -247,6 +257,12 @@ func (v *view) handoverMessages(r approval.Request) []threadMessage {
 		}
 		lines = append(lines, fmt.Sprintf("*Hand-over of what %s left running:*", escape(t.Email)))
 		for _, it := range h.Items {
+			if budget == 0 {
+				c := h.Counts()
+				lines = append(lines, fmt.Sprintf("…and more: in all moved %d, archived %d, left in place %d, failed %d", c.Moved, c.Archived, c.Left, c.Failed))
+				break
+			}
+			budget--
 			lines = append(lines, fmt.Sprintf("• %s %s: %s", itemKindWord(it.Kind), v.itemLink(it.Item), itemOutcomeWords(it)))
 		}
 		if h.Unhandled > 0 {

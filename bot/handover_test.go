@@ -214,3 +214,32 @@ func TestHandoverThreadAndAudit(t *testing.T) {
 		t.Errorf("the audit line does not count the hand-over: %s", audit)
 	}
 }
+
+// A bulk request of many users with many items each posts a bounded thread.
+func TestThreadListsAreBounded(t *testing.T) {
+	t.Parallel()
+	v := testView(Config{MetabaseURL: "https://mb.example.com"})
+	r := request(100)
+	r.Lookup = &approval.Lookup{RunStatus: true}
+	r.Handover = &approval.Handover{SuccessorID: 1, SuccessorEmail: "bob@example.com"}
+	for i := range r.Targets {
+		c := &approval.Consequences{Subscriptions: 20}
+		h := &approval.HandoverResult{}
+		for j := range 20 {
+			it := approval.Item{Kind: approval.Subscription, ID: i*100 + j, Name: "A subscription with a long enough name", DashboardID: j + 1}
+			c.Items = append(c.Items, it)
+			h.Items = append(h.Items, approval.ItemResult{Item: it, Outcome: approval.ItemLeft, Message: "left in place"})
+		}
+		r.Targets[i].Consequences, r.Targets[i].HandedOver = c, h
+	}
+	for _, e := range []access.EventType{access.Requested, access.Finished} {
+		msgs := v.threadMessages(access.Notice{Kind: access.ToThread, Event: &access.Event{Type: e, Request: r}})
+		items := 0
+		for _, m := range msgs {
+			items += strings.Count(m.text, "• Subscription")
+		}
+		if items != maxThreadItems || len(msgs) > 60 {
+			t.Errorf("%s: %d item lines in %d replies, want %d lines", e, items, len(msgs), maxThreadItems)
+		}
+	}
+}
