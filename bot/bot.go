@@ -209,9 +209,13 @@ func (b *Bot) dispatch(ctx context.Context, sm acker, evt socketmode.Event) {
 		return
 	case socketmode.EventTypeHello:
 		return
-	case socketmode.EventTypeDisconnect, socketmode.EventTypeConnectionError:
+	case socketmode.EventTypeDisconnect:
 		b.setConnected(false)
 		b.log.WithField("event_type", string(evt.Type)).Warn("Slack connection interrupted; reconnecting")
+		return
+	case socketmode.EventTypeConnectionError:
+		b.setConnected(false)
+		b.connectionError(evt)
 		return
 	case socketmode.EventTypeInvalidAuth:
 		b.log.Error("Slack refused the app token (invalid_auth): check SLACK_APP_TOKEN")
@@ -286,4 +290,47 @@ func (b *Bot) spawnIn(ctx context.Context, sem chan struct{}, f func(context.Con
 		}()
 		f(hctx)
 	}()
+}
+
+// logger is the logger of the operation under way (set by the handler that started it, with the
+// person, channel and request as fields), or the bot's own.
+func (b *Bot) logger(ctx context.Context) logrus.FieldLogger { return access.Logger(ctx, b.log) }
+
+// connectionError logs why Socket Mode could not connect, with what to fix. slack-go retries such
+// failures for ever with backoff (docs/slack.md#socket-mode), so without the cause an app token
+// lacking connections:write, or Socket Mode turned off, would only show as endless reconnecting.
+func (b *Bot) connectionError(evt socketmode.Event) {
+	log := b.log.WithField("event_type", string(evt.Type))
+	ce, ok := evt.Data.(*slack.ConnectionErrorEvent)
+	if !ok || ce.ErrorObj == nil {
+		log.Warn("Slack connection interrupted; reconnecting")
+		return
+	}
+	log = log.WithFields(logrus.Fields{"error": ce.ErrorObj.Error(), "attempt": ce.Attempt, "retry_in": ce.Backoff.String()})
+	if fix := SocketModeHint(ce.ErrorObj); fix != "" {
+		log = log.WithField("fix", fix)
+	}
+	log.Warn("Could not connect to Slack over Socket Mode; retrying")
+}
+
+// SocketModeHint says what to change when apps.connections.open fails, naming the variable, or ""
+// for failures that are not the configuration's (the network, Slack having trouble).
+func SocketModeHint(err error) string {
+	var se slack.SlackErrorResponse
+	var sce slack.StatusCodeError
+	switch {
+	case errors.As(err, &se):
+		switch se.Err {
+		case "missing_scope":
+			return "SLACK_APP_TOKEN lacks the scope connections:write: generate an app-level token with it (Basic Information → App-Level Tokens)"
+		case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "not_allowed_token_type":
+			return "check SLACK_APP_TOKEN: it must be this app's app-level token (xapp-…, Basic Information → App-Level Tokens)"
+		case "ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout":
+			return ""
+		}
+		return "check that Socket Mode is turned on for the app (Settings → Socket Mode) and that SLACK_APP_TOKEN belongs to it"
+	case errors.As(err, &sce) && sce.Code == 404:
+		return "check SLACK_API_URL and that Socket Mode is turned on for the app (Settings → Socket Mode)"
+	}
+	return ""
 }

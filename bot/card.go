@@ -46,9 +46,17 @@ func (v *view) dryRunTag(r approval.Request) string {
 
 // cardText is the card's notification text and its text form (shown by clients that cannot
 // render blocks, and in the README).
+//
+// A pending card's text mentions the approvers: Slack notifies the people a message's text
+// mentions, and the text is also what the notification shows (docs/slack.md#mentions). Edits
+// notify nobody, so later states need no mention.
 func (v *view) cardText(r approval.Request) string {
-	return fmt.Sprintf("Metabase %s request %s for %s by %s: %s%s", r.Action, r.ID, targetsSummary(r),
+	text := fmt.Sprintf("Metabase %s request %s for %s by %s: %s%s", r.Action, r.ID, targetsSummary(r),
 		mention(r.Requester), stateWords(r), v.dryRunTag(r))
+	if r.State == approval.Pending {
+		text += " · " + v.approverMention()
+	}
+	return text
 }
 
 // stateWords says where a request stands, for the card and its text form.
@@ -147,8 +155,9 @@ func (v *view) contextLine(r approval.Request) string {
 	parts := []string{"Request " + r.ID}
 	if r.State == approval.Pending {
 		parts = append(parts, "expires "+slackDate(r.ExpiresAt))
-		who := v.approverMention()
-		parts = append(parts, fmt.Sprintf("needs %s from %s", plural(r.RequiredApprovals, "approval", "approvals"), who))
+		// The approvers are mentioned in the status line below: a section, where a mention surely
+		// notifies (docs/slack.md#mentions).
+		parts = append(parts, "needs "+plural(r.RequiredApprovals, "approval", "approvals"))
 	} else {
 		parts = append(parts, "requested "+slackDate(r.CreatedAt))
 	}
@@ -179,7 +188,7 @@ func (v *view) statusLine(r approval.Request) string {
 	}
 	switch r.State {
 	case approval.Pending:
-		return ":hourglass_flowing_sand: *Waiting for approval* · " + progress
+		return ":hourglass_flowing_sand: *Waiting for approval* from " + v.approverMention() + " · " + progress
 	case approval.Approved, approval.Executing:
 		return ":gear: *Approved* by " + strings.Join(approvers, ", ") + " · working on it…"
 	case approval.Scheduled:
@@ -254,8 +263,8 @@ func targetsSummaryPlain(r approval.Request) string {
 // warnings are the risks an approver must see before clicking. Several admins or SSO users are
 // summarised in one line each, so every risk stays on the card however many targets there are.
 func (v *view) warnings(r approval.Request) []string {
-	if r.Action != approval.Disable {
-		return nil
+	if r.Action == approval.Enable {
+		return v.enableWarnings(r)
 	}
 	var admins, sso []approval.Target
 	for _, t := range r.Targets {
@@ -282,8 +291,38 @@ func (v *view) warnings(r approval.Request) []string {
 	default:
 		w = append(w, fmt.Sprintf(":warning: %d of these users sign in through SSO (%s): %s", len(sso), warnedList(sso, true), idp))
 	}
+	for _, sup := range r.Supersedes {
+		w = append(w, fmt.Sprintf(":calendar: Approving this cancels the automatic return on %s (request %s): the users stay disabled.", slackDate(sup.At), sup.ID))
+	}
 	if r.RequiredApprovals > v.cfg.Policy.RequiredApprovals {
 		w = append(w, fmt.Sprintf(":closed_lock_with_key: Disabling an admin needs %d approvals.", r.RequiredApprovals))
+	}
+	return w
+}
+
+// enableWarnings say what an enable will grant: admin rights restored from the bot's record
+// (granting admin needs the admin quorum), and records that can no longer be trusted.
+func (v *view) enableWarnings(r approval.Request) []string {
+	var restore []approval.Target
+	var w []string
+	for _, t := range r.Targets {
+		if t.Restore && t.Superuser {
+			restore = append(restore, t)
+		}
+		if t.NotRestored != nil {
+			w = append(w, fmt.Sprintf(":information_source: %s was an admin when the bot disabled them on %s; changed in Metabase since, so admin is not restored.",
+				escape(t.Email), slackDate(*t.NotRestored)))
+		}
+	}
+	switch len(restore) {
+	case 0:
+	case 1:
+		w = append([]string{fmt.Sprintf(":warning: Approving this will restore *Metabase admin rights* to %s.", escape(restore[0].Email))}, w...)
+	default:
+		w = append([]string{fmt.Sprintf(":warning: Approving this will restore *Metabase admin rights* to %d users: %s.", len(restore), warnedList(restore, false))}, w...)
+	}
+	if r.RequiredApprovals > v.cfg.Policy.RequiredApprovals {
+		w = append(w, fmt.Sprintf(":closed_lock_with_key: Restoring admin rights needs %d approvals.", r.RequiredApprovals))
 	}
 	return w
 }

@@ -86,8 +86,12 @@ var (
 	emailRe     = regexp.MustCompile(`^[A-Za-z0-9.!#$%&'*+/=?^_{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 )
 
-// ParseCommand parses the text after the slash command. It is pure: no lookups, no clock. A
-// command that does not parse returns an error whose message says what is wrong.
+// ParseCommand parses the text after the slash command as Slack sends it with should_escape: a
+// literal &, < and > arrive as &amp;, &lt; and &gt;, and mentions, channels, emails and links as
+// <…> entities (docs/slack.md#web-api-calls). Targets are read from the entities; everything else,
+// the reason included, comes back as the person typed it, unescaped, so that it is escaped exactly
+// once when shown. It is pure: no lookups, no clock. A command that does not parse returns an error
+// whose message says what is wrong.
 func ParseCommand(text string) (Command, error) {
 	if len(text) > maxCommandLen {
 		return Command{}, usagef("That command is %d characters long; the limit is %d.", len(text), maxCommandLen)
@@ -99,7 +103,7 @@ func ParseCommand(text string) (Command, error) {
 	if len(words) == 0 {
 		return Command{Verb: VerbHelp}, nil
 	}
-	verb := Verb(strings.ToLower(words[0]))
+	verb := Verb(strings.ToLower(plainWord(words[0])))
 	rest := words[1:]
 	switch verb {
 	case VerbHelp:
@@ -111,7 +115,7 @@ func ParseCommand(text string) (Command, error) {
 		case 1:
 			d, err := strconv.Atoi(rest[0])
 			if err != nil || d < 1 || d > 3650 {
-				return Command{}, usagef("`inactive` takes a number of days from 1 to 3650, not %s.", quoteWord(rest[0], 40))
+				return Command{}, usagef("`inactive` takes a number of days from 1 to 3650, not %s.", quoteWord(plainWord(rest[0]), 40))
 			}
 			cmd.Days = d
 		default:
@@ -135,7 +139,7 @@ func ParseCommand(text string) (Command, error) {
 		}
 		return Command{Verb: VerbOrphans}, nil
 	}
-	return Command{}, usagef("I don't know the command %s.", quoteWord(words[0], 40))
+	return Command{}, usagef("I don't know the command %s.", quoteWord(plainWord(words[0]), 40))
 }
 
 // parseChange parses `disable <target>... [until DATE] <reason…>` and `enable <target>... <reason…>`.
@@ -163,7 +167,7 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		cmd.Targets = append(cmd.Targets, t)
 	}
 	if len(cmd.Targets) == 0 {
-		return Command{}, usagef("%s is not a user. Name users by email, Metabase id or Slack mention.", quoteWord(words[0], 80))
+		return Command{}, usagef("%s is not a user. Name users by email, Metabase id or Slack mention.", quoteWord(plainWord(words[0]), 80))
 	}
 	if w, ok := ambiguousNumber(words[:i]); ok {
 		// `disable jane@example.com 3 months sabbatical` must not also target user 3.
@@ -179,14 +183,18 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		if i+1 >= len(words) {
 			return Command{}, usagef("`until` needs a date: YYYY-MM-DD or an RFC 3339 time.")
 		}
-		cmd.Until = words[i+1]
+		cmd.Until = plainWord(words[i+1])
 		i += 2
 	}
 	i, err := parseHandover(&cmd, words, i)
 	if err != nil {
 		return Command{}, err
 	}
-	cmd.Reason = strings.TrimSpace(strings.Join(words[i:], " "))
+	reason := make([]string, len(words)-i)
+	for j, w := range words[i:] {
+		reason[j] = plainWord(w)
+	}
+	cmd.Reason = strings.TrimSpace(strings.Join(reason, " "))
 	if n := utf8.RuneCountInString(cmd.Reason); n > maxReasonLen {
 		return Command{}, usagef("The reason is %d characters long; the limit is %d.", n, maxReasonLen)
 	}
@@ -214,9 +222,9 @@ func isNumber(w string) bool {
 
 // looksLikeTarget decides where the target list ends: a word that is not shaped like a target
 // starts the reason. A malformed target-shaped word (say -5 or <@bad>) still counts, so it is
-// reported instead of silently becoming part of the reason.
+// reported instead of silently becoming part of the reason. w is in Slack's wire form.
 func looksLikeTarget(w string) bool {
-	if strings.HasPrefix(w, "<@") || strings.HasPrefix(w, "<mailto:") || strings.Contains(w, "@") {
+	if strings.HasPrefix(w, "<@") || strings.HasPrefix(w, "<mailto:") || strings.Contains(plainWord(w), "@") {
 		return true
 	}
 	w = strings.TrimPrefix(w, "-")
@@ -232,29 +240,91 @@ func looksLikeTarget(w string) bool {
 	return true
 }
 
-// parseTarget parses one target word.
+// parseTarget parses one target word in Slack's wire form. The target's Raw is the word as the
+// person typed it.
 func parseTarget(w string) (access.TargetRef, error) {
+	plainW := plainWord(w)
 	if m := slackUserRe.FindStringSubmatch(w); m != nil {
-		return access.TargetRef{Kind: access.ByChatUser, ChatUser: m[1], Raw: w}, nil
+		return access.TargetRef{Kind: access.ByChatUser, ChatUser: m[1], Raw: plainW}, nil
 	}
 	if strings.HasPrefix(w, "<@") || strings.HasPrefix(w, "<!") {
-		return access.TargetRef{}, usagef("%s is not a Slack user mention I can use.", quoteWord(w, 80))
+		return access.TargetRef{}, usagef("%s is not a Slack user mention I can use.", quoteWord(plainW, 80))
 	}
-	email := w
+	email := plainW
 	if m := mailtoRe.FindStringSubmatch(w); m != nil {
-		email = m[1]
+		email = unescapeSlack(m[1])
 	}
 	if strings.Contains(email, "@") {
 		if len(email) > 254 || !emailRe.MatchString(email) {
-			return access.TargetRef{}, usagef("%s is not a valid email address.", quoteWord(w, 80))
+			return access.TargetRef{}, usagef("%s is not a valid email address.", quoteWord(plainW, 80))
 		}
-		return access.TargetRef{Kind: access.ByEmail, Email: strings.ToLower(email), Raw: w}, nil
+		return access.TargetRef{Kind: access.ByEmail, Email: strings.ToLower(email), Raw: plainW}, nil
 	}
-	id, err := strconv.Atoi(w)
-	if err != nil || id < 1 || id > maxUserID || strings.HasPrefix(w, "+") {
-		return access.TargetRef{}, usagef("%s is not a valid Metabase user id (a positive whole number).", quoteWord(w, 80))
+	id, err := strconv.Atoi(plainW)
+	if err != nil || id < 1 || id > maxUserID || strings.HasPrefix(plainW, "+") {
+		return access.TargetRef{}, usagef("%s is not a valid Metabase user id (a positive whole number).", quoteWord(plainW, 80))
 	}
-	return access.TargetRef{Kind: access.ByID, ID: id, Raw: w}, nil
+	return access.TargetRef{Kind: access.ByID, ID: id, Raw: plainW}, nil
+}
+
+// entityRe finds Slack's entities, <target> or <target|label>, in wire text
+// (docs/slack.md#web-api-calls): there a literal < or > is always escaped.
+var entityRe = regexp.MustCompile(`<([^<>|]*)(?:\|([^<>]*))?>`)
+
+// plainWord turns text of a command, in Slack's wire form, back into what the person typed: an
+// email link becomes the address, a channel #name, a mention with a label @name, a link its address
+// (never its label, which need not match it), and &amp;, &lt;, &gt; their characters. A special
+// mention (<!channel>, <!subteam^…>) or a mention without a label keeps its markup: shown escaped,
+// it reads as typed and can never notify anyone.
+func plainWord(w string) string {
+	if !strings.ContainsAny(w, "<&") {
+		return w
+	}
+	var b strings.Builder
+	last := 0
+	for _, loc := range entityRe.FindAllStringSubmatchIndex(w, -1) {
+		b.WriteString(unescapeSlack(w[last:loc[0]]))
+		b.WriteString(plainEntity(w[loc[0]:loc[1]], w[loc[2]:loc[3]], submatch(w, loc, 2)))
+		last = loc[1]
+	}
+	b.WriteString(unescapeSlack(w[last:]))
+	return b.String()
+}
+
+func submatch(s string, loc []int, i int) string {
+	if loc[2*i] < 0 {
+		return ""
+	}
+	return s[loc[2*i]:loc[2*i+1]]
+}
+
+// plainEntity is what the person typed for one entity.
+func plainEntity(whole, target, label string) string {
+	switch {
+	case strings.HasPrefix(target, "mailto:"):
+		return unescapeSlack(strings.TrimPrefix(target, "mailto:"))
+	case strings.HasPrefix(target, "#C"), strings.HasPrefix(target, "#G"):
+		if label != "" {
+			return "#" + unescapeSlack(label)
+		}
+	case strings.HasPrefix(target, "@"):
+		if label != "" {
+			return "@" + unescapeSlack(label)
+		}
+	case strings.HasPrefix(target, "http://"), strings.HasPrefix(target, "https://"):
+		return unescapeSlack(target)
+	}
+	return whole
+}
+
+// unescapeSlack reverses the escaping Slack applies to the text it sends
+// (https://api.slack.com/reference/surfaces/formatting#escaping), in one pass, so that a typed
+// "&lt;" (sent as &amp;lt;) stays "&lt;".
+func unescapeSlack(s string) string {
+	if !strings.Contains(s, "&") {
+		return s
+	}
+	return strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&").Replace(s)
 }
 
 // tokenize splits on white space, keeping Slack's <…> escapes whole even when the label after

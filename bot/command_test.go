@@ -30,9 +30,9 @@ func TestParseCommand(t *testing.T) {
 		{"disable by id", "disable 42 compromised laptop",
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByID, ID: 42, Raw: "42"}}, Reason: "compromised laptop"}, ""},
 		{"mailto link", "disable <mailto:jane@example.com|jane@example.com> gone",
-			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "<mailto:jane@example.com|jane@example.com>"}}, Reason: "gone"}, ""},
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}, Reason: "gone"}, ""},
 		{"slack mention with spaced label", "disable <@U123ABC|Jane Doe> parental leave",
-			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByChatUser, ChatUser: "U123ABC", Raw: "<@U123ABC|Jane Doe>"}}, Reason: "parental leave"}, ""},
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByChatUser, ChatUser: "U123ABC", Raw: "@Jane Doe"}}, Reason: "parental leave"}, ""},
 		{"a number after an email is ambiguous", "disable jane@example.com 3 months sabbatical", Command{}, "may not start with a number"},
 		{"several targets, duplicates once", "disable a@x.io 7 a@x.io <@W1> cleanup",
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{
@@ -63,6 +63,15 @@ func TestParseCommand(t *testing.T) {
 		{"too long", strings.Repeat("x", 13000), Command{}, "limit is 12000"},
 		{"reason too long", "disable 5 " + strings.Repeat("é", 600), Command{}, "limit is 500"},
 		{"invalid utf8", "disable 5 \xff", Command{}, "not valid text"},
+		// Slack escapes what the person typed; the reason comes back as typed, escaped once on output.
+		{"escaped reason comes back as typed", "disable 5 R&amp;D budget &lt;b&gt; &amp;lt;",
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByID, ID: 5, Raw: "5"}}, Reason: "R&D budget <b> &lt;"}, ""},
+		{"entities in the reason read as typed", "disable 5 ask <@U1|bob> in <#C1|ops> or <mailto:a@b.io|a@b.io>, see <https://x.io/a?b=1&amp;c=2|x.io>",
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByID, ID: 5, Raw: "5"}}, Reason: "ask @bob in #ops or a@b.io, see https://x.io/a?b=1&c=2"}, ""},
+		{"pings in the reason keep their markup", "disable 5 <!channel> <!subteam^S1|@ops> <@U2>",
+			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByID, ID: 5, Raw: "5"}}, Reason: "<!channel> <!subteam^S1|@ops> <@U2>"}, ""},
+		{"an escaped word is quoted as typed", "disable R&amp;D", Command{}, `"R&D" is not a user`},
+		{"a typed mention is not a mention", "disable &lt;@U1&gt; x", Command{}, `"<@U1>" is not a valid email`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
@@ -17,6 +18,10 @@ import (
 // handleCommand answers one slash command. It runs after the ack, so it may take its time.
 func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 	ctx = withReplyURL(ctx, sc.ChannelID, sc.UserID, sc.ResponseURL)
+	ctx = withDelayNotice(ctx, func(wait time.Duration) {
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, fmt.Sprintf(
+			"Slack asked me to wait %s before I can check who may make requests; I'll answer then.", waitWords(wait)))
+	})
 	log := b.log.WithFields(logrus.Fields{"slack_user_id": sc.UserID, "channel_id": sc.ChannelID, "command": sc.Command})
 	cmd, err := ParseCommand(sc.Text)
 	if err != nil {
@@ -26,36 +31,38 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 		return
 	}
 	log = log.WithField("verb", string(cmd.Verb))
+	ctx = access.WithLogger(ctx, log)
 	switch cmd.Verb {
 	case VerbHelp:
 		b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.helpText())
 	case VerbDisable, VerbEnable:
 		if len(cmd.Targets) == 0 {
-			b.openRequestForm(ctx, sc, cmd.Verb, log)
+			b.openRequestForm(ctx, sc, cmd.Verb)
 			return
 		}
 		b.submit(ctx, access.ChangeRequest{
 			Action: cmd.action(), Targets: cmd.Targets, Until: cmd.Until, Reason: cmd.Reason,
 			Requester: sc.UserID, Channel: sc.ChannelID, SourceKey: "cmd:" + sc.TriggerID, Handover: cmd.handover(),
-		}, log)
+		})
 	case VerbStatus:
-		b.status(ctx, sc, cmd, log)
+		b.status(ctx, sc, cmd)
 	case VerbInactive:
-		b.inactiveReport(ctx, sc, cmd, log)
+		b.inactiveReport(ctx, sc, cmd)
 	case VerbOrphans:
-		b.orphansReport(ctx, sc, log)
+		b.orphansReport(ctx, sc)
 	}
 }
 
 // submit hands a change request to the core and answers the requester when it is refused.
-func (b *Bot) submit(ctx context.Context, c access.ChangeRequest, log logrus.FieldLogger) {
+func (b *Bot) submit(ctx context.Context, c access.ChangeRequest) {
 	r, err := b.core.Submit(ctx, c)
-	b.answerSubmit(ctx, c, r, err, log)
+	b.answerSubmit(ctx, c, r, err)
 }
 
 // answerSubmit tells the requester why a request was not created; a created request speaks for
 // itself through its card.
-func (b *Bot) answerSubmit(ctx context.Context, c access.ChangeRequest, r approval.Request, err error, log logrus.FieldLogger) {
+func (b *Bot) answerSubmit(ctx context.Context, c access.ChangeRequest, r approval.Request, err error) {
+	log := b.logger(ctx)
 	switch {
 	case err == nil:
 		log.WithFields(logrus.Fields{"request_id": r.ID, "action": string(r.Action), "targets": access.TargetEmails(r)}).Info("Request created")
@@ -76,7 +83,8 @@ func (b *Bot) answerSubmit(ctx context.Context, c access.ChangeRequest, r approv
 
 // status answers `status <user>` privately: the user's Metabase state and any open request or
 // scheduled return.
-func (b *Bot) status(ctx context.Context, sc slack.SlashCommand, cmd Command, log logrus.FieldLogger) {
+func (b *Bot) status(ctx context.Context, sc slack.SlashCommand, cmd Command) {
+	log := b.logger(ctx)
 	st, err := b.core.Status(ctx, sc.UserID, sc.ChannelID, cmd.Targets[0])
 	if err != nil {
 		if !access.IsRefusal(err) {

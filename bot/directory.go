@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -36,9 +38,8 @@ func (d *Directory) IsApprover(ctx context.Context, user string) (bool, error) {
 	if d.cfg.ApproverGroup == "" {
 		return false, nil
 	}
-	members, err := d.api.GetUserGroupMembersContext(ctx, d.cfg.ApproverGroup)
+	members, err := d.groupMembers(ctx, d.cfg.ApproverGroup)
 	if err != nil {
-		d.metrics.slackError("usergroups.users.list", err)
 		return false, fmt.Errorf("read approver group: %w", err)
 	}
 	return slices.Contains(members, user), nil
@@ -50,9 +51,8 @@ func (d *Directory) MayRequest(ctx context.Context, user, channel string) error 
 		return &access.Refusal{Code: access.ChannelNotAllowed, Channels: d.cfg.AllowedChannels}
 	}
 	if d.cfg.RequesterGroup != "" {
-		members, err := d.api.GetUserGroupMembersContext(ctx, d.cfg.RequesterGroup)
+		members, err := d.groupMembers(ctx, d.cfg.RequesterGroup)
 		if err != nil {
-			d.metrics.slackError("usergroups.users.list", err)
 			return fmt.Errorf("read requester group: %w", err)
 		}
 		if !slices.Contains(members, user) {
@@ -76,4 +76,52 @@ func (d *Directory) Email(ctx context.Context, user string) (string, error) {
 		return "", &access.Refusal{Code: access.ChatUserNoEmail, Subject: user}
 	}
 	return su.Profile.Email, nil
+}
+
+// maxGroupWaits bounds how often one group read waits out a rate limit before it gives up.
+const maxGroupWaits = 5
+
+// groupMembers reads a user group's members. usergroups.users.list is Tier 2 (about 20 calls a
+// minute, docs/slack.md#rate-limits), and the groups are read at click time, so a busy moment can
+// be refused with a Retry-After: the read waits as told, within ctx, and the person waiting hears
+// about the delay at once (see withDelayNotice) instead of seeing nothing.
+func (d *Directory) groupMembers(ctx context.Context, group string) ([]string, error) {
+	for waits := 0; ; waits++ {
+		members, err := d.api.GetUserGroupMembersContext(ctx, group)
+		if err == nil {
+			return members, nil
+		}
+		d.metrics.slackError("usergroups.users.list", err)
+		var rl *slack.RateLimitedError
+		if !errors.As(err, &rl) || waits == maxGroupWaits {
+			return nil, err
+		}
+		wait := max(rl.RetryAfter, time.Second)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return nil, err
+		}
+		tellDelay(ctx, wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+type delayNoticeKey struct{}
+
+// withDelayNotice makes a rate-limited group read under ctx call notify, once, with the wait
+// Slack asked for, so the handler can tell the person who clicked or typed.
+func withDelayNotice(ctx context.Context, notify func(time.Duration)) context.Context {
+	var once sync.Once
+	return context.WithValue(ctx, delayNoticeKey{}, func(d time.Duration) { once.Do(func() { notify(d) }) })
+}
+
+func tellDelay(ctx context.Context, d time.Duration) {
+	if f, ok := ctx.Value(delayNoticeKey{}).(func(time.Duration)); ok {
+		f(d)
+	}
 }

@@ -55,7 +55,8 @@ func textInput(blockID, actionID, label, placeholder string, multiline, optional
 
 // openRequestForm opens the request form for `disable` or `enable` without arguments. The
 // trigger id expires 3 s after the command, which is why this runs straight after the ack.
-func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb Verb, log logrus.FieldLogger) {
+func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb Verb) {
+	log := b.logger(ctx)
 	user := slack.NewOptionsSelectBlockElement(slack.OptTypeUser, plain("Pick a person"), actionFormUser)
 	userIn := slack.NewInputBlock(blockFormUser, plain("Slack user"), nil, user)
 	userIn.Optional = true
@@ -86,7 +87,8 @@ func (b *Bot) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb V
 }
 
 // openDenyForm asks an approver for the reason of a denial.
-func (b *Bot) openDenyForm(ctx context.Context, triggerID string, r approval.Request, log logrus.FieldLogger) bool {
+func (b *Bot) openDenyForm(ctx context.Context, triggerID string, r approval.Request) bool {
+	log := b.logger(ctx)
 	reason := textInput(blockFormReason, actionFormReason, "Reason for denying", "Tell the requester why", true, !b.cfg.DenyReasonRequired)
 	view := slack.ModalViewRequest{
 		Type: slack.VTModal, CallbackID: callbackDenyForm, Title: plain("Deny " + clip(r.ID, 18)),
@@ -106,6 +108,7 @@ func (b *Bot) openDenyForm(ctx context.Context, triggerID string, r approval.Req
 // open and shows them) or empty (the form closes) before the work continues.
 func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode.Request, cb slack.InteractionCallback) {
 	log := b.log.WithFields(logrus.Fields{"callback_id": cb.View.CallbackID, "slack_user_id": cb.User.ID})
+	ctx = access.WithLogger(ctx, log)
 	if cb.View.State == nil {
 		// Slack always sends state, but a payload without it must not panic before the ack.
 		cb.View.State = &slack.ViewState{}
@@ -113,52 +116,44 @@ func (b *Bot) handleViewSubmission(ctx context.Context, sm acker, req socketmode
 	var meta formMeta
 	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil {
 		log.Warn("Ignoring a form with unreadable metadata")
-		b.ackView(sm, req, nil, log)
+		b.ackView(ctx, sm, req, nil)
 		return
 	}
+	ctx = withDelayNotice(ctx, func(wait time.Duration) {
+		b.ephemeral(ctx, meta.Channel, cb.User.ID, fmt.Sprintf(
+			"Slack asked me to wait %s before I can check the approver and requester groups; I'll carry out your form then.", waitWords(wait)))
+	})
 	values := cb.View.State.Values
 	reason := strings.TrimSpace(values[blockFormReason][actionFormReason].Value)
 	switch cb.View.CallbackID {
 	case callbackDenyForm:
 		if b.cfg.DenyReasonRequired && reason == "" {
-			b.ackView(sm, req, map[string]string{blockFormReason: "A reason is required to deny."}, log)
+			b.ackView(ctx, sm, req, map[string]string{blockFormReason: "A reason is required to deny."})
 			return
 		}
-		b.ackView(sm, req, nil, log)
-		log = log.WithField("request_id", meta.RequestID)
+		b.ackView(ctx, sm, req, nil)
+		ctx := access.WithLogger(ctx, log.WithField("request_id", meta.RequestID))
 		if _, err := b.core.Deny(ctx, meta.RequestID, cb.User.ID, reason); err != nil {
-			b.refused(ctx, meta.Channel, cb.User.ID, opDeny, err, log)
+			b.refused(ctx, meta.Channel, cb.User.ID, opDeny, err)
 		}
 	case callbackRequestForm:
-		vctx, cancel := context.WithTimeout(ctx, viewValidationBudget)
-		defer cancel()
 		in, targetsBlock, fieldErrs := b.formRequest(meta, cb, reason)
-		if len(fieldErrs) == 0 {
-			fieldErrs = b.checkSuccessorField(vctx, in)
-		}
-		if len(fieldErrs) == 0 {
-			// A redelivered submission closes the form; submit then ignores it.
-			if err := b.core.Validate(vctx, in); err != nil && !errors.Is(err, access.ErrRedelivered) {
-				fieldErrs = map[string]string{targetsBlock: clip(b.v.explain(opCheck, err), 150)}
-			}
-		}
 		if len(fieldErrs) > 0 {
-			b.ackView(sm, req, fieldErrs, log)
+			b.ackView(ctx, sm, req, fieldErrs)
 			return
 		}
-		b.ackView(sm, req, nil, log)
-		b.submit(ctx, in, log)
+		b.submitForm(ctx, sm, req, in, targetsBlock)
 	case callbackOrphansForm:
-		b.orphansSubmitted(ctx, sm, req, meta, cb, reason, log)
+		b.orphansSubmitted(ctx, sm, req, meta, cb, reason)
 	case callbackInactiveForm:
 		if b.cfg.Policy.RequireReason && reason == "" {
-			b.ackView(sm, req, map[string]string{blockFormReason: "A reason is required."}, log)
+			b.ackView(ctx, sm, req, map[string]string{blockFormReason: "A reason is required."})
 			return
 		}
-		b.ackView(sm, req, nil, log)
-		b.inactiveRequest(ctx, meta, cb.User.ID, cb.View.ID, reason, log)
+		b.ackView(ctx, sm, req, nil)
+		b.inactiveRequest(ctx, meta, cb.User.ID, cb.View.ID, reason)
 	default:
-		b.ackView(sm, req, nil, log)
+		b.ackView(ctx, sm, req, nil)
 		log.Warn("Ignoring an unknown form")
 	}
 }
@@ -190,10 +185,12 @@ func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason st
 		}
 		add(t)
 	}
-	typed := tokenize(values[blockFormTargets][actionFormTargets].Value)
+	// A form field arrives as typed, unescaped: escaping it as Slack escapes a command lets one
+	// parser read both, and keeps typed <@U…> markup from passing for a mention.
+	typed := tokenize(escape(values[blockFormTargets][actionFormTargets].Value))
 	for _, w := range typed {
 		if !looksLikeTarget(w) {
-			return fieldErr(blockFormTargets, fmt.Sprintf("Only emails, Metabase ids or mentions go here, not %s.", quoteWord(w, 40)))
+			return fieldErr(blockFormTargets, fmt.Sprintf("Only emails, Metabase ids or mentions go here, not %s.", quoteWord(plainWord(w), 40)))
 		}
 		t, err := parseTarget(w)
 		if err != nil {
@@ -234,7 +231,67 @@ func (b *Bot) formRequest(meta formMeta, cb slack.InteractionCallback, reason st
 	return c, targetsBlock, nil
 }
 
-func (b *Bot) ackView(sm acker, req socketmode.Request, fieldErrs map[string]string, log logrus.FieldLogger) {
+// submitForm validates a request form within the ack's budget. Problems found in time go next to
+// the form's fields; when the look-ups take longer, the form is acked (it closes) and the answer
+// comes as a direct message from the app once they finish, which reaches the person even in a
+// channel the bot is not a member of. Either way every user is looked up once: the request
+// created is the one validated.
+func (b *Bot) submitForm(ctx context.Context, sm acker, req socketmode.Request, in access.ChangeRequest, targetsBlock string) {
+	log := b.logger(ctx)
+	type prepared struct {
+		r   approval.Request
+		err error
+	}
+	done := make(chan prepared, 1)
+	go func() {
+		r, err := b.core.Prepare(ctx, in)
+		done <- prepared{r, err}
+	}()
+	budget := time.NewTimer(viewValidationBudget)
+	defer budget.Stop()
+	select {
+	case p := <-done:
+		switch {
+		case errors.Is(p.err, access.ErrRedelivered):
+			// A redelivered submission closes the form and creates nothing.
+			b.ackView(ctx, sm, req, nil)
+			log.Info("Ignoring a redelivered form")
+		case p.err != nil:
+			b.ackView(ctx, sm, req, map[string]string{problemBlock(p.err, targetsBlock): clip(b.v.explain(opCheck, p.err), 150)})
+		default:
+			b.ackView(ctx, sm, req, nil)
+			b.answerSubmit(ctx, in, p.r, b.core.Create(ctx, p.r))
+		}
+	case <-budget.C:
+		b.ackView(ctx, sm, req, nil)
+		log.Info("Form validation outlasted the ack budget; answering by direct message")
+		p := <-done
+		err := p.err
+		if err == nil {
+			err = b.core.Create(ctx, p.r)
+		}
+		switch {
+		case err == nil:
+			log.WithFields(logrus.Fields{"request_id": p.r.ID, "targets": access.TargetEmails(p.r)}).Info("Request created")
+		case errors.Is(err, access.ErrRedelivered):
+			log.Info("Ignoring a redelivered form")
+		default:
+			log.WithField("error_message", err.Error()).Info("Refused a request from a form")
+			b.direct(ctx, in.Requester, "Your request was not created:\n"+b.v.explain(opValidate, err))
+		}
+	}
+}
+
+// direct sends a direct message from the app to user.
+func (b *Bot) direct(ctx context.Context, user, text string) {
+	if _, _, err := b.slack.PostMessageContext(ctx, user, slack.MsgOptionText(clip(text, 3900), false)); err != nil {
+		b.cfg.Metrics.slackError("chat.postMessage", err)
+		b.log.WithError(err).WithField("slack_user_id", user).Warn("Could not send a direct message")
+	}
+}
+
+func (b *Bot) ackView(ctx context.Context, sm acker, req socketmode.Request, fieldErrs map[string]string) {
+	log := b.logger(ctx)
 	var err error
 	if len(fieldErrs) > 0 {
 		err = sm.Ack(req, slack.NewErrorsViewSubmissionResponse(fieldErrs))

@@ -1,7 +1,7 @@
 package bot
 
 import (
-	"context"
+	"errors"
 	"strings"
 
 	"github.com/slack-go/slack"
@@ -114,14 +114,11 @@ func formHandover(values map[string]map[string]slack.BlockAction, requireSuccess
 	return &access.HandoverRequest{Successor: &t, Archive: archive}, "", ""
 }
 
-// checkSuccessorField checks a form's successor with the core, so its problem shows next to its
-// field; nil when there is none.
-func (b *Bot) checkSuccessorField(ctx context.Context, c access.ChangeRequest) map[string]string {
-	if c.Handover == nil {
-		return nil
+// problemBlock is the form block a refusal belongs to: the successor's field for the hand-over's
+// problems, else the targets'.
+func problemBlock(err error, targetsBlock string) string {
+	if errors.Is(err, access.ErrSuccessor) {
+		return blockFormSuccessor
 	}
-	if err := b.core.ValidateHandover(ctx, c); err != nil {
-		return map[string]string{blockFormSuccessor: clip(b.v.explain(opCheck, err), 150)}
-	}
-	return nil
+	return targetsBlock
 }

@@ -32,7 +32,7 @@ func TestParseHandover(t *testing.T) {
 				Successor: &access.TargetRef{Kind: access.ByID, ID: 42, Raw: "42"}, Reason: "sabbatical"}, ""},
 		{"successor by mention", "disable jane@example.com handover <@U9|Bob> archive",
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{jane},
-				Successor: &access.TargetRef{Kind: access.ByChatUser, ChatUser: "U9", Raw: "<@U9|Bob>"}, Archive: true}, ""},
+				Successor: &access.TargetRef{Kind: access.ByChatUser, ChatUser: "U9", Raw: "@Bob"}, Archive: true}, ""},
 		{"archive without handover is the reason", "disable jane@example.com archive everything",
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{jane}, Reason: "archive everything"}, ""},
 		{"enable keeps handover as its reason", "enable jane@example.com handover done",

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
 
 	"github.com/metabase-bot/metabase-bot/bot/access"
@@ -20,7 +19,8 @@ const maxReportLines = 40
 
 // inactiveReport answers `inactive [DAYS]` privately, with a button that turns the list into
 // one bulk request.
-func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Command, log logrus.FieldLogger) {
+func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Command) {
+	log := b.logger(ctx)
 	users, total, err := b.core.Inactive(ctx, sc.UserID, sc.ChannelID, cmd.Days)
 	if err != nil {
 		if access.IsRefusal(err) {
@@ -56,16 +56,13 @@ func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Com
 		slack.NewSectionBlock(mrkdwn(clipLines(lines, maxSectionText)), nil, nil),
 		slack.NewActionBlock(blockThreadActions, btn),
 	}
-	_, err = b.slack.PostEphemeralContext(ctx, sc.ChannelID, sc.UserID,
-		slack.MsgOptionText(head, false), slack.MsgOptionBlocks(blocks...))
-	if err != nil {
-		b.cfg.Metrics.slackError("chat.postEphemeral", err)
-		log.WithError(err).Warn("Could not send the inactive report")
-	}
+	// Through the command's response_url: it reaches the person even in a channel without the bot.
+	b.ephemeral(ctx, sc.ChannelID, sc.UserID, head, slack.MsgOptionBlocks(blocks...))
 }
 
 // inactiveRequestClicked opens the form that asks for the bulk request's reason.
-func (b *Bot) inactiveRequestClicked(ctx context.Context, cb slack.InteractionCallback, value string, log logrus.FieldLogger) {
+func (b *Bot) inactiveRequestClicked(ctx context.Context, cb slack.InteractionCallback, value string) {
+	log := b.logger(ctx)
 	days, err := strconv.Atoi(value)
 	if err != nil || days < 1 || days > 3650 {
 		log.Warn("Ignoring an inactive-report click with a bad value")
@@ -90,7 +87,8 @@ func (b *Bot) inactiveRequestClicked(ctx context.Context, cb slack.InteractionCa
 // inactiveRequest turns the inactive report into one bulk disable. The form's view id makes a
 // redelivered submission create nothing new, while a later request from a new form (after a
 // denial, say) is a request of its own.
-func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, viewID, reason string, log logrus.FieldLogger) {
+func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, viewID, reason string) {
+	log := b.logger(ctx)
 	if reason == "" {
 		reason = fmt.Sprintf("licence clean-up: no login for %d days", meta.Days)
 	}
@@ -103,6 +101,6 @@ func (b *Bot) inactiveRequest(ctx context.Context, meta formMeta, user, viewID, 
 		log.WithError(err).Error("Could not list inactive users")
 		b.ephemeral(ctx, meta.Channel, user, b.v.explain(opListInactive, err))
 	default:
-		b.answerSubmit(ctx, c, r, err, log)
+		b.answerSubmit(ctx, c, r, err)
 	}
 }

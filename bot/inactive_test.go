@@ -55,7 +55,7 @@ func BenchmarkInactiveReport(b *testing.B) {
 	before := fake.Count("GET", "/api/user")
 	b.ReportAllocs()
 	for b.Loop() {
-		bot.inactiveReport(ctx, sc, cmd, bot.log)
+		bot.inactiveReport(ctx, sc, cmd)
 	}
 	if api.ephemerals != b.N {
 		b.Fatalf("%d reports sent for %d runs", api.ephemerals, b.N)

@@ -3,6 +3,8 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
@@ -18,17 +20,24 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 		b.log.WithField("interaction_type", string(cb.Type)).Debug("Ignoring an interaction type the bot does not use")
 		return
 	}
+	// Replies to the person who clicked go through the click's response_url.
+	ctx = withReplyURL(ctx, cb.Channel.ID, cb.User.ID, cb.ResponseURL)
+	ctx = withDelayNotice(ctx, func(wait time.Duration) {
+		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, fmt.Sprintf(
+			"Slack asked me to wait %s before I can check the approver group; I'll carry out your click then.", waitWords(wait)))
+	})
 	for _, a := range cb.ActionCallback.BlockActions {
 		if a == nil {
 			continue
 		}
 		log := b.log.WithFields(logrus.Fields{"action_id": a.ActionID, "request_id": a.Value, "slack_user_id": cb.User.ID, "channel_id": cb.Channel.ID})
+		ctx := access.WithLogger(ctx, log)
 		if a.ActionID == actionInactiveRequest {
-			b.inactiveRequestClicked(ctx, cb, a.Value, log)
+			b.inactiveRequestClicked(ctx, cb, a.Value)
 			continue
 		}
 		if a.ActionID == actionOrphansRequest {
-			b.orphansRequestClicked(ctx, cb, log)
+			b.orphansRequestClicked(ctx, cb)
 			continue
 		}
 		decide, what := b.decision(a.ActionID)
@@ -36,16 +45,16 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 			log.Warn("Ignoring an unknown action")
 			continue
 		}
-		r, ok := b.requestForClick(ctx, cb, a.Value, log)
+		r, ok := b.requestForClick(ctx, cb, a.Value)
 		if !ok {
 			continue
 		}
 		if a.ActionID == actionDeny {
-			b.denyClicked(ctx, cb, r, log)
+			b.denyClicked(ctx, cb, r)
 			continue
 		}
 		if _, err := decide(ctx, r.ID, cb.User.ID); err != nil {
-			b.refused(ctx, cb.Channel.ID, cb.User.ID, what, err, log)
+			b.refused(ctx, cb.Channel.ID, cb.User.ID, what, err)
 		}
 	}
 }
@@ -70,7 +79,8 @@ func (b *Bot) decision(actionID string) (func(ctx context.Context, id, actor str
 }
 
 // refused tells the person who clicked why nothing happened; the card keeps its buttons.
-func (b *Bot) refused(ctx context.Context, channel, user string, what op, err error, log logrus.FieldLogger) {
+func (b *Bot) refused(ctx context.Context, channel, user string, what op, err error) {
+	log := b.logger(ctx)
 	text := b.v.explain(what, err)
 	if access.IsRefusal(err) {
 		log.WithField("reason", text).Info("Refused a click")
@@ -82,7 +92,8 @@ func (b *Bot) refused(ctx context.Context, channel, user string, what op, err er
 
 // requestForClick loads the request a button names and checks the click came from where its
 // card lives, so a forged value cannot act on a request from another channel.
-func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback, id string, log logrus.FieldLogger) (approval.Request, bool) {
+func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback, id string) (approval.Request, bool) {
+	log := b.logger(ctx)
 	r, err := b.core.Request(ctx, id)
 	if err != nil {
 		if access.IsRefusal(err) {
@@ -104,21 +115,21 @@ func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback,
 }
 
 // denyClicked asks for a reason in a form when it can; otherwise it denies at once.
-func (b *Bot) denyClicked(ctx context.Context, cb slack.InteractionCallback, r approval.Request, log logrus.FieldLogger) {
+func (b *Bot) denyClicked(ctx context.Context, cb slack.InteractionCallback, r approval.Request) {
 	if ok, err := b.dir.IsApprover(ctx, cb.User.ID); err != nil || !ok {
 		if err == nil {
 			err = &access.Refusal{Code: access.NotApprover}
 		} else {
 			err = errors.Join(access.ErrDirectory, err)
 		}
-		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, err, log)
+		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, err)
 		return
 	}
 	if r.State != approval.Pending {
-		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, &access.Refusal{Code: access.AlreadyDecided, Request: r}, log)
+		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, &access.Refusal{Code: access.AlreadyDecided, Request: r})
 		return
 	}
-	if cb.TriggerID != "" && b.openDenyForm(ctx, cb.TriggerID, r, log) {
+	if cb.TriggerID != "" && b.openDenyForm(ctx, cb.TriggerID, r) {
 		return
 	}
 	if b.cfg.DenyReasonRequired {
@@ -126,6 +137,6 @@ func (b *Bot) denyClicked(ctx context.Context, cb slack.InteractionCallback, r a
 		return
 	}
 	if _, err := b.core.Deny(ctx, r.ID, cb.User.ID, ""); err != nil {
-		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, err, log)
+		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, err)
 	}
 }

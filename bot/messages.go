@@ -46,6 +46,8 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 		return one("Denied by " + mention(e.Actor) + ".")
 	case access.Cancelled:
 		return one("Cancelled by " + mention(e.Actor) + ".")
+	case access.VoteWithdrawn:
+		return one(mention(e.Actor) + "'s approval no longer counts: they are not an approver any more. The card shows the approvals that count.")
 	case access.Retrying:
 		return one(mention(e.Actor) + " is retrying the failed users.")
 	case access.Finished:
@@ -61,6 +63,10 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 		return one(":calendar: " + auditTargets(e.Added) + " will also be re-enabled automatically " + slackDate(r.NotBefore) +
 			". The button above cancels the return for everyone.")
 	case access.ReturnCancelled:
+		if e.By != "" {
+			return one(fmt.Sprintf("Automatic return cancelled: request %s, approved by %s, disabled %s again, so they stay disabled.",
+				e.By, mention(e.Actor), auditTargets(r.Targets)))
+		}
 		return one("Automatic return cancelled by " + mention(e.Actor) + ": " + auditTargets(r.Targets) + " stay disabled.")
 	}
 	return nil
@@ -163,6 +169,10 @@ func auditDetail(e access.Event) string {
 		return reason(e.Reason)
 	case access.Withdrawn:
 		return "card not posted: Slack said `" + e.Code + "`"
+	case access.ReturnCancelled:
+		if e.By != "" {
+			return "superseded by request `" + e.By + "`"
+		}
 	case access.Finished:
 		done, skipped, failed := r.Counts()
 		detail := fmt.Sprintf("result: %s %d, skipped %d, failed %d", verbPast(r.Action), done, skipped, failed)

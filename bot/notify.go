@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
@@ -56,14 +57,20 @@ func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
 			n.log.WithField("request_id", r.ID).Warn("Dropping a thread reply of a request without a card")
 			return "", nil
 		}
-		for _, m := range n.v.threadMessages(no) {
+		for i, m := range n.v.threadMessages(no) {
 			opts := []slack.MsgOption{slack.MsgOptionText(m.text, false), slack.MsgOptionTS(r.MessageTS)}
 			blocks := []slack.Block{slack.NewSectionBlock(mrkdwn(m.text), nil, nil)}
 			if len(m.buttons) > 0 {
 				blocks = append(blocks, threadButtons(r, m.buttons))
 			}
 			opts = append(opts, slack.MsgOptionBlocks(blocks...))
-			if _, _, err := n.api.PostMessageContext(ctx, r.ChannelID, opts...); err != nil {
+			post := n.api.PostMessageContext
+			if i > 0 {
+				// Earlier parts are posted already: retrying the whole notice would repeat them,
+				// so a rate limit here is waited out in place.
+				post = n.patientPost
+			}
+			if _, _, err := post(ctx, r.ChannelID, opts...); err != nil {
 				return "", n.failed("chat.postMessage", err)
 			}
 		}
@@ -85,6 +92,48 @@ func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
 		n.log.WithField("outbox_kind", string(no.Kind)).Error("Dropping an outbox message of unknown kind")
 	}
 	return "", nil
+}
+
+// maxPatientWaits bounds how often patientPost waits out a rate limit.
+const maxPatientWaits = 5
+
+// patientPost is chat.postMessage that waits out rate limits (HTTP 429 with Retry-After, or
+// rate_limited) within ctx, for the later parts of a notice posted in several messages.
+func (n *Notifier) patientPost(ctx context.Context, channel string, opts ...slack.MsgOption) (string, string, error) {
+	for waits := 0; ; waits++ {
+		ch, ts, err := n.api.PostMessageContext(ctx, channel, opts...)
+		if err == nil || !rateLimited(err) || waits == maxPatientWaits {
+			return ch, ts, err
+		}
+		n.v.cfg.Metrics.slackError("chat.postMessage", err)
+		wait := time.Second
+		var rl *slack.RateLimitedError
+		if errors.As(err, &rl) {
+			wait = max(rl.RetryAfter, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ch, ts, err
+		case <-t.C:
+		}
+	}
+}
+
+// rateLimited reports whether Slack asked the bot to slow down: HTTP 429 (Retry-After), or the
+// ok:false codes rate_limited (chat.postMessage's documented error) and ratelimited
+// (docs/slack.md#rate-limits).
+func rateLimited(err error) bool {
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		return true
+	}
+	switch slackCode(err) {
+	case "rate_limited", "ratelimited":
+		return true
+	}
+	return false
 }
 
 // failed counts a Slack error and tells the core how to treat it.
@@ -138,7 +187,7 @@ func permanentSlackError(err error) bool {
 		return false
 	}
 	switch se.Err {
-	case "ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout":
+	case "ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout":
 		return false
 	}
 	return true

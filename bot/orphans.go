@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
@@ -28,7 +27,8 @@ const (
 
 // orphansReport answers `orphans` privately: the deactivated creators and what they still run,
 // bounded in size, with a button that asks for their hand-over.
-func (b *Bot) orphansReport(ctx context.Context, sc slack.SlashCommand, log logrus.FieldLogger) {
+func (b *Bot) orphansReport(ctx context.Context, sc slack.SlashCommand) {
+	log := b.logger(ctx)
 	o, err := b.core.Orphans(ctx, sc.UserID, sc.ChannelID)
 	if err != nil {
 		if access.IsRefusal(err) {
@@ -56,11 +56,8 @@ func (b *Bot) orphansReport(ctx context.Context, sc slack.SlashCommand, log logr
 		slack.NewSectionBlock(mrkdwn(clipLines(lines, maxSectionText)), nil, nil),
 		slack.NewActionBlock(blockThreadActions, btn),
 	}
-	_, err = b.slack.PostEphemeralContext(ctx, sc.ChannelID, sc.UserID, slack.MsgOptionText(head, false), slack.MsgOptionBlocks(blocks...))
-	if err != nil {
-		b.cfg.Metrics.slackError("chat.postEphemeral", err)
-		log.WithError(err).Warn("Could not send the orphans report")
-	}
+	// Through the command's response_url: it reaches the person even in a channel without the bot.
+	b.ephemeral(ctx, sc.ChannelID, sc.UserID, head, slack.MsgOptionBlocks(blocks...))
 }
 
 // orphansText is the report's heading and its lines: each deactivated user with counts and their
@@ -107,7 +104,7 @@ func (v *view) orphansText(o access.Orphans) (string, []string) {
 
 // orphansRequestClicked opens the form that asks who takes over, what to do with what cannot move,
 // and why.
-func (b *Bot) orphansRequestClicked(ctx context.Context, cb slack.InteractionCallback, log logrus.FieldLogger) {
+func (b *Bot) orphansRequestClicked(ctx context.Context, cb slack.InteractionCallback) {
 	successor := textInput(blockFormSuccessor, actionFormSuccessor, "Hand their alerts over to", "bob@example.com or a Metabase id", false, true)
 	successor.Element.(*slack.PlainTextInputBlockElement).MaxLength = 254
 	successor.Hint = plain("An active Metabase user; moved alerts run with their permissions. Leave it empty to archive everything.")
@@ -122,24 +119,25 @@ func (b *Bot) orphansRequestClicked(ctx context.Context, cb slack.InteractionCal
 	}
 	if _, err := b.slack.OpenViewContext(ctx, cb.TriggerID, view); err != nil {
 		b.cfg.Metrics.slackError("views.open", err)
-		log.WithError(err).Warn("Could not open the hand-over form")
+		b.logger(ctx).WithError(err).Warn("Could not open the hand-over form")
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, "I could not open the form; please click again.")
 	}
 }
 
 // orphansSubmitted validates the hand-over form (field errors keep it open), closes it and
 // submits the request. The view id makes a redelivered submission create nothing new.
-func (b *Bot) orphansSubmitted(ctx context.Context, sm acker, req socketmode.Request, meta formMeta, cb slack.InteractionCallback, reason string, log logrus.FieldLogger) {
+func (b *Bot) orphansSubmitted(ctx context.Context, sm acker, req socketmode.Request, meta formMeta, cb slack.InteractionCallback, reason string) {
+	log := b.logger(ctx)
 	hv, block, msg := formHandover(cb.View.State.Values, false)
 	switch {
 	case msg != "":
-		b.ackView(sm, req, map[string]string{block: clip(msg, 150)}, log)
+		b.ackView(ctx, sm, req, map[string]string{block: clip(msg, 150)})
 		return
 	case hv == nil:
-		b.ackView(sm, req, map[string]string{blockFormSuccessor: "Name who takes over their alerts, or choose to archive what cannot be moved."}, log)
+		b.ackView(ctx, sm, req, map[string]string{blockFormSuccessor: "Name who takes over their alerts, or choose to archive what cannot be moved."})
 		return
 	case b.cfg.Policy.RequireReason && reason == "":
-		b.ackView(sm, req, map[string]string{blockFormReason: "A reason is required."}, log)
+		b.ackView(ctx, sm, req, map[string]string{blockFormReason: "A reason is required."})
 		return
 	}
 	c := access.ChangeRequest{Action: approval.HandOver, Reason: reason, Requester: cb.User.ID, Channel: meta.Channel,
@@ -148,10 +146,10 @@ func (b *Bot) orphansSubmitted(ctx context.Context, sm acker, req socketmode.Req
 	err := b.core.ValidateOrphans(vctx, c)
 	cancel()
 	if err != nil && access.IsRefusal(err) {
-		b.ackView(sm, req, map[string]string{blockFormSuccessor: clip(b.v.explain(opCheck, err), 150)}, log)
+		b.ackView(ctx, sm, req, map[string]string{blockFormSuccessor: clip(b.v.explain(opCheck, err), 150)})
 		return
 	}
-	b.ackView(sm, req, nil, log)
+	b.ackView(ctx, sm, req, nil)
 	r, n, err := b.core.SubmitOrphans(ctx, c)
 	switch {
 	case err == nil && n == 0:
@@ -160,7 +158,7 @@ func (b *Bot) orphansSubmitted(ctx context.Context, sm acker, req socketmode.Req
 		log.WithError(err).Error("Could not list what deactivated users left running")
 		b.ephemeral(ctx, meta.Channel, cb.User.ID, "I could not list Metabase's subscriptions and alerts: "+access.FailureText(err))
 	default:
-		b.answerSubmit(ctx, c, r, err, log)
+		b.answerSubmit(ctx, c, r, err)
 	}
 }
 

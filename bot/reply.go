@@ -21,9 +21,10 @@ func withReplyURL(ctx context.Context, channel, user, url string) context.Contex
 }
 
 // ephemeral replies privately; delivery is best effort (Slack does not guarantee ephemerals).
-// A reply to a slash command goes through its response_url, which works even where the bot is
-// not a member (chat.postEphemeral answers not_in_channel there); chat.postEphemeral is the
-// fallback.
+// A reply to a slash command or a click goes through its response_url, which works even where
+// the bot is not a member; otherwise chat.postEphemeral, which needs the bot and the person in the
+// channel (docs/slack.md#web-api-calls). Where it cannot reach them there, the reply goes to the
+// person's direct messages with the bot, so it is never lost silently.
 func (b *Bot) ephemeral(ctx context.Context, channel, user, text string, extra ...slack.MsgOption) {
 	opts := append([]slack.MsgOption{slack.MsgOptionText(clip(text, 3900), false)}, extra...)
 	if ru, ok := ctx.Value(replyURLKey{}).(replyURL); ok && ru.channel == channel && ru.user == user {
@@ -35,8 +36,20 @@ func (b *Bot) ephemeral(ctx context.Context, channel, user, text string, extra .
 		b.log.WithField("error_code", slackCode(err)).Debug("Could not reply through response_url; trying chat.postEphemeral")
 	}
 	_, err := b.slack.PostEphemeralContext(ctx, channel, user, opts...)
-	if err != nil {
-		b.cfg.Metrics.slackError("chat.postEphemeral", err)
-		b.log.WithError(err).WithFields(logrus.Fields{"channel_id": channel, "slack_user_id": user}).Warn("Could not send an ephemeral reply")
+	if err == nil {
+		return
 	}
+	b.cfg.Metrics.slackError("chat.postEphemeral", err)
+	log := b.log.WithError(err).WithFields(logrus.Fields{"channel_id": channel, "slack_user_id": user})
+	switch slackCode(err) {
+	case "not_in_channel", "channel_not_found", "user_not_in_channel":
+		_, _, derr := b.slack.PostMessageContext(ctx, user, opts...)
+		if derr == nil {
+			log.Info("Sent a private reply as a direct message: the bot cannot post ephemerals in that channel")
+			return
+		}
+		b.cfg.Metrics.slackError("chat.postMessage", derr)
+		log = log.WithField("dm_error", slackCode(derr))
+	}
+	log.Warn("Could not send an ephemeral reply")
 }

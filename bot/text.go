@@ -43,8 +43,11 @@ func verbPast(a approval.Action) string {
 	return "disabled"
 }
 
+// mrkdwn is a verbatim mrkdwn text: Slack then turns no bare "@channel", #name or URL into a
+// link or mention, so only the <…> markup the bot writes itself is live
+// (https://api.slack.com/reference/block-kit/composition-objects#text, "verbatim").
 func mrkdwn(text string) *slack.TextBlockObject {
-	return slack.NewTextBlockObject(slack.MarkdownType, clip(text, maxSectionText), false, false)
+	return slack.NewTextBlockObject(slack.MarkdownType, clip(text, maxSectionText), false, true)
 }
 
 func plain(text string) *slack.TextBlockObject {
@@ -117,4 +120,9 @@ func chunkLines(lines []string, n int) []string {
 		out = append(out, b.String())
 	}
 	return out
+}
+
+// waitWords says a short wait in whole seconds: "1 second", "3 seconds".
+func waitWords(d time.Duration) string {
+	return plural(int(max(d.Round(time.Second), time.Second)/time.Second), "second", "seconds")
 }

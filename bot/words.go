@@ -76,6 +76,11 @@ func (v *view) refusalText(rf *access.Refusal) string {
 		return "There is nothing to retry: the request is " + stateWords(rf.Request) + "."
 	case access.NoReturn:
 		return "There is no automatic return scheduled for this request."
+	case access.RetryTooLate:
+		return fmt.Sprintf("Request %s ended %s, longer ago than a request may wait: its approval is too old to act on. Make a new request if it is still needed.",
+			rf.Subject, slackDate(rf.When))
+	case access.UserGone:
+		return fmt.Sprintf("%s no longer exists in Metabase.", escape(rf.Subject))
 	case access.ReturnNotScheduled:
 		return "The automatic return is no longer scheduled (it already ran or was cancelled)."
 	}
@@ -115,7 +120,10 @@ func (v *view) explain(what op, err error) string {
 			lines[i] = v.refusalText(r)
 		}
 		text := strings.Join(lines, "\n")
-		if rs.Validated {
+		switch {
+		case rs.Retry:
+			text += "\nNothing was retried. Make a new request if it is still needed."
+		case rs.Validated:
 			text += "\nNo request was created."
 		}
 		return text

@@ -37,6 +37,12 @@ type User struct {
 	GroupIDs []int `json:"group_ids"`
 	// UserGroupMemberships is set by GET /api/user/:id and the PUT endpoints.
 	UserGroupMemberships []GroupMembership `json:"user_group_memberships"`
+	// UpdatedAt is Metabase's own last-change time of the user row, kept as Metabase wrote it:
+	// any change to the user (deactivation, reactivation, the admin flag, a login) moves it, so
+	// comparing two readings tells whether anything changed in between without comparing the
+	// bot's clock with Metabase's (src/metabase/users/models/user.clj derives
+	// :hook/updated-at-timestamped?).
+	UpdatedAt string `json:"updated_at"`
 	// PersonalCollectionID is set by GET /api/user (UserByEmail, ListUsers)
 	// and GET /api/user/current, not by GET /api/user/:id.
 	PersonalCollectionID int `json:"personal_collection_id"`

@@ -123,6 +123,8 @@ func TestUser(t *testing.T) {
 		ID: ada.ID, Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace", CommonName: "Ada Lovelace",
 		IsActive: true, LastLogin: &login, DateJoined: joined, SSOSource: "google",
 		UserGroupMemberships: []GroupMembership{{1}, {5}},
+		// A user the fake was seeded with was last updated when they joined.
+		UpdatedAt: "2023-01-02T03:04:05.000Z",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("User (-want +got):\n%s", diff)

@@ -161,7 +161,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if s.metrics == nil {
 		s.metrics = nopMetrics{}
 	}
-	s.x = &executor{st: s.st, mb: s.mb, nb: s.nb, cfg: s.exec, now: s.now, log: s.log, metrics: s.metrics, tell: s.tell, kick: s.kick}
+	s.x = &executor{dryRun: p.DryRun, st: s.st, mb: s.mb, nb: s.nb, cfg: s.exec, now: s.now, log: s.log, metrics: s.metrics, tell: s.tell, kick: s.kick}
 	return s, nil
 }
 

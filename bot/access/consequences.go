@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
@@ -74,22 +73,34 @@ const (
 	SuccessorAPIKey Code = "successor_api_key"
 )
 
-// extend adds to a request build made the hand-over it asks for and, when lookup is set, what
-// its targets leave running. The form's validation skips the lookup: it must answer Slack
-// within 3 s, and the lookup runs again when the request is submitted.
-func (s validator) extend(ctx context.Context, c ChangeRequest, r approval.Request, lookup bool) (approval.Request, error) {
-	if c.Handover != nil {
-		h, err := s.handover(ctx, c.Action, *c.Handover, r.Targets)
-		if err != nil {
-			return approval.Request{}, err
-		}
-		r.Handover = h
+// ErrSuccessor marks a refusal (or a failed check) of a hand-over's successor, so a form shows it
+// next to the successor's field rather than the targets'.
+var ErrSuccessor = errors.New("the successor cannot take over")
+
+// extend adds to a request build made the hand-over it asks for.
+func (s validator) extend(ctx context.Context, c ChangeRequest, r approval.Request) (approval.Request, error) {
+	if c.Handover == nil {
+		return r, nil
 	}
-	if lookup && r.Action == approval.Disable && s.nb != nil {
-		inv, err := s.nb.Notifications(ctx)
-		r.Lookup = s.consequences(ctx, r.Targets, inv, err, c.Resolved)
+	h, err := s.handover(ctx, c.Action, *c.Handover, r.Targets)
+	if err != nil {
+		return approval.Request{}, fmt.Errorf("%w: %w", ErrSuccessor, err)
 	}
+	r.Handover = h
 	return r, nil
+}
+
+// lookUp adds to a disable about to be created what its targets leave running. It runs when the
+// request is created, not when it is prepared: a form prepares within Slack's 3 s, and listing
+// every subscription of a large Metabase can take longer.
+func (s *Service) lookUp(ctx context.Context, r approval.Request) approval.Request {
+	if r.Action != approval.Disable || r.Lookup != nil || s.nb == nil {
+		return r
+	}
+	r = r.Clone()
+	inv, err := s.nb.Notifications(ctx)
+	r.Lookup = s.consequences(ctx, r.Targets, inv, err, nil)
+	return r
 }
 
 // handover checks the successor: an active Metabase person who is not one of the targets.
@@ -280,23 +291,4 @@ func HandoverResultSummary(r approval.Request) string {
 	}
 	c := r.HandoverCounts()
 	return fmt.Sprintf("hand-over: moved %d, archived %d, left %d, failed %d", c.Moved, c.Archived, c.Left, c.Failed)
-}
-
-// ValidateHandover checks the successor of c alone, without looking its targets up, so a form can
-// show the successor's problem next to its field within Slack's 3 s. A successor named by mention
-// among the targets is caught when the request is submitted.
-func (s *Service) ValidateHandover(ctx context.Context, c ChangeRequest) error {
-	if c.Handover == nil {
-		return nil
-	}
-	hv, err := validator{s}.handover(ctx, c.Action, *c.Handover, nil)
-	if err != nil {
-		return err
-	}
-	for _, ref := range c.Targets {
-		if (ref.Kind == ByID && ref.ID == hv.SuccessorID) || (ref.Kind == ByEmail && strings.EqualFold(ref.Email, hv.SuccessorEmail)) {
-			return refuse(SuccessorIsTarget, hv.SuccessorEmail)
-		}
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/store"
@@ -30,33 +31,106 @@ func (s *Service) Approve(ctx context.Context, id, actor string) (approval.Reque
 	if err := s.requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	for attempt := 0; ; attempt++ {
+		r, err := s.approveOnce(ctx, id, actor)
+		if errors.Is(err, errRecheck) && attempt < maxRechecks {
+			continue
+		}
+		if err != nil {
+			return r, s.decisionRefusal(ctx, id, err)
+		}
+		s.kick()
+		if !s.won(r) {
+			s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Approval recorded; waiting for more approvals")
+			return r, nil
+		}
+		s.metrics.Decided("approved")
+		s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Request approved")
+		return s.x.execute(ctx, r), nil
+	}
+}
+
+// errRecheck: a vote arrived between the approver check and the write; check again.
+var errRecheck = errors.New("approvers changed while checking them")
+
+// maxRechecks bounds how often an approval re-reads the votes before giving up.
+const maxRechecks = 5
+
+// approveOnce records actor's vote. When it would reach the quorum, every earlier vote is
+// checked against the directory first: votes of people who are no longer approvers are
+// withdrawn, and the request stays pending unless the current approvers alone reach the quorum.
+func (s *Service) approveOnce(ctx context.Context, id, actor string) (approval.Request, error) {
+	cur, err := s.st.Get(ctx, id)
+	if err != nil {
+		return cur, err
+	}
+	checked := map[string]bool{actor: true}
+	var gone []string
+	if cur.State == approval.Pending && len(cur.Approvals)+1 >= cur.RequiredApprovals {
+		for _, v := range cur.Approvals {
+			if checked[v.UserID] {
+				continue
+			}
+			if err := s.requireApprover(ctx, v.UserID); err != nil {
+				if !isRefusal(err, NotApprover) {
+					return cur, err
+				}
+				gone = append(gone, v.UserID)
+			}
+			checked[v.UserID] = true
+		}
+	}
+	return s.st.UpdateAlso(ctx, id, func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
 		now := s.now()
+		var out []store.Outbox
+		if len(gone) > 0 {
+			dropped, err := r.WithdrawVotes(gone)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, u := range dropped {
+				out = append(out, s.tell(Event{Type: VoteWithdrawn, Actor: u, At: now, Request: *r}, ToThread, ToAudit)...)
+			}
+		}
 		reached, err := r.Approve(actor, now, approval.Policy{AllowSelfApproval: s.policy.AllowSelfApproval})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !reached {
-			return append([]store.Outbox{notice(ToCardUpdate, Event{Type: Voted, Actor: actor, At: now, Request: *r})},
-				s.tell(Event{Type: Voted, Actor: actor, At: now, Request: *r}, ToAudit)...), nil
+			out = append(out, notice(ToCardUpdate, Event{Type: Voted, Actor: actor, At: now, Request: *r}))
+			return append(out, s.tell(Event{Type: Voted, Actor: actor, At: now, Request: *r}, ToAudit)...), nil, nil
+		}
+		for _, v := range r.Approvals {
+			if !checked[v.UserID] {
+				return nil, nil, errRecheck
+			}
 		}
 		if err := r.Start(s.exec.InstanceID, now, s.exec.ExecLease); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		e := Event{Type: Approved, Actor: actor, At: now, Request: *r}
-		return s.tell(e, ToCardUpdate, ToAudit), nil
+		out = append(out, s.tell(Event{Type: Approved, Actor: actor, At: now, Request: *r}, ToCardUpdate, ToAudit)...)
+		return out, s.supersede(*r, actor, now), nil
 	})
-	if err != nil {
-		return r, s.decisionRefusal(ctx, id, err)
+}
+
+// isRefusal reports whether err is a Refusal with code.
+func isRefusal(err error, code Code) bool {
+	var rf *Refusal
+	return errors.As(err, &rf) && rf.Code == code
+}
+
+// supersede cancels, with the approval that executes disable r, the scheduled returns r replaces.
+func (s *Service) supersede(r approval.Request, actor string, now time.Time) []store.Also {
+	var also []store.Also
+	for _, sup := range r.Supersedes {
+		also = append(also, store.Also{ID: sup.ID, Update: func(ret *approval.Request) ([]store.Outbox, error) {
+			if ret.Supersede(r.ID, now) != nil {
+				return nil, store.ErrUnchanged // it already ran or was cancelled
+			}
+			return s.tell(Event{Type: ReturnCancelled, Actor: actor, By: r.ID, At: now, Request: *ret}, ToThread, ToAudit), nil
+		}})
 	}
-	s.kick()
-	if !s.won(r) {
-		s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Approval recorded; waiting for more approvals")
-		return r, nil
-	}
-	s.metrics.Decided("approved")
-	s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Request approved")
-	return s.x.execute(ctx, r), nil
+	return also
 }
 
 // won reports whether the stored request is an execution this process just started: a
@@ -137,6 +211,18 @@ func (s *Service) Cancel(ctx context.Context, id, actor string) (approval.Reques
 func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request, error) {
 	if err := s.requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
+	}
+	cur, err := s.st.Get(ctx, id)
+	if err != nil {
+		return cur, s.decisionRefusal(ctx, id, err)
+	}
+	if cur.State == approval.Failed || cur.State == approval.Partial {
+		if s.now().Sub(cur.FinishedAt) > s.policy.RequestTTL {
+			return cur, &Refusal{Code: RetryTooLate, Subject: id, When: cur.FinishedAt}
+		}
+		if err := (validator{s}).recheck(ctx, cur); err != nil {
+			return cur, err
+		}
 	}
 	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()

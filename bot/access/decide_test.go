@@ -1,9 +1,11 @@
 package access
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 )
@@ -82,7 +84,24 @@ func TestRetryRefusalNamesTheState(t *testing.T) {
 	}
 }
 
-func isRefusal(err error, code Code) bool {
-	var rf *Refusal
-	return errors.As(err, &rf) && rf.Code == code
+// TestRetryOfAnOldRequestIsRefused: a retry more than a request's lifetime after the last
+// execution ended acts on an approval given for another moment: it is refused.
+func TestRetryOfAnOldRequestIsRefused(t *testing.T) {
+	mb := newUsersMetabase(activeUsers(5)...)
+	clock := time.Now()
+	s, st, _ := testCore(t, mb, "A", func(c *Config) { c.Now = func() time.Time { return clock } })
+	pendingRequest(t, st, "MB-OLD", 1, 5)
+	disable := mb.DisableFn
+	mb.DisableFn = func(context.Context, int) error { return errors.New("boom") }
+	if r, err := s.Approve(t.Context(), "MB-OLD", "UAPP"); err != nil || r.State != approval.Failed {
+		t.Fatalf("approval: %s, %v; want failed", r.State, err)
+	}
+	mb.DisableFn = disable
+	clock = clock.Add(time.Hour + time.Minute) // the policy's RequestTTL is an hour
+	if _, err := s.Retry(t.Context(), "MB-OLD", "UAPP"); !isRefusal(err, RetryTooLate) {
+		t.Fatalf("retry after the request's lifetime: %v, want RetryTooLate", err)
+	}
+	if mb.disables.Load() != 0 || !mb.active(5) {
+		t.Fatal("a refused retry wrote to Metabase")
+	}
 }

@@ -19,6 +19,9 @@ const (
 	Requested EventType = "requested"
 	// Voted: an approval was recorded that did not reach the quorum.
 	Voted EventType = "voted"
+	// VoteWithdrawn: the approval of Actor was dropped when the quorum was checked, because they
+	// are no longer an approver.
+	VoteWithdrawn EventType = "vote_withdrawn"
 	// Approved: the quorum was reached and execution started.
 	Approved EventType = "approved"
 	// Denied: an approver refused the request.
@@ -77,6 +80,8 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// Code is the chat service's error code of Withdrawn.
 	Code string `json:"code,omitempty"`
+	// By is the request that caused it: the disable whose approval cancelled a return.
+	By string `json:"by,omitempty"`
 	// Added are the targets ReturnExtended added.
 	Added   []approval.Target `json:"added,omitempty"`
 	Request approval.Request  `json:"request"`
@@ -91,6 +96,8 @@ func (e Event) AuditName() string {
 		return fmt.Sprintf("approval %d of %d", len(r.Approvals), r.RequiredApprovals)
 	case Withdrawn:
 		return "cancelled"
+	case VoteWithdrawn:
+		return "approval withdrawn"
 	case Retrying:
 		return "retry"
 	case Finished:
@@ -233,6 +240,10 @@ func auditDetail(e Event) string {
 		return e.Reason
 	case Withdrawn:
 		return "card not posted: " + e.Code
+	case ReturnCancelled:
+		if e.By != "" {
+			return "superseded by " + e.By
+		}
 	case Finished:
 		done, skipped, failed := r.Counts()
 		return joinNonEmpty(fmt.Sprintf("done %d, skipped %d, failed %d", done, skipped, failed), HandoverResultSummary(r))

@@ -28,6 +28,8 @@ func execTimeout(targets, concurrency int) time.Duration {
 // executor applies requests this process holds the execution lease on. It is the only code that
 // calls Metabase's write endpoints.
 type executor struct {
+	// dryRun is the process's DRY_RUN: it overrides every request it executes.
+	dryRun  bool
 	st      Store
 	mb      Metabase
 	nb      Notifications
@@ -54,6 +56,7 @@ type outcome struct {
 // finally stored (or as given, when another process took it over).
 func (x *executor) execute(ctx context.Context, r approval.Request) approval.Request {
 	log := x.log.WithFields(logrus.Fields{"request_id": r.ID, "action": string(r.Action), "attempt": r.Attempts})
+	ctx = WithLogger(ctx, log)
 	start := time.Now()
 	pending := r.PendingTargets()
 	// An execution outlives the envelope that started it (a bulk request can take minutes) and
@@ -61,7 +64,7 @@ func (x *executor) execute(ctx context.Context, r approval.Request) approval.Req
 	// while it runs so no other replica takes it over meanwhile.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execTimeout(len(pending), x.cfg.BulkConcurrency))
 	defer cancel()
-	stopRenewing := x.renewLease(ctx, cancel, r.ID, log)
+	stopRenewing := x.renewLease(ctx, cancel, r.ID)
 	defer stopRenewing()
 	results := make(chan outcome)
 	step := x.stepper(r)
@@ -118,7 +121,8 @@ func (x *executor) execute(ctx context.Context, r approval.Request) approval.Req
 // Metabase call slower than the lease (outcomes are recorded only as they arrive) does not let
 // another executor take over a request this live process is still writing. When the lease turns
 // out to be lost, it calls lost to stop the execution. stop waits for the renewer to end.
-func (x *executor) renewLease(ctx context.Context, lost context.CancelFunc, id string, log logrus.FieldLogger) (stop func()) {
+func (x *executor) renewLease(ctx context.Context, lost context.CancelFunc, id string) (stop func()) {
+	log := Logger(ctx, x.log)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -158,36 +162,51 @@ func (x *executor) record(ctx context.Context, id string, batch []outcome, final
 	if len(batch) == 0 && !final {
 		return approval.Request{}, nil
 	}
-	return x.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
+	return x.st.UpdateAlso(ctx, id, func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
 		now := x.now()
 		if err := r.RenewLease(x.cfg.InstanceID, now, x.cfg.ExecLease); err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if x.dryRun && !r.DryRun {
+			if err := r.MarkDryRun(x.cfg.InstanceID); err != nil {
+				return nil, nil, err
+			}
 		}
 		for _, o := range batch {
 			if err := r.Record(x.cfg.InstanceID, o.i, o.res, o.before, now, x.cfg.ExecLease); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			r.RecordHandover(o.i, o.handedOver)
+			r.RecordHandover(o.i, o.handedOver, o.before)
 		}
 		if !final {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if err := r.Finish(x.cfg.InstanceID, now); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return x.finishEvents(*r, now), nil
+		out := x.tell(Event{Type: Finished, Actor: r.DecidedBy, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit)
+		return out, x.returnOf(*r, now), nil
 	})
 }
 
-// finishEvents are the card update, the thread outcome and the audit event of a finished
-// request, plus the scheduled return of a leave.
-func (x *executor) finishEvents(r approval.Request, now time.Time) []store.Outbox {
-	out := x.tell(Event{Type: Finished, Actor: r.DecidedBy, At: now, Request: r}, ToCardUpdate, ToThread, ToAudit)
-	done, skipped, _ := r.Counts()
-	if r.Action == approval.Disable && r.ReturnAt != nil && done+skipped > 0 && !r.DryRun && r.ParentID == "" {
-		out = append(out, store.Outbox{RequestID: r.ID, Kind: kindScheduleReturn})
+// returnOf creates, with the outcome of a leave, its scheduled return, so no delivery delay can
+// lose it; when a retry of the leave disabled more users, they join the existing return.
+func (x *executor) returnOf(leave approval.Request, now time.Time) []store.Also {
+	ret, ok := approval.ReturnOf(leave, now)
+	if !ok {
+		return nil
 	}
-	return out
+	return []store.Also{{
+		Create:    &ret,
+		CreateOut: x.tell(Event{Type: ReturnScheduled, Actor: leave.DecidedBy, At: now, Request: ret}, ToThread, ToAudit),
+		Update: func(r *approval.Request) ([]store.Outbox, error) {
+			added, err := r.Extend(ret.Targets)
+			if err != nil || len(added) == 0 {
+				return nil, store.ErrUnchanged
+			}
+			return x.tell(Event{Type: ReturnExtended, Actor: leave.DecidedBy, At: now, Added: added, Request: *r}, ToThread, ToAudit), nil
+		},
+	}}
 }
 
 // apply performs the request's action on target i, idempotently: a user already in the wanted
@@ -198,6 +217,7 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 	fail := func(err error) outcome {
 		return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed, Message: FailureText(err), At: now()}}
 	}
+	r.DryRun = r.DryRun || x.dryRun
 	if r.Action == approval.Enable {
 		return x.applyEnable(ctx, r, i, fail)
 	}
@@ -210,16 +230,71 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 			// A takeover after a crash: the earlier attempt most likely disabled them.
 			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive after a restart", At: now()}}
 		}
+		if t.Unanswered {
+			// The earlier attempt's DELETE got no answer but took effect; what the user had was
+			// recorded then, and Metabase's stamp is the one it shows now.
+			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive: the earlier attempt took effect", At: now()},
+				before: &approval.Before{Superuser: t.Superuser, GroupIDs: t.GroupIDs, Stamp: u.UpdatedAt}}
+		}
 		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already inactive", At: now()}}
 	}
 	before := &approval.Before{Superuser: u.IsSuperuser, GroupIDs: u.Groups()}
 	if r.DryRun {
 		return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "dry run: not changed", At: now()}, before: before}
 	}
+	if u.IsSuperuser {
+		// Checked again right before the DELETE, against every admin other executions are
+		// deactivating: two requests approved at once must still leave an admin who can sign in.
+		ok, err := x.mayDisableAdmin(ctx, r.ID, u.ID)
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed, Message: LastAdminText, At: now()}}
+		}
+	}
 	if err := x.mb.DisableUser(ctx, t.UserID); err != nil {
-		return fail(err)
+		o := fail(err)
+		if isLastAdminRefusal(err) {
+			o.res.Message = LastAdminText + " (" + o.res.Message + ")"
+		}
+		o.res.Unanswered = NoAnswer(err)
+		o.before = before
+		return o
+	}
+	// Metabase's updated_at right after the DELETE: an enable restores admin only while Metabase
+	// still shows it, i.e. nobody changed the user since. Without it, nothing will be restored.
+	if after, err := x.mb.User(ctx, t.UserID); err == nil && !after.IsActive {
+		before.Stamp = after.UpdatedAt
 	}
 	return outcome{i: i, res: approval.Result{Outcome: approval.Done, At: now()}, before: before}
+}
+
+// LastAdminText is why a disable of an admin failed when it would leave Metabase without a person
+// admin who can sign in; the bot's own words come first, Metabase's own (when it refused) after.
+const LastAdminText = "would leave no Metabase admin who can sign in"
+
+// mayDisableAdmin reserves the deactivation of admin user for request, when a person admin other
+// than the ones executions are deactivating would remain (store.ReserveAdminDisable).
+func (x *executor) mayDisableAdmin(ctx context.Context, request string, user int) (bool, error) {
+	active, err := x.mb.ListUsers(ctx, metabase.StatusActive)
+	if err != nil {
+		return false, err
+	}
+	var admins []int
+	for _, a := range active {
+		if a.IsSuperuser {
+			admins = append(admins, a.ID)
+		}
+	}
+	return x.st.ReserveAdminDisable(ctx, request, user, admins)
+}
+
+// isLastAdminRefusal reports Metabase's own refusal to deactivate the last member of the Admin
+// group (docs/metabase.md#last-admin).
+func isLastAdminRefusal(err error) bool {
+	var apiErr *metabase.APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode == 400 && strings.Contains(apiErr.Message, "last member of the 'Admin' group")
 }
 
 func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, fail func(error) outcome) outcome {
@@ -228,13 +303,28 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 	if r.DryRun {
 		return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "dry run: not changed", At: now()}}
 	}
+	restore := t.Restore && t.Superuser
+	var notes []string
+	if restore {
+		// Read before reactivating (which moves it): only the user exactly as the bot left them
+		// gets admin back.
+		cur, err := x.mb.User(ctx, t.UserID)
+		if err != nil {
+			return fail(err)
+		}
+		if cur.UpdatedAt != t.Stamp {
+			restore = false
+			notes = append(notes, "admin not restored: changed in Metabase since the bot disabled them")
+		}
+	}
 	_, err := x.mb.ReactivateUser(ctx, t.UserID)
 	already := errors.Is(err, metabase.ErrAlreadyActive)
 	if err != nil && !already {
-		return fail(err)
+		o := fail(err)
+		o.res.Unanswered = NoAnswer(err)
+		return o
 	}
-	var notes []string
-	if t.Restore && t.Superuser {
+	if restore {
 		// Reactivation drops only the admin flag: Metabase keeps every other group membership
 		// through deactivation and reactivation. So the flag is sent alone; rewriting the groups
 		// would undo what admins changed meanwhile, and fails the whole PUT on Pro/Enterprise
@@ -249,8 +339,10 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 	switch {
 	case already && r.Recovering:
 		notes = append([]string{"confirmed active after a restart"}, notes...)
-	case already && len(notes) == 0:
-		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already active", At: now()}}
+	case already && t.Unanswered:
+		notes = append([]string{"confirmed active: the earlier attempt took effect"}, notes...)
+	case already && !restore:
+		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: strings.Join(append([]string{"already active"}, notes...), ", "), At: now()}}
 	case already:
 		notes = append([]string{"already active"}, notes...)
 	}

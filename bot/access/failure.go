@@ -43,6 +43,16 @@ func FailureText(err error) string {
 	return "an unexpected error (details are in the bot's logs)"
 }
 
+// NoAnswer reports whether err means a write was sent and no answer came back, so Metabase may
+// have applied it: a timeout, as opposed to a refusal or a connection that never opened.
+func NoAnswer(err error) bool {
+	var netErr *net.OpError
+	if errors.As(err, &netErr) && netErr.Op == "dial" {
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || isTimeout(err)
+}
+
 func isTimeout(err error) bool {
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()

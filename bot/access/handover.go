@@ -28,6 +28,7 @@ func (x *executor) stepper(r approval.Request) func(ctx context.Context, i int) 
 	if r.Handover == nil && r.Action != approval.HandOver {
 		return func(ctx context.Context, i int) outcome { return x.apply(ctx, r, i) }
 	}
+	r.DryRun = r.DryRun || x.dryRun // a process in DRY_RUN never writes, whatever the request says
 	h := &handoverRun{x: x, r: r}
 	return h.step
 }

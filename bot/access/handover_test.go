@@ -364,12 +364,12 @@ func TestHandoverSuccessorChecks(t *testing.T) {
 			c := ChangeRequest{Action: approval.Disable, Reason: "Left", Requester: "UREQ", Channel: "COPS", Handover: tt.hv,
 				Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}}
 			for name, call := range map[string]func() error{
-				"validate": func() error { return s.Validate(t.Context(), c) },
-				"submit":   func() error { _, err := s.Submit(t.Context(), c); return err },
+				"prepare": func() error { _, err := s.Prepare(t.Context(), c); return err },
+				"submit":  func() error { _, err := s.Submit(t.Context(), c); return err },
 			} {
 				var rf *Refusal
-				if err := call(); !errors.As(err, &rf) || rf.Code != tt.want {
-					t.Errorf("%s: %v, want refusal %s", name, err, tt.want)
+				if err := call(); !errors.As(err, &rf) || rf.Code != tt.want || !errors.Is(err, ErrSuccessor) {
+					t.Errorf("%s: %v, want refusal %s of the successor", name, err, tt.want)
 				}
 			}
 		})
@@ -380,7 +380,7 @@ func TestHandoverSuccessorChecks(t *testing.T) {
 	c := ChangeRequest{Action: approval.Enable, Reason: "Back", Requester: "UREQ", Channel: "COPS", Handover: handoverTo("bob@example.com", false),
 		Targets: []TargetRef{{Kind: ByEmail, Email: "gone@example.com", Raw: "gone@example.com"}}}
 	var rf *Refusal
-	if err := s.Validate(t.Context(), c); !errors.As(err, &rf) || rf.Code != HandoverOnlyDisable {
+	if _, err := s.Prepare(t.Context(), c); !errors.As(err, &rf) || rf.Code != HandoverOnlyDisable {
 		t.Errorf("a hand-over with an enable: %v", err)
 	}
 }

@@ -2,13 +2,11 @@ package access
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
-	"github.com/metabase-bot/metabase-bot/bot/store"
 	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
@@ -125,7 +123,7 @@ func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.
 		if c.SourceKey != "" && slices.ContainsFunc(history, func(r approval.Request) bool { return r.SourceKey == c.SourceKey }) {
 			return approval.Request{}, 0, ErrRedelivered
 		}
-		if open := openRequestIn(history); open != "" {
+		if open := openRequestIn(history, ""); open != "" {
 			problems = append(problems, &Refusal{Code: OpenRequest, Subject: u.Email, Other: open})
 			continue
 		}
@@ -147,27 +145,8 @@ func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.
 		RequiredApprovals: s.policy.RequiredApprovals, CreatedAt: now, ExpiresAt: now.Add(s.policy.RequestTTL),
 		FinalReminder: validator{s}.finalReminder(), DryRun: s.policy.DryRun, Handover: hv, Lookup: lk,
 	}
-	if err := s.createRequest(ctx, r); err != nil {
+	if err := s.Create(ctx, r); err != nil {
 		return r, 0, err
 	}
 	return r, items, nil
-}
-
-// createRequest stores a new request with its card, its thread reply and its audit event, as
-// Submit does.
-func (s *Service) createRequest(ctx context.Context, r approval.Request) error {
-	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
-	if len(r.Targets) > 1 || ListsItems(r) {
-		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))
-	}
-	out = append(out, s.tell(Event{Type: Requested, Actor: r.Requester, At: r.CreatedAt, Request: r}, ToAudit)...)
-	if err := s.st.Create(ctx, r, out...); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return ErrRedelivered
-		}
-		return fmt.Errorf("%w: %w", ErrNotSaved, err)
-	}
-	s.metrics.RequestCreated(r)
-	s.kick()
-	return nil
 }

@@ -92,6 +92,7 @@ func (s deliverer) deliverOne(ctx context.Context, row store.Outbox) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(maxDeliveryTimeout, s.exec.OutboxLease/2))
 	defer cancel()
 	log := s.log.WithFields(logrus.Fields{"request_id": row.RequestID, "outbox_id": row.ID, "outbox_kind": row.Kind})
+	ctx = WithLogger(ctx, log)
 	err := s.deliver(ctx, row)
 	if err == nil {
 		return
@@ -110,7 +111,7 @@ func (s deliverer) deliverOne(ctx context.Context, row store.Outbox) {
 			if de != nil && de.Code != "" {
 				code = de.Code
 			}
-			s.cardFailed(ctx, row, code, log)
+			s.cardFailed(ctx, row, code)
 			return
 		}
 		if cerr := s.st.CompleteOutbox(ctx, row.ID, s.exec.InstanceID); cerr != nil {
@@ -130,7 +131,8 @@ func (s deliverer) deliverOne(ctx context.Context, row store.Outbox) {
 // like every other state change, and the requester is told directly what to fix. The card is
 // dropped only after the withdrawal is stored: a crash in between retries the card of a
 // withdrawn request, which never leaves it pending.
-func (s deliverer) cardFailed(ctx context.Context, row store.Outbox, code string, log logrus.FieldLogger) {
+func (s deliverer) cardFailed(ctx context.Context, row store.Outbox, code string) {
+	log := Logger(ctx, s.log)
 	_, err := s.st.Update(ctx, row.RequestID, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if r.Withdraw(now) != nil {
@@ -157,11 +159,7 @@ func backoff(attempts int) time.Duration {
 func (s deliverer) deliver(ctx context.Context, row store.Outbox) error {
 	owner := s.exec.InstanceID
 	if row.Kind == kindScheduleReturn {
-		r, err := s.st.Get(ctx, row.RequestID)
-		if err != nil {
-			return fmt.Errorf("read request: %w", err)
-		}
-		if err := s.scheduleReturn(ctx, r); err != nil {
+		if err := s.scheduleLegacyReturn(ctx, row.RequestID); err != nil {
 			return err
 		}
 		return s.st.CompleteOutbox(ctx, row.ID, owner)
@@ -193,3 +191,6 @@ func (s deliverer) deliver(ctx context.Context, row store.Outbox) error {
 	}
 	return s.st.CompleteOutbox(ctx, row.ID, owner)
 }
+
+// errNoChange ends a compare-and-set that has nothing to write.
+var errNoChange = errors.New("nothing to change")

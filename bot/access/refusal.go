@@ -70,6 +70,11 @@ const (
 	NothingToRetry Code = "nothing_to_retry"
 	// NoReturn: there is no scheduled return for this request.
 	NoReturn Code = "no_return"
+	// RetryTooLate: request Subject ended at When, longer than a request's lifetime ago: a retry
+	// would act on an approval given for another moment.
+	RetryTooLate Code = "retry_too_late"
+	// UserGone: the user Subject (email) no longer exists in Metabase.
+	UserGone Code = "user_gone"
 	// ReturnNotScheduled: the return already ran or was cancelled.
 	ReturnNotScheduled Code = "return_not_scheduled"
 )
@@ -103,6 +108,8 @@ type Refusals struct {
 	Items []*Refusal
 	// Validated is set when the targets were found and checked, as opposed to not found at all.
 	Validated bool
+	// Retry is set when they refuse a retry of an existing request rather than a new one.
+	Retry bool
 }
 
 func (rs *Refusals) Error() string {

@@ -15,8 +15,10 @@ type Store interface {
 	Create(ctx context.Context, r approval.Request, out ...store.Outbox) error
 	Get(ctx context.Context, id string) (approval.Request, error)
 	Update(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, error)) (approval.Request, error)
+	UpdateAlso(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, error)
 	Due(ctx context.Context, now time.Time, limit int) ([]approval.Request, error)
 	ByTarget(ctx context.Context, metabaseUserID int) ([]approval.Request, error)
+	ReserveAdminDisable(ctx context.Context, request string, user int, activeAdmins []int) (bool, error)
 	ClaimOutbox(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Outbox, error)
 	CompleteOutbox(ctx context.Context, id int64, owner string) error
 	CompleteOutboxAndUpdate(ctx context.Context, id int64, owner, requestID string, fn func(r *approval.Request) error) (approval.Request, error)

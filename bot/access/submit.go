@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/store"
 	"github.com/metabase-bot/metabase-bot/metabase"
@@ -72,13 +74,30 @@ type ChangeRequest struct {
 // list and its audit event in one transaction. A refusal (*Refusal or *Refusals) creates nothing;
 // ErrRedelivered means the same command already created a request.
 func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request, error) {
-	r, err := validator{s}.build(ctx, c)
-	if err == nil {
-		r, err = validator{s}.extend(ctx, c, r, true)
-	}
+	r, err := s.Prepare(ctx, c)
 	if err != nil {
 		return r, err
 	}
+	r = s.lookUp(ctx, r)
+	return r, s.Create(ctx, r)
+}
+
+// Prepare runs Submit's checks and returns the request Create would store, creating nothing: a
+// form shows the problems next to its fields, then creates what it validated without looking
+// every user up a second time.
+func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Request, error) {
+	r, err := validator{s}.build(ctx, c)
+	if err != nil {
+		return r, err
+	}
+	return validator{s}.extend(ctx, c, r)
+}
+
+// Create stores a request Prepare returned, with its card, its target list and its audit event
+// in one transaction, after looking up what its targets leave running (consequences.go).
+// ErrRedelivered means the same command already created one.
+func (s *Service) Create(ctx context.Context, r approval.Request) error {
+	r = s.lookUp(ctx, r)
 	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
 	if len(r.Targets) > 1 || ListsItems(r) {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))
@@ -86,23 +105,13 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 	out = append(out, s.tell(Event{Type: Requested, Actor: r.Requester, At: r.CreatedAt, Request: r}, ToAudit)...)
 	if err := s.st.Create(ctx, r, out...); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return r, ErrRedelivered
+			return ErrRedelivered
 		}
-		return r, fmt.Errorf("%w: %w", ErrNotSaved, err)
+		return fmt.Errorf("%w: %w", ErrNotSaved, err)
 	}
 	s.metrics.RequestCreated(r)
 	s.kick()
-	return r, nil
-}
-
-// Validate runs Submit's checks without creating anything, so a form can show problems next to
-// its fields before it closes.
-func (s *Service) Validate(ctx context.Context, c ChangeRequest) error {
-	r, err := validator{s}.build(ctx, c)
-	if err == nil {
-		_, err = validator{s}.extend(ctx, c, r, false)
-	}
-	return err
+	return nil
 }
 
 // build checks who asks, where, and about whom, and returns the request to create.
@@ -128,24 +137,13 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 	}
 	users := c.Resolved
 	if users == nil {
-		var problems []*Refusal
-		for _, ref := range c.Targets {
-			u, err := s.resolve(ctx, ref)
-			var rf *Refusal
-			if errors.As(err, &rf) {
-				problems = append(problems, rf)
-				continue
-			}
-			if err != nil {
-				return approval.Request{}, err
-			}
-			users = append(users, *u)
-		}
-		if len(problems) > 0 {
-			return approval.Request{}, &Refusals{Items: problems}
+		var err error
+		if users, err = s.resolveAll(ctx, c.Targets); err != nil {
+			return approval.Request{}, err
 		}
 	}
 	var problems []*Refusal
+	var supersedes []approval.Superseded
 	targets := make([]approval.Target, 0, len(users))
 	seen := map[int]bool{}
 	required := s.policy.RequiredApprovals
@@ -154,14 +152,8 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 			continue
 		}
 		seen[u.ID] = true
-		if s.Protected(u) {
-			problems = append(problems, refuse(Protected, u.Email))
-			continue
-		}
-		if u.IsAPIKey() {
-			// Metabase answers a DELETE of an API key's user with success and changes nothing
-			// (docs/metabase.md#api-key-users): reporting "disabled" would be a lie.
-			problems = append(problems, refuse(APIKeyUser, u.Email))
+		if rf := standing(s.Service, u, c.Action); rf != nil {
+			problems = append(problems, rf)
 			continue
 		}
 		// One read of the user's requests serves the open-request, scheduled-return and
@@ -175,32 +167,34 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 		if c.SourceKey != "" && slices.ContainsFunc(history, func(r approval.Request) bool { return r.SourceKey == c.SourceKey }) {
 			return approval.Request{}, ErrRedelivered
 		}
-		switch {
-		case c.Action == approval.Disable && !u.IsActive:
-			problems = append(problems, refuse(AlreadyInactive, u.Email))
-			continue
-		case c.Action == approval.Enable && u.IsActive:
-			problems = append(problems, refuse(AlreadyActive, u.Email))
+		if rf := wantedState(u, c.Action); rf != nil {
+			problems = append(problems, rf)
 			continue
 		}
-		if open := openRequestIn(history); open != "" {
-			problems = append(problems, &Refusal{Code: OpenRequest, Subject: u.Email, Other: open})
+		if rf := conflicts(u, c.Action, history, ""); rf != nil {
+			problems = append(problems, rf)
 			continue
 		}
-		if c.Action == approval.Enable {
-			// Enabling now and letting the return run later would re-grant admin status and
-			// groups that may have been changed in between.
-			if ret, ok := scheduledReturnIn(history); ok {
-				problems = append(problems, &Refusal{Code: ReturnPending, Subject: u.Email, Other: ret.ID, When: ret.NotBefore})
-				continue
+		if ret, ok := scheduledReturnIn(history); ok && c.Action == approval.Disable {
+			// A disable during a leave (after an SSO login reactivated the user, say) replaces
+			// the leave: its approval cancels the return, which would otherwise undo it.
+			if !slices.ContainsFunc(supersedes, func(x approval.Superseded) bool { return x.ID == ret.ID }) {
+				supersedes = append(supersedes, approval.Superseded{ID: ret.ID, At: ret.NotBefore})
 			}
 		}
 		t := approval.Target{UserID: u.ID, Email: u.Email, Name: u.Name(), Superuser: u.IsSuperuser,
 			GroupIDs: u.Groups(), SSOSource: u.SSOSource, LastLogin: u.LastLogin, CollectionID: u.PersonalCollectionID}
 		if c.Action == approval.Enable {
 			t.Superuser, t.GroupIDs = false, nil
-			if rec, ok := recordedAccessIn(history, u.ID); ok {
-				t.Superuser, t.GroupIDs, t.Restore = rec.Superuser, rec.GroupIDs, true
+			if rec, ok := recordedAccessIn(history, u.ID); ok && rec.Superuser {
+				if rec.Stamp != "" && rec.Stamp == u.UpdatedAt {
+					// Granting admin is at least as sensitive as removing it.
+					t.Superuser, t.Restore, t.Stamp = true, true, rec.Stamp
+					required = max(required, s.policy.AdminRequiredApprovals)
+				} else {
+					at := rec.Result.At
+					t.NotRestored = &at
+				}
 			}
 		}
 		if c.Action == approval.Disable && u.IsSuperuser {
@@ -221,13 +215,98 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 		Requester: c.Requester, Targets: targets, Reason: c.Reason, ReturnAt: returnAt,
 		ChannelID: c.Channel, RequiredApprovals: required,
 		CreatedAt: now, ExpiresAt: now.Add(s.policy.RequestTTL), FinalReminder: s.finalReminder(),
-		DryRun: s.policy.DryRun,
+		DryRun: s.policy.DryRun, Supersedes: supersedes,
 	}, nil
+}
+
+// recheck validates the failed targets of r again, as a new request would be, before a retry
+// acts on them: the approval was given for the moment it was given, and much may have changed.
+// A target whose last attempt got no answer may be found in the wanted state already: the retry
+// confirms it.
+func (s validator) recheck(ctx context.Context, r approval.Request) error {
+	var problems []*Refusal
+	var admins []approval.Target
+	for _, i := range r.PendingTargets() {
+		t := r.Targets[i]
+		u, err := s.mb.User(ctx, t.UserID)
+		if errors.Is(err, metabase.ErrNotFound) {
+			problems = append(problems, refuse(UserGone, t.Email))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if rf := standing(s.Service, *u, r.Action); rf != nil {
+			problems = append(problems, rf)
+			continue
+		}
+		// A target whose hand-over failed after this request deactivated them is retried for
+		// the hand-over: finding them inactive is expected.
+		if !t.Unanswered && !(t.HandedOver != nil && t.HandedOver.UserDone) {
+			if rf := wantedState(*u, r.Action); rf != nil {
+				problems = append(problems, rf)
+				continue
+			}
+		}
+		history, err := s.st.ByTarget(ctx, u.ID)
+		if err != nil {
+			return fmt.Errorf("look up the requests of user %d: %w", u.ID, err)
+		}
+		if rf := conflicts(*u, r.Action, history, r.ID); rf != nil && r.ParentID == "" {
+			problems = append(problems, rf)
+			continue
+		}
+		if r.Action == approval.Disable && u.IsSuperuser && u.IsActive {
+			admins = append(admins, approval.Target{UserID: u.ID, Superuser: true})
+		}
+	}
+	if len(problems) > 0 {
+		return &Refusals{Items: problems, Validated: true, Retry: true}
+	}
+	return s.lastAdminCheck(ctx, admins)
 }
 
 // finalReminder keeps the second reminder inside short lifetimes (tests, tight TTLs).
 func (s validator) finalReminder() time.Duration {
 	return min(s.policy.FinalReminder, s.policy.RequestTTL/10)
+}
+
+// resolveAll looks every target up, several at once (BulkConcurrency), each once: a form naming
+// thirty people must be answered within Slack's few seconds even when Metabase takes a tenth of a
+// second per search. Refusals come back together, in the order the targets were named.
+func (s validator) resolveAll(ctx context.Context, refs []TargetRef) ([]metabase.User, error) {
+	users := make([]metabase.User, len(refs))
+	problems := make([]*Refusal, len(refs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(s.exec.BulkConcurrency, 1))
+	for i, ref := range refs {
+		g.Go(func() error {
+			u, err := s.resolve(gctx, ref)
+			var rf *Refusal
+			switch {
+			case errors.As(err, &rf):
+				problems[i] = rf
+			case err != nil:
+				return err
+			default:
+				users[i] = *u
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var refused []*Refusal
+	for _, rf := range problems {
+		if rf != nil {
+			refused = append(refused, rf)
+		}
+	}
+	if len(refused) > 0 {
+		return nil, &Refusals{Items: refused}
+	}
+	return users, nil
 }
 
 // resolve looks a target up in Metabase, through the chat's profile email for a mention.
@@ -273,11 +352,49 @@ func (s *Service) Protected(u metabase.User) bool {
 	return false
 }
 
-// openRequestIn returns the id of an open request among a user's requests, so the same person is
-// not asked about twice at once.
-func openRequestIn(rs []approval.Request) string {
+// standing refuses users the bot never changes, whatever the request: protected accounts and
+// the users behind API keys.
+func standing(s *Service, u metabase.User, action approval.Action) *Refusal {
+	if s.Protected(u) {
+		return refuse(Protected, u.Email)
+	}
+	if u.IsAPIKey() {
+		// Metabase answers a DELETE of an API key's user with success and changes nothing
+		// (docs/metabase.md#api-key-users): reporting "disabled" would be a lie.
+		return refuse(APIKeyUser, u.Email)
+	}
+	return nil
+}
+
+// wantedState refuses a user already in the state the action leads to.
+func wantedState(u metabase.User, action approval.Action) *Refusal {
+	switch {
+	case action == approval.Disable && !u.IsActive:
+		return refuse(AlreadyInactive, u.Email)
+	case action == approval.Enable && u.IsActive:
+		return refuse(AlreadyActive, u.Email)
+	}
+	return nil
+}
+
+// conflicts refuses a user who has another open request than self, or, for an enable, a
+// scheduled return: enabling now and letting the return run later would re-grant admin status
+// that may have been changed in between.
+func conflicts(u metabase.User, action approval.Action, history []approval.Request, self string) *Refusal {
+	if open := openRequestIn(history, self); open != "" {
+		return &Refusal{Code: OpenRequest, Subject: u.Email, Other: open}
+	}
+	if ret, ok := scheduledReturnIn(history); ok && action == approval.Enable {
+		return &Refusal{Code: ReturnPending, Subject: u.Email, Other: ret.ID, When: ret.NotBefore}
+	}
+	return nil
+}
+
+// openRequestIn returns the id of an open request among a user's requests other than self, so
+// the same person is not asked about twice at once.
+func openRequestIn(rs []approval.Request, self string) string {
 	for _, r := range rs {
-		if r.State.Open() && r.ParentID == "" {
+		if r.State.Open() && r.ParentID == "" && r.ID != self {
 			return r.ID
 		}
 	}
@@ -295,16 +412,22 @@ func scheduledReturnIn(rs []approval.Request) (approval.Request, bool) {
 }
 
 // recordedAccessIn finds, among a user's requests (newest first), what the bot recorded when it
-// last disabled the user: Metabase's reactivation resets is_superuser, so an enable restores this.
+// last disabled the user, for an enable to restore: Metabase's reactivation resets is_superuser.
+// A record counts only while it is the user's latest: once an enable or a return of that user
+// has run, it was used, and whatever happened since is not the bot's to restore.
 func recordedAccessIn(rs []approval.Request, userID int) (approval.Target, bool) {
 	for _, r := range rs { // newest first
-		if r.Action != approval.Disable || (r.State != approval.Succeeded && r.State != approval.Partial) || r.DryRun {
+		if (r.State != approval.Succeeded && r.State != approval.Partial) || r.DryRun {
 			continue
 		}
 		for _, t := range r.Targets {
-			if t.UserID == userID && t.Result.Outcome == approval.Done {
-				return t, true
+			if t.UserID != userID || t.Result.Outcome != approval.Done {
+				continue
 			}
+			if r.Action == approval.Enable {
+				return approval.Target{}, false
+			}
+			return t, true
 		}
 	}
 	return approval.Target{}, false

@@ -40,17 +40,18 @@ func (s timers) runDue(ctx context.Context) {
 		return
 	}
 	for _, r := range due {
-		log := s.log.WithFields(logrus.Fields{"request_id": r.ID, "state": string(r.State)})
+		ctx := WithLogger(ctx, s.log.WithFields(logrus.Fields{"request_id": r.ID, "state": string(r.State)}))
 		switch r.State {
 		case approval.Pending:
-			s.remindOrExpire(ctx, r.ID, log)
+			s.remindOrExpire(ctx, r.ID)
 		case approval.Approved, approval.Scheduled, approval.Executing:
-			s.takeOver(ctx, r.ID, log)
+			s.takeOver(ctx, r.ID)
 		}
 	}
 }
 
-func (s timers) remindOrExpire(ctx context.Context, id string, log logrus.FieldLogger) {
+func (s timers) remindOrExpire(ctx context.Context, id string) {
+	log := Logger(ctx, s.log)
 	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if r.Remind(now) == nil {
@@ -81,7 +82,8 @@ func (s timers) remindOrExpire(ctx context.Context, id string, log logrus.FieldL
 // (its process died between winning and recording the outcome), and executes it. Execution
 // re-reads each user from Metabase first, so a target the dead process already changed is
 // recorded as done without a second write.
-func (s timers) takeOver(ctx context.Context, id string, log logrus.FieldLogger) {
+func (s timers) takeOver(ctx context.Context, id string) {
+	log := Logger(ctx, s.log)
 	var from approval.State
 	r, err := s.st.Update(ctx, id, func(r *approval.Request) ([]store.Outbox, error) {
 		from = r.State

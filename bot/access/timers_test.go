@@ -35,3 +35,28 @@ func TestExpiryAndReminders(t *testing.T) {
 		t.Fatalf("state %s (err %v), %d disables; want expired and no Metabase call", r.State, err, mb.disables.Load())
 	}
 }
+
+// TestLeaveCreatesItsReturnWithItsOutcome: the scheduled return of a leave exists as soon as the
+// leave's outcome is stored, before any message is delivered; it was once created by delivering
+// an outbox row, so a termination approved while Slack was slow could miss it.
+func TestLeaveCreatesItsReturnWithItsOutcome(t *testing.T) {
+	mb := newUsersMetabase(activeUsers(5)...)
+	s, st, n := testCore(t, mb, "A", nil)
+	pendingRequest(t, st, "MB-LEAVE", 1, 5)
+	r, _ := st.Get(t.Context(), "MB-LEAVE")
+	back := time.Now().Add(48 * time.Hour)
+	r.ReturnAt = &back
+	if _, err := st.Update(t.Context(), r.ID, updateTo(r)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Approve(t.Context(), "MB-LEAVE", "UAPP"); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.events()) != 0 {
+		t.Fatalf("notices were delivered already: %v", n.events())
+	}
+	ret, err := st.Get(t.Context(), approval.ReturnID("MB-LEAVE"))
+	if err != nil || ret.State != approval.Scheduled || !ret.NotBefore.Equal(back.Truncate(time.Millisecond)) && !ret.NotBefore.Equal(back) {
+		t.Fatalf("return = %s at %v (err %v), want scheduled at %v before any delivery", ret.State, ret.NotBefore, err, back)
+	}
+}

@@ -125,13 +125,25 @@ type Target struct {
 	Superuser bool `json:"superuser,omitempty"`
 	// GroupIDs are the Metabase group memberships recorded before a disable, restored on enable.
 	GroupIDs []int `json:"group_ids,omitempty"`
-	// Restore, on an enable, says Superuser and GroupIDs were recorded when the bot disabled
-	// this user and are to be put back after reactivation.
+	// Restore, on an enable, says Superuser was recorded when the bot disabled this user and is
+	// to be put back after reactivation, while Metabase still shows the user as the bot left
+	// them (Stamp).
 	Restore bool `json:"restore,omitempty"`
+	// Stamp is Metabase's updated_at of the user right after the bot disabled them. Any change
+	// in Metabase since (a demotion, a reactivation, a login) moves it, so a record whose stamp
+	// no longer matches restores nothing.
+	Stamp string `json:"stamp,omitempty"`
+	// NotRestored, on an enable, is when the bot disabled a user who was an admin then, but whose
+	// record cannot be trusted any more (changed in Metabase since): admin is not restored.
+	NotRestored *time.Time `json:"not_restored,omitempty"`
 	// SSOSource is non-empty when the user signs in through SSO (a warning on the card).
 	SSOSource string `json:"sso_source,omitempty"`
 	// LastLogin is when the user last signed in, nil for never.
 	LastLogin *time.Time `json:"last_login,omitempty"`
+	// Unanswered says the last attempt on this target sent its write but got no answer (a
+	// timeout): Metabase may have applied it. A later attempt that finds the user in the wanted
+	// state counts it as done, with what was recorded, rather than as skipped.
+	Unanswered bool `json:"unanswered,omitempty"`
 	// Result is what execution did to this target; empty until then.
 	Result Result `json:"result,omitzero"`
 	// CollectionID is the user's personal collection, when the lookup that found them said it
@@ -162,6 +174,8 @@ type Result struct {
 	Outcome Outcome   `json:"outcome,omitempty"`
 	Message string    `json:"message,omitempty"`
 	At      time.Time `json:"at,omitzero"`
+	// Unanswered marks a failure where the write was sent and no answer came back.
+	Unanswered bool `json:"unanswered,omitempty"`
 }
 
 // Vote is one approver's approval.
@@ -225,8 +239,20 @@ type Request struct {
 	Handover *Handover `json:"handover,omitempty"`
 	// Lookup says how the targets' Consequences were looked up; nil when they were not.
 	Lookup *Lookup `json:"lookup,omitempty"`
+	// Supersedes, on a disable, are the scheduled returns of earlier leaves of its targets: the
+	// approval that executes this request cancels them, so a termination during a leave is never
+	// undone by the leave's return.
+	Supersedes []Superseded `json:"supersedes,omitempty"`
+	// SupersededBy, on a cancelled return, is the request whose approval cancelled it.
+	SupersededBy string `json:"superseded_by,omitempty"`
 	// Version is the compare-and-set counter kept by the store.
 	Version int64 `json:"version"`
+}
+
+// Superseded names a scheduled return that a new request will cancel, and when it was due.
+type Superseded struct {
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
 }
 
 // Policy holds the rules that come from configuration.
@@ -241,6 +267,10 @@ func (r Request) Clone() Request {
 	c.Targets = make([]Target, len(r.Targets))
 	for i, t := range r.Targets {
 		t.GroupIDs = slices.Clone(t.GroupIDs)
+		if t.NotRestored != nil {
+			nr := *t.NotRestored
+			t.NotRestored = &nr
+		}
 		if t.LastLogin != nil {
 			ll := *t.LastLogin
 			t.LastLogin = &ll
@@ -249,6 +279,7 @@ func (r Request) Clone() Request {
 	}
 	c.Approvals = slices.Clone(r.Approvals)
 	c.cloneHandover(r)
+	c.Supersedes = slices.Clone(r.Supersedes)
 	if r.ReturnAt != nil {
 		ra := *r.ReturnAt
 		c.ReturnAt = &ra
@@ -296,6 +327,23 @@ func (r *Request) Approve(user string, now time.Time, p Policy) (reached bool, e
 	return true, nil
 }
 
+// WithdrawVotes drops the approvals of users who may no longer approve, so a quorum is only
+// reached with votes of current approvers. It returns the users whose votes it dropped.
+func (r *Request) WithdrawVotes(users []string) ([]string, error) {
+	if r.State != Pending {
+		return nil, fmt.Errorf("%w: it is %s", ErrNotPending, r.State)
+	}
+	var dropped []string
+	r.Approvals = slices.DeleteFunc(r.Approvals, func(v Vote) bool {
+		if slices.Contains(users, v.UserID) {
+			dropped = append(dropped, v.UserID)
+			return true
+		}
+		return false
+	})
+	return dropped, nil
+}
+
 // Deny ends a pending request; one denial from an approver is enough, whatever the quorum.
 func (r *Request) Deny(user, reason string, now time.Time) error {
 	if r.State != Pending {
@@ -333,6 +381,18 @@ func (r *Request) CancelReturn(user string, now time.Time) error {
 	}
 	r.State = Cancelled
 	r.CancelledBy = user
+	r.DecidedAt = now
+	return nil
+}
+
+// Supersede cancels a scheduled return because request by, a later disable of its targets, was
+// approved: the return must not undo it.
+func (r *Request) Supersede(by string, now time.Time) error {
+	if r.State != Scheduled {
+		return fmt.Errorf("%w: it is %s", ErrNotScheduled, r.State)
+	}
+	r.State = Cancelled
+	r.SupersededBy = by
 	r.DecidedAt = now
 	return nil
 }
@@ -426,10 +486,12 @@ func (r Request) Counts() (done, skipped, failed int) {
 	return done, skipped, failed
 }
 
-// Before is what a target had in Metabase just before the bot changed it.
+// Before is what a target had in Metabase just before the bot changed it, and Metabase's
+// updated_at of the user just after (Stamp), which tells later whether anything changed since.
 type Before struct {
 	Superuser bool
 	GroupIDs  []int
+	Stamp     string
 }
 
 // Record stores the outcome for target i while executing, so a takeover skips it. owner must
@@ -442,11 +504,26 @@ func (r *Request) Record(owner string, i int, res Result, before *Before, now ti
 	if i < 0 || i >= len(r.Targets) {
 		return fmt.Errorf("%w: no target %d", ErrInvalidTransition, i)
 	}
-	if before != nil && r.Action == Disable && res.Outcome == Done {
+	// What a disabled user had is what an enable restores; an attempt without an answer may
+	// have disabled them, so it keeps what they had too.
+	if before != nil && r.Action == Disable && (res.Outcome == Done || res.Unanswered) {
 		r.Targets[i].Superuser = before.Superuser
 		r.Targets[i].GroupIDs = slices.Clone(before.GroupIDs)
+		r.Targets[i].Stamp = before.Stamp
 	}
+	r.Targets[i].Unanswered = res.Unanswered
 	r.Targets[i].Result = res
+	return nil
+}
+
+// MarkDryRun makes owner's execution a dry run: a process in dry run never writes to Metabase,
+// whatever the request said when it was created, and its outcome must say so (and keep no access
+// record and schedule no return from it).
+func (r *Request) MarkDryRun(owner string) error {
+	if r.State != Executing || r.LeaseOwner != owner {
+		return ErrLeaseLost
+	}
+	r.DryRun = true
 	return nil
 }
 
@@ -508,7 +585,7 @@ func ReturnOf(leave Request, now time.Time) (Request, bool) {
 			continue
 		}
 		targets = append(targets, Target{UserID: t.UserID, Email: t.Email, Name: t.Name,
-			Superuser: t.Superuser, GroupIDs: slices.Clone(t.GroupIDs), Restore: true, SSOSource: t.SSOSource})
+			Superuser: t.Superuser, GroupIDs: slices.Clone(t.GroupIDs), Restore: t.Superuser, Stamp: t.Stamp, SSOSource: t.SSOSource})
 	}
 	if len(targets) == 0 {
 		return Request{}, false

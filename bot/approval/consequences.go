@@ -194,12 +194,19 @@ func (r Request) HandoverCounts() HandoverCounts {
 }
 
 // RecordHandover stores what the hand-over step did for target i. Call it in the same
-// compare-and-set as Record, after it: Record checks the lease and the index.
-func (r *Request) RecordHandover(i int, h *HandoverResult) {
+// compare-and-set as Record, after it: Record checks the lease and the index. When the request
+// deactivated the user but the hand-over failed (so the target's outcome is a failure), before is
+// still what the user had, for a later enable to restore, as Record keeps it for a done disable.
+func (r *Request) RecordHandover(i int, h *HandoverResult, before *Before) {
 	if h == nil || i < 0 || i >= len(r.Targets) {
 		return
 	}
 	r.Targets[i].HandedOver = h.clone()
+	if before != nil && h.UserDone && r.Action == Disable && r.Targets[i].Result.Outcome != Done {
+		r.Targets[i].Superuser = before.Superuser
+		r.Targets[i].GroupIDs = slices.Clone(before.GroupIDs)
+		r.Targets[i].Stamp = before.Stamp
+	}
 }
 
 func (c *Consequences) clone() *Consequences {

@@ -89,8 +89,8 @@ func TestHandoverCounts(t *testing.T) {
 func TestRecordHandoverCopies(t *testing.T) {
 	r := Request{Targets: []Target{{UserID: 1}}}
 	h := &HandoverResult{Items: []ItemResult{{Item: Item{Kind: Alert, ID: 3}, Outcome: ItemMoved}}}
-	r.RecordHandover(0, h)
-	r.RecordHandover(5, h) // out of range: ignored
+	r.RecordHandover(0, h, nil)
+	r.RecordHandover(5, h, nil) // out of range: ignored
 	h.Items[0].Outcome = ItemFailed
 	if got := r.Targets[0].HandedOver.Items[0].Outcome; got != ItemMoved {
 		t.Fatalf("the recorded result follows later changes of the caller's value: %s", got)

@@ -55,8 +55,8 @@ func apiPostMessage(s *Server, p params) any {
 	if code != "" {
 		return fail(code)
 	}
-	if !ch.botMember {
-		return fail("not_in_channel")
+	if code := postableLocked(ch); code != "" {
+		return fail(code)
 	}
 	c, e := readContent(p)
 	if e != nil {
@@ -67,7 +67,8 @@ func apiPostMessage(s *Server, p params) any {
 	}
 	// Slack accepts an unknown thread_ts silently; the fake stores it as given.
 	m := &Message{Channel: ch.id, TS: s.newTSLocked(), ThreadTS: p.get("thread_ts"), User: s.opts.BotUserID,
-		Text: c.text, Blocks: c.blocks, Posted: s.opts.Now(), Source: "chat.postMessage"}
+		Text: c.text, Blocks: c.blocks, Posted: s.opts.Now(), Source: "chat.postMessage",
+		Notified: s.notifiedLocked(ch, c.text, c.blocks)}
 	s.messages = append(s.messages, m)
 	s.broadcastLocked()
 	return okResp{"channel": ch.id, "ts": m.TS, "message": s.messageJSONLocked(m)}
@@ -106,7 +107,8 @@ func apiUpdate(s *Server, p params) any {
 	return okResp{"channel": m.Channel, "ts": m.TS, "text": m.Text, "message": s.messageJSONLocked(m)}
 }
 
-// apiPostEphemeral models chat.postEphemeral. user_not_in_channel is not modelled: any user may receive one.
+// apiPostEphemeral models chat.postEphemeral: the bot must be in the channel, and so must the user
+// (user_not_in_channel otherwise; https://api.slack.com/methods/chat.postEphemeral#errors).
 func apiPostEphemeral(s *Server, p params) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -118,8 +120,14 @@ func apiPostEphemeral(s *Server, p params) any {
 	if user == "" {
 		return fail("user_not_found")
 	}
-	if !ch.botMember {
-		return fail("not_in_channel")
+	if code := postableLocked(ch); code != "" {
+		return fail(code)
+	}
+	if _, ok := s.users[user]; !ok {
+		return fail("user_not_found")
+	}
+	if !ch.members[user] {
+		return fail("user_not_in_channel")
 	}
 	c, e := readContent(p)
 	if e != nil {
@@ -258,6 +266,9 @@ func (s *Server) respondLocked(ru *responseURL, msg responseMsg, source string) 
 		Blocks: blocks, Posted: s.opts.Now(), Source: source}
 	if msg.ResponseType == "in_channel" {
 		m.User = s.opts.BotUserID
+		if ch, code := s.channelLocked(ru.channel, false); code == "" {
+			m.Notified = s.notifiedLocked(ch, m.Text, m.Blocks)
+		}
 		s.messages = append(s.messages, m)
 	} else {
 		m.User, m.Ephemeral = ru.user, true

@@ -7,7 +7,7 @@ import (
 // User is a workspace member as users.info and users.lookupByEmail report it.
 type User struct {
 	ID, Name, RealName string
-	// Email is returned as profile.email only when non-empty (as if the token had users:read.email).
+	// Email is returned as profile.email when non-empty and the bot token has users:read.email.
 	Email          string
 	IsBot, Deleted bool
 }
@@ -15,7 +15,10 @@ type User struct {
 type channel struct {
 	id, name  string
 	botMember bool
+	members   map[string]bool // people in the channel (the bot is botMember)
 }
+
+func (c *channel) private() bool { return c.id[0] != 'C' }
 
 // AddUser adds or replaces a user in the directory.
 func (s *Server) AddUser(u User) {
@@ -34,15 +37,58 @@ func (s *Server) SetUserGroup(id string, members ...string) {
 	s.broadcastLocked()
 }
 
-// AddChannel adds or replaces a channel. Posting where the bot is not a member answers not_in_channel.
+// AddChannel adds or replaces a channel with the given members. The bot is a member only when
+// botIsMember is true or a test invites it later (Invite with BotUserID).
 //
-// Channels never added are implicit, to keep tests short: any ID starting with "C", "G" or "D" exists and has the
-// bot as a member, named after its lower-cased ID. Other IDs answer channel_not_found. A user ID ("U…"/"W…") as
-// chat.postMessage channel posts into the bot's DM with that user, channel "D"+userID, as Slack does with a D ID.
-func (s *Server) AddChannel(id, name string, botIsMember bool) {
+// Channels never added exist too, to keep tests short: any ID starting with "C" (public) or "G"
+// (private) is a channel without the bot and without members, named after its lower-cased ID. Other
+// IDs answer channel_not_found. A user ID ("U…"/"W…") as chat.postMessage channel posts into the
+// bot's DM with that user, channel "D"+userID, as Slack does.
+func (s *Server) AddChannel(id, name string, botIsMember bool, members ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.channels[id] = &channel{id: id, name: name, botMember: botIsMember}
+	c := &channel{id: id, name: name, botMember: botIsMember, members: map[string]bool{}}
+	for _, m := range members {
+		c.members[m] = true
+	}
+	s.channels[id] = c
+	s.broadcastLocked()
+}
+
+// Invite adds users to a channel (creating it as AddChannel's implicit channels are), as /invite
+// does. Inviting BotUserID makes the bot a member.
+func (s *Server) Invite(channelID string, users ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, code := s.channelLocked(channelID, false)
+	if code != "" {
+		panic("slacktest: Invite: no channel " + channelID)
+	}
+	for _, u := range users {
+		if u == s.opts.BotUserID {
+			c.botMember = true
+		} else {
+			c.members[u] = true
+		}
+	}
+	s.broadcastLocked()
+}
+
+// Kick removes users (or the bot) from a channel.
+func (s *Server) Kick(channelID string, users ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, code := s.channelLocked(channelID, false)
+	if code != "" {
+		return
+	}
+	for _, u := range users {
+		if u == s.opts.BotUserID {
+			c.botMember = false
+		} else {
+			delete(c.members, u)
+		}
+	}
 	s.broadcastLocked()
 }
 
@@ -61,13 +107,34 @@ func (s *Server) channelLocked(id string, allowUser bool) (*channel, string) {
 	if c, ok := s.channels[id]; ok {
 		return c, ""
 	}
+	c := &channel{id: id, name: strings.ToLower(id), members: map[string]bool{}}
 	switch id[0] {
-	case 'C', 'G', 'D':
-		c := &channel{id: id, name: strings.ToLower(id), botMember: true}
-		s.channels[id] = c
-		return c, ""
+	case 'C', 'G':
+	case 'D':
+		// A DM with a user: the app's messages tab, where the bot and that user are members.
+		user := id[1:]
+		if _, ok := s.users[user]; !ok {
+			return nil, "channel_not_found"
+		}
+		c.botMember, c.members[user] = true, true
+	default:
+		return nil, "channel_not_found"
 	}
-	return nil, "channel_not_found"
+	s.channels[id] = c
+	return c, ""
+}
+
+// postableLocked is where the bot may post: a member of the channel. Elsewhere Slack answers
+// not_in_channel for a public channel and channel_not_found for a private one, which the bot cannot
+// see (https://api.slack.com/methods/chat.postMessage#errors).
+func postableLocked(c *channel) string {
+	switch {
+	case c.botMember:
+		return ""
+	case c.private():
+		return "channel_not_found"
+	}
+	return "not_in_channel"
 }
 
 func (s *Server) userNameLocked(id string) string {
@@ -89,7 +156,8 @@ func (s *Server) userJSONLocked(u User) map[string]any {
 		"real_name":    u.RealName,
 		"display_name": u.Name,
 	}
-	if u.Email != "" {
+	// https://api.slack.com/methods/users.info: the profile's email only with users:read.email.
+	if u.Email != "" && hasScope(s.opts.BotScopes, "users:read.email") {
 		profile["email"] = u.Email
 	}
 	return map[string]any{
@@ -154,6 +222,9 @@ func apiConversationsInfo(s *Server, p params) any {
 	c, code := s.channelLocked(p.get("channel"), false)
 	if code != "" {
 		return fail(code)
+	}
+	if c.private() && !c.botMember {
+		return fail("channel_not_found") // a private channel is invisible to non-members
 	}
 	return okResp{"channel": s.channelJSONLocked(c)}
 }

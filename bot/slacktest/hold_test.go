@@ -9,6 +9,7 @@ import (
 
 func TestHoldParksUntilRelease(t *testing.T) {
 	fs := New(t)
+	fs.AddChannel("C1", "ops", true)
 	api := newAPI(fs, "xoxb-test", "xapp-test")
 	ctx := testCtx(t)
 	release := fs.Hold("chat.postMessage")

@@ -79,8 +79,14 @@ func (s *Server) teamObj(team string) map[string]any {
 
 // SlashCommand is a slash command invocation. Command defaults to "/metabase", TeamID to the server's team and
 // TriggerID to a fresh unique trigger.
+//
+// Text is what the person typed. The payload carries it as Slack sends it for a command with
+// should_escape: true (see wireTextLocked): &, < and > escaped, and known @names, #channels, emails
+// and links turned into Slack's entities. With Raw, Text is already in that wire form and is sent
+// unchanged, for tests of what a forged or unusual payload does.
 type SlashCommand struct {
 	UserID, ChannelID, Text, Command, TeamID, TriggerID string
+	Raw                                                 bool
 }
 
 // SlashCommand delivers a slash_commands envelope (accepts_response_payload true) to one connected socket,
@@ -95,6 +101,14 @@ func (s *Server) SlashCommand(ctx context.Context, c SlashCommand) (string, erro
 	if c.TeamID == "" {
 		c.TeamID = s.opts.TeamID
 	}
+	text := c.Text
+	if !c.Raw {
+		text = s.wireTextLocked(c.Text)
+	}
+	// Slack only lets a member type in a channel, so the person running the command is one.
+	if ch, code := s.channelLocked(c.ChannelID, false); code == "" {
+		ch.members[c.UserID] = true
+	}
 	trig := s.newTriggerLocked(c.TriggerID, c.UserID)
 	ru, respURL := s.newResponseURLLocked(c.ChannelID, c.UserID, nil)
 	env, err := s.registerLocked("slash_commands", map[string]any{
@@ -106,7 +120,7 @@ func (s *Server) SlashCommand(ctx context.Context, c SlashCommand) (string, erro
 		"user_id":               c.UserID,
 		"user_name":             s.userNameLocked(c.UserID),
 		"command":               c.Command,
-		"text":                  c.Text,
+		"text":                  text,
 		"api_app_id":            appID,
 		"is_enterprise_install": "false",
 		"response_url":          respURL,

@@ -23,6 +23,9 @@ type Message struct {
 	// Source names what created the message: "chat.postMessage", "chat.postEphemeral", "response_url" or "ack"
 	// (a slash command ack payload, shown to the invoking user).
 	Source string
+	// Notified are the users a channel message notified when it was posted (mentions.go); an edit
+	// notifies nobody, as in Slack.
+	Notified []string
 
 	deleted bool
 }

@@ -12,6 +12,22 @@
 // Block Kit limit checks. Tests inject slash commands, button clicks and view submissions, observe messages,
 // ephemerals, views and acks, and inject faults (HTTP 429, ok:false errors, disconnects, raw frames).
 //
+// It is as strict as Slack by default, for every test, so that a test cannot pass where production would fail:
+//
+//   - Scopes: the bot token has exactly the bot scopes of the repository's slack-app-manifest.yaml (read from the
+//     file; Options.BotScopes overrides), each method checks the scope its page names and answers missing_scope with
+//     needed and provided, and every answer carries the x-oauth-scopes header (scopes.go; docs/slack.md#scopes).
+//   - Membership: the bot posts only in channels a test added it to (not_in_channel, or channel_not_found for a
+//     private channel), and an ephemeral reaches only a member (user_not_in_channel); response_url works anywhere
+//     (docs/slack.md#channel-membership).
+//   - Rate limits: each method's tier, and chat.postMessage per channel and per workspace, as token buckets that
+//     answer HTTP 429 with Retry-After or rate_limited (rate.go; docs/slack.md#rate-limits). Options.NoRateLimits
+//     and Options.LiftRateLimits lift them for tests that measure the bot.
+//   - Escaping: a slash command's text is what the person typed, sent as Slack sends it with should_escape
+//     (escape.go; docs/slack.md#web-api-calls).
+//   - Notifications: each posted message records whom it notified, counting mentions in its text and section
+//     blocks only (mentions.go; docs/slack.md#mentions).
+//
 // The facts it models are written down, with their sources, in docs/slack.md; where this fake deviates from or
 // simplifies Slack, the relevant doc comment says so. Production code never imports this package.
 package slacktest
@@ -61,8 +77,20 @@ type Options struct {
 	// TriggerTTL is how long a trigger_id stays valid for views.open; default 3s as in Slack.
 	TriggerTTL time.Duration
 	// Now is the clock for ts values, Message.Posted, trigger and response_url expiry; default time.Now.
-	// Ack latencies always use the real clock.
+	// Ack latencies and rate limits always use the real clock.
 	Now func() time.Time
+	// BotScopes are the bot token's scopes. Nil reads them from the repository's
+	// slack-app-manifest.yaml (see FindManifest), so a scope the manifest lacks fails the tests
+	// that need it; a test that models a misconfigured app sets fewer.
+	BotScopes []string
+	// AppScopes are the app-level token's scopes; nil means connections:write, as the README's
+	// set-up creates it.
+	AppScopes []string
+	// NoRateLimits lifts Slack's documented rate limits (rate.go) for every method, for load tests
+	// that measure the bot rather than Slack. RateLimit still forces 429s.
+	NoRateLimits bool
+	// LiftRateLimits lifts the documented rate limits of the named methods only.
+	LiftRateLimits []string
 }
 
 // Server is a fake Slack workspace with one app installed. All methods are safe for concurrent use.
@@ -89,6 +117,9 @@ type Server struct {
 
 	calls    map[string]int
 	limits   map[string]rateLimit
+	buckets  map[string]*bucket // rate.go
+	refused  map[string]int     // calls the documented rate limits refused
+	lifted   map[string]bool
 	failures map[string]failure
 	holds    map[string]*holdRule   // method -> active Hold rule
 	parked   map[string][]*holdRule // method -> rules that parked calls (see hold.go)
@@ -132,6 +163,18 @@ func New(tb testing.TB, opts ...Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.BotScopes == nil {
+		path, err := FindManifest()
+		if err == nil {
+			o.BotScopes, err = ReadManifestScopes(path)
+		}
+		if err != nil {
+			tb.Fatalf("slacktest: the bot token's scopes: %v", err)
+		}
+	}
+	if o.AppScopes == nil {
+		o.AppScopes = []string{appTokenScope}
+	}
 	s := &Server{
 		opts:      o,
 		changed:   make(chan struct{}),
@@ -142,10 +185,16 @@ func New(tb testing.TB, opts ...Options) *Server {
 		responses: map[string]*responseURL{},
 		calls:     map[string]int{},
 		limits:    map[string]rateLimit{},
+		buckets:   map[string]*bucket{},
+		refused:   map[string]int{},
+		lifted:    map[string]bool{},
 		failures:  map[string]failure{},
 		tickets:   map[string]bool{},
 		allConns:  map[*wsConn]bool{},
 		envelopes: map[string]*envelope{},
+	}
+	for _, m := range o.LiftRateLimits {
+		s.lifted[m] = true
 	}
 	s.users[o.BotUserID] = User{ID: o.BotUserID, Name: botName, RealName: botName, IsBot: true}
 	mux := http.NewServeMux()

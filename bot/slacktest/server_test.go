@@ -33,6 +33,11 @@ func start(t *testing.T, fs *Server, smOpts ...socketmode.Option) *harness {
 	t.Helper()
 	if fs == nil {
 		fs = New(t)
+		// The channel most tests post in, with the bot and the people who click there.
+		for _, u := range []string{"U2", "U3", "U4"} {
+			fs.AddUser(User{ID: u, Name: strings.ToLower(u)})
+		}
+		fs.AddChannel("C1", "c1", true, "U2", "U3", "U4")
 	}
 	api := newAPI(fs, "xoxb-test", "xapp-test")
 	h := &harness{fs: fs, api: api, client: socketmode.New(api, smOpts...), events: make(chan socketmode.Event, 100)}
@@ -122,7 +127,7 @@ func TestSlashCommandAndAck(t *testing.T) {
 	}
 	want := slack.SlashCommand{
 		Token: verifyTok, TeamID: "T1", TeamDomain: teamDom, ChannelID: "C1", ChannelName: "ops", UserID: "U1",
-		UserName: "alice", Command: "/metabase", Text: "disable bob@example.com gone", APIAppID: appID,
+		UserName: "alice", Command: "/metabase", Text: "disable <mailto:bob@example.com|bob@example.com> gone", APIAppID: appID,
 		ResponseURL: cmd.ResponseURL, TriggerID: cmd.TriggerID,
 	}
 	if diff := cmp.Diff(want, cmd); diff != "" {
@@ -345,11 +350,17 @@ func TestChannels(t *testing.T) {
 	fs := New(t)
 	api := newAPI(fs, "xoxb-test", "xapp-test")
 	fs.AddChannel("C2", "audit", false)
+	fs.AddChannel("C3", "ops", true)
+	fs.AddUser(User{ID: "U1", Name: "alice"})
 	tests := []struct {
 		name, channel, wantErr string
 	}{
-		{"implicit channel", "C77", ""},
+		{"member", "C3", ""},
+		{"implicit public channel, bot not invited", "C77", "not_in_channel"},
+		{"implicit private channel, bot not invited", "G77", "channel_not_found"},
 		{"not a member", "C2", "not_in_channel"},
+		{"a user: the bot's DM", "U1", ""},
+		{"unknown user", "U9", "channel_not_found"},
 		{"unknown id", "X1", "channel_not_found"},
 		{"missing", "", "channel_not_found"},
 	}
@@ -365,9 +376,11 @@ func TestChannels(t *testing.T) {
 	if err != nil || c.Name != "audit" || c.IsMember {
 		t.Errorf("conversations.info = %+v, %v", c, err)
 	}
-	if _, _, _, err := api.JoinConversationContext(ctx, "C2"); err != nil {
-		t.Fatal(err)
+	// The manifest grants no channels:join: the bot cannot invite itself, a person invites it.
+	if _, _, _, err := api.JoinConversationContext(ctx, "C2"); errString(err) != "missing_scope" {
+		t.Fatalf("conversations.join without channels:join: err = %v, want missing_scope", err)
 	}
+	fs.Invite("C2", fs.BotUserID())
 	if _, _, err := api.PostMessageContext(ctx, "C2", slack.MsgOptionText("hi", false)); err != nil {
 		t.Errorf("post after join: %v", err)
 	}
@@ -387,6 +400,7 @@ func TestFaults(t *testing.T) {
 	ctx := testCtx(t)
 	fs := New(t)
 	api := newAPI(fs, "xoxb-test", "xapp-test")
+	fs.AddChannel("C1", "ops", true)
 
 	fs.RateLimit("chat.postMessage", 1, 7)
 	_, _, err := api.PostMessageContext(ctx, "C1", slack.MsgOptionText("hi", false))
@@ -436,7 +450,8 @@ func TestFaults(t *testing.T) {
 
 func TestBlockLimits(t *testing.T) {
 	ctx := testCtx(t)
-	fs := New(t)
+	fs := New(t, Options{NoRateLimits: true}) // many posts to one channel
+	fs.AddChannel("C1", "ops", true)
 	api := newAPI(fs, "xoxb-test", "xapp-test")
 	txt := func(typ, s string) *slack.TextBlockObject { return slack.NewTextBlockObject(typ, s, false, false) }
 	section := func(s string) slack.Block { return slack.NewSectionBlock(txt(slack.MarkdownType, s), nil, nil) }
@@ -669,6 +684,7 @@ func TestRedeliverAndHostileFrames(t *testing.T) {
 func TestClickAllReachesEveryReplica(t *testing.T) {
 	ctx := testCtx(t)
 	fs := New(t)
+	fs.AddChannel("C1", "ops", true)
 	a, b := start(t, fs), start(t, fs)
 	if err := fs.waitFor(ctx, func() bool { return len(fs.conns) == 2 }); err != nil {
 		t.Fatal(err)
@@ -724,7 +740,8 @@ func TestPingsKeepClientConnected(t *testing.T) {
 
 func TestConcurrentPostsHaveUniqueTS(t *testing.T) {
 	ctx := testCtx(t)
-	fs := New(t)
+	fs := New(t, Options{NoRateLimits: true}) // 20 posts at once in one channel
+	fs.AddChannel("C1", "ops", true)
 	api := newAPI(fs, "xoxb-test", "xapp-test")
 	var wg sync.WaitGroup
 	for range 20 {
@@ -752,6 +769,7 @@ func decodeJSON(resp *http.Response, v any) error {
 
 func TestJSONBodyBearerAndMissingToken(t *testing.T) {
 	fs := New(t)
+	fs.AddChannel("C1", "ops", true)
 	post := func(method, auth, contentType, body string) map[string]any {
 		t.Helper()
 		req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, fs.APIURL()+method, strings.NewReader(body))

@@ -19,6 +19,7 @@ type okResp map[string]any
 type errResp struct {
 	code     string
 	messages []string
+	extra    map[string]any // further top-level fields, such as missing_scope's needed and provided
 }
 
 func fail(code string, messages ...string) errResp { return errResp{code: code, messages: messages} }
@@ -109,8 +110,9 @@ func parseParams(r *http.Request) (params, error) {
 	return p, nil
 }
 
-// serveAPI dispatches /<method>. Order: 404 for unknown methods, count the call, the 429 switch, auth
-// (not_authed / invalid_auth), the FailNext switch, Hold, then the method.
+// serveAPI dispatches /<method>. Order: 404 for unknown methods, count the call, the RateLimit switch
+// (429), auth (not_authed / invalid_auth), scopes (missing_scope), the documented rate limits (429 or
+// rate_limited, see rate.go), the FailNext switch, Hold, then the method.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	method := strings.TrimPrefix(r.URL.Path, "/")
 	h, ok := apiMethods[method]
@@ -129,10 +131,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.broadcastLocked()
 	s.mu.Unlock()
 	if limited {
-		w.Header().Set("Retry-After", strconv.Itoa(lim.retryAfter))
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = io.WriteString(w, `{"ok":false,"error":"ratelimited"}`)
+		tooMany(w, lim.retryAfter)
 		return
 	}
 	p, err := parseParams(r)
@@ -140,11 +139,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, fail("invalid_form_data"))
 		return
 	}
-	want, token := s.opts.BotToken, p.token
+	want, token, scopes := s.opts.BotToken, p.token, s.opts.BotScopes
+	needed := scopeFor(method, p)
 	if method == "apps.connections.open" {
 		// Only the Authorization header counts here: Slack rejects the app token as a POST parameter
 		// (docs/slack.md#socket-mode).
-		want, token = s.opts.AppToken, p.bearer
+		want, token, scopes, needed = s.opts.AppToken, p.bearer, s.opts.AppScopes, appTokenScope
 	}
 	switch token {
 	case "":
@@ -155,20 +155,47 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, fail("invalid_auth"))
 		return
 	}
-	s.mu.Lock()
-	f := s.failures[method]
-	if f.n > 0 {
-		f.n--
-		s.failures[method] = f
-		s.mu.Unlock()
-		writeJSON(w, fail(f.code))
+	// Slack names the token's scopes in this header of every authenticated answer; auth.test is how
+	// an app reads them (https://api.slack.com/methods/auth.test).
+	w.Header().Set("X-OAuth-Scopes", strings.Join(scopes, ","))
+	if needed != "" && !hasScope(scopes, needed) {
+		writeJSON(w, missingScope(needed, scopes))
 		return
 	}
+	s.mu.Lock()
+	retryAfter, code := s.limitedLocked(method, p)
+	if retryAfter > 0 || code != "" {
+		s.refused[method]++
+		s.broadcastLocked()
+	}
+	f := s.failures[method]
+	if retryAfter == 0 && code == "" && f.n > 0 {
+		f.n--
+		s.failures[method] = f
+		code = f.code
+	}
 	s.mu.Unlock()
+	switch {
+	case retryAfter > 0:
+		tooMany(w, retryAfter)
+		return
+	case code != "":
+		writeJSON(w, fail(code))
+		return
+	}
 	if !s.park(r.Context(), method) {
 		return // the client went away while the call was held: it never took effect
 	}
 	writeJSON(w, h(s, p))
+}
+
+// tooMany answers HTTP 429 with Retry-After in seconds, as Slack does
+// (https://api.slack.com/docs/rate-limits); slack-go turns it into *slack.RateLimitedError.
+func tooMany(w http.ResponseWriter, retryAfter int) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = io.WriteString(w, `{"ok":false,"error":"ratelimited"}`)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -181,6 +208,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 		}
 	case errResp:
 		body = map[string]any{"ok": false, "error": v.code}
+		for k, x := range v.extra {
+			body[k] = x
+		}
 		if len(v.messages) > 0 {
 			body["response_metadata"] = map[string]any{"messages": v.messages}
 		}

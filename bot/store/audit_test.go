@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -671,7 +672,7 @@ func TestAuditOpenExisting(t *testing.T) {
 		}
 		t.Fatalf("OpenExisting on an old schema = %v, want a lacking-migration error", err)
 	}
-	if got := schemaVersions(t, s); len(got) != 1 {
+	if got := schemaVersions(t, s); slices.Contains(got, 2) {
 		t.Errorf("OpenExisting changed schema_migrations to %v", got)
 	}
 }

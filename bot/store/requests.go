@@ -39,25 +39,26 @@ func (s *Store) Create(ctx context.Context, r approval.Request, out ...Outbox) e
 	if err != nil {
 		return fmt.Errorf("store: encode request %s: %w", r.ID, err)
 	}
-	now := millis(s.now())
-	err = s.writeTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO requests
-			(id, source_key, state, action, requester, data, version, next_due_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			r.ID, nullString(r.SourceKey), string(r.State), string(r.Action), r.Requester, string(data),
-			r.Version, nextDue(r), millis(r.CreatedAt), now)
-		if isUniqueViolation(err) {
-			return fmt.Errorf("%w: id %q or source key %q", ErrExists, r.ID, r.SourceKey)
-		}
-		if err != nil {
-			return fmt.Errorf("store: create request %s: %w", r.ID, err)
-		}
-		if err := s.insertTargets(ctx, tx, r); err != nil {
-			return err
-		}
-		return s.insertOutbox(ctx, tx, r.ID, out)
-	})
-	return err
+	return s.writeTx(ctx, func(tx *sql.Tx) error { return s.createTx(ctx, tx, r, data, out) })
+}
+
+// createTx inserts r (already validated and encoded as data) with its targets and outbox rows.
+func (s *Store) createTx(ctx context.Context, tx *sql.Tx, r approval.Request, data []byte, out []Outbox) error {
+	_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO requests
+		(id, source_key, state, action, requester, data, version, next_due_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		r.ID, nullString(r.SourceKey), string(r.State), string(r.Action), r.Requester, string(data),
+		r.Version, nextDue(r), millis(r.CreatedAt), millis(s.now()))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("%w: id %q or source key %q", ErrExists, r.ID, r.SourceKey)
+	}
+	if err != nil {
+		return fmt.Errorf("store: create request %s: %w", r.ID, err)
+	}
+	if err := s.insertTargets(ctx, tx, r); err != nil {
+		return err
+	}
+	return s.insertOutbox(ctx, tx, r.ID, out)
 }
 
 // Get returns the stored request. Returns ErrNotFound when there is none with that id.

@@ -70,6 +70,8 @@ func runContract(t *testing.T, h harness) {
 		fn   func(t *testing.T, h harness)
 	}{
 		{"Backend", testBackend},
+		{"LastAdminRace", testLastAdminRace},
+		{"UpdateAlso", testUpdateAlso},
 		{"MigrateIdempotent", testMigrateIdempotent},
 		{"MigrateConcurrent", testMigrateConcurrent},
 		{"CreateGet", testCreateGet},

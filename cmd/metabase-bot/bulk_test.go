@@ -29,7 +29,7 @@ func TestBulkPerUserResultsAndRetry(t *testing.T) {
 	gone := h.mb.AddUser(metabasetest.User{ID: 43, Email: "gone@example.com", FirstName: "Gone", Active: true})
 	h.start()
 
-	h.command(requester, "disable ok@example.com 42 <mailto:gone@example.com|gone@example.com> Contractors left")
+	h.command(requester, "disable ok@example.com 42 gone@example.com Contractors left")
 	card := h.card("ok@example.com")
 	for _, want := range []string{"3 users", "ok@example.com", "bad@example.com", "gone@example.com", "Contractors left"} {
 		if !strings.Contains(card.AllText(), want) {
@@ -172,7 +172,7 @@ func TestLastActiveAdminIsRefusedUpFront(t *testing.T) {
 	h.command(requester, "disable root@example.com Rotating admins")
 	card := h.card("root@example.com")
 	// ...but asking to disable both at once is refused.
-	h.reply(requester, "disable root2@example.com "+strconv.Itoa(root.ID)+" Both", "already has an open request")
+	h.reply(requester, "disable "+strconv.Itoa(root.ID)+" root2@example.com Both", "already has an open request")
 	h.click(approver, card, "mb_approve")
 	h.thread(card, "root@example.com: disabled")
 	h.reply(requester, "disable root2@example.com Last one", "last active Metabase admin")
@@ -346,4 +346,55 @@ func TestInactiveRequestAgainAfterDenial(t *testing.T) {
 	if second.TS == first.TS {
 		t.Fatal("no second card")
 	}
+}
+
+// TestLastAdminCheckedAtExecution: two requests, each disabling one of the two person admins,
+// both pass the check made when they are created. Approved while the first DELETE is still in
+// flight, the second must not run: it fails "would leave no Metabase admin who can sign in", and
+// an admin remains. The check is repeated before each admin DELETE, counting the admins other
+// executions are deactivating.
+func TestLastAdminCheckedAtExecution(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.mb = metabasetest.New(t, metabasetest.WithAdminUser(metabasetest.User{ID: 1, Email: "api-key-user-1@api-key.invalid",
+		FirstName: "metabase-bot", Active: true, Superuser: true, Type: "api-key"}))
+	h.env["METABASE_URL"] = h.mb.URL()
+	root := h.mb.AddUser(metabasetest.User{Email: "root@example.com", FirstName: "Root", Active: true, Superuser: true})
+	root2 := h.mb.AddUser(metabasetest.User{Email: "root2@example.com", FirstName: "Second", Active: true, Superuser: true})
+	h.start()
+	h.command(requester, "disable root@example.com Rotating admins")
+	first := h.card("root@example.com")
+	h.command(requester, "disable root2@example.com Rotating admins")
+	second := h.card("root2@example.com")
+
+	release := h.mb.Hold("DELETE", "/api/user/:id")
+	h.click(approver, first, "mb_approve")
+	if err := h.mb.WaitForRequests(h.ctx(), "DELETE", "/api/user/", 1); err != nil {
+		t.Fatal(err)
+	}
+	h.click(approver, second, "mb_approve")
+	h.thread(second, "root2@example.com: failed: would leave no Metabase admin who can sign in")
+	release()
+	h.thread(first, "root@example.com: disabled")
+	if u, _ := h.mb.UserByID(root2.ID); !u.Active || !u.Superuser {
+		t.Fatal("the second admin was deactivated: no person admin is left")
+	}
+	if u, _ := h.mb.UserByID(root.ID); u.Active {
+		t.Fatal("the first admin's approved disable did not happen")
+	}
+}
+
+// TestMetabaseLastAdminRefusalIsWordedFirst: when Metabase itself refuses to deactivate the last
+// admin, the outcome says so in the bot's words first, with Metabase's message in brackets.
+func TestMetabaseLastAdminRefusalIsWordedFirst(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.addJane()
+	h.start()
+	h.mb.FailNext("DELETE", "/api/user/:id", 1, 400, "You cannot remove the last member of the 'Admin' group!")
+	h.command(requester, "disable jane@example.com Gone")
+	card := h.card("jane@example.com")
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "jane@example.com: failed: would leave no Metabase admin who can sign in (Metabase answered 400")
+	h.audit("failed", "would leave no Metabase admin who can sign in (Metabase answered 400: You cannot remove the last member of the 'Admin' group!)")
 }

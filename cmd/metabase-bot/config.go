@@ -17,18 +17,36 @@ import (
 	"github.com/metabase-bot/metabase-bot/bot/store"
 )
 
-// config is the environment the bot reads. The variable names are a public interface (README,
-// manifests, deployments): add new ones, never rename one.
+// config is the environment the bot reads, grouped by concern. The variable names are a public
+// interface (README, manifests, deployments): add new ones, never rename one. This struct's env
+// tags are the one home of every default (the core's constructor refuses an incomplete config
+// rather than filling defaults of its own).
 type config struct {
-	SlackAppToken          string        `env:"SLACK_APP_TOKEN"`
-	SlackBotToken          string        `env:"SLACK_BOT_TOKEN"`
-	SlackAPIURL            string        `env:"SLACK_API_URL" envDefault:"https://slack.com/api/"`
-	SlashCommand           string        `env:"SLASH_COMMAND" envDefault:"/metabase"`
-	ApproverGroup          string        `env:"APPROVER_GROUP"`
-	ApproverUsers          []string      `env:"APPROVER_USERS" envSeparator:","`
-	RequesterGroup         string        `env:"REQUESTER_GROUP"`
-	AllowedChannels        []string      `env:"ALLOWED_CHANNELS" envSeparator:","`
-	AuditChannel           string        `env:"AUDIT_CHANNEL"`
+	SlackConfig
+	PolicyConfig
+	MetabaseConfig
+	StoreConfig
+	OpsConfig
+
+	returnLocation *time.Location
+	logLevel       logrus.Level
+}
+
+// SlackConfig is how the bot reaches Slack and whom it listens to there.
+type SlackConfig struct {
+	SlackAppToken   string   `env:"SLACK_APP_TOKEN"`
+	SlackBotToken   string   `env:"SLACK_BOT_TOKEN"`
+	SlackAPIURL     string   `env:"SLACK_API_URL" envDefault:"https://slack.com/api/"`
+	SlashCommand    string   `env:"SLASH_COMMAND" envDefault:"/metabase"`
+	ApproverGroup   string   `env:"APPROVER_GROUP"`
+	ApproverUsers   []string `env:"APPROVER_USERS" envSeparator:","`
+	RequesterGroup  string   `env:"REQUESTER_GROUP"`
+	AllowedChannels []string `env:"ALLOWED_CHANNELS" envSeparator:","`
+	AuditChannel    string   `env:"AUDIT_CHANNEL"`
+}
+
+// PolicyConfig is the rules of requesting, approving and executing.
+type PolicyConfig struct {
 	AllowSelfApproval      bool          `env:"ALLOW_SELF_APPROVAL" envDefault:"false"`
 	RequiredApprovals      int           `env:"REQUIRED_APPROVALS" envDefault:"1"`
 	AdminRequiredApprovals int           `env:"ADMIN_REQUIRED_APPROVALS" envDefault:"0"`
@@ -37,24 +55,46 @@ type config struct {
 	RequestTTL             time.Duration `env:"REQUEST_TTL" envDefault:"24h"`
 	ReminderBeforeExpiry   time.Duration `env:"REMINDER_BEFORE_EXPIRY" envDefault:"1h"`
 	ProtectedUsers         []string      `env:"PROTECTED_USERS" envSeparator:","`
-	MetabaseURL            string        `env:"METABASE_URL"`
-	MetabaseAPIKey         string        `env:"METABASE_API_KEY"`
-	MetabaseUsername       string        `env:"METABASE_USERNAME"`
-	MetabasePassword       string        `env:"METABASE_PASSWORD"`
-	MetabaseTimeout        time.Duration `env:"METABASE_TIMEOUT" envDefault:"10s"`
-	DatabaseURL            string        `env:"DATABASE_URL" envDefault:"sqlite:metabase-bot.db"`
-	HTTPAddr               string        `env:"HTTP_ADDR" envDefault:":8080"`
-	LogLevel               string        `env:"LOG_LEVEL" envDefault:"info"`
-	LogFormat              string        `env:"LOG_FORMAT" envDefault:"json"`
 	DryRun                 bool          `env:"DRY_RUN" envDefault:"false"`
 	ReturnTimezone         string        `env:"RETURN_TIMEZONE" envDefault:"UTC"`
 	MaxReturnAhead         time.Duration `env:"MAX_RETURN_AHEAD" envDefault:"8784h"`
 	BulkConcurrency        int           `env:"BULK_CONCURRENCY" envDefault:"4"`
-	ShutdownTimeout        time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
 	ExecutionLease         time.Duration `env:"EXECUTION_LEASE" envDefault:"2m"`
+}
 
-	returnLocation *time.Location
-	logLevel       logrus.Level
+// MetabaseConfig is how the bot reaches Metabase.
+type MetabaseConfig struct {
+	MetabaseURL      string        `env:"METABASE_URL"`
+	MetabaseAPIKey   string        `env:"METABASE_API_KEY"`
+	MetabaseUsername string        `env:"METABASE_USERNAME"`
+	MetabasePassword string        `env:"METABASE_PASSWORD"`
+	MetabaseTimeout  time.Duration `env:"METABASE_TIMEOUT" envDefault:"10s"`
+}
+
+// StoreConfig is where the bot keeps its state.
+type StoreConfig struct {
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"sqlite:metabase-bot.db"`
+}
+
+// OpsConfig is how the process runs: its HTTP endpoints, logs and shutdown.
+type OpsConfig struct {
+	HTTPAddr        string        `env:"HTTP_ADDR" envDefault:":8080"`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat       string        `env:"LOG_FORMAT" envDefault:"json"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
+}
+
+// envFields returns the fields of t that carry an env tag, looking into the grouped structs.
+func envFields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for f := range t.Fields() {
+		if _, ok := f.Tag.Lookup("env"); ok {
+			out = append(out, f)
+		} else if f.Type.Kind() == reflect.Struct && f.IsExported() {
+			out = append(out, envFields(f.Type)...)
+		}
+	}
+	return out
 }
 
 // secretVars may also be given as NAME_FILE, a path whose content is the value (Docker and

@@ -282,7 +282,7 @@ func TestConfigParseErrorNamesTheVariableOnce(t *testing.T) {
 // spell it, with an example, and be its only problem.
 func TestConfigEveryParseErrorNamesItsVariable(t *testing.T) {
 	t.Parallel()
-	for f := range reflect.TypeFor[config]().Fields() {
+	for _, f := range envFields(reflect.TypeFor[config]()) {
 		tag, ok := f.Tag.Lookup("env")
 		if !ok || f.Type.Kind() == reflect.String || f.Type.Kind() == reflect.Slice {
 			continue

@@ -338,3 +338,55 @@ func TestAPIKeyUserIsRefused(t *testing.T) {
 		t.Fatalf("%d approval cards for an API key's user, want none", n)
 	}
 }
+
+// TestQuorumRecheckDropsFormerApprovers: with REQUIRED_APPROVALS=2, bob approves, bob leaves the
+// approver group, carol approves. Bob's vote no longer counts, so nothing is executed: the card
+// still waits (1 of 2) and the audit channel says "approval withdrawn" naming bob.
+func TestQuorumRecheckDropsFormerApprovers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"REQUIRED_APPROVALS": "2"})
+	jane := h.addJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	h.click(approver, card, "mb_approve")
+	h.audit("approval 1 of 2", "jane@example.com")
+	h.slack.SetUserGroup(approverGroup, approver2)
+	h.click(approver2, card, "mb_approve")
+	h.audit("approval withdrawn", "<@"+approver+">")
+	h.audit("approval 1 of 2", "<@"+approver2+">")
+	if cur, ok := h.slack.Message(card.Channel, card.TS); !ok || !strings.Contains(cur.Text, "waiting for approval (1 of 2)") {
+		t.Errorf("the card does not show one approval of two: %q", cur.Text)
+	}
+	if u, _ := h.mb.UserByID(jane.ID); !u.Active {
+		t.Fatal("jane was disabled with the vote of someone who is no longer an approver")
+	}
+	if n := h.audits("approved"); n != 0 {
+		t.Fatalf("%d approved events, want none", n)
+	}
+}
+
+// TestRetryRevalidatesTheTargets: Retry skips no check a new request gets. After a failed
+// disable of jane, a new request for her is opened: retrying the old one is refused (she has an
+// open request) and Metabase is not written.
+func TestRetryRevalidatesTheTargets(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addJane()
+	h.start()
+	h.mb.FailNext("DELETE", "/api/user/:id", 1, 500, "boom")
+	h.command(requester, "disable jane@example.com Gone")
+	card := h.card("jane@example.com")
+	h.click(approver, card, "mb_approve")
+	failed := h.thread(card, "jane@example.com: failed")
+	h.command(requester, "disable jane@example.com Left for good")
+	h.card("Left for good")
+
+	before := h.exactCount("DELETE", "/api/user/"+strconv.Itoa(jane.ID))
+	h.click(approver, failed, "mb_retry")
+	h.ephemeral(approver, "already has an open request")
+	h.ephemeral(approver, "Nothing was retried")
+	if n := h.exactCount("DELETE", "/api/user/"+strconv.Itoa(jane.ID)); n != before {
+		t.Fatalf("a refused retry sent %d DELETEs", n-before)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 )
 
 // repoFile reads a file at the repository root (tests run in cmd/metabase-bot).
@@ -87,7 +89,7 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 // envDefaults maps each variable of config to its envDefault tag.
 func envDefaults() map[string]string {
 	out := make(map[string]string)
-	for f := range reflect.TypeFor[config]().Fields() {
+	for _, f := range envFields(reflect.TypeFor[config]()) {
 		if tag, ok := f.Tag.Lookup("env"); ok {
 			out[strings.Split(tag, ",")[0]] = f.Tag.Get("envDefault")
 		}
@@ -109,5 +111,42 @@ func TestQuickStartMatchesGoMod(t *testing.T) {
 	}
 	if !strings.Contains(start, "LOG_FORMAT=text") {
 		t.Error("README's quick start does not run the bot with LOG_FORMAT=text")
+	}
+}
+
+// The quick start runs the preflight check before the bot.
+func TestQuickStartRunsCheckFirst(t *testing.T) {
+	t.Parallel()
+	readme := repoFile(t, "README.md")
+	start, _, _ := strings.Cut(readme[strings.Index(readme, "## Quick start"):], "\n## ")
+	check := strings.Index(start, "go run ./cmd/metabase-bot check")
+	bot := strings.Index(start, "LOG_FORMAT=text go run ./cmd/metabase-bot\n")
+	if check < 0 || bot < 0 || check > bot {
+		t.Error("README's quick start does not run `metabase-bot check` before the bot")
+	}
+}
+
+// The README's Slack set-up names every bot scope of the manifest, and no other.
+func TestReadmeScopesMatchManifest(t *testing.T) {
+	t.Parallel()
+	path, err := slacktest.FindManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scopes, err := slacktest.ReadManifestScopes(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := repoFile(t, "README.md")
+	setup, _, _ := strings.Cut(readme[strings.Index(readme, "## Creating the Slack app"):], "\n## ")
+	sentence := setup[strings.Index(setup, "requests the bot scopes"):]
+	sentence, _, _ = strings.Cut(sentence, "(")
+	named := regexp.MustCompile("`([a-z:.]+)`").FindAllStringSubmatch(sentence, -1)
+	var got []string
+	for _, m := range named {
+		got = append(got, m[1])
+	}
+	if strings.Join(got, ",") != strings.Join(scopes, ",") {
+		t.Errorf("README names the bot scopes %v; the manifest grants %v", got, scopes)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +238,64 @@ func TestDryRun(t *testing.T) {
 	}
 	if n := h.count(func(m slacktest.Message) bool { return strings.Contains(m.Text, "re-enabled automatically") }); n != 0 {
 		t.Error("a dry run scheduled a return")
+	}
+}
+
+// formOfThirty adds 30 users who can be disabled and returns their emails as typed in the form.
+func (h *harness) formOfThirty() []string {
+	var emails []string
+	for i := range 30 {
+		e := "worker" + strconv.Itoa(i) + "@example.com"
+		h.mb.AddUser(metabasetest.User{Email: e, FirstName: "W", Active: true})
+		emails = append(emails, e)
+	}
+	return emails
+}
+
+// TestRequestFormOfThirtyWithSlowMetabase: with Metabase taking 100 ms a user search, a form
+// naming 30 people is answered within Slack's ack budget (the users are looked up several at a
+// time), and each user is looked up once, not once to validate and again to create.
+func TestRequestFormOfThirtyWithSlowMetabase(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	emails := h.formOfThirty()
+	h.start()
+	h.mb.SetLatency("GET", "/api/user", 100*time.Millisecond)
+	before := h.exactCount("GET", "/api/user")
+	view := h.openForm("disable")
+	if errs := h.submit(requester, view, requestForm(strings.Join(emails, " "), "Contract ended", "", "")); errs != nil {
+		t.Fatalf("field errors: %v", errs)
+	}
+	h.card("worker0@example.com")
+	if n := h.exactCount("GET", "/api/user") - before; n != 30 {
+		t.Fatalf("%d user searches for 30 users, want each looked up once", n)
+	}
+}
+
+// TestRequestFormAnswersByDirectMessageWhenSlow: when even concurrent look-ups outlast the ack
+// budget, the form is acked (it closes) and the problems come as a direct message from the app,
+// saying what was wrong, never that Metabase did not answer.
+func TestRequestFormAnswersByDirectMessageWhenSlow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	emails := h.formOfThirty()
+	h.start()
+	h.mb.SetLatency("GET", "/api/user", 450*time.Millisecond)
+	view := h.openForm("disable")
+	typed := strings.Join(append(emails, "nobody@example.com"), " ")
+	if errs := h.submit(requester, view, requestForm(typed, "Contract ended", "", "")); errs != nil {
+		t.Fatalf("a form that outlasts the budget must close, got field errors: %v", errs)
+	}
+	dm, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
+		return m.Channel == "D"+requester && strings.Contains(m.Text, "No Metabase user has the email")
+	})
+	if err != nil {
+		t.Fatalf("no direct message naming the unknown user: %v\nmessages: %v", err, texts(h.slack.Messages()))
+	}
+	if strings.Contains(dm.Text, "did not answer in time") {
+		t.Errorf("the answer blames Metabase, which did answer: %s", dm.Text)
+	}
+	if n := h.count(func(m slacktest.Message) bool { return m.HasAction("mb_approve") }); n != 0 {
+		t.Fatalf("%d cards for a refused form", n)
 	}
 }

@@ -67,7 +67,13 @@ type instance struct {
 // set the fake Metabase's mode (e.g. Pro/Enterprise advanced permissions).
 func newHarness(t *testing.T, overrides map[string]string, mbOpts ...metabasetest.Option) *harness {
 	t.Helper()
-	fs := slacktest.New(t)
+	return newHarnessWith(t, slacktest.Options{}, overrides, mbOpts...)
+}
+
+// newHarnessWith is newHarness with a fake Slack configured by o (scopes, rate limits).
+func newHarnessWith(t *testing.T, o slacktest.Options, overrides map[string]string, mbOpts ...metabasetest.Option) *harness {
+	t.Helper()
+	fs := slacktest.New(t, o)
 	for _, u := range []slacktest.User{
 		{ID: requester, Name: "alice", RealName: "Alice Requester", Email: "alice@example.com"},
 		{ID: approver, Name: "bob", RealName: "Bob Approver", Email: "bob@example.com"},
@@ -77,7 +83,8 @@ func newHarness(t *testing.T, overrides map[string]string, mbOpts ...metabasetes
 		fs.AddUser(u)
 	}
 	fs.SetUserGroup(approverGroup, approver, approver2)
-	fs.AddChannel(opsChannel, "ops", true)
+	// The bot is invited where the README's set-up invites it; everyone works in ops.
+	fs.AddChannel(opsChannel, "ops", true, requester, approver, approver2, outsider)
 	fs.AddChannel(auditChannel, "metabase-audit", true)
 	mb := metabasetest.New(t, mbOpts...)
 	env := map[string]string{
@@ -170,11 +177,25 @@ func (h *harness) ctx() context.Context {
 	return ctx
 }
 
-// command types a slash command and waits for its ack.
+// command types a slash command (the fake sends it as Slack would: escaped, with @names and
+// emails turned into entities) and waits for its ack.
 func (h *harness) command(user, text string) slacktest.Ack {
 	h.t.Helper()
+	return h.sendCommand(slacktest.SlashCommand{UserID: user, ChannelID: opsChannel, Text: text})
+}
+
+// commandRaw sends a slash command whose text is already in Slack's wire form, as a forged or
+// unusual payload would carry it, and waits for its ack.
+func (h *harness) commandRaw(user, wire string) slacktest.Ack {
+	h.t.Helper()
+	return h.sendCommand(slacktest.SlashCommand{UserID: user, ChannelID: opsChannel, Text: wire, Raw: true})
+}
+
+func (h *harness) sendCommand(c slacktest.SlashCommand) slacktest.Ack {
+	h.t.Helper()
 	ctx := h.ctx()
-	id, err := h.slack.SlashCommand(ctx, slacktest.SlashCommand{UserID: user, ChannelID: opsChannel, Text: text})
+	text := c.Text
+	id, err := h.slack.SlashCommand(ctx, c)
 	if err != nil {
 		h.t.Fatalf("slash command: %v", err)
 	}

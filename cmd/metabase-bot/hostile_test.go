@@ -70,9 +70,10 @@ func TestHostileInput(t *testing.T) {
 		{"too many targets", "disable " + manyIDs(101) + " bye", "at most 100"},
 		{"reason starting with a number", "disable jane@example.com 3 months sabbatical", "a reason may not start with a number"},
 	}
+	// Sent raw: these are what Slack (or a forged payload) may carry, entities included.
 	for _, tc := range commands {
 		before := len(h.slack.Ephemerals())
-		h.command(requester, tc.text)
+		h.commandRaw(requester, tc.text)
 		m, err := h.slack.WaitEphemeral(h.ctx(), func(m slacktest.Message) bool {
 			return m.User == requester && strings.Contains(m.AllText(), tc.want)
 		})
@@ -88,7 +89,7 @@ func TestHostileInput(t *testing.T) {
 
 	// The bot's own messages never carry a ping, even when the reason is full of them: a valid
 	// request whose reason pings shows it escaped.
-	h.command(requester, "disable jane@example.com <!channel> <!here> <!everyone> *urgent* <@UAPP> please")
+	h.commandRaw(requester, "disable jane@example.com <!channel> <!here> <!everyone> *urgent* <@UAPP> please")
 	card := h.card("jane@example.com")
 	for _, want := range []string{"&lt;!channel&gt;", "&lt;!here&gt;", "&lt;!everyone&gt;", "&lt;@UAPP&gt;"} {
 		if !strings.Contains(card.AllText(), want) {
@@ -241,7 +242,7 @@ func TestHundredEmailsAsSlackSendsThem(t *testing.T) {
 	for i := range 100 {
 		email := fmt.Sprintf("user%03d-abcdefghijkl@example.com", i)
 		h.mb.AddUser(metabasetest.User{Email: email, FirstName: "U", Active: true})
-		words = append(words, "<mailto:"+email+"|"+email+">")
+		words = append(words, email) // the fake sends each as Slack does: <mailto:…|…>
 	}
 	h.start()
 	h.command(requester, "disable "+strings.Join(words, " ")+" licence clean-up")

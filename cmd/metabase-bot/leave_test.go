@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/slacktest"
+	"github.com/metabase-bot/metabase-bot/bot/store"
+	"github.com/metabase-bot/metabase-bot/metabase"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -336,4 +340,168 @@ func TestEnableDuringLeaveIsRefused(t *testing.T) {
 	h.click(approver, card, "mb_approve")
 	h.thread(card, "jane@example.com: enabled (admin status restored")
 	h.checkRestored(jane.ID)
+}
+
+// TestTerminationDuringLeaveCancelsTheReturn: admin jane goes on leave with a return date, an SSO
+// login reactivates her, and a termination is approved. The leave's return must not re-enable
+// her: the termination's card says it cancels the return, and its approval cancels it in the same
+// transaction (audit "return cancelled" naming the termination).
+func TestTerminationDuringLeaveCancelsTheReturn(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	h.start()
+	leaveCard, _, _ := h.leave("jane@example.com", time.Hour)
+	h.mb.ReactivateBySSO(jane.ID)
+
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("Left the company")
+	if !strings.Contains(card.AllText(), "cancels the automatic return") {
+		t.Errorf("the termination's card does not say it cancels the return:\n%s", card.AllText())
+	}
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "jane@example.com: disabled")
+	id := requestIDRe.FindString(card.AllText())
+	h.audit("return cancelled", "superseded by request `"+id+"`")
+
+	// The return is cancelled in the database, so no timer on any replica can run it.
+	st, err := store.Open(context.Background(), h.env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	leaveID := requestIDRe.FindString(leaveCard.AllText())
+	ret, err := st.Get(t.Context(), leaveID+"-R")
+	if err != nil || ret.State != approval.Cancelled || ret.SupersededBy != id {
+		t.Fatalf("the leave's return is %s superseded by %q (err %v), want cancelled by %s", ret.State, ret.SupersededBy, err, id)
+	}
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Fatal("jane is active after her termination")
+	}
+}
+
+// TestLostReplyThenRetryKeepsTheReturn: jane's DELETE takes effect but its reply is held past
+// METABASE_TIMEOUT, so the leave ends "failed: Metabase did not answer in time". Retry finds her
+// inactive: that counts as done, not "skipped: already inactive", so the leave's return is
+// scheduled and what she had is kept for it.
+func TestLostReplyThenRetryKeepsTheReturn(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"METABASE_TIMEOUT": "1s"})
+	jane := h.addAdminJane()
+	h.start()
+	release := h.mb.HoldReply("DELETE", "/api/user/:id")
+	until, _ := returnTime(72 * time.Hour)
+	h.command(requester, "disable jane@example.com until "+until+" Sabbatical")
+	card := h.card("jane@example.com")
+	h.click(approver, card, "mb_approve")
+	failed := h.thread(card, "did not answer in time")
+	release()
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Fatal("the held DELETE did not take effect; the test's premise is wrong")
+	}
+	h.click(approver, failed, "mb_retry")
+	h.thread(card, "confirmed inactive")
+	h.thread(card, "will be re-enabled automatically")
+	h.audit("return scheduled", "jane@example.com")
+}
+
+// metabaseAdmin is a Metabase admin acting in Metabase's own UI, behind the bot's back.
+func (h *harness) metabaseAdmin() *metabase.Client {
+	h.t.Helper()
+	c, err := metabase.New(h.mb.URL(), metabase.WithAPIKey(metabasetest.AdminAPIKey))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}
+
+// enableApproved asks to enable email, checks the card, approves and waits for the outcome.
+func (h *harness) enableApproved(email string, cardWants ...string) slacktest.Message {
+	h.t.Helper()
+	h.command(requester, "enable "+email+" back")
+	card := h.card("enable")
+	for _, w := range cardWants {
+		if !strings.Contains(card.AllText(), w) {
+			h.t.Errorf("the enable card does not say %q:\n%s", w, card.AllText())
+		}
+	}
+	h.click(approver, card, "mb_approve")
+	return h.thread(card, email+": enabled")
+}
+
+// TestEnableNeverRestoresAUsedRecord: admin jane is disabled and enabled through the bot (admin
+// restored); a Metabase admin then demotes and deactivates her in Metabase. The bot's record was
+// used by the enable, so a new enable must not make her admin again.
+func TestEnableNeverRestoresAUsedRecord(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	h.start()
+	h.disableApproved("disable jane@example.com Sabbatical", "jane@example.com")
+	h.enableApproved("jane@example.com", "will restore *Metabase admin rights*")
+	mb := h.metabaseAdmin()
+	no := false
+	if _, err := mb.UpdateUser(h.ctx(), jane.ID, metabase.UserUpdate{IsSuperuser: &no}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.DisableUser(h.ctx(), jane.ID); err != nil {
+		t.Fatal(err)
+	}
+	reply := h.enableApproved("jane@example.com")
+	if u, _ := h.mb.UserByID(jane.ID); !u.Active || u.Superuser {
+		t.Fatalf("after the second enable jane is active %v, admin %v; want active and not admin (%s)", u.Active, u.Superuser, reply.Text)
+	}
+}
+
+// TestEnableDistrustsARecordChangedInMetabase: admin jane is disabled by the bot, then reactivated
+// and demoted in Metabase's UI, and deactivated there. Metabase's updated_at no longer matches
+// the bot's record, so the enable restores no admin rights and its card says why.
+func TestEnableDistrustsARecordChangedInMetabase(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addAdminJane()
+	h.start()
+	h.disableApproved("disable jane@example.com Sabbatical", "jane@example.com")
+	mb := h.metabaseAdmin()
+	if _, err := mb.ReactivateUser(h.ctx(), jane.ID); err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	if _, err := mb.UpdateUser(h.ctx(), jane.ID, metabase.UserUpdate{IsSuperuser: &no}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.DisableUser(h.ctx(), jane.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.enableApproved("jane@example.com", "changed in Metabase since, so admin is not restored")
+	if u, _ := h.mb.UserByID(jane.ID); !u.Active || u.Superuser {
+		t.Fatalf("after the enable jane is active %v, admin %v; want active and not admin", u.Active, u.Superuser)
+	}
+}
+
+// TestEnableGrantingAdminNeedsTheAdminQuorum: an enable that will restore admin rights needs
+// ADMIN_REQUIRED_APPROVALS, as disabling an admin does.
+func TestEnableGrantingAdminNeedsTheAdminQuorum(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"ADMIN_REQUIRED_APPROVALS": "2"})
+	jane := h.addAdminJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Sabbatical")
+	card := h.card("jane@example.com")
+	h.click(approver, card, "mb_approve")
+	h.click(approver2, card, "mb_approve")
+	h.thread(card, "jane@example.com: disabled")
+
+	h.command(requester, "enable jane@example.com back")
+	enable := h.card("enable")
+	if !strings.Contains(enable.AllText(), "Restoring admin rights needs 2 approvals") {
+		t.Errorf("the enable card does not ask for the admin quorum:\n%s", enable.AllText())
+	}
+	h.click(approver, enable, "mb_approve")
+	h.audit("approval 1 of 2", "enable jane@example.com")
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Fatal("one approval re-enabled an admin; the admin quorum is two")
+	}
+	h.click(approver2, enable, "mb_approve")
+	h.thread(enable, "admin status restored")
 }

@@ -6,6 +6,7 @@
 //	metabase-bot               run the bot (configuration from the environment; see README)
 //	metabase-bot version       print the version
 //	metabase-bot healthcheck   probe /healthz of a running bot (for images without curl)
+//	metabase-bot check         check the configuration once against Slack, Metabase and the store
 //	metabase-bot help          print the usage (also -h, --help)
 package main
 
@@ -144,15 +145,9 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := bot.NewMetrics(reg, st.CountByState)
 
-	mbOpts := []metabase.Option{metabase.WithTimeout(cfg.MetabaseTimeout), metabase.WithObserver(metrics.ObserveMetabase)}
-	if cfg.MetabaseAPIKey != "" {
-		mbOpts = append(mbOpts, metabase.WithAPIKey(cfg.MetabaseAPIKey))
-	} else {
-		mbOpts = append(mbOpts, metabase.WithPassword(cfg.MetabaseUsername, cfg.MetabasePassword))
-	}
-	mb, err := metabase.New(cfg.MetabaseURL, mbOpts...)
+	mb, err := newMetabase(cfg, metabase.WithObserver(metrics.ObserveMetabase))
 	if err != nil {
-		return fmt.Errorf("METABASE_URL: %w", err)
+		return err
 	}
 	api := slack.New(cfg.SlackBotToken, slack.OptionAppLevelToken(cfg.SlackAppToken), slack.OptionAPIURL(cfg.SlackAPIURL))
 
@@ -200,6 +195,21 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 	case <-time.After(cfg.ShutdownTimeout):
 		return fmt.Errorf("work in flight did not finish within SHUTDOWN_TIMEOUT (%s); the next start reconciles it", cfg.ShutdownTimeout)
 	}
+}
+
+// newMetabase is the Metabase client cfg describes.
+func newMetabase(cfg config, extra ...metabase.Option) (*metabase.Client, error) {
+	opts := append([]metabase.Option{metabase.WithTimeout(cfg.MetabaseTimeout)}, extra...)
+	if cfg.MetabaseAPIKey != "" {
+		opts = append(opts, metabase.WithAPIKey(cfg.MetabaseAPIKey))
+	} else {
+		opts = append(opts, metabase.WithPassword(cfg.MetabaseUsername, cfg.MetabasePassword))
+	}
+	mb, err := metabase.New(cfg.MetabaseURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("METABASE_URL: %w", err)
+	}
+	return mb, nil
 }
 
 // wire builds the core and its Slack side from cfg, the way every process of the bot does.
@@ -270,6 +280,10 @@ func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metab
 		return "", 0, fmt.Errorf("slack auth.test with SLACK_BOT_TOKEN failed: %w%s", err, hintFor(err))
 	}
 	log.WithFields(logrus.Fields{"team_id": auth.TeamID, "bot_user_id": auth.UserID}).Info("Slack bot token works")
+	if err := checkSocketMode(ctx, api); err != nil {
+		return "", 0, err
+	}
+	log.Info("Slack app token opens Socket Mode connections")
 
 	var me *metabase.User
 	for attempt := 0; ; attempt++ {
@@ -323,6 +337,20 @@ func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metab
 		}
 	}
 	return auth.TeamID, me.ID, nil
+}
+
+// checkSocketMode asks for a Socket Mode connection URL with the app token, as the bot is about
+// to, so that a wrong app token or Socket Mode turned off stops the start with the fix instead of
+// leaving the bot reconnecting for ever. The URL's ticket is left unused; Slack expires it.
+func checkSocketMode(ctx context.Context, api *slack.Client) error {
+	if _, _, err := api.StartSocketModeContext(ctx); err != nil {
+		fix := ""
+		if h := bot.SocketModeHint(err); h != "" {
+			fix = " (" + h + ")"
+		}
+		return fmt.Errorf("slack apps.connections.open with SLACK_APP_TOKEN failed: %w%s", err, fix)
+	}
+	return nil
 }
 
 func boolInt(b bool) int {

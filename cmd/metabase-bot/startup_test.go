@@ -259,3 +259,24 @@ func (h *harness) findMessage(pred func(text string) bool) (string, bool) {
 	}
 	return "", false
 }
+
+// TestDatabasePasswordInTheQueryIsNeverLogged: pgx takes the password from the URL's query too
+// (?password=…); when the database cannot be reached, the bot's error at debug level names the
+// database but never that password.
+func TestDatabasePasswordInTheQueryIsNeverLogged(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{
+		"DATABASE_URL": "postgres://bot@127.0.0.1:1/bot?password=hunter2-in-query&sslpassword=hunter2-key&connect_timeout=2",
+		"LOG_LEVEL":    "debug",
+	})
+	var out bytes.Buffer
+	if code := run(h.ctx(), nil, h.env, &out, &out); code == 0 {
+		t.Fatal("the bot started without its database")
+	}
+	if strings.Contains(out.String(), "hunter2") {
+		t.Fatalf("a database secret reached the output:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "127.0.0.1") {
+		t.Errorf("the error does not say which database failed:\n%s", out.String())
+	}
+}

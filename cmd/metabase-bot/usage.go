@@ -21,6 +21,10 @@ var commands = []command{
 		fmt.Fprintf(stdout, "metabase-bot %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return 0
 	}},
+	{"check", "check the configuration once against Slack, Metabase and the store; print a checklist, exit 0 when all pass",
+		func(ctx context.Context, _ []string, environ map[string]string, stdout, stderr io.Writer) int {
+			return runCheck(ctx, environ, stdout, stderr)
+		}},
 	{"healthcheck", "probe /healthz of the bot running on HTTP_ADDR; exit 0 or 1 (for images without curl)",
 		func(ctx context.Context, _ []string, environ map[string]string, _, stderr io.Writer) int {
 			return healthcheck(ctx, environ, stderr)

@@ -19,7 +19,7 @@ func TestHelpPrintsUsage(t *testing.T) {
 				t.Errorf("%s wrote to stderr: %q", arg, stderr.String())
 			}
 			out := stdout.String()
-			for _, want := range []string{"metabase-bot  ", "run the bot", "metabase-bot version", "metabase-bot healthcheck", "metabase-bot help", "README"} {
+			for _, want := range []string{"metabase-bot  ", "run the bot", "metabase-bot version", "metabase-bot check", "metabase-bot healthcheck", "metabase-bot help", "README"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("usage lacks %q:\n%s", want, out)
 				}

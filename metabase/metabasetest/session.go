@@ -80,6 +80,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	s.sessions[id] = u.ID
 	t := now.UTC().Truncate(time.Millisecond)
 	u.LastLogin = &t
+	// A login updates core_user, whose updated_at moves with every update
+	// (src/metabase/users/models/user.clj, :hook/updated-at-timestamped?).
+	u.touch(t)
 	http.SetCookie(w, &http.Cookie{Name: "metabase.SESSION", Value: url.QueryEscape(id), Path: "/", HttpOnly: true})
 	writeJSON(w, http.StatusOK, map[string]string{"id": id})
 }

@@ -307,7 +307,7 @@ func (s *Server) updateUser(w http.ResponseWriter, caller *user, id int, body []
 		s.insertLocked(u)
 	}
 	u.groups, u.managers, u.Superuser = st.groups, st.managers, st.super
-	u.updatedAt = s.now().UTC()
+	u.touch(s.now())
 	writeJSON(w, http.StatusOK, u.detailJSON(s.advanced))
 }
 
@@ -435,7 +435,7 @@ func (s *Server) reactivateUser(w http.ResponseWriter, caller *user, id int) {
 	u.Active, u.Superuser = true, false
 	u.groups = slices.DeleteFunc(slices.Clone(u.groups), func(g int) bool { return g == AdministratorsGroupID })
 	u.managers = slices.DeleteFunc(slices.Clone(u.managers), func(g int) bool { return g == AdministratorsGroupID })
-	u.updatedAt = s.now().UTC()
+	u.touch(s.now())
 	writeJSON(w, http.StatusOK, u.detailJSON(s.advanced))
 }
 

@@ -53,6 +53,18 @@ type user struct {
 	updatedAt  time.Time
 }
 
+// touch moves updated_at, as every update of core_user does in Metabase
+// (src/metabase/users/models/user.clj, :hook/updated-at-timestamped?). It
+// always moves forward by at least the millisecond the JSON shows, so two
+// changes in one millisecond still tell apart.
+func (u *user) touch(now time.Time) {
+	t := now.UTC().Truncate(time.Millisecond)
+	if !t.After(u.updatedAt) {
+		t = u.updatedAt.Add(time.Millisecond)
+	}
+	u.updatedAt = t
+}
+
 func (u *user) setKeys() {
 	u.lf, u.ll, u.le = strings.ToLower(u.FirstName), strings.ToLower(u.LastName), strings.ToLower(u.Email)
 }
@@ -352,7 +364,7 @@ func (s *Server) ReactivateBySSO(id int) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	u.Active = true
 	u.LastLogin = &now
-	u.updatedAt = now
+	u.touch(now)
 }
 
 // otherActiveAdminsLocked counts the active members of the Administrators
@@ -373,7 +385,7 @@ func (s *Server) otherActiveAdminsLocked(except int) int {
 // Metabase does (docs/metabase.md#deactivation). Group memberships stay.
 func (s *Server) deactivateLocked(u *user) {
 	u.Active = false
-	u.updatedAt = s.now().UTC()
+	u.touch(s.now())
 	for id, uid := range s.sessions {
 		if uid == u.ID {
 			delete(s.sessions, id)

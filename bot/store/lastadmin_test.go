@@ -1,0 +1,115 @@
+package store
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+// executingRequest stores a request that some executor is working on.
+func executingRequest(t *testing.T, s *Store, id string, user int) {
+	t.Helper()
+	now := time.Now()
+	r := approval.Request{ID: id, Action: approval.Disable, State: approval.Approved, Requester: "UREQ",
+		Targets: []approval.Target{{UserID: user, Email: "a@x"}}, ChannelID: "C", RequiredApprovals: 1,
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour), DecidedAt: now}
+	if err := r.Start("x", now, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testLastAdminRace: two executions, on two store handles (two replicas), each about to
+// deactivate one of the last two admins: exactly one may, however they interleave; once the
+// winner's request is finished its reservation no longer counts.
+func testLastAdminRace(t *testing.T, h harness) {
+	a, b := h.pair(t)
+	executingRequest(t, a, "R-A", 10)
+	executingRequest(t, a, "R-B", 11)
+	admins := []int{10, 11}
+	var wg sync.WaitGroup
+	got := make([]bool, 2)
+	for i, c := range []struct {
+		s    *Store
+		req  string
+		user int
+	}{{a, "R-A", 10}, {b, "R-B", 11}} {
+		wg.Go(func() {
+			ok, err := c.s.ReserveAdminDisable(t.Context(), c.req, c.user, admins)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = ok
+		})
+	}
+	wg.Wait()
+	if got[0] == got[1] {
+		t.Fatalf("reservations = %v, want exactly one of the last two admins allowed", got)
+	}
+	// A request reserving again (a retry) is not counted against itself.
+	winner, user := "R-A", 10
+	if got[1] {
+		winner, user = "R-B", 11
+	}
+	if ok, err := a.ReserveAdminDisable(t.Context(), winner, user, admins); err != nil || !ok {
+		t.Fatalf("the winner reserving again = %v, %v; want allowed", ok, err)
+	}
+	// Finished: the reservation stops counting (Metabase's own list now shows who is left).
+	if _, err := a.Update(t.Context(), winner, func(r *approval.Request) ([]Outbox, error) {
+		return nil, r.Finish("x", time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	other, otherUser := "R-B", 11
+	if winner == "R-B" {
+		other, otherUser = "R-A", 10
+	}
+	if ok, _ := b.ReserveAdminDisable(t.Context(), other, otherUser, []int{otherUser}); ok {
+		t.Fatal("the last admin Metabase lists may be deactivated")
+	}
+	if ok, _ := b.ReserveAdminDisable(t.Context(), other, otherUser, []int{otherUser, 12}); !ok {
+		t.Fatal("with another admin left, the deactivation was refused")
+	}
+}
+
+// testUpdateAlso: the related changes commit with the update or not at all, a missing or
+// unchanged related request is skipped, and a request to create is created or updated.
+func testUpdateAlso(t *testing.T, h harness) {
+	s := h.fresh(t)
+	executingRequest(t, s, "MAIN", 1)
+	executingRequest(t, s, "OTHER", 2)
+	created := approval.Request{ID: "NEW", Action: approval.Enable, State: approval.Scheduled, Requester: "UREQ",
+		Targets: []approval.Target{{UserID: 1, Email: "a@x"}}, ChannelID: "C", RequiredApprovals: 1,
+		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), NotBefore: time.Now().Add(time.Hour)}
+	_, err := s.UpdateAlso(t.Context(), "MAIN", func(r *approval.Request) ([]Outbox, []Also, error) {
+		r.Reason = "main changed"
+		return nil, []Also{
+			{ID: "OTHER", Update: func(o *approval.Request) ([]Outbox, error) { o.Reason = "other changed"; return nil, nil }},
+			{ID: "MISSING", Update: func(o *approval.Request) ([]Outbox, error) { o.Reason = "x"; return nil, nil }},
+			{Create: &created},
+		}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"MAIN": "main changed", "OTHER": "other changed", "NEW": ""} {
+		if r, err := s.Get(t.Context(), id); err != nil || r.Reason != want {
+			t.Errorf("%s: reason %q (err %v), want %q", id, r.Reason, err, want)
+		}
+	}
+	// A failing related change rolls back the main one.
+	_, err = s.UpdateAlso(t.Context(), "MAIN", func(r *approval.Request) ([]Outbox, []Also, error) {
+		r.Reason = "must not stay"
+		return nil, []Also{{Create: &created, Update: func(o *approval.Request) ([]Outbox, error) { return nil, ErrConflict }}}, nil
+	})
+	if err == nil {
+		t.Fatal("a failing related change did not fail the update")
+	}
+	if r, _ := s.Get(t.Context(), "MAIN"); r.Reason != "main changed" {
+		t.Fatalf("the main change was kept although its related change failed: %q", r.Reason)
+	}
+}
