@@ -73,6 +73,9 @@ type Config struct {
 	AuditChannel string
 	// DenyReasonRequired makes the deny form's reason mandatory (DENY_REASON_REQUIRED).
 	DenyReasonRequired bool
+	// MetabaseURL is where links to dashboards and questions point (METABASE_URL); empty shows
+	// items without links.
+	MetabaseURL string
 	// Policy is the core's policy, which cards, forms and help text describe.
 	Policy access.Policy
 	// Log receives structured logs; never secrets. Nil discards them.

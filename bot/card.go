@@ -100,6 +100,9 @@ func (v *view) renderCard(r approval.Request) []slack.Block {
 	if r.ParentID != "" {
 		ask = fmt.Sprintf("Automatic return from leave (request %s): *%s* Metabase access for %s:", r.ParentID, r.Action, plural(len(r.Targets), "user", "users"))
 	}
+	if r.Action == approval.HandOver {
+		ask = handoverAsk(r)
+	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(ask), nil, nil))
 	if len(r.Targets) == 1 {
 		t := r.Targets[0]
@@ -136,6 +139,7 @@ func (v *view) renderCard(r approval.Request) []slack.Block {
 		details += "\n*Returns:* " + slackDate(*r.ReturnAt) + " (re-enabled automatically; admin rights restored unless they are changed in Metabase meanwhile)"
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(details), nil, nil))
+	blocks = append(blocks, v.consequenceBlocks(r)...)
 	if w := v.warnings(r); len(w) > 0 {
 		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(strings.Join(w, "\n")), nil, nil))
 	}
@@ -230,11 +234,15 @@ func (v *view) decisionButtons(r approval.Request) slack.Block {
 	approve := slack.NewButtonBlockElement(actionApprove, r.ID, plain("Approve"))
 	approve.Style = slack.StylePrimary
 	confirmText := fmt.Sprintf("%s Metabase access for %s?", titleCase(string(r.Action)), targetsSummaryPlain(r))
+	yes := "Yes, " + string(r.Action)
+	if r.Action == approval.HandOver {
+		confirmText, yes = fmt.Sprintf("Hand over what %s left running?", targetsSummaryPlain(r)), "Yes, hand over"
+	}
 	if r.DryRun {
 		confirmText += " (dry run: nothing will change)"
 	}
 	approve.Confirm = slack.NewConfirmationBlockObject(plain("Approve request "+r.ID),
-		plain(clip(confirmText, 300)), plain("Yes, "+string(r.Action)), plain("Back"))
+		plain(clip(confirmText, 300)), plain(yes), plain("Back"))
 	deny := slack.NewButtonBlockElement(actionDeny, r.ID, plain("Deny"))
 	deny.Style = slack.StyleDanger
 	cancel := slack.NewButtonBlockElement(actionCancel, r.ID, plain("Cancel request"))

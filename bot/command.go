@@ -52,6 +52,10 @@ type Command struct {
 	Reason string
 	// Days is the threshold of `inactive [DAYS]`.
 	Days int
+	// Successor and Archive are the hand-over of `disable … handover <user> [archive]`
+	// (handover.go).
+	Successor *access.TargetRef
+	Archive   bool
 }
 
 // action is the core's action for a disable or enable command.
@@ -130,6 +134,11 @@ func ParseCommand(text string) (Command, error) {
 		return Command{Verb: verb, Targets: []access.TargetRef{t}}, nil
 	case VerbDisable, VerbEnable:
 		return parseChange(verb, rest)
+	case VerbOrphans:
+		if len(rest) > 0 {
+			return Command{}, usagef("`orphans` takes no arguments.")
+		}
+		return Command{Verb: VerbOrphans}, nil
 	}
 	return Command{}, usagef("I don't know the command %s.", quoteWord(plainWord(words[0]), 40))
 }
@@ -177,6 +186,10 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		}
 		cmd.Until = plainWord(words[i+1])
 		i += 2
+	}
+	i, err := parseHandover(&cmd, words, i)
+	if err != nil {
+		return Command{}, err
 	}
 	reason := make([]string, len(words)-i)
 	for j, w := range words[i:] {

@@ -42,7 +42,7 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 		}
 		b.submit(ctx, access.ChangeRequest{
 			Action: cmd.action(), Targets: cmd.Targets, Until: cmd.Until, Reason: cmd.Reason,
-			Requester: sc.UserID, Channel: sc.ChannelID, SourceKey: "cmd:" + sc.TriggerID,
+			Requester: sc.UserID, Channel: sc.ChannelID, SourceKey: "cmd:" + sc.TriggerID, Handover: cmd.handover(),
 		})
 	case VerbStatus:
 		b.status(ctx, sc, cmd)
@@ -50,6 +50,8 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 		b.history(ctx, sc, cmd)
 	case VerbInactive:
 		b.inactiveReport(ctx, sc, cmd)
+	case VerbOrphans:
+		b.orphansReport(ctx, sc)
 	}
 }
 
@@ -146,11 +148,12 @@ func (v *view) helpText() string {
 	c := v.cfg.SlashCommand
 	return strings.Join([]string{
 		"*Metabase access, with approval*",
-		"`" + c + " disable <user>... [until YYYY-MM-DD] <reason>`: ask to deactivate users (a date re-enables them then)",
+		"`" + c + " disable <user>... [until YYYY-MM-DD] [handover <user> [archive]] <reason>`: ask to deactivate users (a date re-enables them then; `handover` moves their alerts to that user, and `archive` archives what cannot move instead of listing it)",
 		"`" + c + " enable <user>... <reason>`: ask to reactivate users (admin rights the bot recorded are restored)",
 		"`" + c + " status <user>`: show a user's Metabase state and any open request",
 		"`" + c + " history <user>`: list every request that named a user, newest first, with who asked, who approved and what happened",
 		"`" + c + " inactive [DAYS]`: list active users who have not logged in for DAYS (default 90)",
+		"`" + c + " orphans`: list subscriptions and alerts whose creator is deactivated, and request their hand-over",
 		"`" + c + " disable` with nothing else opens a form.",
 		"A user is an email, a Metabase user id, or a Slack @mention. Approvers: " + v.approverMention() + ".",
 	}, "\n")

@@ -75,6 +75,7 @@ func (b forms) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb 
 		ret := slack.NewInputBlock(blockFormReturn, plain("Re-enable automatically on (optional)"), nil, date)
 		ret.Optional = true
 		blocks = append(blocks, ret)
+		blocks = append(blocks, handoverInputs()...)
 	}
 	view := slack.ModalViewRequest{
 		Type: slack.VTModal, CallbackID: callbackRequestForm,
@@ -146,6 +147,8 @@ func (b forms) handleViewSubmission(ctx context.Context, sm acker, req socketmod
 			return
 		}
 		b.submitForm(ctx, sm, req, in, targetsBlock)
+	case callbackOrphansForm:
+		b.orphansSubmitted(ctx, sm, req, meta, cb, reason)
 	case callbackInactiveForm:
 		if b.cfg.Policy.RequireReason && reason == "" {
 			b.ackView(ctx, sm, req, map[string]string{blockFormReason: "A reason is required."})
@@ -222,6 +225,13 @@ func (b forms) formRequest(meta formMeta, cb slack.InteractionCallback, reason s
 		}
 		c.Until = d
 	}
+	if meta.Verb == VerbDisable {
+		hv, block, msg := formHandover(values, true)
+		if msg != "" {
+			return fieldErr(block, msg)
+		}
+		c.Handover = hv
+	}
 	return c, targetsBlock, nil
 }
 
@@ -251,7 +261,7 @@ func (b forms) submitForm(ctx context.Context, sm acker, req socketmode.Request,
 			b.ackView(ctx, sm, req, nil)
 			log.Info("Ignoring a redelivered form")
 		case p.err != nil:
-			b.ackView(ctx, sm, req, map[string]string{targetsBlock: clip(b.v.explain(opCheck, p.err), 150)})
+			b.ackView(ctx, sm, req, map[string]string{problemBlock(p.err, targetsBlock): clip(b.v.explain(opCheck, p.err), 150)})
 		default:
 			b.ackView(ctx, sm, req, nil)
 			b.answerSubmit(ctx, in, p.r, b.core.Create(ctx, p.r))

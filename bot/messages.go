@@ -28,16 +28,17 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 	}
 	switch e.Type {
 	case access.Requested:
-		// The card shows the first maxCardTargets and says "and N more"; the thread has them all.
+		// The card shows the first maxCardTargets and says "and N more"; the thread has them all,
+		// then everything they leave running, with links.
 		if len(r.Targets) <= maxCardTargets {
-			return nil
+			return v.consequenceMessages(r)
 		}
 		lines := make([]string, 0, len(r.Targets)+1)
 		lines = append(lines, fmt.Sprintf("All %d users of request %s:", len(r.Targets), r.ID))
 		for _, t := range r.Targets {
 			lines = append(lines, "• "+targetLine(t))
 		}
-		return chunked(chunkLines(lines, maxSectionText))
+		return append(chunked(chunkLines(lines, maxSectionText)), v.consequenceMessages(r)...)
 	case access.Denied:
 		if e.Reason != "" {
 			return one("Denied by " + mention(e.Actor) + ": " + escape(e.Reason))
@@ -50,7 +51,7 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 	case access.Retrying:
 		return one(mention(e.Actor) + " is retrying the failed users.")
 	case access.Finished:
-		return finishedMessages(r)
+		return append(finishedMessages(r), v.handoverMessages(r)...)
 	case access.Reminded:
 		return one(v.approverMention() + " reminder: this request is still waiting for approval and expires " + slackDate(r.ExpiresAt) + ".")
 	case access.Expired:
@@ -166,7 +167,7 @@ func auditDetail(e access.Event) string {
 	}
 	switch e.Type {
 	case access.Requested:
-		return reason(r.Reason)
+		return joinDetail(reason(r.Reason), escape(access.HandoverSummary(r)))
 	case access.Denied:
 		return reason(e.Reason)
 	case access.Withdrawn:
@@ -181,7 +182,7 @@ func auditDetail(e access.Event) string {
 		if len(r.Targets) == 1 && r.Targets[0].Result.Message != "" {
 			detail += " (" + escape(r.Targets[0].Result.Message) + ")"
 		}
-		return detail
+		return joinDetail(detail, access.HandoverResultSummary(r))
 	case access.ReturnScheduled, access.ReturnExtended:
 		return "at " + slackDate(r.NotBefore)
 	case access.ReturnStarted:
@@ -255,4 +256,15 @@ func lastLogin(t approval.Target) string {
 		return "never"
 	}
 	return slackDate(*t.LastLogin)
+}
+
+// joinDetail joins the parts of an audit detail that are not empty.
+func joinDetail(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + " · " + b
 }

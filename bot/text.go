@@ -34,8 +34,11 @@ func slackDate(t time.Time) string {
 }
 
 func verbPast(a approval.Action) string {
-	if a == approval.Enable {
+	switch a {
+	case approval.Enable:
 		return "enabled"
+	case approval.HandOver:
+		return "handed over"
 	}
 	return "disabled"
 }

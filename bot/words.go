@@ -88,6 +88,9 @@ func (v *view) refusalText(rf *access.Refusal) string {
 	case access.ReturnNotScheduled:
 		return "The automatic return is no longer scheduled (it already ran or was cancelled)."
 	}
+	if text, ok := handoverRefusalText(rf); ok {
+		return text
+	}
 	return "That cannot be done (" + string(rf.Code) + ")."
 }
 

@@ -97,6 +97,9 @@ type Deps struct {
 	Metabase  Metabase
 	Directory Directory
 	Notifier  Notifier
+	// Notifications, when set, shows on cards what targets leave running in Metabase and
+	// carries out hand-overs; without it neither happens.
+	Notifications Notifications
 }
 
 // Service is the core. It is safe for concurrent use.
@@ -107,6 +110,7 @@ type Service struct {
 	mb       Metabase
 	dir      Directory
 	notifier Notifier
+	nb       Notifications
 	now      func() time.Time
 	log      logrus.FieldLogger
 	metrics  Metrics
@@ -153,7 +157,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		e.InstanceID = "bot-" + RandomID(6)
 	}
 	s := &Service{policy: p, exec: e, st: d.Store, mb: d.Metabase, dir: d.Directory, notifier: d.Notifier,
-		now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, checkpointEvery: cfg.CheckpointEvery, wake: make(chan struct{}, 1)}
+		nb: d.Notifications, now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, checkpointEvery: cfg.CheckpointEvery, wake: make(chan struct{}, 1)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -165,7 +169,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if s.metrics == nil {
 		s.metrics = nopMetrics{}
 	}
-	s.x = &executor{dryRun: p.DryRun, adminApprovals: p.AdminRequiredApprovals, st: s.st, mb: s.mb, cfg: s.exec, now: s.now, log: s.log, metrics: s.metrics, tell: s.tell, kick: s.kick, update: s.update}
+	s.x = &executor{dryRun: p.DryRun, adminApprovals: p.AdminRequiredApprovals, st: s.st, mb: s.mb, nb: s.nb, cfg: s.exec, now: s.now, log: s.log, metrics: s.metrics, tell: s.tell, kick: s.kick, update: s.update}
 	return s, nil
 }
 

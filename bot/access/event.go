@@ -243,7 +243,7 @@ func auditDetail(e Event) string {
 	r := e.Request
 	switch e.Type {
 	case Requested:
-		return r.Reason
+		return joinNonEmpty(r.Reason, HandoverSummary(r))
 	case Denied:
 		return e.Reason
 	case Withdrawn:
@@ -254,7 +254,7 @@ func auditDetail(e Event) string {
 		}
 	case Finished:
 		done, skipped, failed := r.Counts()
-		return fmt.Sprintf("done %d, skipped %d, failed %d", done, skipped, failed)
+		return joinNonEmpty(fmt.Sprintf("done %d, skipped %d, failed %d", done, skipped, failed), HandoverResultSummary(r))
 	case ReturnScheduled, ReturnExtended, ReturnStarted:
 		return "return at " + r.NotBefore.UTC().Format(time.RFC3339)
 	}

@@ -35,6 +35,7 @@ type executor struct {
 	adminApprovals int
 	st             Store
 	mb             Metabase
+	nb             Notifications
 	cfg            Execution
 	now            func() time.Time
 	log            logrus.FieldLogger
@@ -52,6 +53,8 @@ type outcome struct {
 	i      int
 	res    approval.Result
 	before *approval.Before
+	// handedOver is what the hand-over step did (handover.go); nil when there is none.
+	handedOver *approval.HandoverResult
 }
 
 // execute applies an executing request that this process holds the lease on, records each
@@ -70,12 +73,13 @@ func (x *executor) execute(ctx context.Context, r approval.Request) approval.Req
 	stopRenewing := x.renewLease(ctx, cancel, r.ID)
 	defer stopRenewing()
 	results := make(chan outcome)
+	step := x.stepper(r)
 	var wg sync.WaitGroup
 	work := make(chan int)
 	for range min(x.cfg.BulkConcurrency, max(len(pending), 1)) {
 		wg.Go(func() {
 			for i := range work {
-				results <- x.apply(ctx, r, i)
+				results <- step(ctx, i)
 			}
 		})
 	}
@@ -178,6 +182,7 @@ func (x *executor) record(ctx context.Context, id string, batch []outcome, final
 			if err := r.Record(x.cfg.InstanceID, o.i, o.res, o.before, now, x.cfg.ExecLease); err != nil {
 				return nil, nil, err
 			}
+			r.RecordHandover(o.i, o.handedOver, o.before)
 		}
 		if !final {
 			return nil, nil, nil

@@ -66,6 +66,8 @@ type ChangeRequest struct {
 	SourceKey string
 	// Resolved, when set, are the targets already looked up (the inactive report's request).
 	Resolved []metabase.User
+	// Handover, on a disable, hands over what the targets leave running (consequences.go).
+	Handover *HandoverRequest
 }
 
 // Submit validates c and, when everything holds, creates the request with its card, its target
@@ -76,6 +78,7 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 	if err != nil {
 		return r, err
 	}
+	r = s.lookUp(ctx, r)
 	return r, s.Create(ctx, r)
 }
 
@@ -83,14 +86,20 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 // form shows the problems next to its fields, then creates what it validated without looking
 // every user up a second time.
 func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Request, error) {
-	return validator{s}.build(ctx, c)
+	r, err := validator{s}.build(ctx, c)
+	if err != nil {
+		return r, err
+	}
+	return validator{s}.extend(ctx, c, r)
 }
 
 // Create stores a request Prepare returned, with its card, its target list and its audit event
-// in one transaction. ErrRedelivered means the same command already created one.
+// in one transaction, after looking up what its targets leave running (consequences.go).
+// ErrRedelivered means the same command already created one.
 func (s *Service) Create(ctx context.Context, r approval.Request) error {
+	r = s.lookUp(ctx, r)
 	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
-	if len(r.Targets) > 1 {
+	if len(r.Targets) > 1 || ListsItems(r) {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))
 	}
 	out = append(out, s.tell(Event{Type: Requested, Actor: r.Requester, At: r.CreatedAt, Request: r}, ToAudit)...)
@@ -174,7 +183,7 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 			}
 		}
 		t := approval.Target{UserID: u.ID, Email: u.Email, Name: u.Name(), Superuser: u.IsSuperuser,
-			GroupIDs: u.Groups(), SSOSource: u.SSOSource, LastLogin: u.LastLogin}
+			GroupIDs: u.Groups(), SSOSource: u.SSOSource, LastLogin: u.LastLogin, CollectionID: u.PersonalCollectionID}
 		if c.Action == approval.Enable {
 			t.Superuser, t.GroupIDs = false, nil
 			if rec, ok := recordedAccessIn(history, u.ID); ok && rec.Superuser {
@@ -231,7 +240,9 @@ func (s validator) recheck(ctx context.Context, r approval.Request) error {
 			problems = append(problems, rf)
 			continue
 		}
-		if !t.Unanswered {
+		// A target whose hand-over failed after this request deactivated them is retried for
+		// the hand-over: finding them inactive is expected.
+		if !t.Unanswered && !(t.HandedOver != nil && t.HandedOver.UserDone) {
 			if rf := wantedState(*u, r.Action); rf != nil {
 				problems = append(problems, rf)
 				continue

@@ -148,6 +148,14 @@ type Target struct {
 	Unanswered bool `json:"unanswered,omitempty"`
 	// Result is what execution did to this target; empty until then.
 	Result Result `json:"result,omitzero"`
+	// CollectionID is the user's personal collection, when the lookup that found them said it
+	// (Metabase's GET /api/user/:id does not), so counting its items needs no second lookup.
+	CollectionID int `json:"collection_id,omitempty"`
+	// Consequences is what the target leaves running in Metabase, looked up when the request
+	// was made; nil when it was not looked up (enables, older requests).
+	Consequences *Consequences `json:"consequences,omitempty"`
+	// HandedOver is what the request's hand-over did with those items; nil until then.
+	HandedOver *HandoverResult `json:"handed_over,omitempty"`
 }
 
 // Outcome is what execution did to one target.
@@ -229,6 +237,10 @@ type Request struct {
 	FinalReminder time.Duration `json:"final_reminder,omitempty"`
 	// DryRun requests never call Metabase's write endpoints.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Handover, on a disable or a hand-over, says who takes over what the targets leave running.
+	Handover *Handover `json:"handover,omitempty"`
+	// Lookup says how the targets' Consequences were looked up; nil when they were not.
+	Lookup *Lookup `json:"lookup,omitempty"`
 	// Supersedes, on a disable, are the scheduled returns of earlier leaves of its targets: the
 	// approval that executes this request cancels them, so a termination during a leave is never
 	// undone by the leave's return.
@@ -268,6 +280,7 @@ func (r Request) Clone() Request {
 		c.Targets[i] = t
 	}
 	c.Approvals = slices.Clone(r.Approvals)
+	c.cloneHandover(r)
 	c.Supersedes = slices.Clone(r.Supersedes)
 	if r.ReturnAt != nil {
 		ra := *r.ReturnAt

@@ -229,6 +229,7 @@ func wire(cfg config, team string, botMetabaseID int, api *slack.Client, mb *met
 		ApproverGroup: cfg.ApproverGroup, ApproverUsers: cfg.ApproverUsers,
 		RequesterGroup: cfg.RequesterGroup, AllowedChannels: cfg.AllowedChannels, AuditChannel: cfg.AuditChannel,
 		DenyReasonRequired: cfg.DenyReasonRequired, Policy: policy, Log: log, Metrics: metrics,
+		MetabaseURL: cfg.MetabaseURL,
 	}
 	dir := bot.NewDirectory(slackCfg, api)
 	checkpointEvery := cfg.AuditCheckpointEvery
@@ -240,7 +241,7 @@ func wire(cfg config, team string, botMetabaseID int, api *slack.Client, mb *met
 		Execution: access.Execution{BulkConcurrency: cfg.BulkConcurrency, ExecLease: cfg.ExecutionLease,
 			OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Tick: tick},
 		Log: log, Metrics: metrics, CheckpointEvery: checkpointEvery,
-	}, access.Deps{Store: st, Metabase: mb, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api)})
+	}, access.Deps{Store: st, Metabase: mb, Notifications: mb, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api)})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,294 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/metabase"
+)
+
+// Deactivating a Metabase user stops their logins, not what they created: their dashboard
+// subscriptions and alerts keep running with their permissions (metabase/metabase#52407,
+// #56053; docs/metabase-notifications.md). This file looks those items up when a request is
+// made, so the card shows them before anyone approves, and checks the hand-over a request asks
+// for. handover.go carries the hand-over out; orphans.go reports what earlier offboardings left.
+
+// Bounds that keep one request's lookups and stored row small.
+const (
+	// maxListedItems is how many items per target a request stores for its card and thread;
+	// the counts stay exact, and execution re-lists everything anyway.
+	maxListedItems = 200
+	// maxCollectionCounts is how many targets' personal collections one request counts:
+	// Metabase counts one collection per call, so a bulk request stops there.
+	maxCollectionCounts = 25
+	// collectionConcurrency bounds the personal collection calls in flight for one request.
+	collectionConcurrency = 4
+	// maxItemName and maxItemChannels bound what an item carries into the store and the card.
+	maxItemName     = 200
+	maxItemChannels = 10
+)
+
+// Notifications is the part of the Metabase client that reads and hands over what users leave
+// running (package metabase: Client.Notifications and the calls beside it). It is optional:
+// without it cards show nothing extra and hand-overs are refused.
+type Notifications interface {
+	// Notifications lists every active subscription and alert: one call per kind.
+	Notifications(ctx context.Context) (*metabase.Inventory, error)
+	// Orphaned lists the items of deactivated creators, with those creators.
+	Orphaned(ctx context.Context) (*metabase.OrphanReport, error)
+	PersonalCollectionItemCount(ctx context.Context, u *metabase.User) (int, error)
+	// ChangeAlertCreator and ArchiveAlerts return an error matching metabase.ErrNotSupported
+	// where this Metabase cannot do it.
+	ChangeAlertCreator(ctx context.Context, ids []int, newCreatorID int) (int, error)
+	ArchiveAlerts(ctx context.Context, ids []int) (int, error)
+	// ArchiveSubscription is idempotent; a missing subscription matches metabase.ErrNotFound.
+	ArchiveSubscription(ctx context.Context, id int) error
+}
+
+// HandoverRequest is the hand-over a person asked for with a disable (`handover <user>
+// [archive]`), or with the orphans report's request.
+type HandoverRequest struct {
+	// Successor takes over the alerts; nil asks to archive only (the orphans request).
+	Successor *TargetRef
+	// Archive archives what cannot move instead of leaving it in place and listing it.
+	Archive bool
+}
+
+// Refusal codes of hand-overs.
+const (
+	// HandoverUnavailable: this bot cannot read what users leave running in Metabase.
+	HandoverUnavailable Code = "handover_unavailable"
+	// HandoverOnlyDisable: a hand-over goes with a disable, never with an enable.
+	HandoverOnlyDisable Code = "handover_only_disable"
+	// HandoverNeedsSuccessor: a hand-over names a successor, or archives.
+	HandoverNeedsSuccessor Code = "handover_needs_successor"
+	// SuccessorInactive: the successor Subject (email) is deactivated in Metabase.
+	SuccessorInactive Code = "successor_inactive"
+	// SuccessorIsTarget: the successor Subject is also one of the users to disable.
+	SuccessorIsTarget Code = "successor_is_target"
+	// SuccessorAPIKey: the successor Subject is an API key, not a person.
+	SuccessorAPIKey Code = "successor_api_key"
+)
+
+// ErrSuccessor marks a refusal (or a failed check) of a hand-over's successor, so a form shows it
+// next to the successor's field rather than the targets'.
+var ErrSuccessor = errors.New("the successor cannot take over")
+
+// extend adds to a request build made the hand-over it asks for.
+func (s validator) extend(ctx context.Context, c ChangeRequest, r approval.Request) (approval.Request, error) {
+	if c.Handover == nil {
+		return r, nil
+	}
+	h, err := s.handover(ctx, c.Action, *c.Handover, r.Targets)
+	if err != nil {
+		return approval.Request{}, fmt.Errorf("%w: %w", ErrSuccessor, err)
+	}
+	r.Handover = h
+	return r, nil
+}
+
+// lookUp adds to a disable about to be created what its targets leave running. It runs when the
+// request is created, not when it is prepared: a form prepares within Slack's 3 s, and listing
+// every subscription of a large Metabase can take longer.
+func (s *Service) lookUp(ctx context.Context, r approval.Request) approval.Request {
+	if r.Action != approval.Disable || r.Lookup != nil || s.nb == nil {
+		return r
+	}
+	r = r.Clone()
+	inv, err := s.nb.Notifications(ctx)
+	r.Lookup = s.consequences(ctx, r.Targets, inv, err, nil)
+	return r
+}
+
+// handover checks the successor: an active Metabase person who is not one of the targets.
+func (s validator) handover(ctx context.Context, action approval.Action, h HandoverRequest, targets []approval.Target) (*approval.Handover, error) {
+	switch {
+	case s.nb == nil:
+		return nil, refuse(HandoverUnavailable, "")
+	case action != approval.Disable && action != approval.HandOver:
+		return nil, refuse(HandoverOnlyDisable, string(action))
+	case h.Successor == nil && !h.Archive:
+		return nil, refuse(HandoverNeedsSuccessor, "")
+	}
+	out := &approval.Handover{Archive: h.Archive}
+	if h.Successor == nil {
+		return out, nil
+	}
+	u, err := s.resolve(ctx, *h.Successor)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !u.IsActive:
+		return nil, refuse(SuccessorInactive, u.Email)
+	case u.IsAPIKey():
+		return nil, refuse(SuccessorAPIKey, u.Email)
+	}
+	for _, t := range targets {
+		if t.UserID == u.ID {
+			return nil, refuse(SuccessorIsTarget, u.Email)
+		}
+	}
+	out.SuccessorID, out.SuccessorEmail, out.SuccessorName = u.ID, u.Email, u.Name()
+	return out, nil
+}
+
+// consequences fills each target's Consequences from one inventory (listed once per request,
+// whatever the number of targets) and counts their personal collections, and returns how the
+// lookup went. known are users already read (with their collection ids), to spare a lookup.
+func (s *Service) consequences(ctx context.Context, targets []approval.Target, inv *metabase.Inventory, invErr error, known []metabase.User) *approval.Lookup {
+	lk := &approval.Lookup{At: s.now()}
+	if invErr != nil {
+		lk.Error = FailureText(invErr)
+		s.log.WithError(invErr).Warn("Could not list the subscriptions and alerts the targets leave running")
+	} else {
+		lk.Version = inv.Capabilities.Version.Tag
+		lk.RunStatus, lk.MoveAlerts, lk.ArchiveAlerts = inv.Capabilities.AlertRunStatus, inv.Capabilities.MoveAlerts, inv.Capabilities.ArchiveAlerts
+		ids := make([]int, len(targets))
+		for i, t := range targets {
+			ids[i] = t.UserID
+		}
+		created := inv.CreatedBy(ids...)
+		for i := range targets {
+			targets[i].Consequences = ConsequencesOf(created[targets[i].UserID])
+		}
+	}
+	lk.CollectionsNotCounted = s.countCollections(ctx, targets, known)
+	return lk
+}
+
+// countCollections counts the items of the targets' personal collections, for at most
+// maxCollectionCounts targets, and returns how many it did not count.
+func (s *Service) countCollections(ctx context.Context, targets []approval.Target, known []metabase.User) int {
+	byID := make(map[int]metabase.User, len(known))
+	for _, u := range known {
+		byID[u.ID] = u
+	}
+	var (
+		mu        sync.Mutex
+		uncounted int
+		wg        sync.WaitGroup
+	)
+	sem := make(chan struct{}, collectionConcurrency)
+	for i := range targets {
+		t := &targets[i]
+		if t.Consequences == nil {
+			t.Consequences = &approval.Consequences{}
+		}
+		if i >= maxCollectionCounts {
+			t.Consequences.CollectionItems = -1
+			uncounted++
+			continue
+		}
+		u, ok := byID[t.UserID]
+		if !ok {
+			// Without the collection id (a user read by id), the client finds it by email.
+			u = metabase.User{ID: t.UserID, Email: t.Email, PersonalCollectionID: t.CollectionID}
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			n, err := s.nb.PersonalCollectionItemCount(ctx, &u)
+			if err != nil {
+				s.log.WithError(err).WithField("metabase_user_id", t.UserID).Warn("Could not count a personal collection")
+				n = -1
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			t.Consequences.CollectionItems = n
+			if n < 0 {
+				uncounted++
+			}
+		})
+	}
+	wg.Wait()
+	return uncounted
+}
+
+// ConsequencesOf summarises one user's items for a card or a report, subscriptions first, listing
+// at most maxListedItems of them.
+func ConsequencesOf(items []metabase.Notification) *approval.Consequences {
+	c := &approval.Consequences{}
+	for i := range items {
+		n := &items[i]
+		if n.Kind == metabase.KindSubscription {
+			c.Subscriptions++
+		} else {
+			c.Alerts++
+		}
+		if n.Failing() {
+			c.Failing++
+		}
+		if len(c.Items) < maxListedItems {
+			c.Items = append(c.Items, ItemOf(n))
+		} else {
+			c.More++
+		}
+	}
+	return c
+}
+
+// ItemOf is the stored form of one subscription or alert, bounded in size.
+func ItemOf(n *metabase.Notification) approval.Item {
+	it := approval.Item{Kind: approval.Alert, ID: n.ID, Name: truncateRunes(n.Name, maxItemName), CardID: n.CardID,
+		Recipients: n.EmailUsers + n.EmailAddresses + n.EmailGroups + n.Webhooks, Failing: n.Failing()}
+	if n.Kind == metabase.KindSubscription {
+		it.Kind, it.DashboardID, it.CardID = approval.Subscription, n.DashboardID, 0
+	}
+	for i, ch := range n.SlackChannels {
+		if i == maxItemChannels {
+			break
+		}
+		it.SlackChannels = append(it.SlackChannels, truncateRunes(ch, 80))
+	}
+	for _, run := range []*metabase.RunStatus{n.LastCheck, n.LastSend} {
+		if run != nil && run.Failed && it.FailedWith == "" {
+			it.FailedWith = truncateRunes(run.Error, 200)
+		}
+	}
+	return it
+}
+
+// ListsItems reports whether any target of r created subscriptions or alerts: their full list,
+// with links, goes to a thread reply under the card.
+func ListsItems(r approval.Request) bool {
+	for _, t := range r.Targets {
+		if t.Consequences.Running() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrListNotifications wraps a failure to list subscriptions and alerts for a report or a
+// clean-up request.
+var ErrListNotifications = errors.New("could not list Metabase subscriptions and alerts")
+
+// HandoverSummary says in plain words what hand-over a request asks for, for the audit trail;
+// "" when it asks for none.
+func HandoverSummary(r approval.Request) string {
+	hv := r.Handover
+	if hv == nil {
+		return ""
+	}
+	s := "hand-over to " + hv.SuccessorEmail
+	if hv.SuccessorID == 0 {
+		s = "archive what they left running"
+	} else if hv.Archive {
+		s += ", archiving what cannot move"
+	}
+	return s
+}
+
+// HandoverResultSummary counts what a finished request's hand-over did, for the audit trail:
+// "hand-over: moved 1, archived 2, left 0, failed 0"; "" when it had none.
+func HandoverResultSummary(r approval.Request) string {
+	if r.Handover == nil && r.Action != approval.HandOver {
+		return ""
+	}
+	c := r.HandoverCounts()
+	return fmt.Sprintf("hand-over: moved %d, archived %d, left %d, failed %d", c.Moved, c.Archived, c.Left, c.Failed)
+}
