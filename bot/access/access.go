@@ -208,11 +208,15 @@ func (s *Service) Request(ctx context.Context, id string) (approval.Request, err
 
 // The core's work is split by concern into components that share the Service's dependencies:
 // validator checks new requests, deliverer empties the outbox through the Notifier, timers act on
-// what is due. Each is a view of the same Service, so none of them holds state of its own.
+// what is due, decisions check approvers and apply votes, lookups read what targets leave running,
+// checkpoints anchor the audit chain in the chat. Each is a view of the same Service, so none of them holds state of its own.
 type (
-	validator struct{ *Service }
-	deliverer struct{ *Service }
-	timers    struct{ *Service }
+	validator   struct{ *Service }
+	deliverer   struct{ *Service }
+	timers      struct{ *Service }
+	decisions   struct{ *Service }
+	lookups     struct{ *Service }
+	checkpoints struct{ *Service }
 )
 
 // kick wakes the outbox loop.

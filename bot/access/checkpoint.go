@@ -85,7 +85,7 @@ func (s timers) periodicCheckpoint(ctx context.Context) {
 	// finishing; the bound keeps it short.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(maxDeliveryTimeout, s.exec.OutboxLease/2))
 	defer cancel()
-	s.postCheckpoint(pctx, Checkpoint{Seq: head.Seq, Hash: head.Hash, At: now})
+	(checkpoints{s.Service}).postCheckpoint(pctx, Checkpoint{Seq: head.Seq, Hash: head.Hash, At: now})
 }
 
 // CheckpointAtShutdown posts the audit log's head as this process stops, so the audit trail
@@ -104,13 +104,13 @@ func (s *Service) CheckpointAtShutdown(ctx context.Context) {
 	if head.Seq == 0 {
 		return
 	}
-	s.postCheckpoint(ctx, Checkpoint{Seq: head.Seq, Hash: head.Hash, At: s.now(), Shutdown: true})
+	(checkpoints{s}).postCheckpoint(ctx, Checkpoint{Seq: head.Seq, Hash: head.Hash, At: s.now(), Shutdown: true})
 }
 
 // postCheckpoint tells the Notifier once. A failed post is not retried: the claim is spent, and
 // retrying a post that timed out after Slack took it would publish the same period twice. The
 // next checkpoint (the next period's, or the shutdown's) anchors the chain again.
-func (s *Service) postCheckpoint(ctx context.Context, c Checkpoint) {
+func (s checkpoints) postCheckpoint(ctx context.Context, c Checkpoint) {
 	log := s.log.WithFields(logrus.Fields{"audit_seq": c.Seq, "audit_hash": c.Hash, "shutdown": c.Shutdown})
 	if _, err := s.notifier.Tell(ctx, Notice{Kind: ToCheckpoint, Checkpoint: &c}); err != nil {
 		log.WithError(err).Error("Could not post the audit checkpoint; the next one anchors the chain again")

@@ -93,7 +93,7 @@ func (s validator) extend(ctx context.Context, c ChangeRequest, r approval.Reque
 // lookUp adds to a disable about to be created what its targets leave running. It runs when the
 // request is created, not when it is prepared: a form prepares within Slack's 3 s, and listing
 // every subscription of a large Metabase can take longer.
-func (s *Service) lookUp(ctx context.Context, r approval.Request) approval.Request {
+func (s lookups) lookUp(ctx context.Context, r approval.Request) approval.Request {
 	if r.Action != approval.Disable || r.Lookup != nil || s.nb == nil {
 		return r
 	}
@@ -139,7 +139,7 @@ func (s validator) handover(ctx context.Context, action approval.Action, h Hando
 // consequences fills each target's Consequences from one inventory (listed once per request,
 // whatever the number of targets) and counts their personal collections, and returns how the
 // lookup went. known are users already read (with their collection ids), to spare a lookup.
-func (s *Service) consequences(ctx context.Context, targets []approval.Target, inv *metabase.Inventory, invErr error, known []metabase.User) *approval.Lookup {
+func (s lookups) consequences(ctx context.Context, targets []approval.Target, inv *metabase.Inventory, invErr error, known []metabase.User) *approval.Lookup {
 	lk := &approval.Lookup{At: s.now()}
 	if invErr != nil {
 		lk.Error = FailureText(invErr)
@@ -162,7 +162,7 @@ func (s *Service) consequences(ctx context.Context, targets []approval.Target, i
 
 // countCollections counts the items of the targets' personal collections, for at most
 // maxCollectionCounts targets, and returns how many it did not count.
-func (s *Service) countCollections(ctx context.Context, targets []approval.Target, known []metabase.User) int {
+func (s lookups) countCollections(ctx context.Context, targets []approval.Target, known []metabase.User) int {
 	byID := make(map[int]metabase.User, len(known))
 	for _, u := range known {
 		byID[u.ID] = u

@@ -12,7 +12,7 @@ import (
 
 // requireApprover refuses actor unless the directory says they approve now: membership is read
 // at decision time so a removal takes effect at once.
-func (s *Service) requireApprover(ctx context.Context, actor string) error {
+func (s decisions) requireApprover(ctx context.Context, actor string) error {
 	ok, err := s.dir.IsApprover(ctx, actor)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDirectory, err)
@@ -28,19 +28,19 @@ func (s *Service) requireApprover(ctx context.Context, actor string) error {
 // caller executes the request before Approve returns. The returned request is as stored after
 // the decision (or after the execution, when this call ran it).
 func (s *Service) Approve(ctx context.Context, id, actor string) (approval.Request, error) {
-	if err := s.requireApprover(ctx, actor); err != nil {
+	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		r, err := s.approveOnce(ctx, id, actor)
+		r, err := (decisions{s}).approveOnce(ctx, id, actor)
 		if errors.Is(err, errRecheck) && attempt < maxRechecks {
 			continue
 		}
 		if err != nil {
-			return r, s.decisionRefusal(ctx, id, err)
+			return r, (decisions{s}).decisionRefusal(ctx, id, err)
 		}
 		s.kick()
-		if !s.won(r) {
+		if !(decisions{s}).won(r) {
 			s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Approval recorded; waiting for more approvals")
 			return r, nil
 		}
@@ -59,7 +59,7 @@ const maxRechecks = 5
 // approveOnce records actor's vote. When it would reach the quorum, every earlier vote is
 // checked against the directory first: votes of people who are no longer approvers are
 // withdrawn, and the request stays pending unless the current approvers alone reach the quorum.
-func (s *Service) approveOnce(ctx context.Context, id, actor string) (approval.Request, error) {
+func (s decisions) approveOnce(ctx context.Context, id, actor string) (approval.Request, error) {
 	cur, err := s.st.Get(ctx, id)
 	if err != nil {
 		return cur, err
@@ -123,7 +123,7 @@ func isRefusal(err error, code Code) bool {
 // scheduled returns r replaces. A dry run changes nothing real, so it supersedes nothing; a
 // return running right now fails the approval (ErrReturnRunning), to be clicked again once the
 // return has run, rather than let its reactivation land after the disable.
-func (s *Service) supersede(r approval.Request, actor string, now time.Time) []store.Also {
+func (s decisions) supersede(r approval.Request, actor string, now time.Time) []store.Also {
 	if r.DryRun || s.policy.DryRun {
 		return nil
 	}
@@ -149,13 +149,13 @@ func (s *Service) supersede(r approval.Request, actor string, now time.Time) []s
 
 // won reports whether the stored request is an execution this process just started: a
 // successful compare-and-set that left the request executing under this process's lease.
-func (s *Service) won(r approval.Request) bool {
+func (s decisions) won(r approval.Request) bool {
 	return r.State == approval.Executing && r.LeaseOwner == s.exec.InstanceID
 }
 
 // decisionRefusal turns a transition's refusal into a Refusal for the person who clicked, reading
 // the request again where the words describe how it stands now.
-func (s *Service) decisionRefusal(ctx context.Context, id string, err error) error {
+func (s decisions) decisionRefusal(ctx context.Context, id string, err error) error {
 	code := Code("")
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -186,7 +186,7 @@ func (s *Service) decisionRefusal(ctx context.Context, id string, err error) err
 
 // Deny ends a pending request; one denial from an approver is enough, whatever the quorum.
 func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.Request, error) {
-	if err := s.requireApprover(ctx, actor); err != nil {
+	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
 	r, err := s.update(ctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {
@@ -197,7 +197,7 @@ func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.
 		return s.tell(Event{Type: Denied, Actor: actor, Reason: reason, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit), nil
 	}))
 	if err != nil {
-		return r, s.decisionRefusal(ctx, id, err)
+		return r, (decisions{s}).decisionRefusal(ctx, id, err)
 	}
 	s.metrics.Decided("denied")
 	s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Request denied")
@@ -215,7 +215,7 @@ func (s *Service) Cancel(ctx context.Context, id, actor string) (approval.Reques
 		return s.tell(Event{Type: Cancelled, Actor: actor, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit), nil
 	}))
 	if err != nil {
-		return r, s.decisionRefusal(ctx, id, err)
+		return r, (decisions{s}).decisionRefusal(ctx, id, err)
 	}
 	s.log.WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Request cancelled")
 	s.kick()
@@ -225,12 +225,12 @@ func (s *Service) Cancel(ctx context.Context, id, actor string) (approval.Reques
 // Retry sends the failed targets of a failed or partial request back to execution, and executes
 // them before returning.
 func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request, error) {
-	if err := s.requireApprover(ctx, actor); err != nil {
+	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
 	cur, err := s.st.Get(ctx, id)
 	if err != nil {
-		return cur, s.decisionRefusal(ctx, id, err)
+		return cur, (decisions{s}).decisionRefusal(ctx, id, err)
 	}
 	if actor == cur.Requester && !s.policy.AllowSelfApproval {
 		return cur, &Refusal{Code: SelfApproval, Subject: id}
@@ -264,7 +264,7 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 		return r, rf
 	}
 	s.kick()
-	if !s.won(r) {
+	if !(decisions{s}).won(r) {
 		return r, nil
 	}
 	s.log.WithField("request_id", id).Info("Retrying failed targets")
@@ -273,7 +273,7 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 
 // CancelReturn cancels the scheduled re-enable that a leave created; any approver may.
 func (s *Service) CancelReturn(ctx context.Context, id, actor string) (approval.Request, error) {
-	if err := s.requireApprover(ctx, actor); err != nil {
+	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
 	r, err := s.update(ctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {

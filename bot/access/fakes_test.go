@@ -35,30 +35,35 @@ func (m *stubMetabase) User(ctx context.Context, id int) (*metabase.User, error)
 	}
 	return m.UserFn(ctx, id)
 }
+
 func (m *stubMetabase) UserByEmail(ctx context.Context, email string) (*metabase.User, error) {
 	if m.UserByEmailFn == nil {
 		return nil, errStub
 	}
 	return m.UserByEmailFn(ctx, email)
 }
+
 func (m *stubMetabase) DisableUser(ctx context.Context, id int) error {
 	if m.DisableFn == nil {
 		return errStub
 	}
 	return m.DisableFn(ctx, id)
 }
+
 func (m *stubMetabase) ReactivateUser(ctx context.Context, id int) (*metabase.User, error) {
 	if m.ReactivateFn == nil {
 		return nil, errStub
 	}
 	return m.ReactivateFn(ctx, id)
 }
+
 func (m *stubMetabase) UpdateUser(ctx context.Context, id int, u metabase.UserUpdate) (*metabase.User, error) {
 	if m.UpdateFn == nil {
 		return nil, errStub
 	}
 	return m.UpdateFn(ctx, id, u)
 }
+
 func (m *stubMetabase) ListUsers(ctx context.Context, status metabase.UserStatus) ([]metabase.User, error) {
 	if m.ListFn == nil {
 		return nil, errStub
@@ -144,7 +149,9 @@ type stubDirectory struct {
 func (d stubDirectory) IsApprover(_ context.Context, user string) (bool, error) {
 	return d.approvers[user], nil
 }
+
 func (stubDirectory) MayRequest(context.Context, string, string) error { return nil }
+
 func (stubDirectory) Email(_ context.Context, user string) (string, error) {
 	return strings.ToLower(user) + "@example.com", nil
 }

@@ -45,12 +45,12 @@ func (s *Service) Orphans(ctx context.Context, requester, channel string) (Orpha
 	if err != nil {
 		return Orphans{}, fmt.Errorf("%w: %w", ErrListNotifications, err)
 	}
-	return s.orphansOf(rep), nil
+	return (lookups{s}).orphansOf(rep), nil
 }
 
 // orphansOf groups a report by creator and leaves protected users out: the bot never touches
 // anything of theirs.
-func (s *Service) orphansOf(rep *metabase.OrphanReport) Orphans {
+func (s lookups) orphansOf(rep *metabase.OrphanReport) Orphans {
 	o := Orphans{Capabilities: rep.Capabilities, Creatorless: len(rep.ByCreator[0])}
 	for id, u := range rep.Creators {
 		if id == 0 || s.Protected(u) || len(rep.ByCreator[id]) == 0 {
@@ -68,11 +68,11 @@ func (s *Service) orphansOf(rep *metabase.OrphanReport) Orphans {
 // ValidateOrphans runs SubmitOrphans' checks that need no listing, so a form can show problems
 // next to its fields within Slack's 3 s.
 func (s *Service) ValidateOrphans(ctx context.Context, c ChangeRequest) error {
-	_, err := s.orphanChecks(ctx, c)
+	_, err := (lookups{s}).orphanChecks(ctx, c)
 	return err
 }
 
-func (s *Service) orphanChecks(ctx context.Context, c ChangeRequest) (*approval.Handover, error) {
+func (s lookups) orphanChecks(ctx context.Context, c ChangeRequest) (*approval.Handover, error) {
 	if err := s.dir.MayRequest(ctx, c.Requester, c.Channel); err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ func (s *Service) orphanChecks(ctx context.Context, c ChangeRequest) (*approval.
 	if c.Handover == nil {
 		return nil, refuse(HandoverNeedsSuccessor, "")
 	}
-	return validator{s}.handover(ctx, approval.HandOver, *c.Handover, nil)
+	return validator{s.Service}.handover(ctx, approval.HandOver, *c.Handover, nil)
 }
 
 // SubmitOrphans turns the orphans report into one hand-over request, listing again so it reflects
@@ -90,7 +90,7 @@ func (s *Service) orphanChecks(ctx context.Context, c ChangeRequest) (*approval.
 // MaxOrphanTargets), approved like any request. It returns the request and how many items it
 // covers; nothing to hand over creates nothing.
 func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.Request, int, error) {
-	hv, err := s.orphanChecks(ctx, c)
+	hv, err := (lookups{s}).orphanChecks(ctx, c)
 	if err != nil {
 		return approval.Request{}, 0, err
 	}
@@ -98,7 +98,7 @@ func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.
 	if err != nil {
 		return approval.Request{}, 0, fmt.Errorf("%w: %w", ErrListNotifications, err)
 	}
-	o := s.orphansOf(rep)
+	o := (lookups{s}).orphansOf(rep)
 	if len(o.Groups) > MaxOrphanTargets {
 		o.Groups = o.Groups[:MaxOrphanTargets]
 	}
@@ -138,7 +138,7 @@ func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.
 	now := s.now()
 	lk := &approval.Lookup{At: now, Version: rep.Capabilities.Version.Tag, RunStatus: rep.Capabilities.AlertRunStatus,
 		MoveAlerts: rep.Capabilities.MoveAlerts, ArchiveAlerts: rep.Capabilities.ArchiveAlerts}
-	lk.CollectionsNotCounted = s.countCollections(ctx, targets, known)
+	lk.CollectionsNotCounted = (lookups{s}).countCollections(ctx, targets, known)
 	r := approval.Request{
 		ID: newRequestID(), SourceKey: c.SourceKey, Action: approval.HandOver, State: approval.Pending,
 		Requester: c.Requester, Targets: targets, Reason: c.Reason, ChannelID: c.Channel,

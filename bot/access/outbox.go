@@ -44,6 +44,7 @@ type DeliveryError struct {
 }
 
 func (e *DeliveryError) Error() string { return e.Err.Error() }
+
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
 // rewrites are the kinds whose repetition sends nothing new: a card update re-renders the card

@@ -69,6 +69,8 @@ type Metrics interface {
 
 type nopMetrics struct{}
 
-func (nopMetrics) RequestCreated(approval.Request)          {}
-func (nopMetrics) Decided(string)                           {}
+func (nopMetrics) RequestCreated(approval.Request) {}
+
+func (nopMetrics) Decided(string) {}
+
 func (nopMetrics) Executed(approval.Request, time.Duration) {}

@@ -78,7 +78,7 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 	if err != nil {
 		return r, err
 	}
-	r = s.lookUp(ctx, r)
+	r = (lookups{s}).lookUp(ctx, r)
 	return r, s.Create(ctx, r)
 }
 
@@ -97,7 +97,7 @@ func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Reques
 // in one transaction, after looking up what its targets leave running (consequences.go).
 // ErrRedelivered means the same command already created one.
 func (s *Service) Create(ctx context.Context, r approval.Request) error {
-	r = s.lookUp(ctx, r)
+	r = (lookups{s}).lookUp(ctx, r)
 	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
 	if len(r.Targets) > 1 || ListsItems(r) {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))
