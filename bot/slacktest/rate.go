@@ -85,6 +85,9 @@ func (s *Server) limitedLocked(method string, p params) (retryAfter int, code st
 		return 0, ""
 	}
 	now := time.Now() // real time: Options.Now may stand still or jump
+	if s.rateClock != nil {
+		now = s.rateClock()
+	}
 	if method == "chat.postMessage" {
 		if ra, ok := s.takeLocked("chat.postMessage#"+p.get("channel"), postPerChannel, now); !ok {
 			return ra, ""

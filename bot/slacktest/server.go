@@ -115,14 +115,17 @@ type Server struct {
 	triggers   map[string]*trigger
 	responses  map[string]*responseURL
 
-	calls    map[string]int
-	limits   map[string]rateLimit
-	buckets  map[string]*bucket // rate.go
-	refused  map[string]int     // calls the documented rate limits refused
-	lifted   map[string]bool
-	failures map[string]failure
-	holds    map[string]*holdRule   // method -> active Hold rule
-	parked   map[string][]*holdRule // method -> rules that parked calls (see hold.go)
+	calls   map[string]int
+	limits  map[string]rateLimit
+	buckets map[string]*bucket // rate.go
+	// rateClock, when set (by this package's tests), is the rate limiter's clock: a limit is tested
+	// against a clock that stands still, not against how fast the machine happens to be.
+	rateClock func() time.Time
+	refused   map[string]int // calls the documented rate limits refused
+	lifted    map[string]bool
+	failures  map[string]failure
+	holds     map[string]*holdRule   // method -> active Hold rule
+	parked    map[string][]*holdRule // method -> rules that parked calls (see hold.go)
 
 	tickets     map[string]bool // ticket -> used
 	conns       []*wsConn       // sockets that receive envelopes
