@@ -152,6 +152,9 @@ func main() {
 		b := measureBulk(versions[1].bin, o.n, 4, 20*time.Millisecond)
 		r.bulkBefore = &b
 	}
+	log.Print("under Slack's rate limits: 50 requests, 5 approvers")
+	lt := measureLimited(botBin, 50, 5)
+	r.limited = &lt
 	r.elapsed = time.Since(started)
 	r.command = strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " "))
 	if o.pg != "" && os.Getenv("TEST_DATABASE_URL") == o.pg {

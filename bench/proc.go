@@ -31,11 +31,16 @@ type fakes struct {
 	mb    *metabasetest.Server
 }
 
-// newFakes starts the fakes with the usual channels and an approver group of approvers.
+// newFakes starts the fakes with the usual channels and an approver group of approvers. The load
+// runs measure the bot, not Slack's rate tiers: they lift them explicitly.
 func newFakes(name string, approvers ...string) *fakes {
+	return newFakesLimited(name, false, approvers...)
+}
+
+// newFakesLimited is newFakes with Slack's documented rate limits on when limited is set.
+func newFakesLimited(name string, limited bool, approvers ...string) *fakes {
 	tb := newTB(name)
-	// The load runs measure the bot, not Slack's rate tiers: they lift them explicitly.
-	fs := slacktest.New(tb, slacktest.Options{NoRateLimits: true})
+	fs := slacktest.New(tb, slacktest.Options{NoRateLimits: !limited})
 	fs.AddUser(slacktest.User{ID: requester, Name: "alice", RealName: "Alice", Email: "alice@example.com"})
 	if len(approvers) == 0 {
 		approvers = []string{approver}

@@ -21,7 +21,9 @@ type report struct {
 	loads                     []load
 	bulk                      bulk
 	bulkBefore                *bulk // the -before commit's bulk run, when there is one
-	notes                     []string
+	// limited is the run under Slack's real rate tiers; nil when it was not measured.
+	limited *limited
+	notes   []string
 }
 
 // commitCost is the time of one durable write on a backend.
@@ -179,6 +181,11 @@ func (r *report) markdown() string {
 	}
 	w("| Bulk %d users, %s per DELETE, BULK_CONCURRENCY=%d within 1.2× of %s | %s (%.2f×), %d DELETEs | %s bound%s | %s |",
 		bk.n, bk.latency, bk.concurrency, bk.bound, bk.took.Round(time.Millisecond), ratio, bk.deletes, bk.bound, bulkWas, met(ratio <= 1.2 && bk.ok))
+	if lt := r.limited; lt != nil {
+		ok := lt.complete && lt.cards == lt.n && lt.outcomes == lt.n && lt.audits == lt.n && lt.dupOutcomes == 0
+		w("| Under Slack's rate tiers: %d requests approved by %d approvers, all complete once, within 1.2× of the tiers' floor | %s (%.2f×), outcomes %d (dup %d), audits %d | floor %s | %s |",
+			lt.n, lt.approvers, lt.elapsed.Round(time.Second), lt.ratio(), lt.outcomes, lt.dupOutcomes, lt.audits, lt.floor.Round(time.Second), met(ok && lt.ratio() <= 1.2))
+	}
 	rs := r.resources
 	w("| Idle RSS of the connected bot < 30 MB | %.1f MB (peak %.1f MB) | bare client %.1f MB (peak %.1f MB) | %s |",
 		float64(rs.botRSS)/1024, float64(rs.botPeak)/1024, float64(rs.bareRSS)/1024, float64(rs.barePeak)/1024, met(rs.botRSS > 0 && rs.botRSS < 30*1024))
@@ -320,6 +327,23 @@ func (r *report) markdown() string {
 	}
 	w("| this tree | %s | %s | %.2f× | %d |", bk.took.Round(time.Millisecond), bk.bound, ratio, bk.deletes)
 	w("")
+
+	if lt := r.limited; lt != nil {
+		w("## Under Slack's rate limits")
+		w("")
+		w("Every other row lifts the fake Slack's rate limits to measure the bot; this one keeps Slack's documented tiers on (bot/slacktest/rate.go:")
+		w("`usergroups.users.list` 20 a minute, `chat.update` 50, `chat.postMessage` one a second per channel after a burst of 5), as production has them.")
+		w("%d requests are made at once and each is approved, as its card appears, by one of %d approvers. The floor is the least time the tiers", lt.n, lt.approvers)
+		w("allow for the Slack calls the run needed (each limit's calls beyond its burst, at its rate); the slowest limit sets it.")
+		w("")
+		w("| requests | approvers | cards clicked within | first command → last audit line | floor | ratio | outcomes (dup) | audits | refused by the limits |")
+		w("|---|---|---|---|---|---|---|---|---|")
+		w("| %d | %d | %s | %s | %s | %.2f× | %d (%d) | %d | %d |", lt.n, lt.approvers, lt.clicksWithin.Round(time.Second), lt.elapsed.Round(time.Second),
+			lt.floor.Round(time.Second), lt.ratio(), lt.outcomes, lt.dupOutcomes, lt.audits, lt.refused)
+		w("")
+		w("The floor was set by %s.", lt.floorWhy)
+		w("")
+	}
 
 	w("## Resources")
 	w("")

@@ -114,3 +114,20 @@ func (s *Server) Refused(method string) int {
 	defer s.mu.Unlock()
 	return s.refused[method]
 }
+
+// RateLimit returns the limit the fake applies to method (per minute, and the burst it allows
+// before refusing), for a caller that wants to compute the least time a workload can take under
+// Slack's tiers. ok is false for methods the fake does not limit. chat.postMessage is limited per
+// channel; see PostMessageChannelLimit.
+func RateLimit(method string) (perMinute, burst float64, ok bool) {
+	if method == "chat.postMessage" {
+		return postPerWorkspace.perMinute, postPerWorkspace.burst, true
+	}
+	t, ok := methodTiers[method]
+	return t.perMinute, t.burst, ok
+}
+
+// PostMessageChannelLimit is chat.postMessage's limit per channel (per minute, and the burst).
+func PostMessageChannelLimit() (perMinute, burst float64) {
+	return postPerChannel.perMinute, postPerChannel.burst
+}

@@ -415,6 +415,20 @@ func (h *harness) metabaseAdmin() *metabase.Client {
 	return c
 }
 
+// demoteAndDeactivate is a Metabase admin taking away user's admin rights and deactivating them
+// in Metabase's own UI.
+func (h *harness) demoteAndDeactivate(user int) {
+	h.t.Helper()
+	mb := h.metabaseAdmin()
+	no := false
+	if _, err := mb.UpdateUser(h.ctx(), user, metabase.UserUpdate{IsSuperuser: &no}); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := mb.DisableUser(h.ctx(), user); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // enableApproved asks to enable email, checks the card, approves and waits for the outcome.
 func (h *harness) enableApproved(email string, cardWants ...string) slacktest.Message {
 	h.t.Helper()
@@ -439,14 +453,7 @@ func TestEnableNeverRestoresAUsedRecord(t *testing.T) {
 	h.start()
 	h.disableApproved("disable jane@example.com Sabbatical", "jane@example.com")
 	h.enableApproved("jane@example.com", "will restore *Metabase admin rights*")
-	mb := h.metabaseAdmin()
-	no := false
-	if _, err := mb.UpdateUser(h.ctx(), jane.ID, metabase.UserUpdate{IsSuperuser: &no}); err != nil {
-		t.Fatal(err)
-	}
-	if err := mb.DisableUser(h.ctx(), jane.ID); err != nil {
-		t.Fatal(err)
-	}
+	h.demoteAndDeactivate(jane.ID)
 	reply := h.enableApproved("jane@example.com")
 	if u, _ := h.mb.UserByID(jane.ID); !u.Active || u.Superuser {
 		t.Fatalf("after the second enable jane is active %v, admin %v; want active and not admin (%s)", u.Active, u.Superuser, reply.Text)
@@ -462,17 +469,10 @@ func TestEnableDistrustsARecordChangedInMetabase(t *testing.T) {
 	jane := h.addAdminJane()
 	h.start()
 	h.disableApproved("disable jane@example.com Sabbatical", "jane@example.com")
-	mb := h.metabaseAdmin()
-	if _, err := mb.ReactivateUser(h.ctx(), jane.ID); err != nil {
+	if _, err := h.metabaseAdmin().ReactivateUser(h.ctx(), jane.ID); err != nil {
 		t.Fatal(err)
 	}
-	no := false
-	if _, err := mb.UpdateUser(h.ctx(), jane.ID, metabase.UserUpdate{IsSuperuser: &no}); err != nil {
-		t.Fatal(err)
-	}
-	if err := mb.DisableUser(h.ctx(), jane.ID); err != nil {
-		t.Fatal(err)
-	}
+	h.demoteAndDeactivate(jane.ID)
 	h.enableApproved("jane@example.com", "changed in Metabase since, so admin is not restored")
 	if u, _ := h.mb.UserByID(jane.ID); !u.Active || u.Superuser {
 		t.Fatalf("after the enable jane is active %v, admin %v; want active and not admin", u.Active, u.Superuser)
@@ -524,14 +524,7 @@ func TestRetryRecordsWhatTheUserHasNow(t *testing.T) {
 	if u, _ := h.mb.UserByID(jane.ID); !u.Active {
 		t.Fatal("the abandoned DELETE took effect; the test's premise is wrong")
 	}
-	mb := h.metabaseAdmin()
-	no := false
-	if _, err := mb.UpdateUser(h.ctx(), jane.ID, metabase.UserUpdate{IsSuperuser: &no}); err != nil {
-		t.Fatal(err)
-	}
-	if err := mb.DisableUser(h.ctx(), jane.ID); err != nil {
-		t.Fatal(err)
-	}
+	h.demoteAndDeactivate(jane.ID)
 	h.click(approver, failed, "mb_retry")
 	h.thread(card, "confirmed inactive")
 	reply := h.enableApproved("jane@example.com")
