@@ -15,7 +15,7 @@ func (n *Notifier) checkpoint(ctx context.Context, c *access.Checkpoint) error {
 	if n.v.cfg.AuditChannel == "" || c == nil || c.Seq == 0 {
 		return nil
 	}
-	if _, _, err := n.api.PostMessageContext(ctx, n.v.cfg.AuditChannel, slack.MsgOptionText(checkpointText(*c), false)); err != nil {
+	if _, _, err := n.post(ctx, n.v.cfg.AuditChannel, slack.MsgOptionText(checkpointText(*c), false)); err != nil {
 		return n.failed("chat.postMessage", err)
 	}
 	return nil

@@ -16,7 +16,8 @@ import (
 // Notifier delivers the core's notices to Slack: it words each event and posts it where its kind
 // says (the card, its thread, the audit channel, the requester). It implements access.Notifier.
 type Notifier struct {
-	api slackAPI
+	api   slackAPI
+	pacer *pacer
 	v   *view
 	log logrus.FieldLogger
 }
@@ -26,7 +27,7 @@ var _ access.Notifier = (*Notifier)(nil)
 // NewNotifier returns the Slack notifier for cfg.
 func NewNotifier(cfg Config, api slackAPI) *Notifier {
 	cfg = cfg.withDefaults()
-	return &Notifier{api: api, v: &view{cfg: cfg}, log: cfg.Log}
+	return &Notifier{api: api, pacer: newPacer(), v: &view{cfg: cfg}, log: cfg.Log}
 }
 
 // Tell posts one notice. Errors come back as *access.DeliveryError when Slack's answer says how
@@ -35,7 +36,7 @@ func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
 	r := no.Request
 	switch no.Kind {
 	case access.ToCard:
-		_, ts, err := n.api.PostMessageContext(ctx, r.ChannelID,
+		_, ts, err := n.post(ctx, r.ChannelID,
 			slack.MsgOptionText(n.v.cardText(r), false), slack.MsgOptionBlocks(n.v.renderCard(r)...))
 		if err != nil {
 			return "", n.failed("chat.postMessage", err)
@@ -45,8 +46,11 @@ func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
 		if r.MessageTS == "" || r.ParentID != "" {
 			return "", nil
 		}
-		_, _, _, err := n.api.UpdateMessageContext(ctx, r.ChannelID, r.MessageTS,
-			slack.MsgOptionText(n.v.cardText(r), false), slack.MsgOptionBlocks(n.v.renderCard(r)...))
+		err := n.pacer.call(ctx, "chat.update", func() error {
+			_, _, _, err := n.api.UpdateMessageContext(ctx, r.ChannelID, r.MessageTS,
+				slack.MsgOptionText(n.v.cardText(r), false), slack.MsgOptionBlocks(n.v.renderCard(r)...))
+			return err
+		})
 		if err != nil {
 			return "", n.failed("chat.update", err)
 		}
@@ -64,7 +68,7 @@ func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
 				blocks = append(blocks, threadButtons(r, m.buttons))
 			}
 			opts = append(opts, slack.MsgOptionBlocks(blocks...))
-			post := n.api.PostMessageContext
+			post := n.post
 			if i > 0 {
 				// Earlier parts are posted already: retrying the whole notice would repeat them,
 				// so a rate limit here is waited out in place.
@@ -78,7 +82,7 @@ func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
 		if n.v.cfg.AuditChannel == "" {
 			return "", nil
 		}
-		if _, _, err := n.api.PostMessageContext(ctx, n.v.cfg.AuditChannel, slack.MsgOptionText(n.v.auditText(no), false)); err != nil {
+		if _, _, err := n.post(ctx, n.v.cfg.AuditChannel, slack.MsgOptionText(n.v.auditText(no), false)); err != nil {
 			return "", n.failed("chat.postMessage", err)
 		}
 	case access.ToCheckpoint:
@@ -87,13 +91,23 @@ func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
 		if no.Event == nil {
 			return "", nil
 		}
-		if _, _, err := n.api.PostMessageContext(ctx, r.Requester, slack.MsgOptionText(n.v.requesterText(*no.Event), false)); err != nil {
+		if _, _, err := n.post(ctx, r.Requester, slack.MsgOptionText(n.v.requesterText(*no.Event), false)); err != nil {
 			return "", n.failed("chat.postMessage", err)
 		}
 	default:
 		n.log.WithField("outbox_kind", string(no.Kind)).Error("Dropping an outbox message of unknown kind")
 	}
 	return "", nil
+}
+
+// post is chat.postMessage into channel, paced once Slack has rate limited that channel.
+func (n *Notifier) post(ctx context.Context, channel string, opts ...slack.MsgOption) (ch, ts string, err error) {
+	err = n.pacer.call(ctx, "chat.postMessage:"+channel, func() error {
+		var err error
+		ch, ts, err = n.api.PostMessageContext(ctx, channel, opts...)
+		return err
+	})
+	return ch, ts, err
 }
 
 // maxPatientWaits bounds how often patientPost waits out a rate limit.
@@ -103,7 +117,7 @@ const maxPatientWaits = 5
 // rate_limited) within ctx, for the later parts of a notice posted in several messages.
 func (n *Notifier) patientPost(ctx context.Context, channel string, opts ...slack.MsgOption) (string, string, error) {
 	for waits := 0; ; waits++ {
-		ch, ts, err := n.api.PostMessageContext(ctx, channel, opts...)
+		ch, ts, err := n.post(ctx, channel, opts...)
 		if err == nil || !rateLimited(err) || waits == maxPatientWaits {
 			return ch, ts, err
 		}
@@ -142,10 +156,9 @@ func rateLimited(err error) bool {
 func (n *Notifier) failed(method string, err error) error {
 	n.v.cfg.Metrics.slackError(method, err)
 	de := &access.DeliveryError{Err: fmt.Errorf("%w%s", err, slackHint(err)), Code: slackCode(err)}
-	var rl *slack.RateLimitedError
 	switch {
-	case errors.As(err, &rl):
-		de.RetryAfter = rl.RetryAfter
+	case rateLimited(err):
+		de.RetryAfter = retryAfter(err)
 	case permanentSlackError(err):
 		de.Permanent = true
 	}

@@ -247,7 +247,7 @@ func (s deliverer) deliverOne(ctx context.Context, row store.Outbox) (complete, 
 	switch {
 	case de != nil && de.RetryAfter > 0:
 		at = s.now().Add(de.RetryAfter)
-		log.WithField("retry_after", de.RetryAfter.String()).Warn("Slack rate limited a message; retrying after the delay it asked for")
+		log.WithField("retry_after", de.RetryAfter.String()).Info("Slack rate limited a message; retrying after the delay it asked for")
 	case (de != nil && de.Permanent) || row.Attempts >= maxDeliveryAttempts:
 		log.WithError(err).WithField("attempts", row.Attempts).Error("Dropping a Slack message that cannot be delivered")
 		if Kind(row.Kind) == ToCard {
@@ -262,7 +262,13 @@ func (s deliverer) deliverOne(ctx context.Context, row store.Outbox) (complete, 
 	default:
 		log.WithError(err).WithField("attempts", row.Attempts).Warn("Could not deliver a Slack message; will retry")
 	}
-	if rerr := s.st.RetryOutbox(ctx, row.ID, s.exec.InstanceID, at, err.Error()); rerr != nil {
+	retry := s.st.RetryOutbox
+	if de != nil && de.RetryAfter > 0 {
+		// Waiting because the chat asked to is not a failed attempt: a message is never given up
+		// for being rate limited.
+		retry = s.st.DeferOutbox
+	}
+	if rerr := retry(ctx, row.ID, s.exec.InstanceID, at, err.Error()); rerr != nil {
 		log.WithError(rerr).Warn("Could not schedule a retry")
 	}
 	return false, false

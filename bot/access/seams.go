@@ -24,6 +24,7 @@ type Store interface {
 	CompleteOutbox(ctx context.Context, id int64, owner string) error
 	CompleteOutboxAndUpdate(ctx context.Context, id int64, owner, requestID string, fn func(r *approval.Request) error) (approval.Request, error)
 	RetryOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error
+	DeferOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error
 	AuditHead(ctx context.Context) (store.AuditHead, error)
 	ClaimCheckpoint(ctx context.Context, now time.Time, every time.Duration) (store.AuditHead, bool, error)
 }

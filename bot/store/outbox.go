@@ -175,6 +175,17 @@ func (s *Store) markDelivered(ctx context.Context, tx *sql.Tx, id int64, owner s
 // same request keep waiting, so order survives failures. Returns ErrConflict when owner no
 // longer holds the claim.
 func (s *Store) RetryOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error {
+	return s.retryOutbox(ctx, id, owner, at, lastErr, 0)
+}
+
+// DeferOutbox is RetryOutbox for a row that was not really attempted: the chat service asked the
+// deliverer to wait (rate limiting), so the claim does not count towards the attempts after which
+// a message is given up.
+func (s *Store) DeferOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error {
+	return s.retryOutbox(ctx, id, owner, at, lastErr, 1)
+}
+
+func (s *Store) retryOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string, uncount int) error {
 	if owner == "" {
 		return errors.New("store: retry outbox: owner must not be empty")
 	}
@@ -182,8 +193,9 @@ func (s *Store) RetryOutbox(ctx context.Context, id int64, owner string, at time
 		lastErr = lastErr[:maxLastError]
 	}
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.rebind(`UPDATE outbox SET claimed_by = '', claimed_until = ?, last_error = ?
-			WHERE id = ? AND claimed_by = ? AND delivered_at IS NULL`), millis(at), lastErr, id, owner)
+		res, err := tx.ExecContext(ctx, s.rebind(`UPDATE outbox SET claimed_by = '', claimed_until = ?, last_error = ?,
+			attempts = CASE WHEN attempts >= ? THEN attempts - ? ELSE attempts END
+			WHERE id = ? AND claimed_by = ? AND delivered_at IS NULL`), millis(at), lastErr, uncount, uncount, id, owner)
 		if err != nil {
 			return fmt.Errorf("store: retry outbox %d: %w", id, err)
 		}
