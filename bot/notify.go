@@ -18,8 +18,8 @@ import (
 type Notifier struct {
 	api   slackAPI
 	pacer *pacer
-	v   *view
-	log logrus.FieldLogger
+	v     *view
+	log   logrus.FieldLogger
 }
 
 var _ access.Notifier = (*Notifier)(nil)
