@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -117,7 +118,10 @@ var (
 
 // Target is one Metabase user named by a request, with what the bot saw when it was requested.
 type Target struct {
-	// UserID is the Metabase user id.
+	// Instance names the Metabase the user lives in; empty means DefaultInstance, so requests
+	// stored before there could be several instances read as the one configured then.
+	Instance string `json:"instance,omitempty"`
+	// UserID is the Metabase user id, unique within Instance only.
 	UserID int `json:"user_id"`
 	// Email and Name are shown on cards and in audit messages.
 	Email string `json:"email"`
@@ -156,6 +160,36 @@ type Target struct {
 	Consequences *Consequences `json:"consequences,omitempty"`
 	// HandedOver is what the request's hand-over did with those items; nil until then.
 	HandedOver *HandoverResult `json:"handed_over,omitempty"`
+}
+
+// DefaultInstance names the one Metabase of a single-instance configuration (METABASE_URL), in
+// storage, audit records and metrics.
+const DefaultInstance = "default"
+
+// InstanceName returns the Metabase instance t lives in, DefaultInstance for a target stored
+// without one.
+func (t Target) InstanceName() string {
+	if t.Instance == "" {
+		return DefaultInstance
+	}
+	return t.Instance
+}
+
+// Key identifies t's user across instances: the same id in two instances is two people.
+func (t Target) Key() UserKey { return UserKey{Instance: t.InstanceName(), ID: t.UserID} }
+
+// UserKey is a Metabase user in one instance.
+type UserKey struct {
+	Instance string
+	ID       int
+}
+
+// String is the user as typed in commands: "eu:42", or "42" in the default instance.
+func (k UserKey) String() string {
+	if k.Instance == "" || k.Instance == DefaultInstance {
+		return strconv.Itoa(k.ID)
+	}
+	return k.Instance + ":" + strconv.Itoa(k.ID)
 }
 
 // Outcome is what execution did to one target.
@@ -391,7 +425,7 @@ func (r *Request) CancelReturn(user string, now time.Time) error {
 // return never undoes it, and cancels the return when nobody is left in it. It returns the
 // targets it took out. A return already running cannot be superseded (ErrReturnRunning): the
 // caller must not go ahead as if it had been.
-func (r *Request) Supersede(by string, users []int, now time.Time) ([]Target, error) {
+func (r *Request) Supersede(by string, users []UserKey, now time.Time) ([]Target, error) {
 	switch r.State {
 	case Scheduled:
 	case Executing, Approved:
@@ -401,7 +435,7 @@ func (r *Request) Supersede(by string, users []int, now time.Time) ([]Target, er
 	}
 	var removed []Target
 	r.Targets = slices.DeleteFunc(r.Targets, func(t Target) bool {
-		if slices.Contains(users, t.UserID) {
+		if slices.Contains(users, t.Key()) {
 			removed = append(removed, t)
 			return true
 		}
@@ -603,7 +637,7 @@ func ReturnOf(leave Request, now time.Time) (Request, bool) {
 		if t.Result.Outcome != Done {
 			continue
 		}
-		targets = append(targets, Target{UserID: t.UserID, Email: t.Email, Name: t.Name,
+		targets = append(targets, Target{Instance: t.Instance, UserID: t.UserID, Email: t.Email, Name: t.Name,
 			Superuser: t.Superuser, GroupIDs: slices.Clone(t.GroupIDs), Restore: t.Superuser, Stamp: t.Stamp, SSOSource: t.SSOSource})
 	}
 	if len(targets) == 0 {
@@ -627,7 +661,7 @@ func (r *Request) Extend(more []Target) ([]Target, error) {
 	}
 	var added []Target
 	for _, t := range more {
-		if !slices.ContainsFunc(r.Targets, func(x Target) bool { return x.UserID == t.UserID }) {
+		if !slices.ContainsFunc(r.Targets, func(x Target) bool { return x.Key() == t.Key() }) {
 			added = append(added, t)
 		}
 	}
