@@ -160,6 +160,17 @@ type Target struct {
 	Consequences *Consequences `json:"consequences,omitempty"`
 	// HandedOver is what the request's hand-over did with those items; nil until then.
 	HandedOver *HandoverResult `json:"handed_over,omitempty"`
+	// Unresolved says Instance did not answer when the request was made: what the card shows is
+	// not known, and a target named by email has no UserID yet. Execution looks the user up
+	// again (Resolve records what it found).
+	Unresolved bool `json:"unresolved,omitempty"`
+}
+
+// InstanceNote says why the user named Email is not a target in Instance.
+type InstanceNote struct {
+	Instance string `json:"instance"`
+	Email    string `json:"email"`
+	Note     string `json:"note"`
 }
 
 // DefaultInstance names the one Metabase of a single-instance configuration (METABASE_URL), in
@@ -281,6 +292,13 @@ type Request struct {
 	Supersedes []Superseded `json:"supersedes,omitempty"`
 	// SupersededBy, on a cancelled return, is the request whose approval cancelled it.
 	SupersededBy string `json:"superseded_by,omitempty"`
+	// Notes, when several Metabase instances are configured, say where a named user is not a
+	// target and why ("not found", "already inactive"), so the card accounts for every instance.
+	Notes []InstanceNote `json:"instance_notes,omitempty"`
+	// Instances, when several Metabase instances are configured, are the ones the request looked
+	// its targets up in (one, for a request limited with --instance), so the card can say where a
+	// user was not found. Nil in a single-instance configuration.
+	Instances []string `json:"instances,omitempty"`
 	// Version is the compare-and-set counter kept by the store.
 	Version int64 `json:"version"`
 }
@@ -316,6 +334,8 @@ func (r Request) Clone() Request {
 	c.Approvals = slices.Clone(r.Approvals)
 	c.cloneHandover(r)
 	c.Supersedes = slices.Clone(r.Supersedes)
+	c.Instances = slices.Clone(r.Instances)
+	c.Notes = slices.Clone(r.Notes)
 	if r.ReturnAt != nil {
 		ra := *r.ReturnAt
 		c.ReturnAt = &ra
@@ -545,6 +565,10 @@ type Before struct {
 	Superuser bool
 	GroupIDs  []int
 	Stamp     string
+	// UserID and Name, for an Unresolved target, are who execution found: the target is
+	// resolved from then on.
+	UserID int
+	Name   string
 }
 
 // Record stores the outcome for target i while executing, so a takeover skips it. owner must
@@ -563,6 +587,9 @@ func (r *Request) Record(owner string, i int, res Result, before *Before, now ti
 		r.Targets[i].Superuser = before.Superuser
 		r.Targets[i].GroupIDs = slices.Clone(before.GroupIDs)
 		r.Targets[i].Stamp = before.Stamp
+	}
+	if before != nil && before.UserID != 0 && r.Targets[i].Unresolved {
+		r.Targets[i].UserID, r.Targets[i].Name, r.Targets[i].Unresolved = before.UserID, before.Name, false
 	}
 	r.Targets[i].Unanswered = res.Unanswered
 	r.Targets[i].Result = res
