@@ -676,7 +676,7 @@ func ReturnOf(leave Request, now time.Time) (Request, bool) {
 		Targets: targets, Reason: "automatic return from leave: " + leave.Reason,
 		NotBefore: *leave.ReturnAt, ChannelID: leave.ChannelID, MessageTS: leave.MessageTS,
 		RequiredApprovals: leave.RequiredApprovals, Approvals: slices.Clone(leave.Approvals), DecidedBy: leave.DecidedBy,
-		CreatedAt: now, ExpiresAt: *leave.ReturnAt, DecidedAt: now,
+		CreatedAt: now, ExpiresAt: *leave.ReturnAt, DecidedAt: now, Instances: slices.Clone(leave.Instances),
 	}, true
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -8,9 +9,16 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/metabase-bot/metabase-bot/bot/access"
 	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/bot/store"
+	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
 // metabaseInstance is one Metabase the bot manages, as configured: the single form
@@ -165,4 +173,120 @@ func (c config) instanceNames() []string {
 		out[i] = in.Name
 	}
 	return out
+}
+
+// namedClient is one configured instance's client and what start-up learnt about it.
+type namedClient struct {
+	name   string
+	urlVar string
+	client *metabase.Client
+	// botID is the bot's own account there, zero until the instance answered.
+	botID *atomic.Int64
+}
+
+// checkInstances checks every instance at once. Credentials an instance refuses stop the start,
+// as with one instance: waiting would not fix them. An instance that does not answer is named in
+// the logs and checked again in the background until it answers, so the others serve meanwhile.
+func checkInstances(ctx context.Context, clients []namedClient, log logrus.FieldLogger) error {
+	errs := make([]error, len(clients))
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			down, err := checkInstance(ctx, c, log)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if down != nil {
+				log.WithError(down).WithField("instance", c.name).
+					Warn("Metabase instance " + c.name + " is not reachable; the others serve meanwhile, and it is checked again in the background")
+				go retryInstance(ctx, c, log)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// checkInstance reads the bot's own account in one instance: down is why it did not answer, err a
+// refusal no retry fixes.
+func checkInstance(ctx context.Context, c namedClient, log logrus.FieldLogger) (down, err error) {
+	me, err := c.client.CurrentUser(ctx)
+	keyVar := instanceVar(c.name, "API_KEY")
+	switch {
+	case errors.Is(err, metabase.ErrUnauthorized):
+		return nil, fmt.Errorf("metabase instance %s rejected the credentials (401): check %s (or %s/%s): %w", c.name, keyVar,
+			instanceVar(c.name, "USERNAME"), instanceVar(c.name, "PASSWORD"), err)
+	case errors.Is(err, metabase.ErrForbidden):
+		return nil, fmt.Errorf("metabase instance %s refused the bot (403): its API key must belong to the Administrators group: %w", c.name, err)
+	case err != nil:
+		return err, nil
+	case !me.IsSuperuser:
+		return nil, fmt.Errorf("the account %s of Metabase instance %s is not an admin: user endpoints need the Administrators group (put the API key in Administrators)", me.Email, c.name)
+	}
+	c.botID.Store(int64(me.ID))
+	log.WithFields(logrus.Fields{"instance": c.name, "metabase_user_id": me.ID}).Info("Metabase credentials carry admin rights")
+	return nil, nil
+}
+
+// retryInstance checks an instance that did not answer at start again, with backoff, until it
+// answers or ctx ends; then the bot's own account there is protected.
+func retryInstance(ctx context.Context, c namedClient, log logrus.FieldLogger) {
+	for attempt := 0; ; attempt++ {
+		wait := min(time.Second<<min(attempt, 5), 30*time.Second)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		down, err := checkInstance(ctx, c, log)
+		switch {
+		case err != nil:
+			log.WithError(err).WithField("instance", c.name).Error("Metabase instance " + c.name + " answers but refuses the bot; fix its configuration")
+			return
+		case down == nil:
+			log.WithField("instance", c.name).Info("Metabase instance " + c.name + " answers now")
+			return
+		case ctx.Err() == nil:
+			log.WithError(down).WithFields(logrus.Fields{"instance": c.name, "retry_in": wait.String()}).Warn("Metabase instance " + c.name + " is still not reachable")
+		}
+	}
+}
+
+// instancesReady is /readyz with several instances: ready while one answers, with each
+// instance's state on its own line.
+func instancesReady(ctx context.Context, clients []namedClient) (string, error) {
+	states := make([]string, len(clients))
+	up := make([]bool, len(clients))
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			if err := c.client.Health(ctx); err != nil {
+				states[i] = c.name + ": unreachable (" + waitCause(err) + ")"
+				return
+			}
+			up[i], states[i] = true, c.name+": ok"
+		})
+	}
+	wg.Wait()
+	detail := "\n" + strings.Join(states, "\n")
+	if !slices.Contains(up, true) {
+		return detail, errors.New("metabase: no instance answers")
+	}
+	return detail, nil
+}
+
+// checkInstancesBound refuses to start while open requests or scheduled returns name an instance
+// that is not configured: running them against another instance would act on other people.
+func checkInstancesBound(ctx context.Context, cfg config, st *store.Store) error {
+	open, err := st.List(ctx, approval.Pending, approval.Approved, approval.Scheduled, approval.Executing)
+	if err != nil {
+		return fmt.Errorf("read open requests: %w", err)
+	}
+	if unbound := access.UnboundInstances(open, cfg.instanceNames()); len(unbound) > 0 {
+		return fmt.Errorf("open requests or scheduled returns name Metabase instances that are not configured: %s; "+
+			"configure them again (METABASE_INSTANCES), or settle those requests with the configuration they were made under",
+			access.DescribeUnbound(unbound))
+	}
+	return nil
 }
