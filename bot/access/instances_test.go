@@ -140,7 +140,9 @@ func TestPrepareAcrossInstances(t *testing.T) {
 	t.Run("an instance that does not answer gives an unresolved target", func(t *testing.T) {
 		t.Parallel()
 		down := newUsersMetabase()
-		down.UserByEmailFn = func(ctx context.Context, email string) (*metabase.User, error) { return nil, errors.New("connection refused") }
+		down.UserByEmailFn = func(ctx context.Context, email string) (*metabase.User, error) {
+			return nil, errors.New("connection refused")
+		}
 		s := twoInstanceCore(t, newUsersMetabase(jane, other), down, nil)
 		r, err := s.Prepare(t.Context(), disable(byEmail))
 		if err != nil || len(r.Targets) != 2 || !r.Targets[1].Unresolved || r.Targets[1].Instance != "eu" || r.Targets[1].Email != "jane@example.com" {
