@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,12 @@ func newMultiHarness(t *testing.T, overrides map[string]string) *multiHarness {
 	h.env["METABASE_PROD_API_KEY"] = metabasetest.AdminAPIKey
 	h.env["METABASE_EU_URL"] = eu.URL()
 	h.env["METABASE_EU_API_KEY"] = metabasetest.AdminAPIKey
+	// The per-instance keys are secrets too: runs after every bot process of the test stopped.
+	t.Cleanup(func() {
+		if strings.Contains(h.logs.String(), metabasetest.AdminAPIKey) {
+			t.Error("an instance's API key appears in the bot's logs")
+		}
+	})
 	return &multiHarness{harness: h, eu: eu}
 }
 
@@ -255,4 +262,59 @@ func getReadyz(t *testing.T, addr string) (string, int) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b), resp.StatusCode
+}
+
+// TestUpgradeBindsRequestsToTheConfiguredInstance: the requests of a database written by the
+// previous version (one Metabase, no instance in its rows) belong to the one configured instance
+// after the upgrade: its open request is found by user, so a second request about the same
+// person is refused and status shows it, and approving it disables the user there.
+func TestUpgradeBindsRequestsToTheConfiguredInstance(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	jane := h.addJane()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	h.env["DATABASE_URL"] = "sqlite:" + path
+	writeV1Database(t, path, jane.ID)
+	h.start()
+
+	card := h.card("MB-OLD00001")
+	h.reply(requester, "status jane@example.com", "Open request: MB-OLD00001")
+	h.command(requester, "disable jane@example.com Left again")
+	h.ephemeral(requester, "already has an open request, MB-OLD00001")
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "jane@example.com: disabled")
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Error("jane is still active after the old request was approved")
+	}
+}
+
+// TestUpgradeToSeveralInstancesKeepsDefault: switching a database of the previous version to
+// several instances works when one of them is named default: the old requests are its.
+func TestUpgradeToSeveralInstancesKeepsDefault(t *testing.T) {
+	t.Parallel()
+	h := newMultiHarness(t, nil)
+	h.env["METABASE_INSTANCES"] = "default,eu"
+	h.env["METABASE_DEFAULT_URL"], h.env["METABASE_DEFAULT_API_KEY"] = h.env["METABASE_PROD_URL"], h.env["METABASE_PROD_API_KEY"]
+	delete(h.env, "METABASE_PROD_URL")
+	delete(h.env, "METABASE_PROD_API_KEY")
+	jane := h.addJane()
+	addJaneTo(h.eu)
+	path := filepath.Join(t.TempDir(), "v1.db")
+	h.env["DATABASE_URL"] = "sqlite:" + path
+	writeV1Database(t, path, jane.ID)
+	h.start()
+
+	st := h.reply(requester, "status jane@example.com", "*default:*")
+	if !strings.Contains(st.AllText(), "Open request: MB-OLD00001") {
+		t.Errorf("status does not show the old request under default:\n%s", st.AllText())
+	}
+	card := h.card("MB-OLD00001")
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "jane@example.com: disabled")
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Error("jane is still active in default")
+	}
+	if n := h.eu.Count("DELETE", "/api/user/"); n != 0 {
+		t.Errorf("the old request wrote to eu (%d DELETE calls)", n)
+	}
 }
