@@ -166,3 +166,25 @@ func TestUnboundInstances(t *testing.T) {
 		t.Errorf("with the single instance configured: %v, want none", got)
 	}
 }
+
+func TestStatusAcrossInstances(t *testing.T) {
+	t.Parallel()
+	jane := metabase.User{ID: 7, Email: "jane@example.com", IsActive: true}
+	down := newUsersMetabase()
+	down.UserByEmailFn = func(context.Context, string) (*metabase.User, error) { return nil, errors.New("connection refused") }
+	ref := TargetRef{Kind: ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}
+
+	s := twoInstanceCore(t, newUsersMetabase(jane), down, nil)
+	st, err := s.Status(t.Context(), "UREQ", "C", ref)
+	if err != nil || st.Instance != "prod" || len(st.Also) != 0 || len(st.Notes) != 1 || st.Notes[0].Instance != "eu" {
+		t.Errorf("status = %+v, %v; want jane in prod and a note that eu did not answer", st, err)
+	}
+	s = twoInstanceCore(t, newUsersMetabase(), down, nil)
+	if _, err := s.Status(t.Context(), "UREQ", "C", ref); err == nil || IsRefusal(err) {
+		t.Errorf("not in prod, eu down: %v, want eu's error rather than a claim that jane does not exist", err)
+	}
+	s = twoInstanceCore(t, newUsersMetabase(jane), newUsersMetabase(jane), nil)
+	if st, err := s.Status(t.Context(), "UREQ", "C", ref); err != nil || len(st.Also) != 1 || st.Also[0].Instance != "eu" {
+		t.Errorf("status = %+v, %v; want jane in prod and in eu", st, err)
+	}
+}

@@ -54,7 +54,11 @@ func (s *Service) Status(ctx context.Context, requester, channel string, ref Tar
 	}
 	if len(all) == 0 {
 		// Not found where answered, and the rest did not answer.
-		return Status{}, fs[0].Unreachable
+		for _, f := range fs {
+			if f.Unreachable != nil {
+				return Status{}, f.Unreachable
+			}
+		}
 	}
 	st := all[0]
 	st.Also, st.Notes = all[1:], notes

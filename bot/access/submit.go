@@ -264,8 +264,11 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 	var looked []string
 	if s.in.multi() {
 		looked = s.in.names()
-		if len(c.Targets) > 0 && c.Targets[0].Instance != "" && c.Resolved == nil {
-			looked = []string{c.Targets[0].Instance}
+		if c.Resolved == nil && len(c.Targets) > 0 && !slices.ContainsFunc(c.Targets, func(t TargetRef) bool { return t.Instance == "" }) {
+			// Every user named their instance (NAME:N, --instance): those are all it looked in.
+			looked = slices.DeleteFunc(looked, func(name string) bool {
+				return !slices.ContainsFunc(c.Targets, func(t TargetRef) bool { return t.Instance == name })
+			})
 		}
 	}
 	return approval.Request{
