@@ -97,7 +97,7 @@ func (s lookups) orphanChecks(ctx context.Context, c ChangeRequest) (*approval.H
 	if c.Handover == nil {
 		return nil, refuse(HandoverNeedsSuccessor, "")
 	}
-	return validator{s.Service}.handover(ctx, approval.HandOver, *c.Handover, nil)
+	return validator(s).handover(ctx, approval.HandOver, *c.Handover, nil)
 }
 
 // SubmitOrphans turns the orphans report into one hand-over request, listing again so it reflects
