@@ -104,7 +104,10 @@ func (v *view) renderCard(r approval.Request) []slack.Block {
 		ask = handoverAsk(r)
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(ask), nil, nil))
-	if len(r.Targets) == 1 {
+	if len(r.Instances) > 0 {
+		// Several instances: one line per instance for each person, where they are not too.
+		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(clipLines(instanceLines(r), maxSectionText)), nil, nil))
+	} else if len(r.Targets) == 1 {
 		t := r.Targets[0]
 		sso := "none (password)"
 		if t.SSOSource != "" {

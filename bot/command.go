@@ -56,6 +56,9 @@ type Command struct {
 	// (handover.go).
 	Successor *access.TargetRef
 	Archive   bool
+	// Instance limits a disable or enable to one Metabase instance (`--instance NAME`, placed
+	// before the reason); every target then carries it.
+	Instance string
 }
 
 // action is the core's action for a disable or enable command.
@@ -187,9 +190,25 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		cmd.Until = plainWord(words[i+1])
 		i += 2
 	}
-	i, err := parseHandover(&cmd, words, i)
+	i, err := parseInstanceOption(&cmd, words, i)
 	if err != nil {
 		return Command{}, err
+	}
+	if i, err = parseHandover(&cmd, words, i); err != nil {
+		return Command{}, err
+	}
+	if i, err = parseInstanceOption(&cmd, words, i); err != nil {
+		return Command{}, err
+	}
+	if cmd.Instance != "" {
+		for j := range cmd.Targets {
+			switch t := &cmd.Targets[j]; {
+			case t.Instance == "":
+				t.Instance = cmd.Instance
+			case t.Instance != cmd.Instance:
+				return Command{}, usagef("%s names instance %s, but `--instance %s` limits the command to %s.", quoteWord(t.Raw, 40), t.Instance, cmd.Instance, cmd.Instance)
+			}
+		}
 	}
 	reason := make([]string, len(words)-i)
 	for j, w := range words[i:] {
@@ -200,6 +219,32 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		return Command{}, usagef("The reason is %d characters long; the limit is %d.", n, maxReasonLen)
 	}
 	return cmd, nil
+}
+
+// instanceNameRe is an instance name as METABASE_INSTANCES allows it.
+var instanceNameRe = regexp.MustCompile(`^[a-z][a-z0-9]{0,15}$`)
+
+// qualifiedIDRe is a Metabase id that names its instance: eu:42.
+var qualifiedIDRe = regexp.MustCompile(`^([a-z][a-z0-9]{0,15}):([0-9]+)$`)
+
+// parseInstanceOption reads `--instance NAME` at words[i], if there. Clients may turn the two
+// hyphens into a dash as people type, so an em or en dash is read the same.
+func parseInstanceOption(cmd *Command, words []string, i int) (int, error) {
+	if i >= len(words) {
+		return i, nil
+	}
+	w := strings.ToLower(plainWord(words[i]))
+	if w != "--instance" && w != "—instance" && w != "–instance" {
+		return i, nil
+	}
+	if cmd.Instance != "" {
+		return 0, usagef("`--instance` may be given once.")
+	}
+	if i+1 >= len(words) || !instanceNameRe.MatchString(plainWord(words[i+1])) {
+		return 0, usagef("`--instance` needs the name of a Metabase instance, e.g. `--instance eu`, before the reason.")
+	}
+	cmd.Instance = plainWord(words[i+1])
+	return i + 2, nil
 }
 
 // ambiguousNumber finds a bare number that ends the target list after an email or a mention: it
@@ -226,6 +271,9 @@ func isNumber(w string) bool {
 // reported instead of silently becoming part of the reason. w is in Slack's wire form.
 func looksLikeTarget(w string) bool {
 	if strings.HasPrefix(w, "<@") || strings.HasPrefix(w, "<mailto:") || strings.Contains(plainWord(w), "@") {
+		return true
+	}
+	if qualifiedIDRe.MatchString(w) {
 		return true
 	}
 	w = strings.TrimPrefix(w, "-")
@@ -260,6 +308,13 @@ func parseTarget(w string) (access.TargetRef, error) {
 			return access.TargetRef{}, usagef("%s is not a valid email address.", quoteWord(plainW, 80))
 		}
 		return access.TargetRef{Kind: access.ByEmail, Email: strings.ToLower(email), Raw: plainW}, nil
+	}
+	if m := qualifiedIDRe.FindStringSubmatch(plainW); m != nil {
+		id, err := strconv.Atoi(m[2])
+		if err != nil || id < 1 || id > maxUserID {
+			return access.TargetRef{}, usagef("%s is not a valid Metabase user id (a positive whole number).", quoteWord(plainW, 80))
+		}
+		return access.TargetRef{Kind: access.ByID, ID: id, Instance: m[1], Raw: plainW}, nil
 	}
 	id, err := strconv.Atoi(plainW)
 	if err != nil || id < 1 || id > maxUserID || strings.HasPrefix(plainW, "+") {

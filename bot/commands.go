@@ -103,7 +103,27 @@ func (b *Bot) status(ctx context.Context, sc slack.SlashCommand, cmd Command) {
 	b.ephemeral(ctx, sc.ChannelID, sc.UserID, statusText(st))
 }
 
+// statusText is the status of a user; with several instances, a block per instance where they
+// exist and a line for each where they are not (or that did not answer).
 func statusText(st access.Status) string {
+	if st.Instance == "" {
+		return instanceStatusText(st)
+	}
+	blocks := []string{instanceStatusText(st)}
+	for _, also := range st.Also {
+		blocks = append(blocks, instanceStatusText(also))
+	}
+	var notes []string
+	for _, n := range st.Notes {
+		notes = append(notes, fmt.Sprintf("*%s*: %s", escape(n.Instance), escape(n.Note)))
+	}
+	if len(notes) > 0 {
+		blocks = append(blocks, strings.Join(notes, "\n"))
+	}
+	return strings.Join(blocks, "\n\n")
+}
+
+func instanceStatusText(st access.Status) string {
 	u := st.User
 	state := "active"
 	if !u.IsActive {
@@ -121,8 +141,12 @@ func statusText(st access.Status) string {
 	for _, g := range u.Groups() {
 		groups = append(groups, strconv.Itoa(g))
 	}
+	head := fmt.Sprintf("*%s* · %s · Metabase id %d", escape(u.Name()), escape(u.Email), u.ID)
+	if st.Instance != "" {
+		head = fmt.Sprintf("*%s:* *%s* · %s · Metabase id %s:%d", escape(st.Instance), escape(u.Name()), escape(u.Email), escape(st.Instance), u.ID)
+	}
 	lines := []string{
-		fmt.Sprintf("*%s* · %s · Metabase id %d", escape(u.Name()), escape(u.Email), u.ID),
+		head,
 		"State: *" + state + "*",
 		"Admin: " + yesNo(u.IsSuperuser),
 		"Last login: " + login,

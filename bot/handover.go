@@ -35,7 +35,7 @@ func (c Command) handover() *access.HandoverRequest {
 	if c.Successor == nil {
 		return nil
 	}
-	return &access.HandoverRequest{Successor: c.Successor, Archive: c.Archive}
+	return &access.HandoverRequest{Successor: c.Successor, Archive: c.Archive, Instance: c.Instance}
 }
 
 // parseHandover reads `handover <user> [archive]` at words[i], if it is there, into cmd and

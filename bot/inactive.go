@@ -37,7 +37,8 @@ func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Com
 		return
 	}
 	lines := make([]string, 0, min(len(users), maxReportLines)+1)
-	for i, u := range users {
+	for i, iu := range users {
+		u := iu.User
 		if i == maxReportLines {
 			lines = append(lines, fmt.Sprintf("…and %d more (the request lists them all)", len(users)-maxReportLines))
 			break
@@ -46,7 +47,11 @@ func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Com
 		if u.LastLogin != nil {
 			login = "last login " + u.LastLogin.UTC().Format("2006-01-02")
 		}
-		lines = append(lines, fmt.Sprintf("• %s · %s · %s", escape(u.Name()), escape(u.Email), login))
+		where := ""
+		if b.core.MultiInstance() {
+			where = escape(iu.Instance) + ": "
+		}
+		lines = append(lines, fmt.Sprintf("• %s%s · %s · %s", where, escape(u.Name()), escape(u.Email), login))
 	}
 	btn := slack.NewButtonBlockElement(actionInactiveRequest, strconv.Itoa(cmd.Days),
 		plain(clip(fmt.Sprintf("Request disable of these %d users", len(users)), 75)))

@@ -202,7 +202,8 @@ func (v *view) requesterText(e access.Event) string {
 		r.ID, r.ChannelID, e.Code, hint)
 }
 
-// auditTargets names up to 20 targets by email for one-line texts.
+// auditTargets names up to 20 targets by email for one-line texts, each with its instance when
+// a target names one (several instances).
 func auditTargets(ts []approval.Target) string {
 	const shown = 20
 	var emails []string
@@ -210,6 +211,10 @@ func auditTargets(ts []approval.Target) string {
 		if i == shown {
 			emails = append(emails, fmt.Sprintf("and %d more", len(ts)-shown))
 			break
+		}
+		if t.Instance != "" {
+			emails = append(emails, escape(t.Instance+":"+nonEmpty(t.Email, strconv.Itoa(t.UserID))))
+			continue
 		}
 		emails = append(emails, escape(t.Email))
 	}
@@ -221,6 +226,10 @@ func auditTargets(ts []approval.Target) string {
 func outcomeLines(r approval.Request) []string {
 	lines := make([]string, 0, len(r.Targets))
 	for _, t := range r.Targets {
+		if len(r.Instances) > 0 {
+			// Several instances: the same person may have a result in each.
+			t.Email = t.InstanceName() + ": " + nonEmpty(t.Email, approval.UserKey{Instance: t.InstanceName(), ID: t.UserID}.String())
+		}
 		switch t.Result.Outcome {
 		case approval.Done:
 			line := fmt.Sprintf("• %s: %s", escape(t.Email), verbPast(r.Action))
@@ -235,6 +244,76 @@ func outcomeLines(r approval.Request) []string {
 		}
 	}
 	return lines
+}
+
+// instanceLines are a several-instance card's targets: each person named, then one line per
+// instance the request looked in: their state there, "not found", or "unreachable (will retry)".
+func instanceLines(r approval.Request) []string {
+	var lines []string
+	if len(r.Instances) == 1 {
+		lines = append(lines, "_only in "+escape(r.Instances[0])+"_")
+	}
+	type person struct {
+		head  string
+		lines []string
+	}
+	var people []*person
+	byEmail := map[string]*person{}
+	get := func(email, name string) *person {
+		key := strings.ToLower(email)
+		if p, ok := byEmail[key]; ok {
+			return p
+		}
+		head := escape(email)
+		if name != "" && !strings.EqualFold(name, email) {
+			head = escape(name) + " · " + head
+		}
+		p := &person{head: head}
+		byEmail[key] = p
+		people = append(people, p)
+		return p
+	}
+	for _, t := range r.Targets {
+		email := t.Email
+		if email == "" {
+			email = approval.UserKey{Instance: t.InstanceName(), ID: t.UserID}.String()
+		}
+		p := get(email, t.Name)
+		p.lines = append(p.lines, escape(t.InstanceName())+": "+instanceState(t))
+	}
+	for _, n := range r.Notes {
+		p := get(n.Email, "")
+		p.lines = append(p.lines, escape(n.Instance)+": "+escape(n.Note))
+	}
+	for i, p := range people {
+		if i == maxCardTargets {
+			lines = append(lines, fmt.Sprintf("…and %d more (full list in the thread)", len(people)-maxCardTargets))
+			break
+		}
+		lines = append(lines, "• "+p.head)
+		for _, l := range p.lines {
+			lines = append(lines, "    "+l)
+		}
+	}
+	return lines
+}
+
+// instanceState is one target's line on a several-instance card, after its instance's name.
+func instanceState(t approval.Target) string {
+	if t.Unresolved && t.Result.Outcome == "" {
+		return "unreachable (will retry)"
+	}
+	parts := []string{"id " + strconv.Itoa(t.UserID)}
+	if t.Superuser {
+		parts = append(parts, "*admin*")
+	}
+	if !t.Unresolved {
+		parts = append(parts, "last login "+lastLogin(t))
+	}
+	if t.SSOSource != "" {
+		parts = append(parts, "SSO "+escape(t.SSOSource))
+	}
+	return strings.Join(parts, " · ")
 }
 
 // targetLine is one target in a list: "Jane Doe <jane@example.com> · id 5 · admin".

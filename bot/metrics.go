@@ -44,9 +44,9 @@ func NewMetrics(reg prometheus.Registerer, counts func(ctx context.Context) (map
 			Name: "metabase_bot_socket_mode_connections_total", Help: "Socket Mode connections made; more than one means reconnects."}),
 		mbDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "metabase_bot_metabase_request_duration_seconds", Help: "Metabase API call latency, per attempt.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"method", "route"}),
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"instance", "method", "route"}),
 		mbErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "metabase_bot_metabase_errors_total", Help: "Metabase API calls that failed, by status (0 for no answer)."}, []string{"method", "route", "status"}),
+			Name: "metabase_bot_metabase_errors_total", Help: "Metabase API calls that failed, by status (0 for no answer)."}, []string{"instance", "method", "route", "status"}),
 	}
 	reg.MustRegister(m.created, m.decisions, m.executions, m.execDuration, m.slackErrors, m.connects, m.mbDuration, m.mbErrors)
 	if counts != nil {
@@ -78,14 +78,27 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// ObserveMetabase records one Metabase call; pass it to metabase.WithObserver.
+// ObserveMetabase records one call to the single-instance configuration's Metabase (labelled
+// instance="default"); pass it to metabase.WithObserver.
 func (m *Metrics) ObserveMetabase(method, route string, status int, d time.Duration, err error) {
+	m.observeMetabase(approval.DefaultInstance, method, route, status, d, err)
+}
+
+// ObserveMetabaseOf returns the observer of the named Metabase instance's client, whose calls are
+// labelled with instance, so a slow or failing instance shows apart from the others.
+func (m *Metrics) ObserveMetabaseOf(instance string) func(method, route string, status int, d time.Duration, err error) {
+	return func(method, route string, status int, d time.Duration, err error) {
+		m.observeMetabase(instance, method, route, status, d, err)
+	}
+}
+
+func (m *Metrics) observeMetabase(instance, method, route string, status int, d time.Duration, err error) {
 	if m == nil {
 		return
 	}
-	m.mbDuration.WithLabelValues(method, route).Observe(d.Seconds())
+	m.mbDuration.WithLabelValues(instance, method, route).Observe(d.Seconds())
 	if err != nil || status >= 400 {
-		m.mbErrors.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+		m.mbErrors.WithLabelValues(instance, method, route, strconv.Itoa(status)).Inc()
 	}
 }
 

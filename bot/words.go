@@ -51,7 +51,16 @@ func (v *view) refusalText(rf *access.Refusal) string {
 		return fmt.Sprintf("%s already comes back automatically %s (%s). To bring them back sooner, an approver first cancels that return with the button in the leave's thread.",
 			escape(rf.Subject), slackDate(rf.When), rf.Other)
 	case access.LastAdmin:
+		if rf.Subject != "" {
+			return fmt.Sprintf("That would deactivate the last active admin of Metabase instance %s who is a person, leaving it with no admin who can sign in. Make someone else an admin there first.", escape(rf.Subject))
+		}
 		return "That would deactivate the last active Metabase admin who is a person, leaving Metabase with no admin who can sign in. Make someone else an admin first."
+	case access.IDNeedsInstance:
+		return fmt.Sprintf("With several Metabase instances, an id names its instance: write `NAME:%s`, where NAME is one of %s.", escape(rf.Subject), escape(rf.Other))
+	case access.UnknownInstance:
+		return fmt.Sprintf("There is no Metabase instance named `%s`; the instances are %s.", escape(rf.Subject), escape(rf.Other))
+	case access.HandoverOneInstance:
+		return fmt.Sprintf("A hand-over works in one Metabase instance: add `--instance NAME` before the reason, where NAME is one of %s.", escape(rf.Subject))
 	case access.UnknownRequest:
 		return "That request does not exist."
 	case access.NotApprover:

@@ -93,7 +93,11 @@ type Config struct {
 
 // Deps are the seams the core works through.
 type Deps struct {
-	Store     Store
+	Store Store
+	// Instances are the Metabase instances the bot manages, in a stable order (the order of the
+	// configuration). When empty, Metabase and Notifications below are the one instance, named
+	// approval.DefaultInstance.
+	Instances []Instance
 	Metabase  Metabase
 	Directory Directory
 	Notifier  Notifier
@@ -107,10 +111,9 @@ type Service struct {
 	policy   Policy
 	exec     Execution
 	st       Store
-	mb       Metabase
+	in       instanceSet
 	dir      Directory
 	notifier Notifier
-	nb       Notifications
 	now      func() time.Time
 	log      logrus.FieldLogger
 	metrics  Metrics
@@ -129,8 +132,17 @@ type Service struct {
 
 // New checks cfg and returns the core.
 func New(cfg Config, d Deps) (*Service, error) {
-	if d.Store == nil || d.Metabase == nil || d.Directory == nil || d.Notifier == nil {
+	if len(d.Instances) == 0 && d.Metabase != nil {
+		botID := cfg.Policy.BotMetabaseUserID
+		d.Instances = []Instance{{Name: approval.DefaultInstance, Metabase: d.Metabase, Notifications: d.Notifications,
+			BotUserID: func() int { return botID }}}
+	}
+	if d.Store == nil || len(d.Instances) == 0 || d.Directory == nil || d.Notifier == nil {
 		return nil, errors.New("access: store, metabase, directory and notifier are required")
+	}
+	in, err := newInstanceSet(d.Instances)
+	if err != nil {
+		return nil, err
 	}
 	p, e := cfg.Policy, cfg.Execution
 	var problems []string
@@ -156,8 +168,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if e.InstanceID == "" {
 		e.InstanceID = "bot-" + RandomID(6)
 	}
-	s := &Service{policy: p, exec: e, st: d.Store, mb: d.Metabase, dir: d.Directory, notifier: d.Notifier,
-		nb: d.Notifications, now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, checkpointEvery: cfg.CheckpointEvery, wake: make(chan struct{}, 1)}
+	s := &Service{policy: p, exec: e, st: d.Store, in: in, dir: d.Directory, notifier: d.Notifier,
+		now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, checkpointEvery: cfg.CheckpointEvery, wake: make(chan struct{}, 1)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -169,7 +181,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if s.metrics == nil {
 		s.metrics = nopMetrics{}
 	}
-	s.x = &executor{dryRun: p.DryRun, adminApprovals: p.AdminRequiredApprovals, st: s.st, mb: s.mb, nb: s.nb, cfg: s.exec, now: s.now, log: s.log, metrics: s.metrics, tell: s.tell, kick: s.kick, update: s.update}
+	s.x = &executor{dryRun: p.DryRun, adminApprovals: p.AdminRequiredApprovals, st: s.st, in: s.in, cfg: s.exec, now: s.now, log: s.log, metrics: s.metrics, tell: s.tell, kick: s.kick, update: s.update}
 	return s, nil
 }
 

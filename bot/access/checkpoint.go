@@ -85,7 +85,7 @@ func (s timers) periodicCheckpoint(ctx context.Context) {
 	// finishing; the bound keeps it short.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(maxDeliveryTimeout, s.exec.OutboxLease/2))
 	defer cancel()
-	(checkpoints{s.Service}).postCheckpoint(pctx, Checkpoint{Seq: head.Seq, Hash: head.Hash, At: now})
+	checkpoints(s).postCheckpoint(pctx, Checkpoint{Seq: head.Seq, Hash: head.Hash, At: now})
 }
 
 // CheckpointAtShutdown posts the audit log's head as this process stops, so the audit trail

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
@@ -55,6 +57,26 @@ type HandoverRequest struct {
 	Successor *TargetRef
 	// Archive archives what cannot move instead of leaving it in place and listing it.
 	Archive bool
+	// Instance is the one instance the hand-over works in, when the request was limited to one
+	// (--instance); otherwise the targets' instance, which must be the same for all.
+	Instance string
+}
+
+// handoverInstance is the instance a hand-over works in: the one named, or the one instance all
+// targets are in; "" when the targets span several.
+func handoverInstance(targets []approval.Target, named string) string {
+	if named != "" {
+		return named
+	}
+	name := approval.DefaultInstance
+	for i, t := range targets {
+		if i == 0 {
+			name = t.InstanceName()
+		} else if t.InstanceName() != name {
+			return ""
+		}
+	}
+	return name
 }
 
 // Refusal codes of hand-overs.
@@ -71,6 +93,9 @@ const (
 	SuccessorIsTarget Code = "successor_is_target"
 	// SuccessorAPIKey: the successor Subject is an API key, not a person.
 	SuccessorAPIKey Code = "successor_api_key"
+	// HandoverOneInstance: a hand-over works in one Metabase instance, and the targets are in
+	// several; Subject lists the configured instances.
+	HandoverOneInstance Code = "handover_one_instance"
 )
 
 // ErrSuccessor marks a refusal (or a failed check) of a hand-over's successor, so a form shows it
@@ -93,20 +118,110 @@ func (s validator) extend(ctx context.Context, c ChangeRequest, r approval.Reque
 // lookUp adds to a disable about to be created what its targets leave running. It runs when the
 // request is created, not when it is prepared: a form prepares within Slack's 3 s, and listing
 // every subscription of a large Metabase can take longer.
+//
+// Each instance is listed at the same time as the others, so a request naming a user in three
+// instances waits for the slowest, not for the sum. Targets whose instance did not answer their
+// lookup are left without consequences.
 func (s lookups) lookUp(ctx context.Context, r approval.Request) approval.Request {
-	if r.Action != approval.Disable || r.Lookup != nil || s.nb == nil {
+	if r.Action != approval.Disable || r.Lookup != nil {
+		return r
+	}
+	groups := byInstance(r.Targets, func(t approval.Target) bool { return !t.Unresolved && s.in.nb(t.InstanceName()) != nil })
+	if len(groups) == 0 {
 		return r
 	}
 	r = r.Clone()
-	inv, err := s.nb.Notifications(ctx)
-	r.Lookup = s.consequences(ctx, r.Targets, inv, err, nil)
+	lks := make([]*approval.Lookup, len(groups))
+	var wg sync.WaitGroup
+	for gi, g := range groups {
+		wg.Go(func() {
+			nb := s.in.nb(g.name)
+			sub := make([]approval.Target, len(g.idx))
+			for j, i := range g.idx {
+				sub[j] = r.Targets[i]
+			}
+			inv, err := nb.Notifications(ctx)
+			lks[gi] = s.consequences(ctx, nb, sub, inv, err, nil)
+			for j, i := range g.idx {
+				r.Targets[i] = sub[j]
+			}
+		})
+	}
+	wg.Wait()
+	r.Lookup = mergeLookups(groups, lks, s.in.multi())
 	return r
 }
 
+// instanceGroup is the indexes of a request's targets in one instance.
+type instanceGroup struct {
+	name string
+	idx  []int
+}
+
+// byInstance groups the indexes of the targets that keep holds for, by instance, in the order
+// instances first appear.
+func byInstance(targets []approval.Target, keep func(approval.Target) bool) []instanceGroup {
+	var groups []instanceGroup
+	for i, t := range targets {
+		if !keep(t) {
+			continue
+		}
+		name := t.InstanceName()
+		gi := slices.IndexFunc(groups, func(g instanceGroup) bool { return g.name == name })
+		if gi < 0 {
+			groups = append(groups, instanceGroup{name: name})
+			gi = len(groups) - 1
+		}
+		groups[gi].idx = append(groups[gi].idx, i)
+	}
+	return groups
+}
+
+// mergeLookups makes one request's Lookup of the instances' own: what the card says about the
+// lookup holds for every instance (a capability only when each has it), and an instance that
+// could not be listed is named in the error.
+func mergeLookups(groups []instanceGroup, lks []*approval.Lookup, named bool) *approval.Lookup {
+	if len(lks) == 1 {
+		return lks[0]
+	}
+	out := *lks[0]
+	out.Error = ""
+	var errs []string
+	for gi, lk := range lks {
+		if gi > 0 {
+			if lk.At.After(out.At) {
+				out.At = lk.At
+			}
+			out.RunStatus = out.RunStatus && lk.RunStatus
+			out.MoveAlerts = out.MoveAlerts && lk.MoveAlerts
+			out.ArchiveAlerts = out.ArchiveAlerts && lk.ArchiveAlerts
+			out.CollectionsNotCounted += lk.CollectionsNotCounted
+			if out.Version != lk.Version {
+				out.Version = ""
+			}
+		}
+		if lk.Error != "" {
+			if named {
+				errs = append(errs, groups[gi].name+": "+lk.Error)
+			} else {
+				errs = append(errs, lk.Error)
+			}
+		}
+	}
+	out.Error = strings.Join(errs, "; ")
+	return &out
+}
+
 // handover checks the successor: an active Metabase person who is not one of the targets.
+//
+// A hand-over works in one instance, the successor's: the targets must all be there (name the
+// instance with --instance when there are several).
 func (s validator) handover(ctx context.Context, action approval.Action, h HandoverRequest, targets []approval.Target) (*approval.Handover, error) {
+	instance := handoverInstance(targets, h.Instance)
 	switch {
-	case s.nb == nil:
+	case instance == "":
+		return nil, refuse(HandoverOneInstance, strings.Join(s.in.names(), ", "))
+	case s.in.nb(instance) == nil:
 		return nil, refuse(HandoverUnavailable, "")
 	case action != approval.Disable && action != approval.HandOver:
 		return nil, refuse(HandoverOnlyDisable, string(action))
@@ -117,7 +232,9 @@ func (s validator) handover(ctx context.Context, action approval.Action, h Hando
 	if h.Successor == nil {
 		return out, nil
 	}
-	u, err := s.resolve(ctx, *h.Successor)
+	ref := *h.Successor
+	ref.Instance = instance
+	u, err := s.resolveIn(ctx, instance, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +256,7 @@ func (s validator) handover(ctx context.Context, action approval.Action, h Hando
 // consequences fills each target's Consequences from one inventory (listed once per request,
 // whatever the number of targets) and counts their personal collections, and returns how the
 // lookup went. known are users already read (with their collection ids), to spare a lookup.
-func (s lookups) consequences(ctx context.Context, targets []approval.Target, inv *metabase.Inventory, invErr error, known []metabase.User) *approval.Lookup {
+func (s lookups) consequences(ctx context.Context, nb Notifications, targets []approval.Target, inv *metabase.Inventory, invErr error, known []metabase.User) *approval.Lookup {
 	lk := &approval.Lookup{At: s.now()}
 	if invErr != nil {
 		lk.Error = FailureText(invErr)
@@ -156,13 +273,13 @@ func (s lookups) consequences(ctx context.Context, targets []approval.Target, in
 			targets[i].Consequences = ConsequencesOf(created[targets[i].UserID])
 		}
 	}
-	lk.CollectionsNotCounted = s.countCollections(ctx, targets, known)
+	lk.CollectionsNotCounted = s.countCollections(ctx, nb, targets, known)
 	return lk
 }
 
 // countCollections counts the items of the targets' personal collections, for at most
 // maxCollectionCounts targets, and returns how many it did not count.
-func (s lookups) countCollections(ctx context.Context, targets []approval.Target, known []metabase.User) int {
+func (s lookups) countCollections(ctx context.Context, nb Notifications, targets []approval.Target, known []metabase.User) int {
 	byID := make(map[int]metabase.User, len(known))
 	for _, u := range known {
 		byID[u.ID] = u
@@ -191,7 +308,7 @@ func (s lookups) countCollections(ctx context.Context, targets []approval.Target
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			n, err := s.nb.PersonalCollectionItemCount(ctx, &u)
+			n, err := nb.PersonalCollectionItemCount(ctx, &u)
 			if err != nil {
 				s.log.WithError(err).WithField("metabase_user_id", t.UserID).Warn("Could not count a personal collection")
 				n = -1

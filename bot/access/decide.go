@@ -127,9 +127,9 @@ func (s decisions) supersede(r approval.Request, actor string, now time.Time) []
 	if r.DryRun || s.policy.DryRun {
 		return nil
 	}
-	users := make([]int, len(r.Targets))
+	users := make([]approval.UserKey, len(r.Targets))
 	for i, t := range r.Targets {
-		users[i] = t.UserID
+		users[i] = t.Key()
 	}
 	var also []store.Also
 	for _, sup := range r.Supersedes {

@@ -212,9 +212,6 @@ type auditRecord struct {
 	DryRun    bool          `json:"dry_run"`
 }
 
-// defaultInstance names the one Metabase of a single-instance configuration in stored records.
-const defaultInstance = "default"
-
 // auditEntry is the canonical JSON of e's audit record.
 func auditEntry(e Event) json.RawMessage {
 	r := e.Request
@@ -228,7 +225,7 @@ func auditEntry(e Event) json.RawMessage {
 	rec := auditRecord{RequestID: r.ID, Action: e.AuditName(), Change: string(r.Action), Actor: e.Actor,
 		Requester: r.Requester, Targets: make([]auditTarget, len(targets)), Detail: auditDetail(e), DryRun: r.DryRun}
 	for i, t := range targets {
-		rec.Targets[i] = auditTarget{Instance: defaultInstance, UserID: t.UserID, Email: t.Email}
+		rec.Targets[i] = auditTarget{Instance: t.InstanceName(), UserID: t.UserID, Email: t.Email}
 	}
 	raw, err := store.CanonicalJSON(rec)
 	if err != nil {

@@ -34,8 +34,7 @@ type executor struct {
 	// adminApprovals is the quorum disabling an admin needs.
 	adminApprovals int
 	st             Store
-	mb             Metabase
-	nb             Notifications
+	in             instanceSet
 	cfg            Execution
 	now            func() time.Time
 	log            logrus.FieldLogger
@@ -219,6 +218,7 @@ func (x *executor) returnOf(leave approval.Request, now time.Time) []store.Also 
 // state is skipped, so retries and takeovers never act twice.
 func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome {
 	t := r.Targets[i]
+	mb := x.in.mb(t.InstanceName())
 	now := x.now
 	fail := func(err error) outcome {
 		return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed, Message: FailureText(err), At: now()}}
@@ -227,14 +227,24 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 	if r.Action == approval.Enable {
 		return x.applyEnable(ctx, r, i, fail)
 	}
-	u, err := x.mb.User(ctx, t.UserID)
+	u, err := targetUser(ctx, mb, t)
+	if errors.Is(err, metabase.ErrNotFound) && t.Unresolved {
+		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "not found in " + t.InstanceName(), At: x.now()}}
+	}
 	if err != nil {
 		return fail(err)
+	}
+	t.UserID = u.ID
+	found := func(b *approval.Before) *approval.Before {
+		if t.Unresolved {
+			b.UserID, b.Name = u.ID, u.Name()
+		}
+		return b
 	}
 	if !u.IsActive {
 		// Deactivation keeps is_superuser, so what Metabase shows now is what the user had,
 		// unless someone changed it since: the stamp read now covers exactly that.
-		seen := &approval.Before{Superuser: u.IsSuperuser, GroupIDs: u.Groups(), Stamp: u.UpdatedAt}
+		seen := found(&approval.Before{Superuser: u.IsSuperuser, GroupIDs: u.Groups(), Stamp: u.UpdatedAt})
 		if r.Recovering {
 			// A takeover after a crash: the earlier attempt most likely disabled them.
 			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive after a restart", At: x.now()}, before: seen}
@@ -243,21 +253,21 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 			// The earlier attempt's DELETE got no answer but took effect.
 			return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "confirmed inactive: the earlier attempt took effect", At: x.now()}, before: seen}
 		}
-		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already inactive", At: x.now()}}
+		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "already inactive", At: x.now()}, before: found(&approval.Before{})}
 	}
 	if u.IsSuperuser && r.RequiredApprovals < x.adminApprovals {
 		// Promoted after the request was made: disabling an admin needs the admin quorum.
 		return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed,
 			Message: fmt.Sprintf("became a Metabase admin after the request was made; disabling an admin needs %d approvals: make a new request", x.adminApprovals), At: x.now()}}
 	}
-	before := &approval.Before{Superuser: u.IsSuperuser, GroupIDs: u.Groups()}
+	before := found(&approval.Before{Superuser: u.IsSuperuser, GroupIDs: u.Groups()})
 	if r.DryRun {
 		return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "dry run: not changed", At: now()}, before: before}
 	}
 	if u.IsSuperuser {
 		// Checked again right before the DELETE, against every admin other executions are
 		// deactivating: two requests approved at once must still leave an admin who can sign in.
-		ok, err := x.mayDisableAdmin(ctx, r.ID, u.ID)
+		ok, err := x.mayDisableAdmin(ctx, r.ID, t.InstanceName(), u.ID)
 		if err != nil {
 			return fail(err)
 		}
@@ -265,7 +275,7 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 			return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed, Message: LastAdminText, At: now()}}
 		}
 	}
-	if err := x.mb.DisableUser(ctx, t.UserID); err != nil {
+	if err := mb.DisableUser(ctx, t.UserID); err != nil {
 		o := fail(err)
 		if isLastAdminRefusal(err) {
 			o.res.Message = LastAdminText + " (" + o.res.Message + ")"
@@ -276,7 +286,7 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 	}
 	// Metabase's updated_at right after the DELETE: an enable restores admin only while Metabase
 	// still shows it, i.e. nobody changed the user since. Without it, nothing will be restored.
-	if after, err := x.mb.User(ctx, t.UserID); err == nil && !after.IsActive {
+	if after, err := mb.User(ctx, t.UserID); err == nil && !after.IsActive {
 		before.Stamp = after.UpdatedAt
 		// A demotion between the read and the DELETE would otherwise hide under the new stamp.
 		before.Superuser = before.Superuser && after.IsSuperuser
@@ -288,11 +298,12 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 // admin who can sign in; the bot's own words come first, Metabase's own (when it refused) after.
 const LastAdminText = "would leave no Metabase admin who can sign in"
 
-// mayDisableAdmin reserves the deactivation of admin user for request, when a person admin other
-// than the ones executions are deactivating would remain (store.ReserveAdminDisable).
-func (x *executor) mayDisableAdmin(ctx context.Context, request string, user int) (bool, error) {
+// mayDisableAdmin reserves the deactivation of admin user of instance for request, when a person
+// admin of that instance other than the ones executions are deactivating would remain
+// (store.ReserveAdminDisable).
+func (x *executor) mayDisableAdmin(ctx context.Context, request, instance string, user int) (bool, error) {
 	listedAt := x.now()
-	active, err := x.mb.ListUsers(ctx, metabase.StatusActive)
+	active, err := x.in.mb(instance).ListUsers(ctx, metabase.StatusActive)
 	if err != nil {
 		return false, err
 	}
@@ -302,7 +313,7 @@ func (x *executor) mayDisableAdmin(ctx context.Context, request string, user int
 			admins = append(admins, a.ID)
 		}
 	}
-	return x.st.ReserveAdminDisable(ctx, request, user, admins, listedAt)
+	return x.st.ReserveAdminDisable(ctx, request, instance, user, admins, listedAt)
 }
 
 // isLastAdminRefusal reports Metabase's own refusal to deactivate the last member of the Admin
@@ -314,6 +325,7 @@ func isLastAdminRefusal(err error) bool {
 
 func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, fail func(error) outcome) outcome {
 	t := r.Targets[i]
+	mb := x.in.mb(t.InstanceName())
 	now := x.now
 	if r.DryRun {
 		return outcome{i: i, res: approval.Result{Outcome: approval.Done, Message: "dry run: not changed", At: now()}}
@@ -323,7 +335,7 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 	if restore {
 		// Read before reactivating (which moves it): only the user exactly as the bot left them
 		// gets admin back.
-		cur, err := x.mb.User(ctx, t.UserID)
+		cur, err := mb.User(ctx, t.UserID)
 		if err != nil {
 			return fail(err)
 		}
@@ -332,7 +344,7 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 			notes = append(notes, "admin not restored: changed in Metabase since the bot disabled them")
 		}
 	}
-	_, err := x.mb.ReactivateUser(ctx, t.UserID)
+	_, err := mb.ReactivateUser(ctx, t.UserID)
 	already := errors.Is(err, metabase.ErrAlreadyActive)
 	if err != nil && !already {
 		o := fail(err)
@@ -345,7 +357,7 @@ func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, f
 		// would undo what admins changed meanwhile, and fails the whole PUT on Pro/Enterprise
 		// with advanced permissions (docs/metabase.md#reactivate, docs/metabase.md#advanced-permissions).
 		admin := true
-		if _, err := x.mb.UpdateUser(ctx, t.UserID, metabase.UserUpdate{IsSuperuser: &admin}); err != nil {
+		if _, err := mb.UpdateUser(ctx, t.UserID, metabase.UserUpdate{IsSuperuser: &admin}); err != nil {
 			return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed,
 				Message: "reactivated, but restoring admin status failed: " + FailureText(err), At: now()}}
 		}

@@ -30,6 +30,11 @@ func (x *executor) stepper(r approval.Request) func(ctx context.Context, i int) 
 	}
 	r.DryRun = r.DryRun || x.dryRun // a process in DRY_RUN never writes, whatever the request says
 	h := &handoverRun{x: x, r: r}
+	// A hand-over's targets are all in one instance (validator.handover); should they not be,
+	// nothing is handed over rather than the wrong instance's items.
+	if name := handoverInstance(r.Targets, ""); name != "" {
+		h.mb, h.nb = x.in.mb(name), x.in.nb(name)
+	}
 	return h.step
 }
 
@@ -37,6 +42,9 @@ func (x *executor) stepper(r approval.Request) func(ctx context.Context, i int) 
 type handoverRun struct {
 	x *executor
 	r approval.Request
+	// mb and nb are the clients of the instance the hand-over works in.
+	mb Metabase
+	nb Notifications
 
 	once sync.Once
 	caps metabase.Capabilities
@@ -67,7 +75,7 @@ func (h *handoverRun) step(ctx context.Context, i int) outcome {
 // stillInactive is the action of a hand-over request: its targets were deactivated outside the
 // bot, and one reactivated since gets their items back as they were.
 func (x *executor) stillInactive(ctx context.Context, r approval.Request, i int) outcome {
-	u, err := x.mb.User(ctx, r.Targets[i].UserID)
+	u, err := x.in.mb(r.Targets[i].InstanceName()).User(ctx, r.Targets[i].UserID)
 	if err != nil {
 		return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed, Message: FailureText(err), At: x.now()}}
 	}
@@ -81,11 +89,11 @@ func (x *executor) stillInactive(ctx context.Context, r approval.Request, i int)
 // prepare lists every active subscription and alert once, and checks that the successor is still
 // an active Metabase user.
 func (h *handoverRun) prepare(ctx context.Context) {
-	if h.x.nb == nil {
+	if h.nb == nil {
 		h.listErr = errors.New("this bot was started without access to Metabase's subscriptions and alerts")
 		return
 	}
-	inv, err := h.x.nb.Notifications(ctx)
+	inv, err := h.nb.Notifications(ctx)
 	if err != nil {
 		h.listErr = err
 		return
@@ -99,7 +107,7 @@ func (h *handoverRun) prepare(ctx context.Context) {
 		}
 	}
 	if id := successorOf(h.r.Handover); id != 0 {
-		u, err := h.x.mb.User(ctx, id)
+		u, err := h.mb.User(ctx, id)
 		switch {
 		case err != nil:
 			h.successorProblem = "could not check the successor: " + FailureText(err)
@@ -294,9 +302,9 @@ func (h *handoverRun) carryOut(ctx context.Context, plan []plannedItem) []approv
 		}
 	}
 	moved := h.bulk(ctx, move, func(ctx context.Context, ids []int) (int, error) {
-		return h.x.nb.ChangeAlertCreator(ctx, ids, h.r.Handover.SuccessorID)
+		return h.nb.ChangeAlertCreator(ctx, ids, h.r.Handover.SuccessorID)
 	})
-	archived := h.bulk(ctx, archiveAlerts, h.x.nb.ArchiveAlerts)
+	archived := h.bulk(ctx, archiveAlerts, h.nb.ArchiveAlerts)
 	out := make([]approval.ItemResult, len(plan))
 	for i, p := range plan {
 		r := p.res
@@ -352,7 +360,7 @@ func (h *handoverRun) archiveSubscription(ctx context.Context, id int) (approval
 	if h.r.DryRun {
 		return approval.ItemArchived, ""
 	}
-	err := h.x.nb.ArchiveSubscription(ctx, id)
+	err := h.nb.ArchiveSubscription(ctx, id)
 	switch {
 	case err == nil:
 		return approval.ItemArchived, ""

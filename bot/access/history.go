@@ -14,6 +14,8 @@ import (
 type History struct {
 	User     metabase.User
 	Requests []approval.Request
+	// Instance is where User was found, when several instances are configured.
+	Instance string
 }
 
 // ErrHistory wraps a failure to read the requests naming a user.
@@ -25,13 +27,17 @@ func (s *Service) History(ctx context.Context, requester, channel string, ref Ta
 	if err := s.dir.MayRequest(ctx, requester, channel); err != nil {
 		return History{}, err
 	}
-	u, err := validator{s}.resolve(ctx, ref)
+	f, err := validator{s}.resolveFound(ctx, ref)
 	if err != nil {
 		return History{}, err
 	}
-	rs, err := s.st.ByTarget(ctx, u.ID)
+	rs, err := s.st.ByTarget(ctx, approval.UserKey{Instance: f.Instance, ID: f.User.ID})
 	if err != nil {
 		return History{}, fmt.Errorf("%w: %w", ErrHistory, err)
 	}
-	return History{User: *u, Requests: rs}, nil
+	h := History{User: *f.User, Requests: rs}
+	if s.in.multi() {
+		h.Instance = f.Instance
+	}
+	return h, nil
 }

@@ -59,7 +59,7 @@ func TestHistory(t *testing.T) {
 		t.Fatalf("history of an unknown email: %v, want an UnknownEmail refusal", err)
 	}
 
-	guarded, err := New(Config{Policy: s.policy, Execution: s.exec}, Deps{Store: st, Metabase: s.mb, Notifier: s.notifier,
+	guarded, err := New(Config{Policy: s.policy, Execution: s.exec}, Deps{Store: st, Instances: s.in.list, Notifier: s.notifier,
 		Directory: requesterGroupDirectory{members: map[string]bool{"UREQ": true}}})
 	if err != nil {
 		t.Fatal(err)

@@ -38,14 +38,29 @@ func (s *Service) Orphans(ctx context.Context, requester, channel string) (Orpha
 	if err := s.dir.MayRequest(ctx, requester, channel); err != nil {
 		return Orphans{}, err
 	}
-	if s.nb == nil {
-		return Orphans{}, refuse(HandoverUnavailable, "")
+	nb, err := (lookups{s}).orphansNotifications()
+	if err != nil {
+		return Orphans{}, err
 	}
-	rep, err := s.nb.Orphaned(ctx)
+	rep, err := nb.Orphaned(ctx)
 	if err != nil {
 		return Orphans{}, fmt.Errorf("%w: %w", ErrListNotifications, err)
 	}
 	return (lookups{s}).orphansOf(rep), nil
+}
+
+// orphansNotifications is the instance the orphans report reads. It reads the only instance:
+// with several, a report and its hand-over would each need one instance named, which the
+// command does not take yet, so it is refused rather than read from an arbitrary instance.
+func (s lookups) orphansNotifications() (Notifications, error) {
+	if s.in.multi() {
+		return nil, refuse(HandoverOneInstance, strings.Join(s.in.names(), ", "))
+	}
+	nb := s.in.nb(approval.DefaultInstance)
+	if nb == nil {
+		return nil, refuse(HandoverUnavailable, "")
+	}
+	return nb, nil
 }
 
 // orphansOf groups a report by creator and leaves protected users out: the bot never touches
@@ -82,7 +97,7 @@ func (s lookups) orphanChecks(ctx context.Context, c ChangeRequest) (*approval.H
 	if c.Handover == nil {
 		return nil, refuse(HandoverNeedsSuccessor, "")
 	}
-	return validator{s.Service}.handover(ctx, approval.HandOver, *c.Handover, nil)
+	return validator(s).handover(ctx, approval.HandOver, *c.Handover, nil)
 }
 
 // SubmitOrphans turns the orphans report into one hand-over request, listing again so it reflects
@@ -94,7 +109,11 @@ func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.
 	if err != nil {
 		return approval.Request{}, 0, err
 	}
-	rep, err := s.nb.Orphaned(ctx)
+	nb, err := (lookups{s}).orphansNotifications()
+	if err != nil {
+		return approval.Request{}, 0, err
+	}
+	rep, err := nb.Orphaned(ctx)
 	if err != nil {
 		return approval.Request{}, 0, fmt.Errorf("%w: %w", ErrListNotifications, err)
 	}
@@ -116,7 +135,7 @@ func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.
 		if hv.SuccessorID == u.ID {
 			return approval.Request{}, 0, refuse(SuccessorIsTarget, u.Email)
 		}
-		history, err := s.st.ByTarget(ctx, u.ID)
+		history, err := s.st.ByTarget(ctx, approval.UserKey{Instance: approval.DefaultInstance, ID: u.ID})
 		if err != nil {
 			return approval.Request{}, 0, fmt.Errorf("look up the requests of user %d: %w", u.ID, err)
 		}
@@ -138,7 +157,7 @@ func (s *Service) SubmitOrphans(ctx context.Context, c ChangeRequest) (approval.
 	now := s.now()
 	lk := &approval.Lookup{At: now, Version: rep.Capabilities.Version.Tag, RunStatus: rep.Capabilities.AlertRunStatus,
 		MoveAlerts: rep.Capabilities.MoveAlerts, ArchiveAlerts: rep.Capabilities.ArchiveAlerts}
-	lk.CollectionsNotCounted = (lookups{s}).countCollections(ctx, targets, known)
+	lk.CollectionsNotCounted = (lookups{s}).countCollections(ctx, nb, targets, known)
 	r := approval.Request{
 		ID: newRequestID(), SourceKey: c.SourceKey, Action: approval.HandOver, State: approval.Pending,
 		Requester: c.Requester, Targets: targets, Reason: c.Reason, ChannelID: c.Channel,

@@ -51,6 +51,11 @@ const (
 	ReturnPending Code = "return_pending"
 	// LastAdmin: the request would deactivate the last person who is a Metabase admin.
 	LastAdmin Code = "last_admin"
+	// IDNeedsInstance: with several Metabase instances, the id Subject (as typed) must name its
+	// instance (NAME:N); Other lists the configured instances.
+	IDNeedsInstance Code = "id_needs_instance"
+	// UnknownInstance: no Metabase instance is named Subject; Other lists the configured ones.
+	UnknownInstance Code = "unknown_instance"
 
 	// UnknownRequest: a click names a request that does not exist.
 	UnknownRequest Code = "unknown_request"

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/metabase"
 )
@@ -20,6 +22,12 @@ type Status struct {
 	Open []approval.Request
 	// HistoryErr is set when the requests could not be read; the user is still shown.
 	HistoryErr error
+	// Instance is where User is, when several instances are configured ("" otherwise).
+	Instance string
+	// Also is the user in each other instance where they were found, with several instances.
+	Also []Status
+	// Notes say where the user was not found, or which instance did not answer.
+	Notes []approval.InstanceNote
 }
 
 // Status looks a user up for requester, who must be allowed to request in channel: status shows
@@ -28,12 +36,42 @@ func (s *Service) Status(ctx context.Context, requester, channel string, ref Tar
 	if err := s.dir.MayRequest(ctx, requester, channel); err != nil {
 		return Status{}, err
 	}
-	u, err := validator{s}.resolve(ctx, ref)
+	fs, err := validator{s}.lookUpRef(ctx, ref)
 	if err != nil {
 		return Status{}, err
 	}
-	st := Status{User: *u, Protected: s.Protected(*u)}
-	rs, err := s.st.ByTarget(ctx, u.ID)
+	var all []Status
+	var notes []approval.InstanceNote
+	for _, f := range fs {
+		switch {
+		case f.User != nil:
+			all = append(all, s.statusIn(ctx, f.Instance, *f.User))
+		case f.Unreachable != nil:
+			notes = append(notes, approval.InstanceNote{Instance: f.Instance, Email: f.email, Note: "unreachable: " + FailureText(f.Unreachable)})
+		default:
+			notes = append(notes, approval.InstanceNote{Instance: f.Instance, Email: f.email, Note: "not found"})
+		}
+	}
+	if len(all) == 0 {
+		// Not found where answered, and the rest did not answer.
+		for _, f := range fs {
+			if f.Unreachable != nil {
+				return Status{}, f.Unreachable
+			}
+		}
+	}
+	st := all[0]
+	st.Also, st.Notes = all[1:], notes
+	return st, nil
+}
+
+// statusIn is the status of u in one instance.
+func (s *Service) statusIn(ctx context.Context, instance string, u metabase.User) Status {
+	st := Status{User: u, Protected: s.ProtectedIn(instance, u)}
+	if s.in.multi() {
+		st.Instance = instance
+	}
+	rs, err := s.st.ByTarget(ctx, approval.UserKey{Instance: instance, ID: u.ID})
 	if err != nil {
 		st.HistoryErr = err
 	}
@@ -42,31 +80,72 @@ func (s *Service) Status(ctx context.Context, requester, channel string, ref Tar
 			st.Open = append(st.Open, r)
 		}
 	}
-	return st, nil
+	return st
+}
+
+// activeUsers lists the active users of every instance at the same time, each with its
+// instance, in configured order. An instance that does not answer fails the whole list, naming
+// it: a report that silently left an instance out would look complete.
+func (s *Service) activeUsers(ctx context.Context) ([]InstanceUser, error) {
+	lists := make([][]metabase.User, len(s.in.list))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, in := range s.in.list {
+		g.Go(func() error {
+			us, err := in.Metabase.ListUsers(gctx, metabase.StatusActive)
+			if err != nil && s.in.multi() {
+				return fmt.Errorf("%s: %w", in.Name, err)
+			}
+			lists[i] = us
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var out []InstanceUser
+	for i, us := range lists {
+		for _, u := range us {
+			out = append(out, InstanceUser{Instance: s.in.list[i].Name, User: u})
+		}
+	}
+	return out, nil
+}
+
+// selectInactive is SelectInactive over every instance, each user judged with their instance's
+// protected list, oldest first.
+func (s *Service) selectInactive(all []InstanceUser, cutoff time.Time) []InstanceUser {
+	var out []InstanceUser
+	for _, iu := range all {
+		if len(SelectInactive([]metabase.User{iu.User}, cutoff, func(u metabase.User) bool { return s.ProtectedIn(iu.Instance, u) })) == 1 {
+			out = append(out, iu)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b InstanceUser) int { return LastSeen(a.User).Compare(LastSeen(b.User)) })
+	return out
 }
 
 // Inactive lists, for requester in channel (requester rules apply: the list names people), the
 // active users with no login for days, oldest first, and how many active users there are.
-func (s *Service) Inactive(ctx context.Context, requester, channel string, days int) (inactive []metabase.User, active int, err error) {
+func (s *Service) Inactive(ctx context.Context, requester, channel string, days int) (inactive []InstanceUser, active int, err error) {
 	if err := s.dir.MayRequest(ctx, requester, channel); err != nil {
 		return nil, 0, err
 	}
-	all, err := s.mb.ListUsers(ctx, metabase.StatusActive)
+	all, err := s.activeUsers(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	return SelectInactive(all, s.now().AddDate(0, 0, -days), s.Protected), len(all), nil
+	return s.selectInactive(all, s.now().AddDate(0, 0, -days)), len(all), nil
 }
 
 // SubmitInactive turns the inactive report into one bulk disable, recomputing the list so it
 // reflects Metabase at the moment of the request; Submit applies the requester rules. It returns the request and the number of
 // users; zero users creates nothing.
 func (s *Service) SubmitInactive(ctx context.Context, c ChangeRequest, days int) (approval.Request, int, error) {
-	all, err := s.mb.ListUsers(ctx, metabase.StatusActive)
+	all, err := s.activeUsers(ctx)
 	if err != nil {
 		return approval.Request{}, 0, fmt.Errorf("%w: %w", ErrListUsers, err)
 	}
-	users := SelectInactive(all, s.now().AddDate(0, 0, -days), s.Protected)
+	users := s.selectInactive(all, s.now().AddDate(0, 0, -days))
 	if len(users) == 0 {
 		return approval.Request{}, 0, nil
 	}
@@ -74,7 +153,7 @@ func (s *Service) SubmitInactive(ctx context.Context, c ChangeRequest, days int)
 	c.Resolved = users
 	c.Targets = make([]TargetRef, len(users))
 	for i, u := range users {
-		c.Targets[i] = TargetRef{Kind: ByID, ID: u.ID, Raw: u.Email}
+		c.Targets[i] = TargetRef{Kind: ByID, ID: u.User.ID, Raw: u.User.Email, Instance: u.Instance}
 	}
 	r, err := s.Submit(ctx, c)
 	return r, len(users), err

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/store"
 	"github.com/metabase-bot/metabase-bot/metabase"
@@ -38,6 +36,9 @@ type TargetRef struct {
 	ChatUser string
 	// Raw is the text as typed, for refusals that must repeat what the requester wrote.
 	Raw string
+	// Instance limits the ref to one Metabase instance (NAME:N, or --instance NAME); empty
+	// looks in every instance (an id needs one when there are several).
+	Instance string
 }
 
 // Key identifies the user a ref names, so the same user named twice counts once.
@@ -46,6 +47,9 @@ func (t TargetRef) Key() string {
 	case ByEmail:
 		return "e:" + t.Email
 	case ByID:
+		if t.Instance != "" {
+			return "i:" + t.Instance + ":" + strconv.Itoa(t.ID)
+		}
 		return "i:" + strconv.Itoa(t.ID)
 	default:
 		return "s:" + t.ChatUser
@@ -64,8 +68,9 @@ type ChangeRequest struct {
 	Channel   string
 	// SourceKey makes a redelivered command create nothing new.
 	SourceKey string
-	// Resolved, when set, are the targets already looked up (the inactive report's request).
-	Resolved []metabase.User
+	// Resolved, when set, are the targets already looked up, each in its instance (the inactive
+	// report's request).
+	Resolved []InstanceUser
 	// Handover, on a disable, hands over what the targets leave running (consequences.go).
 	Handover *HandoverRequest
 }
@@ -135,32 +140,62 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 		}
 		returnAt = &t
 	}
-	users := c.Resolved
-	if users == nil {
+	var fs []found
+	if c.Resolved != nil {
+		for _, iu := range c.Resolved {
+			u := iu.User
+			fs = append(fs, found{Instance: iu.Instance, User: &u, email: u.Email})
+		}
+	} else {
 		var err error
-		if users, err = s.resolveAll(ctx, c.Targets); err != nil {
+		if fs, err = s.resolveAll(ctx, c.Targets); err != nil {
 			return approval.Request{}, err
 		}
 	}
 	var problems []*Refusal
 	var supersedes []approval.Superseded
-	targets := make([]approval.Target, 0, len(users))
-	seen := map[int]bool{}
+	var notes []approval.InstanceNote
+	targets := make([]approval.Target, 0, len(fs))
+	seen := map[approval.UserKey]bool{}
+	// wanted counts, per ref, the instances where the change is to be made; a ref whose user is
+	// in the wanted state everywhere is refused as with one instance.
+	wanted := map[string]int{}
+	var stateProblems []*Refusal
 	required := s.policy.RequiredApprovals
-	for _, u := range users {
-		if seen[u.ID] {
+	for _, f := range fs {
+		if f.User == nil {
+			switch {
+			case f.Unreachable != nil && c.Action == approval.Disable:
+				// The instance did not answer: the target is looked up again when the request
+				// is executed, and a retry finishes what the first attempt could not.
+				t := approval.Target{Instance: targetInstance(f.Instance), Email: f.email, Unresolved: true}
+				if f.ref.Kind == ByID {
+					t.UserID = f.ref.ID
+				}
+				targets = append(targets, t)
+				wanted[f.ref.Key()]++
+			case f.Unreachable != nil:
+				notes = append(notes, approval.InstanceNote{Instance: f.Instance, Email: f.email, Note: "unreachable"})
+			default:
+				notes = append(notes, approval.InstanceNote{Instance: f.Instance, Email: f.email, Note: "not found"})
+			}
 			continue
 		}
-		seen[u.ID] = true
-		if rf := standing(s.Service, u, c.Action); rf != nil {
+		u := *f.User
+		key := approval.UserKey{Instance: f.Instance, ID: u.ID}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		if rf := standingIn(s.Service, f.Instance, u, c.Action); rf != nil {
 			problems = append(problems, rf)
 			continue
 		}
 		// One read of the user's requests serves the open-request, scheduled-return and
 		// recorded-access checks below.
-		history, err := s.st.ByTarget(ctx, u.ID)
+		history, err := s.st.ByTarget(ctx, key)
 		if err != nil {
-			return approval.Request{}, fmt.Errorf("look up the requests of user %d: %w", u.ID, err)
+			return approval.Request{}, fmt.Errorf("look up the requests of user %s: %w", key, err)
 		}
 		// Before the state checks: a redelivery of a command that already disabled the user must
 		// stay silent, not report "already deactivated".
@@ -168,9 +203,16 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 			return approval.Request{}, ErrRedelivered
 		}
 		if rf := wantedState(u, c.Action); rf != nil {
+			if s.in.multi() && c.Resolved == nil {
+				// Already as wanted here, maybe not elsewhere: a note, unless it is so everywhere.
+				notes = append(notes, approval.InstanceNote{Instance: f.Instance, Email: u.Email, Note: stateNote(c.Action)})
+				stateProblems = append(stateProblems, rf)
+				continue
+			}
 			problems = append(problems, rf)
 			continue
 		}
+		wanted[f.ref.Key()]++
 		if rf := conflicts(u, c.Action, history, ""); rf != nil {
 			problems = append(problems, rf)
 			continue
@@ -182,11 +224,11 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 				supersedes = append(supersedes, approval.Superseded{ID: ret.ID, At: ret.NotBefore})
 			}
 		}
-		t := approval.Target{UserID: u.ID, Email: u.Email, Name: u.Name(), Superuser: u.IsSuperuser,
+		t := approval.Target{Instance: targetInstance(f.Instance), UserID: u.ID, Email: u.Email, Name: u.Name(), Superuser: u.IsSuperuser,
 			GroupIDs: u.Groups(), SSOSource: u.SSOSource, LastLogin: u.LastLogin, CollectionID: u.PersonalCollectionID}
 		if c.Action == approval.Enable {
 			t.Superuser, t.GroupIDs = false, nil
-			if rec, ok := recordedAccessIn(history, u.ID); ok && rec.Superuser {
+			if rec, ok := recordedAccessIn(history, key); ok && rec.Superuser {
 				if rec.Stamp != "" && rec.Stamp == u.UpdatedAt {
 					// Granting admin is at least as sensitive as removing it.
 					t.Superuser, t.Restore, t.Stamp = true, true, rec.Stamp
@@ -202,6 +244,15 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 		}
 		targets = append(targets, t)
 	}
+	for _, rf := range stateProblems {
+		// A user in the wanted state in every instance where they were found is refused as
+		// before; a note does for one who is to be changed somewhere else.
+		if !slices.ContainsFunc(fs, func(f found) bool {
+			return f.User != nil && strings.EqualFold(f.User.Email, rf.Subject) && wanted[f.ref.Key()] > 0
+		}) && !slices.ContainsFunc(problems, func(p *Refusal) bool { return p.Subject == rf.Subject && p.Code == rf.Code }) {
+			problems = append(problems, rf)
+		}
+	}
 	if len(problems) > 0 {
 		return approval.Request{}, &Refusals{Items: problems, Validated: true}
 	}
@@ -210,7 +261,18 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 			return approval.Request{}, err
 		}
 	}
+	var looked []string
+	if s.in.multi() {
+		looked = s.in.names()
+		if c.Resolved == nil && len(c.Targets) > 0 && !slices.ContainsFunc(c.Targets, func(t TargetRef) bool { return t.Instance == "" }) {
+			// Every user named their instance (NAME:N, --instance): those are all it looked in.
+			looked = slices.DeleteFunc(looked, func(name string) bool {
+				return !slices.ContainsFunc(c.Targets, func(t TargetRef) bool { return t.Instance == name })
+			})
+		}
+	}
 	return approval.Request{
+		Instances: looked, Notes: notes,
 		ID: newRequestID(), SourceKey: c.SourceKey, Action: c.Action, State: approval.Pending,
 		Requester: c.Requester, Targets: targets, Reason: c.Reason, ReturnAt: returnAt,
 		ChannelID: c.Channel, RequiredApprovals: required,
@@ -228,15 +290,21 @@ func (s validator) recheck(ctx context.Context, r approval.Request) error {
 	var admins []approval.Target
 	for _, i := range r.PendingTargets() {
 		t := r.Targets[i]
-		u, err := s.mb.User(ctx, t.UserID)
+		u, err := targetUser(ctx, s.in.mb(t.InstanceName()), t)
 		if errors.Is(err, metabase.ErrNotFound) {
+			if t.Unresolved {
+				continue // not there after all: the execution skips it
+			}
 			problems = append(problems, refuse(UserGone, t.Email))
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if rf := standing(s.Service, *u, r.Action); rf != nil {
+		if t.Unresolved {
+			continue // first seen now: the execution checks it as it acts
+		}
+		if rf := standingIn(s.Service, t.InstanceName(), *u, r.Action); rf != nil {
 			problems = append(problems, rf)
 			continue
 		}
@@ -248,23 +316,23 @@ func (s validator) recheck(ctx context.Context, r approval.Request) error {
 				continue
 			}
 		}
-		history, err := s.st.ByTarget(ctx, u.ID)
+		history, err := s.st.ByTarget(ctx, t.Key())
 		if err != nil {
-			return fmt.Errorf("look up the requests of user %d: %w", u.ID, err)
+			return fmt.Errorf("look up the requests of user %s: %w", t.Key(), err)
 		}
 		if rf := conflicts(*u, r.Action, history, r.ID); rf != nil && r.ParentID == "" {
 			problems = append(problems, rf)
 			continue
 		}
 		if r.Action == approval.Enable {
-			if later, ok := disabledSince(history, u.ID, r.CreatedAt); ok {
+			if later, ok := disabledSince(history, t.Key(), r.CreatedAt); ok {
 				// Re-enabling now would undo a later, separately approved disable.
 				problems = append(problems, &Refusal{Code: DisabledSince, Subject: t.Email, Other: later})
 				continue
 			}
 		}
 		if r.Action == approval.Disable && u.IsSuperuser && u.IsActive {
-			admins = append(admins, approval.Target{UserID: u.ID, Superuser: true})
+			admins = append(admins, approval.Target{Instance: t.Instance, UserID: u.ID, Superuser: true})
 		}
 	}
 	if len(problems) > 0 {
@@ -275,13 +343,13 @@ func (s validator) recheck(ctx context.Context, r approval.Request) error {
 
 // disabledSince returns a disable of user, made after since, that took effect: a retry of an
 // older enable must not undo it.
-func disabledSince(history []approval.Request, user int, since time.Time) (string, bool) {
+func disabledSince(history []approval.Request, user approval.UserKey, since time.Time) (string, bool) {
 	for _, h := range history {
 		if h.Action != approval.Disable || h.DryRun || !h.CreatedAt.After(since) {
 			continue
 		}
 		for _, t := range h.Targets {
-			if t.UserID == user && t.Result.Outcome == approval.Done {
+			if t.Key() == user && t.Result.Outcome == approval.Done {
 				return h.ID, true
 			}
 		}
@@ -294,91 +362,42 @@ func (s validator) finalReminder() time.Duration {
 	return min(s.policy.FinalReminder, s.policy.RequestTTL/10)
 }
 
-// resolveAll looks every target up, several at once (BulkConcurrency), each once: a form naming
-// thirty people must be answered within Slack's few seconds even when Metabase takes a tenth of a
-// second per search. Refusals come back together, in the order the targets were named.
-func (s validator) resolveAll(ctx context.Context, refs []TargetRef) ([]metabase.User, error) {
-	users := make([]metabase.User, len(refs))
-	problems := make([]*Refusal, len(refs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(s.exec.BulkConcurrency, 1))
-	for i, ref := range refs {
-		g.Go(func() error {
-			u, err := s.resolve(gctx, ref)
-			var rf *Refusal
-			switch {
-			case errors.As(err, &rf):
-				problems[i] = rf
-			case err != nil:
-				return err
-			default:
-				users[i] = *u
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	var refused []*Refusal
-	for _, rf := range problems {
-		if rf != nil {
-			refused = append(refused, rf)
-		}
-	}
-	if len(refused) > 0 {
-		return nil, &Refusals{Items: refused}
-	}
-	return users, nil
-}
-
-// resolve looks a target up in Metabase, through the chat's profile email for a mention.
-func (s validator) resolve(ctx context.Context, ref TargetRef) (*metabase.User, error) {
-	switch ref.Kind {
-	case ByID:
-		u, err := s.mb.User(ctx, ref.ID)
-		if errors.Is(err, metabase.ErrNotFound) {
-			return nil, refuse(UnknownUserID, ref.Raw)
-		}
-		return u, err
-	case ByChatUser:
-		email, err := s.dir.Email(ctx, ref.ChatUser)
-		if err != nil {
-			return nil, err
-		}
-		u, err := s.mb.UserByEmail(ctx, email)
-		if errors.Is(err, metabase.ErrNotFound) {
-			return nil, &Refusal{Code: ChatEmailNoAccount, Subject: ref.ChatUser, Other: email}
-		}
-		return u, err
-	default:
-		u, err := s.mb.UserByEmail(ctx, ref.Email)
-		if errors.Is(err, metabase.ErrNotFound) {
-			return nil, refuse(UnknownEmail, ref.Raw)
-		}
-		return u, err
-	}
-}
-
-// Protected reports whether u may never be targeted: listed in the policy by email or id, or the
-// bot's own Metabase account (disabling it would lock the bot out).
+// Protected reports whether u, of the only (or default) instance, may never be targeted.
 func (s *Service) Protected(u metabase.User) bool {
-	if s.policy.BotMetabaseUserID != 0 && u.ID == s.policy.BotMetabaseUserID {
-		return true
+	return s.ProtectedIn(approval.DefaultInstance, u)
+}
+
+// ProtectedIn reports whether u of instance may never be targeted: listed in the policy by email
+// (in every instance) or by id (NAME:N, or a bare N with one instance), or the bot's own account
+// in that instance (disabling it would lock the bot out there).
+func (s *Service) ProtectedIn(instance string, u metabase.User) bool {
+	if in, ok := s.in.get(instance); ok && in.BotUserID != nil {
+		if id := in.BotUserID(); id != 0 && u.ID == id {
+			return true
+		}
 	}
+	qualified := instance + ":" + strconv.Itoa(u.ID)
 	for _, p := range s.policy.ProtectedUsers {
 		p = strings.TrimSpace(p)
-		if strings.EqualFold(p, u.Email) || p == strconv.Itoa(u.ID) {
+		if strings.EqualFold(p, u.Email) || p == qualified || (!s.in.multi() && p == strconv.Itoa(u.ID)) {
 			return true
 		}
 	}
 	return false
 }
 
-// standing refuses users the bot never changes, whatever the request: protected accounts and
+// stateNote is the card's word for a user already in the state action leads to.
+func stateNote(action approval.Action) string {
+	if action == approval.Enable {
+		return "already active"
+	}
+	return "already inactive"
+}
+
+// standingIn refuses users the bot never changes, whatever the request: protected accounts and
 // the users behind API keys.
-func standing(s *Service, u metabase.User, action approval.Action) *Refusal {
-	if s.Protected(u) {
+func standingIn(s *Service, instance string, u metabase.User, action approval.Action) *Refusal {
+	if s.ProtectedIn(instance, u) {
 		return refuse(Protected, u.Email)
 	}
 	if u.IsAPIKey() {
@@ -438,13 +457,13 @@ func scheduledReturnIn(rs []approval.Request) (approval.Request, bool) {
 // last disabled the user, for an enable to restore: Metabase's reactivation resets is_superuser.
 // A record counts only while it is the user's latest: once an enable or a return of that user
 // has run, it was used, and whatever happened since is not the bot's to restore.
-func recordedAccessIn(rs []approval.Request, userID int) (approval.Target, bool) {
+func recordedAccessIn(rs []approval.Request, user approval.UserKey) (approval.Target, bool) {
 	for _, r := range rs { // newest first
 		if (r.State != approval.Succeeded && r.State != approval.Partial) || r.DryRun {
 			continue
 		}
 		for _, t := range r.Targets {
-			if t.UserID != userID || t.Result.Outcome != approval.Done {
+			if t.Key() != user || t.Result.Outcome != approval.Done {
 				continue
 			}
 			if r.Action == approval.Enable {
@@ -461,28 +480,26 @@ func recordedAccessIn(rs []approval.Request, userID int) (approval.Target, bool)
 // key in Administrators (the bot's own, usually) counts there; but a Metabase that only API keys
 // can administer has nobody left to sign in and fix things, so the bot refuses earlier. GET
 // /api/user lists people only, which is exactly the count wanted.
+//
+// Each instance is counted on its own: every Metabase needs an admin who can sign in.
 func (s validator) lastAdminCheck(ctx context.Context, targets []approval.Target) error {
-	admins := 0
-	for _, t := range targets {
-		if t.Superuser {
-			admins++
+	for _, g := range byInstance(targets, func(t approval.Target) bool { return t.Superuser }) {
+		active, err := s.in.mb(g.name).ListUsers(ctx, metabase.StatusActive)
+		if err != nil {
+			return fmt.Errorf("count active admins: %w", err)
 		}
-	}
-	if admins == 0 {
-		return nil
-	}
-	active, err := s.mb.ListUsers(ctx, metabase.StatusActive)
-	if err != nil {
-		return fmt.Errorf("count active admins: %w", err)
-	}
-	total := 0
-	for _, u := range active {
-		if u.IsSuperuser {
-			total++
+		total := 0
+		for _, u := range active {
+			if u.IsSuperuser {
+				total++
+			}
 		}
-	}
-	if admins >= total {
-		return refuse(LastAdmin, "")
+		if len(g.idx) >= total {
+			if s.in.multi() {
+				return refuse(LastAdmin, g.name)
+			}
+			return refuse(LastAdmin, "")
+		}
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -117,7 +118,10 @@ var (
 
 // Target is one Metabase user named by a request, with what the bot saw when it was requested.
 type Target struct {
-	// UserID is the Metabase user id.
+	// Instance names the Metabase the user lives in; empty means DefaultInstance, so requests
+	// stored before there could be several instances read as the one configured then.
+	Instance string `json:"instance,omitempty"`
+	// UserID is the Metabase user id, unique within Instance only.
 	UserID int `json:"user_id"`
 	// Email and Name are shown on cards and in audit messages.
 	Email string `json:"email"`
@@ -156,6 +160,47 @@ type Target struct {
 	Consequences *Consequences `json:"consequences,omitempty"`
 	// HandedOver is what the request's hand-over did with those items; nil until then.
 	HandedOver *HandoverResult `json:"handed_over,omitempty"`
+	// Unresolved says Instance did not answer when the request was made: what the card shows is
+	// not known, and a target named by email has no UserID yet. Execution looks the user up
+	// again (Resolve records what it found).
+	Unresolved bool `json:"unresolved,omitempty"`
+}
+
+// InstanceNote says why the user named Email is not a target in Instance.
+type InstanceNote struct {
+	Instance string `json:"instance"`
+	Email    string `json:"email"`
+	Note     string `json:"note"`
+}
+
+// DefaultInstance names the one Metabase of a single-instance configuration (METABASE_URL), in
+// storage, audit records and metrics.
+const DefaultInstance = "default"
+
+// InstanceName returns the Metabase instance t lives in, DefaultInstance for a target stored
+// without one.
+func (t Target) InstanceName() string {
+	if t.Instance == "" {
+		return DefaultInstance
+	}
+	return t.Instance
+}
+
+// Key identifies t's user across instances: the same id in two instances is two people.
+func (t Target) Key() UserKey { return UserKey{Instance: t.InstanceName(), ID: t.UserID} }
+
+// UserKey is a Metabase user in one instance.
+type UserKey struct {
+	Instance string
+	ID       int
+}
+
+// String is the user as typed in commands: "eu:42", or "42" in the default instance.
+func (k UserKey) String() string {
+	if k.Instance == "" || k.Instance == DefaultInstance {
+		return strconv.Itoa(k.ID)
+	}
+	return k.Instance + ":" + strconv.Itoa(k.ID)
 }
 
 // Outcome is what execution did to one target.
@@ -247,6 +292,13 @@ type Request struct {
 	Supersedes []Superseded `json:"supersedes,omitempty"`
 	// SupersededBy, on a cancelled return, is the request whose approval cancelled it.
 	SupersededBy string `json:"superseded_by,omitempty"`
+	// Notes, when several Metabase instances are configured, say where a named user is not a
+	// target and why ("not found", "already inactive"), so the card accounts for every instance.
+	Notes []InstanceNote `json:"instance_notes,omitempty"`
+	// Instances, when several Metabase instances are configured, are the ones the request looked
+	// its targets up in (one, for a request limited with --instance), so the card can say where a
+	// user was not found. Nil in a single-instance configuration.
+	Instances []string `json:"instances,omitempty"`
 	// Version is the compare-and-set counter kept by the store.
 	Version int64 `json:"version"`
 }
@@ -282,6 +334,8 @@ func (r Request) Clone() Request {
 	c.Approvals = slices.Clone(r.Approvals)
 	c.cloneHandover(r)
 	c.Supersedes = slices.Clone(r.Supersedes)
+	c.Instances = slices.Clone(r.Instances)
+	c.Notes = slices.Clone(r.Notes)
 	if r.ReturnAt != nil {
 		ra := *r.ReturnAt
 		c.ReturnAt = &ra
@@ -391,7 +445,7 @@ func (r *Request) CancelReturn(user string, now time.Time) error {
 // return never undoes it, and cancels the return when nobody is left in it. It returns the
 // targets it took out. A return already running cannot be superseded (ErrReturnRunning): the
 // caller must not go ahead as if it had been.
-func (r *Request) Supersede(by string, users []int, now time.Time) ([]Target, error) {
+func (r *Request) Supersede(by string, users []UserKey, now time.Time) ([]Target, error) {
 	switch r.State {
 	case Scheduled:
 	case Executing, Approved:
@@ -401,7 +455,7 @@ func (r *Request) Supersede(by string, users []int, now time.Time) ([]Target, er
 	}
 	var removed []Target
 	r.Targets = slices.DeleteFunc(r.Targets, func(t Target) bool {
-		if slices.Contains(users, t.UserID) {
+		if slices.Contains(users, t.Key()) {
 			removed = append(removed, t)
 			return true
 		}
@@ -511,6 +565,10 @@ type Before struct {
 	Superuser bool
 	GroupIDs  []int
 	Stamp     string
+	// UserID and Name, for an Unresolved target, are who execution found: the target is
+	// resolved from then on.
+	UserID int
+	Name   string
 }
 
 // Record stores the outcome for target i while executing, so a takeover skips it. owner must
@@ -529,6 +587,9 @@ func (r *Request) Record(owner string, i int, res Result, before *Before, now ti
 		r.Targets[i].Superuser = before.Superuser
 		r.Targets[i].GroupIDs = slices.Clone(before.GroupIDs)
 		r.Targets[i].Stamp = before.Stamp
+	}
+	if before != nil && before.UserID != 0 && r.Targets[i].Unresolved {
+		r.Targets[i].UserID, r.Targets[i].Name, r.Targets[i].Unresolved = before.UserID, before.Name, false
 	}
 	r.Targets[i].Unanswered = res.Unanswered
 	r.Targets[i].Result = res
@@ -603,7 +664,7 @@ func ReturnOf(leave Request, now time.Time) (Request, bool) {
 		if t.Result.Outcome != Done {
 			continue
 		}
-		targets = append(targets, Target{UserID: t.UserID, Email: t.Email, Name: t.Name,
+		targets = append(targets, Target{Instance: t.Instance, UserID: t.UserID, Email: t.Email, Name: t.Name,
 			Superuser: t.Superuser, GroupIDs: slices.Clone(t.GroupIDs), Restore: t.Superuser, Stamp: t.Stamp, SSOSource: t.SSOSource})
 	}
 	if len(targets) == 0 {
@@ -615,7 +676,7 @@ func ReturnOf(leave Request, now time.Time) (Request, bool) {
 		Targets: targets, Reason: "automatic return from leave: " + leave.Reason,
 		NotBefore: *leave.ReturnAt, ChannelID: leave.ChannelID, MessageTS: leave.MessageTS,
 		RequiredApprovals: leave.RequiredApprovals, Approvals: slices.Clone(leave.Approvals), DecidedBy: leave.DecidedBy,
-		CreatedAt: now, ExpiresAt: *leave.ReturnAt, DecidedAt: now,
+		CreatedAt: now, ExpiresAt: *leave.ReturnAt, DecidedAt: now, Instances: slices.Clone(leave.Instances),
 	}, true
 }
 
@@ -627,7 +688,7 @@ func (r *Request) Extend(more []Target) ([]Target, error) {
 	}
 	var added []Target
 	for _, t := range more {
-		if !slices.ContainsFunc(r.Targets, func(x Target) bool { return x.UserID == t.UserID }) {
+		if !slices.ContainsFunc(r.Targets, func(x Target) bool { return x.Key() == t.Key() }) {
 			added = append(added, t)
 		}
 	}

@@ -15,13 +15,17 @@ import (
 const lastAdminLockKey = "metabase-bot/store/last-admin"
 
 // ReserveAdminDisable decides, under a lock shared by every replica, whether request may
-// deactivate admin user, and if so records that it is about to. activeAdmins are the person
-// admins Metabase listed as active at listedAt. The deactivation is allowed only when at least
+// deactivate admin user of Metabase instance, and if so records that it is about to.
+// activeAdmins are the person admins that instance listed as active at listedAt; reservations
+// in other instances do not count, each Metabase needs its own admin. The deactivation is allowed only when at least
 // one of them would remain that no other reservation covers: one of an executing request
 // (including this request's other targets), or one made since listedAt, whose DELETE the list
 // may not show yet. So two executions racing on the last two admins leave one, whichever
 // replicas they run on and however slow their lists.
-func (s *Store) ReserveAdminDisable(ctx context.Context, request string, user int, activeAdmins []int, listedAt time.Time) (bool, error) {
+func (s *Store) ReserveAdminDisable(ctx context.Context, request, instance string, user int, activeAdmins []int, listedAt time.Time) (bool, error) {
+	if instance == "" {
+		instance = approval.DefaultInstance
+	}
 	allowed := false
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		allowed = false
@@ -32,8 +36,8 @@ func (s *Store) ReserveAdminDisable(ctx context.Context, request string, user in
 		}
 		rows, err := tx.QueryContext(ctx, s.rebind(`SELECT a.metabase_user_id FROM admin_reservations a
 			JOIN requests r ON r.id = a.request_id
-			WHERE (r.state = ? OR a.created_at >= ?) AND NOT (a.request_id = ? AND a.metabase_user_id = ?)`),
-			string(approval.Executing), millis(listedAt), request, user)
+			WHERE a.instance = ? AND (r.state = ? OR a.created_at >= ?) AND NOT (a.request_id = ? AND a.metabase_user_id = ?)`),
+			instance, string(approval.Executing), millis(listedAt), request, user)
 		if err != nil {
 			return err
 		}
@@ -59,15 +63,15 @@ func (s *Store) ReserveAdminDisable(ctx context.Context, request string, user in
 		if remaining < 1 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO admin_reservations (request_id, metabase_user_id, created_at) VALUES (?, ?, ?)
-			ON CONFLICT DO NOTHING`), request, user, millis(s.now())); err != nil {
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO admin_reservations (request_id, instance, metabase_user_id, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`), request, instance, user, millis(s.now())); err != nil {
 			return err
 		}
 		allowed = true
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("store: reserve admin %d for %s: %w", user, request, err)
+		return false, fmt.Errorf("store: reserve admin %s:%d for %s: %w", instance, user, request, err)
 	}
 	return allowed, nil
 }

@@ -39,7 +39,7 @@ func testLastAdminRace(t *testing.T, h harness) {
 		user int
 	}{{a, "R-A", 10}, {b, "R-B", 11}} {
 		wg.Go(func() {
-			ok, err := c.s.ReserveAdminDisable(t.Context(), c.req, c.user, admins, time.Now())
+			ok, err := c.s.ReserveAdminDisable(t.Context(), c.req, "", c.user, admins, time.Now())
 			if err != nil {
 				t.Error(err)
 			}
@@ -55,7 +55,7 @@ func testLastAdminRace(t *testing.T, h harness) {
 	if got[1] {
 		winner, user = "R-B", 11
 	}
-	if ok, err := a.ReserveAdminDisable(t.Context(), winner, user, admins, time.Now()); err != nil || !ok {
+	if ok, err := a.ReserveAdminDisable(t.Context(), winner, "", user, admins, time.Now()); err != nil || !ok {
 		t.Fatalf("the winner reserving again = %v, %v; want allowed", ok, err)
 	}
 	// Finished: the reservation stops counting for lists read after it (Metabase's own list
@@ -70,13 +70,13 @@ func testLastAdminRace(t *testing.T, h harness) {
 	if winner == "R-B" {
 		other, otherUser = "R-A", 10
 	}
-	if ok, _ := b.ReserveAdminDisable(t.Context(), other, otherUser, admins, listedBefore); ok {
+	if ok, _ := b.ReserveAdminDisable(t.Context(), other, "", otherUser, admins, listedBefore); ok {
 		t.Fatal("a list read before the winner's DELETE let the last admin be deactivated")
 	}
-	if ok, _ := b.ReserveAdminDisable(t.Context(), other, otherUser, []int{otherUser}, time.Now().Add(time.Second)); ok {
+	if ok, _ := b.ReserveAdminDisable(t.Context(), other, "", otherUser, []int{otherUser}, time.Now().Add(time.Second)); ok {
 		t.Fatal("the last admin Metabase lists may be deactivated")
 	}
-	if ok, _ := b.ReserveAdminDisable(t.Context(), other, otherUser, []int{otherUser, 12}, time.Now().Add(time.Second)); !ok {
+	if ok, _ := b.ReserveAdminDisable(t.Context(), other, "", otherUser, []int{otherUser, 12}, time.Now().Add(time.Second)); !ok {
 		t.Fatal("with another admin left, the deactivation was refused")
 	}
 }
@@ -87,12 +87,31 @@ func testLastAdminSameRequest(t *testing.T, h harness) {
 	s := h.fresh(t)
 	executingRequest(t, s, "R-BOTH", 10)
 	admins := []int{10, 11}
-	first, err := s.ReserveAdminDisable(t.Context(), "R-BOTH", 10, admins, time.Now())
+	first, err := s.ReserveAdminDisable(t.Context(), "R-BOTH", "", 10, admins, time.Now())
 	if err != nil || !first {
 		t.Fatalf("first admin of the request: %v, %v; want allowed", first, err)
 	}
-	if second, _ := s.ReserveAdminDisable(t.Context(), "R-BOTH", 11, admins, time.Now()); second {
+	if second, _ := s.ReserveAdminDisable(t.Context(), "R-BOTH", "", 11, admins, time.Now()); second {
 		t.Fatal("the same request was allowed to deactivate the last two admins")
+	}
+}
+
+// testLastAdminPerInstance: a reservation in one Metabase instance does not hold back the last
+// admins of another: each instance needs a person admin of its own, and only its own
+// reservations can take that away.
+func testLastAdminPerInstance(t *testing.T, h harness) {
+	s := h.fresh(t)
+	executingRequest(t, s, "R-PROD", 10)
+	executingRequest(t, s, "R-EU", 10)
+	if ok, err := s.ReserveAdminDisable(t.Context(), "R-PROD", "prod", 10, []int{10, 11}, time.Now()); err != nil || !ok {
+		t.Fatalf("prod admin 10 with 11 left: %v, %v; want allowed", ok, err)
+	}
+	// eu's user 11 is another person than prod's 11; prod's reservation of 10 must not count.
+	if ok, err := s.ReserveAdminDisable(t.Context(), "R-EU", "eu", 11, []int{10, 11}, time.Now()); err != nil || !ok {
+		t.Fatalf("eu admin 11 with eu's 10 left: %v, %v; want allowed", ok, err)
+	}
+	if ok, _ := s.ReserveAdminDisable(t.Context(), "R-EU", "eu", 10, []int{10, 11}, time.Now()); ok {
+		t.Fatal("eu's last two admins were both reserved")
 	}
 }
 

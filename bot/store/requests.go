@@ -170,13 +170,17 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]approval.R
 		ORDER BY r.next_due_at, r.id LIMIT ?`, millis(now), limit)
 }
 
-// ByTarget returns every request naming the Metabase user in its Targets, newest first: the
-// bot's history of a user, and the check for an open request on the same person.
-func (s *Store) ByTarget(ctx context.Context, metabaseUserID int) ([]approval.Request, error) {
+// ByTarget returns every request naming the Metabase user (an instance and an id in it) in its
+// Targets, newest first: the bot's history of a user, and the check for an open request on the
+// same person. An empty instance is approval.DefaultInstance.
+func (s *Store) ByTarget(ctx context.Context, user approval.UserKey) ([]approval.Request, error) {
+	if user.Instance == "" {
+		user.Instance = approval.DefaultInstance
+	}
 	return s.queryRequests(ctx, "requests by target", `SELECT `+requestColumns+` FROM requests r
 		JOIN request_targets t ON t.request_id = r.id
-		WHERE t.metabase_user_id = ?
-		ORDER BY r.created_at DESC, r.id DESC`, metabaseUserID)
+		WHERE t.instance = ? AND t.metabase_user_id = ?
+		ORDER BY r.created_at DESC, r.id DESC`, user.Instance, user.ID)
 }
 
 // List returns the requests in any of states, oldest first; every request when states is empty.
@@ -254,24 +258,29 @@ func scanRequest(row interface{ Scan(...any) error }) (approval.Request, error) 
 	return r, nil
 }
 
-// insertTargets indexes r's Metabase user ids for ByTarget.
+// insertTargets indexes r's Metabase users for ByTarget.
 func (s *Store) insertTargets(ctx context.Context, tx *sql.Tx, r approval.Request) error {
-	for _, uid := range targetIDs(r) {
-		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO request_targets (request_id, metabase_user_id) VALUES (?, ?)`),
-			r.ID, uid); err != nil {
-			return fmt.Errorf("store: index target %d of %s: %w", uid, r.ID, err)
+	for _, k := range targetIDs(r) {
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO request_targets (request_id, instance, metabase_user_id) VALUES (?, ?, ?)`),
+			r.ID, k.Instance, k.ID); err != nil {
+			return fmt.Errorf("store: index target %s of %s: %w", k, r.ID, err)
 		}
 	}
 	return nil
 }
 
-// targetIDs returns r's distinct target user ids, sorted.
-func targetIDs(r approval.Request) []int {
-	ids := make([]int, len(r.Targets))
+// targetIDs returns r's distinct target users, sorted.
+func targetIDs(r approval.Request) []approval.UserKey {
+	ids := make([]approval.UserKey, len(r.Targets))
 	for i, t := range r.Targets {
-		ids[i] = t.UserID
+		ids[i] = t.Key()
 	}
-	slices.Sort(ids)
+	slices.SortFunc(ids, func(a, b approval.UserKey) int {
+		if c := strings.Compare(a.Instance, b.Instance); c != 0 {
+			return c
+		}
+		return a.ID - b.ID
+	})
 	return slices.Compact(ids)
 }
 

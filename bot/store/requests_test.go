@@ -297,7 +297,7 @@ func testByTarget(t *testing.T, h harness) {
 		{99, []string{}},
 	}
 	for _, tt := range tests {
-		got, err := s.ByTarget(t.Context(), tt.user)
+		got, err := s.ByTarget(t.Context(), approval.UserKey{ID: tt.user})
 		if err != nil {
 			t.Fatalf("ByTarget(%d): %v", tt.user, err)
 		}
@@ -313,12 +313,42 @@ func testByTarget(t *testing.T, h harness) {
 		t.Fatal(err)
 	}
 	for user, want := range map[int][]string{1: {}, 4: {"R1"}, 2: {"R3", "R2"}} {
-		got, err := s.ByTarget(t.Context(), user)
+		got, err := s.ByTarget(t.Context(), approval.UserKey{Instance: approval.DefaultInstance, ID: user})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff(want, ids(got)); diff != "" {
 			t.Errorf("after retargeting, ByTarget(%d) (-want +got):\n%s", user, diff)
+		}
+	}
+}
+
+// testByTargetInstances: the same user id in two Metabase instances is two people, and a target
+// stored without an instance is the default instance's.
+func testByTargetInstances(t *testing.T, h harness) {
+	s := h.fresh(t)
+	prod := newRequest("P1", t0, 7)
+	prod.Targets[0].Instance = "prod"
+	eu := newRequest("E1", t0.Add(time.Hour), 7)
+	eu.Targets[0].Instance = "eu"
+	both := newRequest("B1", t0.Add(2*time.Hour), 7, 7)
+	both.Targets[0].Instance, both.Targets[1].Instance = "prod", "eu"
+	for _, r := range []approval.Request{prod, eu, both, newRequest("D1", t0.Add(3*time.Hour), 7)} {
+		mustCreate(t, s, r)
+	}
+	for key, want := range map[approval.UserKey][]string{
+		{Instance: "prod", ID: 7}:                   {"B1", "P1"},
+		{Instance: "eu", ID: 7}:                     {"B1", "E1"},
+		{Instance: approval.DefaultInstance, ID: 7}: {"D1"},
+		{ID: 7}:                      {"D1"},
+		{Instance: "staging", ID: 7}: {},
+	} {
+		got, err := s.ByTarget(t.Context(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, ids(got)); diff != "" {
+			t.Errorf("ByTarget(%v) (-want +got):\n%s", key, diff)
 		}
 	}
 }

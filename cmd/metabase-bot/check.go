@@ -257,26 +257,36 @@ func checkMembership(ctx context.Context, c *checklist, api *slack.Client, what,
 	}
 }
 
+// checkMetabase checks each configured instance: reachable, and the bot an admin there.
 func checkMetabase(ctx context.Context, c *checklist, cfg config) {
-	const reach = "Metabase (METABASE_URL)"
-	mb, err := newMetabase(cfg)
+	for _, in := range cfg.instances {
+		checkMetabaseInstance(ctx, c, in, len(cfg.instances) > 1)
+	}
+}
+
+func checkMetabaseInstance(ctx context.Context, c *checklist, in metabaseInstance, named bool) {
+	reach, admin, keyVar := "Metabase (METABASE_URL)", "Metabase admin rights (METABASE_API_KEY)", "METABASE_API_KEY"
+	if named {
+		keyVar = instanceVar(in.Name, "API_KEY")
+		reach, admin = "Metabase "+in.Name+" ("+in.urlVar+")", "Metabase "+in.Name+" admin rights ("+keyVar+")"
+	}
+	mb, err := newMetabaseFor(in)
 	if err != nil {
-		c.fail(reach, err.Error(), "set METABASE_URL to the address people open Metabase at")
+		c.fail(reach, err.Error(), "set "+in.urlVar+" to the address people open Metabase at")
 		return
 	}
 	if err := mb.Health(ctx); err != nil {
-		c.fail(reach, "not reachable: "+waitCause(err), "start Metabase, or correct METABASE_URL")
-		c.fail("Metabase admin rights (METABASE_API_KEY)", "not checked: Metabase is not reachable", "make Metabase reachable first")
+		c.fail(reach, "not reachable: "+waitCause(err), "start Metabase, or correct "+in.urlVar)
+		c.fail(admin, "not checked: Metabase is not reachable", "make Metabase reachable first")
 		return
 	}
-	version := metabaseVersion(ctx, cfg.MetabaseURL)
+	version := metabaseVersion(ctx, in.URL)
 	c.pass(reach, "reachable, version "+version)
 
-	const admin = "Metabase admin rights (METABASE_API_KEY)"
 	me, err := mb.CurrentUser(ctx)
 	switch {
 	case errors.Is(err, metabase.ErrUnauthorized):
-		c.fail(admin, "Metabase rejected the credentials (401)", "create an API key under Admin settings → Authentication → API keys and put it in METABASE_API_KEY")
+		c.fail(admin, "Metabase rejected the credentials (401)", "create an API key under Admin settings → Authentication → API keys and put it in "+keyVar)
 	case errors.Is(err, metabase.ErrForbidden):
 		c.fail(admin, "Metabase refused the bot (403)", "put the API key in the Administrators group")
 	case err != nil:
@@ -335,6 +345,12 @@ func checkStore(ctx context.Context, c *checklist, cfg config) {
 		return
 	}
 	c.pass(what, st.Backend()+", opened and migrated")
+	const bound = "Open requests (METABASE_INSTANCES)"
+	if err := checkInstancesBound(ctx, cfg, st); err != nil {
+		c.fail(bound, err.Error(), "configure those instances again, or settle the requests first")
+	} else if len(cfg.instances) > 1 {
+		c.pass(bound, "every open request names a configured instance")
+	}
 }
 
 // plural is "1 member" or "3 members".

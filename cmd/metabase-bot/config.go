@@ -30,6 +30,9 @@ type config struct {
 
 	returnLocation *time.Location
 	logLevel       logrus.Level
+	// instances are the Metabase instances, in METABASE_INSTANCES order (one, "default", for the
+	// single form).
+	instances []metabaseInstance
 }
 
 // SlackConfig is how the bot reaches Slack and whom it listens to there.
@@ -71,6 +74,9 @@ type MetabaseConfig struct {
 	MetabaseUsername string        `env:"METABASE_USERNAME"`
 	MetabasePassword string        `env:"METABASE_PASSWORD"`
 	MetabaseTimeout  time.Duration `env:"METABASE_TIMEOUT" envDefault:"10s"`
+	// MetabaseInstances names several Metabase instances instead of the single form above; each
+	// NAME is configured by METABASE_<NAME>_URL and its credentials (instances.go).
+	MetabaseInstances []string `env:"METABASE_INSTANCES" envSeparator:","`
 }
 
 // StoreConfig is where the bot keeps its state.
@@ -159,6 +165,8 @@ func loadConfig(environ map[string]string) (config, error) {
 		}
 	}
 	cfg.validate(&p)
+	cfg.loadInstances(environ, &p)
+	cfg.checkProtectedUsers(&p)
 	if len(p.list) > 0 {
 		return cfg, &configError{problems: p.list}
 	}
@@ -384,22 +392,8 @@ func (c *config) validate(p *problems) {
 	if c.ReminderBeforeExpiry < 0 {
 		p.add("REMINDER_BEFORE_EXPIRY", "REMINDER_BEFORE_EXPIRY must not be negative")
 	}
-	if c.MetabaseURL == "" {
-		p.add("METABASE_URL", "METABASE_URL is required (e.g. https://metabase.example.com)")
-	} else if u, err := url.Parse(c.MetabaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.add("METABASE_URL", "METABASE_URL must be an http(s) URL like https://metabase.example.com")
-	}
-	switch {
-	case c.MetabaseAPIKey != "" && (c.MetabaseUsername != "" || c.MetabasePassword != ""):
-		p.add("METABASE_API_KEY", "METABASE_API_KEY and METABASE_USERNAME/METABASE_PASSWORD are both set: use one")
-	case c.MetabaseAPIKey == "" && (c.MetabaseUsername == "" || c.MetabasePassword == ""):
-		p.add("METABASE_API_KEY", "METABASE_API_KEY (or METABASE_USERNAME and METABASE_PASSWORD) is required")
-	case c.MetabaseAPIKey != "" && !strings.HasPrefix(c.MetabaseAPIKey, "mb_"):
-		p.add("METABASE_API_KEY", "METABASE_API_KEY must start with mb_ (create it under Admin settings → Authentication → API keys)")
-	}
-	if c.MetabaseTimeout <= 0 {
-		p.add("METABASE_TIMEOUT", "METABASE_TIMEOUT must be positive")
-	}
+	// METABASE_URL, its credentials and METABASE_TIMEOUT are checked with the instances
+	// (loadInstances), as the one instance of the single form.
 	if err := store.CheckURL(c.DatabaseURL); err != nil {
 		p.add("DATABASE_URL", err.Error())
 	}

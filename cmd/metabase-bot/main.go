@@ -106,30 +106,35 @@ type readiness struct {
 	bot   *bot.Bot
 	store *store.Store
 	mb    *metabase.Client
-	ready chan struct{} // closed once start-up checks passed
+	// instances, with several Metabase instances, replace mb: ready while one answers.
+	instances []namedClient
+	ready     chan struct{} // closed once start-up checks passed
 
 	waiting atomic.Value // string: what start-up waits for, set by setWaiting
 }
 
-func (rd *readiness) check(ctx context.Context) error {
+func (rd *readiness) check(ctx context.Context) (detail string, err error) {
 	select {
 	case <-rd.ready:
 	default:
 		if what, _ := rd.waiting.Load().(string); what != "" {
-			return errors.New("starting: " + what)
+			return "", errors.New("starting: " + what)
 		}
-		return errors.New("starting: start-up checks have not passed yet")
+		return "", errors.New("starting: start-up checks have not passed yet")
 	}
 	if !rd.bot.Connected() {
-		return errors.New("slack: socket mode not connected")
+		return "", errors.New("slack: socket mode not connected")
 	}
 	if err := rd.store.Ping(ctx); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return "", fmt.Errorf("store: %w", err)
+	}
+	if len(rd.instances) > 0 {
+		return instancesReady(ctx, rd.instances)
 	}
 	if err := rd.mb.Health(ctx); err != nil {
-		return fmt.Errorf("metabase: %w", err)
+		return "", fmt.Errorf("metabase: %w", err)
 	}
-	return nil
+	return "", nil
 }
 
 // serve wires the clients, runs start-up checks and the bot, and shuts down in order.
@@ -148,13 +153,24 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 		Help: "Write transactions this process committed: each is one durable write to the database."},
 		func() float64 { return float64(st.Commits()) }))
 
-	mb, err := newMetabase(cfg, metabase.WithObserver(metrics.ObserveMetabase))
-	if err != nil {
+	if err := checkInstancesBound(ctx, cfg, st); err != nil {
 		return err
 	}
+	clients := make([]namedClient, len(cfg.instances))
+	for i, in := range cfg.instances {
+		c, err := newMetabaseFor(in, metabase.WithObserver(metrics.ObserveMetabaseOf(in.Name)))
+		if err != nil {
+			return err
+		}
+		clients[i] = namedClient{name: in.Name, urlVar: in.urlVar, client: c, botID: new(atomic.Int64)}
+	}
+	mb := clients[0].client
 	api := slack.New(cfg.SlackBotToken, slack.OptionAppLevelToken(cfg.SlackAppToken), slack.OptionAPIURL(cfg.SlackAPIURL))
 
 	rd := &readiness{store: st, mb: mb, ready: make(chan struct{})}
+	if len(clients) > 1 {
+		rd.instances = clients
+	}
 	srv, err := startHTTP(cfg.HTTPAddr, reg, rd, log)
 	if err != nil {
 		return err
@@ -165,14 +181,14 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 		_ = srv.Shutdown(sctx)
 	}()
 
-	team, botMB, err := startupChecks(ctx, cfg, api, mb, log, rd.setWaiting)
+	team, err := startupChecks(ctx, cfg, api, clients, log, rd.setWaiting)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	b, err := wire(cfg, team, botMB, api, mb, st, log, metrics)
+	b, err := wire(cfg, team, api, clients, st, log, metrics)
 	if err != nil {
 		return err
 	}
@@ -200,23 +216,29 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 	}
 }
 
-// newMetabase is the Metabase client cfg describes.
-func newMetabase(cfg config, extra ...metabase.Option) (*metabase.Client, error) {
-	opts := append([]metabase.Option{metabase.WithTimeout(cfg.MetabaseTimeout)}, extra...)
-	if cfg.MetabaseAPIKey != "" {
-		opts = append(opts, metabase.WithAPIKey(cfg.MetabaseAPIKey))
+// newMetabaseFor is the Metabase client of one configured instance.
+func newMetabaseFor(in metabaseInstance, extra ...metabase.Option) (*metabase.Client, error) {
+	opts := append([]metabase.Option{metabase.WithTimeout(in.Timeout)}, extra...)
+	if in.APIKey != "" {
+		opts = append(opts, metabase.WithAPIKey(in.APIKey))
 	} else {
-		opts = append(opts, metabase.WithPassword(cfg.MetabaseUsername, cfg.MetabasePassword))
+		opts = append(opts, metabase.WithPassword(in.Username, in.Password))
 	}
-	mb, err := metabase.New(cfg.MetabaseURL, opts...)
+	mb, err := metabase.New(in.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("METABASE_URL: %w", err)
+		return nil, fmt.Errorf("%s: %w", in.urlVar, err)
 	}
 	return mb, nil
 }
 
 // wire builds the core and its Slack side from cfg, the way every process of the bot does.
-func wire(cfg config, team string, botMetabaseID int, api *slack.Client, mb *metabase.Client, st *store.Store, log logrus.FieldLogger, metrics *bot.Metrics) (*bot.Bot, error) {
+func wire(cfg config, team string, api *slack.Client, clients []namedClient, st *store.Store, log logrus.FieldLogger, metrics *bot.Metrics) (*bot.Bot, error) {
+	botMetabaseID := int(clients[0].botID.Load())
+	instances := make([]access.Instance, len(clients))
+	for i, c := range clients {
+		instances[i] = access.Instance{Name: c.name, Metabase: c.client, Notifications: c.client,
+			BotUserID: func() int { return int(c.botID.Load()) }}
+	}
 	policy := access.Policy{
 		RequiredApprovals: cfg.RequiredApprovals, AdminRequiredApprovals: max(cfg.AdminRequiredApprovals, cfg.RequiredApprovals),
 		AllowSelfApproval: cfg.AllowSelfApproval, RequireReason: cfg.RequireReason,
@@ -241,7 +263,7 @@ func wire(cfg config, team string, botMetabaseID int, api *slack.Client, mb *met
 		Execution: access.Execution{BulkConcurrency: cfg.BulkConcurrency, ExecLease: cfg.ExecutionLease,
 			OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Tick: tick},
 		Log: log, Metrics: metrics, CheckpointEvery: checkpointEvery,
-	}, access.Deps{Store: st, Metabase: mb, Notifications: mb, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api)})
+	}, access.Deps{Store: st, Instances: instances, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api)})
 	if err != nil {
 		return nil, err
 	}
@@ -256,11 +278,12 @@ func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log logrus.
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
-		if err := rd.check(ctx); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		detail, err := rd.check(ctx)
+		if err != nil {
+			http.Error(w, "not ready: "+err.Error()+detail, http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ready")
+		fmt.Fprintln(w, "ready"+detail)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr)
@@ -281,28 +304,51 @@ func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log logrus.
 // the bot with a message naming the fix; a Metabase that is down is waited for with backoff
 // while /readyz says not ready and what it waits for (through waiting, which may be nil), instead
 // of crashing in a loop.
-func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metabase.Client, log logrus.FieldLogger, waiting func(string)) (team string, botMetabaseID int, err error) {
+//
+// With several instances, no instance is waited for: one that does not answer is named in the
+// logs and checked again in the background (checkInstances), so the others serve meanwhile.
+func startupChecks(ctx context.Context, cfg config, api *slack.Client, clients []namedClient, log logrus.FieldLogger, waiting func(string)) (team string, err error) {
 	auth, err := api.AuthTestContext(ctx)
 	if err != nil {
-		return "", 0, fmt.Errorf("slack auth.test with SLACK_BOT_TOKEN failed: %w%s", err, hintFor(err))
+		return "", fmt.Errorf("slack auth.test with SLACK_BOT_TOKEN failed: %w%s", err, hintFor(err))
 	}
 	log.WithFields(logrus.Fields{"team_id": auth.TeamID, "bot_user_id": auth.UserID}).Info("Slack bot token works")
 	if err := checkSocketMode(ctx, api); err != nil {
-		return "", 0, err
+		return "", err
 	}
 	log.Info("Slack app token opens Socket Mode connections")
+	if len(clients) > 1 {
+		if err := checkInstances(ctx, clients, log); err != nil {
+			return "", err
+		}
+	} else {
+		id, err := waitForMetabase(ctx, cfg, clients[0].client, log, waiting)
+		if err != nil {
+			return "", err
+		}
+		clients[0].botID.Store(int64(id))
+	}
+	if err := checkApproversAtStart(ctx, cfg, api, log); err != nil {
+		return "", err
+	}
+	return auth.TeamID, nil
+}
 
+// waitForMetabase waits, with backoff, for the single instance to answer, and checks the bot's
+// rights there; it returns the bot's own Metabase user id.
+func waitForMetabase(ctx context.Context, cfg config, mb *metabase.Client, log logrus.FieldLogger, waiting func(string)) (int, error) {
 	var me *metabase.User
+	var err error
 	for attempt := 0; ; attempt++ {
 		me, err = mb.CurrentUser(ctx)
 		if err == nil {
 			break
 		}
 		if errors.Is(err, metabase.ErrUnauthorized) {
-			return "", 0, fmt.Errorf("metabase rejected the credentials (401): check METABASE_API_KEY (or METABASE_USERNAME/METABASE_PASSWORD): %w", err)
+			return 0, fmt.Errorf("metabase rejected the credentials (401): check METABASE_API_KEY (or METABASE_USERNAME/METABASE_PASSWORD): %w", err)
 		}
 		if errors.Is(err, metabase.ErrForbidden) {
-			return "", 0, fmt.Errorf("metabase refused the bot (403): its API key must belong to the Administrators group: %w", err)
+			return 0, fmt.Errorf("metabase refused the bot (403): its API key must belong to the Administrators group: %w", err)
 		}
 		wait := min(time.Second<<min(attempt, 5), 30*time.Second)
 		if waiting != nil {
@@ -311,7 +357,7 @@ func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metab
 		log.WithError(err).WithField("retry_in", wait.String()).Warn("Metabase is not reachable yet; waiting (readiness stays false)")
 		select {
 		case <-ctx.Done():
-			return "", 0, ctx.Err()
+			return 0, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
@@ -319,18 +365,22 @@ func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metab
 		waiting("")
 	}
 	if !me.IsSuperuser {
-		return "", 0, fmt.Errorf("the Metabase account %s is not an admin: user endpoints need the Administrators group (put the API key in Administrators)", me.Email)
+		return 0, fmt.Errorf("the Metabase account %s is not an admin: user endpoints need the Administrators group (put the API key in Administrators)", me.Email)
 	}
 	log.WithFields(logrus.Fields{"metabase_user_id": me.ID}).Info("Metabase credentials carry admin rights")
+	return me.ID, nil
+}
 
+// checkApproversAtStart checks that someone can approve, and that the audit channel is reachable.
+func checkApproversAtStart(ctx context.Context, cfg config, api *slack.Client, log logrus.FieldLogger) error {
 	approvers := len(cfg.ApproverUsers)
 	if cfg.ApproverGroup != "" {
 		members, err := api.GetUserGroupMembersContext(ctx, cfg.ApproverGroup)
 		if err != nil {
-			return "", 0, fmt.Errorf("APPROVER_GROUP %s cannot be read: %w%s", cfg.ApproverGroup, err, hintFor(err))
+			return fmt.Errorf("APPROVER_GROUP %s cannot be read: %w%s", cfg.ApproverGroup, err, hintFor(err))
 		}
 		if len(members) == 0 {
-			return "", 0, fmt.Errorf("APPROVER_GROUP %s has no members: nobody could approve", cfg.ApproverGroup)
+			return fmt.Errorf("APPROVER_GROUP %s has no members: nobody could approve", cfg.ApproverGroup)
 		}
 		approvers += len(members)
 	}
@@ -340,10 +390,10 @@ func startupChecks(ctx context.Context, cfg config, api *slack.Client, mb *metab
 	}
 	if cfg.AuditChannel != "" {
 		if _, err := api.GetConversationInfoContext(ctx, &slack.GetConversationInfoInput{ChannelID: cfg.AuditChannel}); err != nil {
-			return "", 0, fmt.Errorf("AUDIT_CHANNEL %s is not reachable: %w%s", cfg.AuditChannel, err, hintFor(err))
+			return fmt.Errorf("AUDIT_CHANNEL %s is not reachable: %w%s", cfg.AuditChannel, err, hintFor(err))
 		}
 	}
-	return auth.TeamID, me.ID, nil
+	return nil
 }
 
 // checkSocketMode asks for a Socket Mode connection URL with the app token, as the bot is about
