@@ -19,8 +19,10 @@ import (
 const (
 	// outboxBatch is how many rows one claim takes.
 	outboxBatch = 50
-	// outboxWorkers bounds concurrent deliveries of one batch.
-	outboxWorkers = 8
+	// outboxWorkers bounds concurrent deliveries of one batch. Under Slack's rate limits a delivery
+	// may wait for its paced slot on one channel (see bot's pacer), so there are enough workers for
+	// the other channels' messages to keep flowing meanwhile.
+	outboxWorkers = 32
 	// maxDeliveryAttempts drops a notice that keeps failing, so it cannot block its request's
 	// later notices forever; the drop is logged at error level.
 	maxDeliveryAttempts = 12

@@ -45,7 +45,7 @@ func (s *Service) Status(ctx context.Context, requester, channel string, ref Tar
 	for _, f := range fs {
 		switch {
 		case f.User != nil:
-			all = append(all, s.statusIn(ctx, f.Instance, *f.User))
+			all = append(all, (lookups{s}).statusIn(ctx, f.Instance, *f.User))
 		case f.Unreachable != nil:
 			notes = append(notes, approval.InstanceNote{Instance: f.Instance, Email: f.email, Note: "unreachable: " + FailureText(f.Unreachable)})
 		default:
@@ -66,7 +66,7 @@ func (s *Service) Status(ctx context.Context, requester, channel string, ref Tar
 }
 
 // statusIn is the status of u in one instance.
-func (s *Service) statusIn(ctx context.Context, instance string, u metabase.User) Status {
+func (s lookups) statusIn(ctx context.Context, instance string, u metabase.User) Status {
 	st := Status{User: u, Protected: s.ProtectedIn(instance, u)}
 	if s.in.multi() {
 		st.Instance = instance
@@ -86,7 +86,7 @@ func (s *Service) statusIn(ctx context.Context, instance string, u metabase.User
 // activeUsers lists the active users of every instance at the same time, each with its
 // instance, in configured order. An instance that does not answer fails the whole list, naming
 // it: a report that silently left an instance out would look complete.
-func (s *Service) activeUsers(ctx context.Context) ([]InstanceUser, error) {
+func (s lookups) activeUsers(ctx context.Context) ([]InstanceUser, error) {
 	lists := make([][]metabase.User, len(s.in.list))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, in := range s.in.list {
@@ -113,7 +113,7 @@ func (s *Service) activeUsers(ctx context.Context) ([]InstanceUser, error) {
 
 // selectInactive is SelectInactive over every instance, each user judged with their instance's
 // protected list, oldest first.
-func (s *Service) selectInactive(all []InstanceUser, cutoff time.Time) []InstanceUser {
+func (s lookups) selectInactive(all []InstanceUser, cutoff time.Time) []InstanceUser {
 	var out []InstanceUser
 	for _, iu := range all {
 		if len(SelectInactive([]metabase.User{iu.User}, cutoff, func(u metabase.User) bool { return s.ProtectedIn(iu.Instance, u) })) == 1 {
@@ -130,22 +130,22 @@ func (s *Service) Inactive(ctx context.Context, requester, channel string, days 
 	if err := s.dir.MayRequest(ctx, requester, channel); err != nil {
 		return nil, 0, err
 	}
-	all, err := s.activeUsers(ctx)
+	all, err := (lookups{s}).activeUsers(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	return s.selectInactive(all, s.now().AddDate(0, 0, -days)), len(all), nil
+	return (lookups{s}).selectInactive(all, s.now().AddDate(0, 0, -days)), len(all), nil
 }
 
 // SubmitInactive turns the inactive report into one bulk disable, recomputing the list so it
 // reflects Metabase at the moment of the request; Submit applies the requester rules. It returns the request and the number of
 // users; zero users creates nothing.
 func (s *Service) SubmitInactive(ctx context.Context, c ChangeRequest, days int) (approval.Request, int, error) {
-	all, err := s.activeUsers(ctx)
+	all, err := (lookups{s}).activeUsers(ctx)
 	if err != nil {
 		return approval.Request{}, 0, fmt.Errorf("%w: %w", ErrListUsers, err)
 	}
-	users := s.selectInactive(all, s.now().AddDate(0, 0, -days))
+	users := (lookups{s}).selectInactive(all, s.now().AddDate(0, 0, -days))
 	if len(users) == 0 {
 		return approval.Request{}, 0, nil
 	}
