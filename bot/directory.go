@@ -17,6 +17,8 @@ import (
 // are read when asked, so a removal from a group takes effect at once, and a mention's email
 // comes from the user's Slack profile. It implements access.Directory.
 type Directory struct {
+	// pacer spaces this process's group reads once Slack has rate limited them.
+	pacer   *pacer
 	api     slackAPI
 	cfg     Config
 	metrics *Metrics
@@ -27,7 +29,7 @@ var _ access.Directory = (*Directory)(nil)
 // NewDirectory returns the Slack directory for cfg.
 func NewDirectory(cfg Config, api slackAPI) *Directory {
 	cfg = cfg.withDefaults()
-	return &Directory{api: api, cfg: cfg, metrics: cfg.Metrics}
+	return &Directory{api: api, cfg: cfg, metrics: cfg.Metrics, pacer: newPacer()}
 }
 
 // IsApprover reads the approver group at decision time.
@@ -78,36 +80,32 @@ func (d *Directory) Email(ctx context.Context, user string) (string, error) {
 	return su.Profile.Email, nil
 }
 
-// maxGroupWaits bounds how often one group read waits out a rate limit before it gives up.
-const maxGroupWaits = 5
-
 // groupMembers reads a user group's members. usergroups.users.list is Tier 2 (about 20 calls a
 // minute, docs/slack.md#rate-limits), and the groups are read at click time, so a busy moment can
-// be refused with a Retry-After: the read waits as told, within ctx, and the person waiting hears
-// about the delay at once (see withDelayNotice) instead of seeing nothing.
+// be refused with a Retry-After: the read waits as told, paced with the other reads of this
+// process so they do not all retry at once, within ctx; the person waiting hears about the delay
+// at once (see withDelayNotice) instead of seeing nothing.
 func (d *Directory) groupMembers(ctx context.Context, group string) ([]string, error) {
-	for waits := 0; ; waits++ {
-		members, err := d.api.GetUserGroupMembersContext(ctx, group)
+	for {
+		var members []string
+		err := d.pacer.call(ctx, "usergroups.users.list", func() error {
+			var err error
+			members, err = d.api.GetUserGroupMembersContext(ctx, group)
+			return err
+		})
 		if err == nil {
 			return members, nil
 		}
 		d.metrics.slackError("usergroups.users.list", err)
 		var rl *slack.RateLimitedError
-		if !errors.As(err, &rl) || waits == maxGroupWaits {
+		if !errors.As(err, &rl) || ctx.Err() != nil {
 			return nil, err
 		}
-		wait := max(rl.RetryAfter, time.Second)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return nil, err
+		wait, ok := d.pacer.reserveWait(ctx, "usergroups.users.list")
+		if !ok {
+			return nil, err // the next slot is past ctx's deadline
 		}
-		tellDelay(ctx, wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, err
-		case <-t.C:
-		}
+		tellDelay(ctx, max(wait, rl.RetryAfter))
 	}
 }
 

@@ -33,8 +33,11 @@ func newPacer() *pacer {
 // spacing is the documented rate of a key's resource: about one message a second per channel for
 // chat.postMessage, Tier 3 (50 a minute) for chat.update.
 func spacing(key string) time.Duration {
-	if key == "chat.update" {
+	switch key {
+	case "chat.update":
 		return 1200 * time.Millisecond
+	case "usergroups.users.list":
+		return 3 * time.Second // Tier 2
 	}
 	return time.Second
 }
@@ -57,6 +60,19 @@ func (p *pacer) reserve(ctx context.Context, key string) (wait time.Duration, ok
 		return wait, false
 	}
 	p.next[key] = slot.Add(spacing(key))
+	return wait, true
+}
+
+// reserveWait says how long the next call on key would wait, and whether that is within ctx's
+// deadline, booking nothing.
+func (p *pacer) reserveWait(ctx context.Context, key string) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	wait := max(p.next[key].Sub(now), 0)
+	if dl, has := ctx.Deadline(); has && now.Add(wait).After(dl) {
+		return wait, false
+	}
 	return wait, true
 }
 
