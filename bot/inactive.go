@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/slack-go/slack"
 
@@ -21,7 +22,7 @@ const maxReportLines = 40
 // one bulk request.
 func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Command) {
 	log := b.logger(ctx)
-	users, total, err := b.core.Inactive(ctx, sc.UserID, sc.ChannelID, cmd.Days)
+	users, total, unreachable, err := b.core.Inactive(ctx, sc.UserID, sc.ChannelID, cmd.Days)
 	if err != nil {
 		if access.IsRefusal(err) {
 			b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.explain(opCheck, err))
@@ -32,8 +33,13 @@ func (b *Bot) inactiveReport(ctx context.Context, sc slack.SlashCommand, cmd Com
 		return
 	}
 	head := fmt.Sprintf("*%d of %d active Metabase users* have not logged in for %d days (oldest first):", len(users), total, cmd.Days)
+	missing := ""
+	if len(unreachable) > 0 {
+		missing = fmt.Sprintf("\n:warning: Not included: %s did not answer.", escape(strings.Join(unreachable, ", ")))
+		head += missing
+	}
 	if len(users) == 0 {
-		b.ephemeral(ctx, sc.ChannelID, sc.UserID, fmt.Sprintf("All %d active Metabase users logged in within the last %d days.", total, cmd.Days))
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, fmt.Sprintf("All %d active Metabase users logged in within the last %d days.", total, cmd.Days)+missing)
 		return
 	}
 	lines := make([]string, 0, min(len(users), maxReportLines)+1)

@@ -61,7 +61,7 @@ func BenchmarkInactiveReport(b *testing.B) {
 		b.Fatalf("%d reports sent for %d runs", api.ephemerals, b.N)
 	}
 	b.ReportMetric(float64(fake.Count("GET", "/api/user")-before)/float64(b.N), "metabase-requests/op")
-	users, _, err := core.Inactive(ctx, "UREQ", "COPS", 90)
+	users, _, _, err := core.Inactive(ctx, "UREQ", "COPS", 90)
 	if err != nil || len(users) != total-1 {
 		b.Fatalf("inactiveUsers = %d users, %v; want %d (all but the bot's own account)", len(users), err, total-1)
 	}

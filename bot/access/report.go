@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/metabase"
@@ -86,21 +85,31 @@ func (s lookups) statusIn(ctx context.Context, instance string, u metabase.User)
 // activeUsers lists the active users of every instance at the same time, each with its
 // instance, in configured order. An instance that does not answer fails the whole list, naming
 // it: a report that silently left an instance out would look complete.
-func (s lookups) activeUsers(ctx context.Context) ([]InstanceUser, error) {
+func (s lookups) activeUsers(ctx context.Context) ([]InstanceUser, []string, error) {
 	lists := make([][]metabase.User, len(s.in.list))
-	g, gctx := errgroup.WithContext(ctx)
+	errs := make([]error, len(s.in.list))
+	var wg sync.WaitGroup
 	for i, in := range s.in.list {
-		g.Go(func() error {
-			us, err := in.Metabase.ListUsers(gctx, metabase.StatusActive)
-			if err != nil && s.in.multi() {
-				return fmt.Errorf("%s: %w", in.Name, err)
-			}
-			lists[i] = us
-			return err
-		})
+		wg.Go(func() { lists[i], errs[i] = in.Metabase.ListUsers(ctx, metabase.StatusActive) })
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+	wg.Wait()
+	// An instance that does not answer leaves the others' report whole: it is named, not fatal,
+	// unless none answered.
+	var unreachable []string
+	var firstErr error
+	for i, err := range errs {
+		if err != nil {
+			unreachable = append(unreachable, s.in.list[i].Name)
+			if firstErr == nil {
+				firstErr = err
+				if s.in.multi() {
+					firstErr = fmt.Errorf("%s: %w", s.in.list[i].Name, err)
+				}
+			}
+		}
+	}
+	if len(unreachable) == len(s.in.list) {
+		return nil, nil, firstErr
 	}
 	var out []InstanceUser
 	for i, us := range lists {
@@ -108,7 +117,7 @@ func (s lookups) activeUsers(ctx context.Context) ([]InstanceUser, error) {
 			out = append(out, InstanceUser{Instance: s.in.list[i].Name, User: u})
 		}
 	}
-	return out, nil
+	return out, unreachable, nil
 }
 
 // selectInactive is SelectInactive over every instance, each user judged with their instance's
@@ -126,22 +135,22 @@ func (s lookups) selectInactive(all []InstanceUser, cutoff time.Time) []Instance
 
 // Inactive lists, for requester in channel (requester rules apply: the list names people), the
 // active users with no login for days, oldest first, and how many active users there are.
-func (s *Service) Inactive(ctx context.Context, requester, channel string, days int) (inactive []InstanceUser, active int, err error) {
+func (s *Service) Inactive(ctx context.Context, requester, channel string, days int) (inactive []InstanceUser, active int, unreachable []string, err error) {
 	if err := s.dir.MayRequest(ctx, requester, channel); err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	all, err := (lookups{s}).activeUsers(ctx)
+	all, unreachable, err := (lookups{s}).activeUsers(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	return (lookups{s}).selectInactive(all, s.now().AddDate(0, 0, -days)), len(all), nil
+	return (lookups{s}).selectInactive(all, s.now().AddDate(0, 0, -days)), len(all), unreachable, nil
 }
 
 // SubmitInactive turns the inactive report into one bulk disable, recomputing the list so it
 // reflects Metabase at the moment of the request; Submit applies the requester rules. It returns the request and the number of
 // users; zero users creates nothing.
 func (s *Service) SubmitInactive(ctx context.Context, c ChangeRequest, days int) (approval.Request, int, error) {
-	all, err := (lookups{s}).activeUsers(ctx)
+	all, _, err := (lookups{s}).activeUsers(ctx)
 	if err != nil {
 		return approval.Request{}, 0, fmt.Errorf("%w: %w", ErrListUsers, err)
 	}

@@ -318,3 +318,20 @@ func TestUpgradeToSeveralInstancesKeepsDefault(t *testing.T) {
 		t.Errorf("the old request wrote to eu (%d DELETE calls)", n)
 	}
 }
+
+// TestInstancesInactiveWithOneDown: an instance that is down does not block the others: the
+// inactive report lists the instances that answered and names the one that did not.
+func TestInstancesInactiveWithOneDown(t *testing.T) {
+	t.Parallel()
+	h := newMultiHarness(t, map[string]string{"METABASE_TIMEOUT": "1s"})
+	old := time.Now().AddDate(0, 0, -200)
+	h.mb.AddUser(metabasetest.User{Email: "stale@example.com", FirstName: "Stale", Active: true, DateJoined: old})
+	h.start()
+	h.downEU()
+	report := h.reply(requester, "inactive 90", "active Metabase users")
+	for _, want := range []string{"prod: Stale", "Not included: eu did not answer"} {
+		if !strings.Contains(report.AllText(), want) {
+			t.Errorf("the report lacks %q:\n%s", want, report.AllText())
+		}
+	}
+}
