@@ -181,7 +181,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if s.metrics == nil {
 		s.metrics = nopMetrics{}
 	}
-	s.x = &executor{dryRun: p.DryRun, adminApprovals: p.AdminRequiredApprovals, st: s.st, in: s.in, cfg: s.exec, now: s.now, log: s.log, metrics: s.metrics, tell: s.tell, kick: s.kick, update: s.update}
+	s.x = &executor{dryRun: p.DryRun, adminApprovals: p.AdminRequiredApprovals, protectedIn: s.ProtectedIn, st: s.st, in: s.in, cfg: s.exec, now: s.now, log: s.log, metrics: s.metrics, tell: s.tell, kick: s.kick, update: s.update}
 	return s, nil
 }
 

@@ -233,6 +233,10 @@ func (s validator) handover(ctx context.Context, action approval.Action, h Hando
 		return out, nil
 	}
 	ref := *h.Successor
+	if ref.Instance != "" && ref.Instance != instance {
+		// Another instance's id names another person here: never re-read it in this one.
+		return nil, refuse(HandoverOneInstance, strings.Join(s.in.names(), ", "))
+	}
 	ref.Instance = instance
 	u, err := s.resolveIn(ctx, instance, ref)
 	if err != nil {

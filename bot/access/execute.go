@@ -33,12 +33,14 @@ type executor struct {
 	dryRun bool
 	// adminApprovals is the quorum disabling an admin needs.
 	adminApprovals int
-	st             Store
-	in             instanceSet
-	cfg            Execution
-	now            func() time.Time
-	log            logrus.FieldLogger
-	metrics        Metrics
+	// protectedIn tells the accounts the bot never changes (Service.ProtectedIn).
+	protectedIn func(instance string, u metabase.User) bool
+	st          Store
+	in          instanceSet
+	cfg         Execution
+	now         func() time.Time
+	log         logrus.FieldLogger
+	metrics     Metrics
 	// update records outcomes and hands the messages of a finished request to this process's
 	// deliverer (see Service.update).
 	update func(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, error)
@@ -235,6 +237,13 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 		return fail(err)
 	}
 	t.UserID = u.ID
+	if t.Unresolved {
+		// First seen now (its instance did not answer when the request was made): it gets the
+		// checks a new request would have given it before anything is written.
+		if why := x.unresolvedChecks(ctx, r, t, *u); why != "" {
+			return outcome{i: i, res: approval.Result{Outcome: approval.TargetFailed, Message: why, At: x.now()}}
+		}
+	}
 	found := func(b *approval.Before) *approval.Before {
 		if t.Unresolved {
 			b.UserID, b.Name = u.ID, u.Name()
@@ -292,6 +301,30 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 		before.Superuser = before.Superuser && after.IsSuperuser
 	}
 	return outcome{i: i, res: approval.Result{Outcome: approval.Done, At: now()}, before: before}
+}
+
+// unresolvedChecks gives a target first found at execution the checks a new request gives every
+// target: never a protected account, the bot's own or an API key's user; no other open request
+// for the user; and no scheduled return, which only a request made while the user is known can
+// supersede. It returns why the target may not be acted on, or "".
+func (x *executor) unresolvedChecks(ctx context.Context, r approval.Request, t approval.Target, u metabase.User) string {
+	if x.protectedIn(t.InstanceName(), u) {
+		return "protected: the bot never changes this account"
+	}
+	if u.IsAPIKey() {
+		return "is an API key, which disabling would not stop; revoke it under Admin settings → Authentication → API keys"
+	}
+	history, err := x.st.ByTarget(ctx, approval.UserKey{Instance: t.InstanceName(), ID: u.ID})
+	if err != nil {
+		return FailureText(err)
+	}
+	if open := openRequestIn(history, r.ID); open != "" {
+		return "has another open request, " + open + ": make a new request once it has ended"
+	}
+	if ret, ok := scheduledReturnIn(history); ok && r.Action == approval.Disable {
+		return "comes back automatically by " + ret.ID + ": make a new request, whose approval cancels that return"
+	}
+	return ""
 }
 
 // LastAdminText is why a disable of an admin failed when it would leave Metabase without a person

@@ -325,3 +325,23 @@ func TestInstancesInactiveWithOneDown(t *testing.T) {
 		}
 	}
 }
+
+// TestInstancesUnresolvedTargetsGetTheChecks: a user first found at execution (their instance did
+// not answer when the request was made) gets the checks every target gets when a request is made:
+// a protected account is not disabled, and a user whose leave has a scheduled return is left to
+// a new request, whose approval supersedes that return.
+func TestInstancesUnresolvedTargetsGetTheChecks(t *testing.T) {
+	t.Parallel()
+	h := newMultiHarness(t, map[string]string{"METABASE_TIMEOUT": "1s", "PROTECTED_USERS": "boss@example.com"})
+	boss := h.eu.AddUser(metabasetest.User{Email: "boss@example.com", FirstName: "Boss", Active: true})
+	h.start()
+	h.downEU()
+	h.command(requester, "disable boss@example.com Reorganisation")
+	card := h.card("boss@example.com")
+	h.eu.ClearFailures()
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "eu: boss@example.com: failed: protected")
+	if u, _ := h.eu.UserByID(boss.ID); !u.Active {
+		t.Fatal("a protected account was disabled because its instance was down when the request was made")
+	}
+}
