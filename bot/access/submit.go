@@ -108,9 +108,20 @@ func (s *Service) Create(ctx context.Context, r approval.Request) error {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))
 	}
 	out = append(out, s.tell(Event{Type: Requested, Actor: r.Requester, At: r.CreatedAt, Request: r}, ToAudit)...)
-	if err := s.st.Create(ctx, r, out...); err != nil {
+	if err := s.st.CreateExclusive(ctx, r, out...); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return ErrRedelivered
+		}
+		var oe *store.OpenRequestError
+		if errors.As(err, &oe) {
+			// Another request for the same person was made at the same moment: nothing created.
+			email := oe.User.String()
+			for _, t := range r.Targets {
+				if t.Key() == oe.User {
+					email = t.Email
+				}
+			}
+			return &Refusals{Items: []*Refusal{{Code: OpenRequest, Subject: email, Other: oe.RequestID}}, Validated: true}
 		}
 		return fmt.Errorf("%w: %w", ErrNotSaved, err)
 	}

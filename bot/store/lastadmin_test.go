@@ -1,6 +1,8 @@
 package store
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -150,5 +152,41 @@ func testUpdateAlso(t *testing.T, h harness) {
 	}
 	if r, _ := s.Get(t.Context(), "MAIN"); r.Reason != "main changed" {
 		t.Fatalf("the main change was kept although its related change failed: %q", r.Reason)
+	}
+}
+
+// testCreateExclusive: two requests for the same user made at the same moment on two replicas
+// (each validated without seeing the other) cannot both be created; a request that names a
+// scheduled return it supersedes may be, and one created after the return appeared may not.
+func testCreateExclusive(t *testing.T, h harness) {
+	a, b := h.pair(t)
+	now := time.Now()
+	req := func(id string, user int) approval.Request {
+		return approval.Request{ID: id, Action: approval.Disable, State: approval.Pending, Requester: "UREQ",
+			Targets: []approval.Target{{UserID: user, Email: "a@x"}}, ChannelID: "C", RequiredApprovals: 1,
+			CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, s := range []*Store{a, b} {
+		wg.Go(func() { errs[i] = s.CreateExclusive(t.Context(), req(fmt.Sprintf("R-%d", i), 42)) })
+	}
+	wg.Wait()
+	var oe *OpenRequestError
+	if (errs[0] == nil) == (errs[1] == nil) || !(errors.As(errs[0], &oe) || errors.As(errs[1], &oe)) {
+		t.Fatalf("two requests for one user at once: %v / %v; want exactly one created, the other refused", errs[0], errs[1])
+	}
+	ret := req("LEAVE-R", 43)
+	ret.State, ret.ParentID, ret.Action, ret.NotBefore = approval.Scheduled, "LEAVE", approval.Enable, now.Add(time.Hour)
+	if err := a.Create(t.Context(), ret); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateExclusive(t.Context(), req("T-1", 43)); !errors.As(err, &oe) || oe.RequestID != "LEAVE-R" {
+		t.Fatalf("a disable unaware of the scheduled return = %v, want refused naming it", err)
+	}
+	aware := req("T-2", 43)
+	aware.Supersedes = []approval.Superseded{{ID: "LEAVE-R", At: ret.NotBefore}}
+	if err := b.CreateExclusive(t.Context(), aware); err != nil {
+		t.Fatalf("a disable that supersedes the return = %v, want created", err)
 	}
 }

@@ -42,6 +42,92 @@ func (s *Store) Create(ctx context.Context, r approval.Request, out ...Outbox) e
 	return s.writeTx(ctx, func(tx *sql.Tx) error { return s.createTx(ctx, tx, r, data, out) })
 }
 
+// CreateExclusive is Create that also refuses, in the same transaction and under a lock every
+// creating replica takes, a request naming a user another open request (pending, approved or
+// executing) already names: *OpenRequestError. Requests people make go through it, so two
+// made at the same moment on two replicas cannot both be created.
+func (s *Store) CreateExclusive(ctx context.Context, r approval.Request, out ...Outbox) error {
+	r = r.Clone()
+	r.Version = 1
+	if err := validate(r); err != nil {
+		return err
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("store: encode request %s: %w", r.ID, err)
+	}
+	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		if err := s.noOtherOpenRequest(ctx, tx, r); err != nil {
+			return err
+		}
+		return s.createTx(ctx, tx, r, data, out)
+	})
+}
+
+// createLockKey serialises request creation across replicas on PostgreSQL; SQLite's BEGIN
+// IMMEDIATE already serialises every writer.
+const createLockKey = "metabase-bot/store/create"
+
+// OpenRequestError refuses a new request naming a user another request is still open for: two
+// requests validated at the same moment on two replicas (or two handlers) each saw no other.
+type OpenRequestError struct {
+	User      approval.UserKey
+	RequestID string
+}
+
+func (e *OpenRequestError) Error() string {
+	return fmt.Sprintf("store: user %s already has the open request %s", e.User, e.RequestID)
+}
+
+// noOtherOpenRequest checks, under a lock every creating replica takes, that no open request
+// (pending, approved, executing, or a scheduled return r does not supersede) names one of r's
+// targets. The core checks the same before it
+// creates; this closes the moment between that check and the insert.
+func (s *Store) noOtherOpenRequest(ctx context.Context, tx *sql.Tx, r approval.Request) error {
+	if s.backend == backendPostgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1 || coalesce(current_schema(), '')))`, createLockKey); err != nil {
+			return fmt.Errorf("store: lock for create: %w", err)
+		}
+	}
+	for _, k := range targetIDs(r) {
+		if k.ID == 0 {
+			continue // not known yet (its instance did not answer); checked when it is found
+		}
+		rows, err := tx.QueryContext(ctx, s.rebind(`SELECT r.id FROM request_targets t JOIN requests r ON r.id = t.request_id
+			WHERE t.instance = ? AND t.metabase_user_id = ? AND r.state IN (?, ?, ?, ?) AND r.id <> ?`),
+			k.Instance, k.ID, string(approval.Pending), string(approval.Approved), string(approval.Executing), string(approval.Scheduled), r.ID)
+		if err != nil {
+			return fmt.Errorf("store: check open requests of %s: %w", k, err)
+		}
+		others, err := scanStrings(rows)
+		if err != nil {
+			return fmt.Errorf("store: check open requests of %s: %w", k, err)
+		}
+		for _, other := range others {
+			// A scheduled return the request already knows it replaces is no conflict; one that
+			// appeared since it was validated is, so a new request sees and supersedes it.
+			if slices.ContainsFunc(r.Supersedes, func(x approval.Superseded) bool { return x.ID == other }) {
+				continue
+			}
+			return &OpenRequestError{User: k, RequestID: other}
+		}
+	}
+	return nil
+}
+
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // createTx inserts r (already validated and encoded as data) with its targets and outbox rows.
 func (s *Store) createTx(ctx context.Context, tx *sql.Tx, r approval.Request, data []byte, out []Outbox) error {
 	_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO requests

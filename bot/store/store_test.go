@@ -72,6 +72,7 @@ func runContract(t *testing.T, h harness) {
 		{"Backend", testBackend},
 		{"LastAdminRace", testLastAdminRace},
 		{"LastAdminSameRequest", testLastAdminSameRequest},
+		{"CreateExclusive", testCreateExclusive},
 		{"LastAdminPerInstance", testLastAdminPerInstance},
 		{"UpdateAlso", testUpdateAlso},
 		{"MigrateIdempotent", testMigrateIdempotent},
