@@ -59,6 +59,7 @@ func TestPostMessageIsLimitedPerChannel(t *testing.T) {
 func TestPostMessageWorkspaceLimitAnswersRateLimited(t *testing.T) {
 	ctx := testCtx(t)
 	fs := New(t)
+	fs.rateClock = frozenClock()
 	api := newAPI(fs, "xoxb-test", "xapp-test")
 	var err error
 	for i := 0; err == nil && i <= int(postPerWorkspace.burst); i++ {
