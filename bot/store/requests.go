@@ -64,6 +64,23 @@ func (s *Store) CreateExclusive(ctx context.Context, r approval.Request, out ...
 	})
 }
 
+// redelivered reports ErrExists when a request with r's source key exists: the same command
+// delivered again, which is to be ignored, not refused as a second request.
+func (s *Store) redelivered(ctx context.Context, tx *sql.Tx, r approval.Request) error {
+	if r.SourceKey == "" {
+		return nil
+	}
+	var id string
+	err := tx.QueryRowContext(ctx, s.rebind(`SELECT id FROM requests WHERE source_key = ?`), r.SourceKey).Scan(&id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("store: check source key of %s: %w", r.ID, err)
+	}
+	return fmt.Errorf("%w: source key %q (request %s)", ErrExists, r.SourceKey, id)
+}
+
 // createLockKey serialises request creation across replicas on PostgreSQL; SQLite's BEGIN
 // IMMEDIATE already serialises every writer.
 const createLockKey = "metabase-bot/store/create"
@@ -88,6 +105,9 @@ func (s *Store) noOtherOpenRequest(ctx context.Context, tx *sql.Tx, r approval.R
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1 || coalesce(current_schema(), '')))`, createLockKey); err != nil {
 			return fmt.Errorf("store: lock for create: %w", err)
 		}
+	}
+	if err := s.redelivered(ctx, tx, r); err != nil {
+		return err
 	}
 	for _, k := range targetIDs(r) {
 		if k.ID == 0 {
