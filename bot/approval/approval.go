@@ -129,7 +129,8 @@ type Target struct {
 	// Superuser records whether the user was a Metabase admin; an enable restores it, because
 	// Metabase's reactivation resets is_superuser to false.
 	Superuser bool `json:"superuser,omitempty"`
-	// GroupIDs are the Metabase group memberships recorded before a disable, restored on enable.
+	// GroupIDs are the Metabase group memberships recorded before a disable. They are kept for the
+	// record, not restored: Metabase keeps them through deactivation and reactivation.
 	GroupIDs []int `json:"group_ids,omitempty"`
 	// Restore, on an enable, says Superuser was recorded when the bot disabled this user and is
 	// to be put back after reactivation, while Metabase still shows the user as the bot left
