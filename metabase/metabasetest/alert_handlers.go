@@ -17,21 +17,11 @@ func (s *Server) alertReadableLocked(a *Alert, caller *user) bool {
 func (s *Server) legacyAlertRoutes(w http.ResponseWriter, method string, rest []string, q url.Values, body []byte, caller *user) {
 	switch {
 	case len(rest) == 0 && method == http.MethodGet:
-		archived, ok := queryBool(w, q, "archived", pFalse)
+		match, ok := alertListFilter(w, q, caller)
 		if !ok {
 			return
 		}
-		userID, ok := queryPosInt(w, q, "user_id")
-		if !ok {
-			return
-		}
-		// user_id is honoured for admins only; anyone else sees their own.
-		if !caller.Superuser {
-			userID = caller.ID
-		}
-		rows := s.alertsLocked(func(a *Alert) bool {
-			return a.Archived == *archived && (userID == 0 || a.CreatorID == userID || slices.Contains(a.UserIDs, userID))
-		})
+		rows := s.alertsLocked(match)
 		out := make([]any, len(rows))
 		for i, a := range rows {
 			out[i] = s.legacyAlertJSONLocked(a, caller.Superuser || a.CreatorID == caller.ID)
@@ -47,13 +37,8 @@ func (s *Server) legacyAlertRoutes(w http.ResponseWriter, method string, rest []
 			s.updateLegacyAlert(w, id, body, caller)
 			return
 		}
-		a := s.notif.alerts[id]
-		if a == nil {
-			writeText(w, http.StatusNotFound, msgNotFound)
-			return
-		}
-		if !s.alertReadableLocked(a, caller) {
-			writeText(w, http.StatusForbidden, msgForbidden)
+		a, ok := s.readableAlertLocked(w, id, caller)
+		if !ok {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.legacyAlertJSONLocked(a, caller.Superuser || a.CreatorID == caller.ID))
@@ -115,21 +100,11 @@ func (s *Server) alertsLocked(keep func(*Alert) bool) []*Alert {
 func (s *Server) compatAlertRoutes(w http.ResponseWriter, method string, rest []string, q url.Values, caller *user) {
 	switch {
 	case len(rest) == 0 && method == http.MethodGet:
-		archived, ok := queryBool(w, q, "archived", pFalse)
+		match, ok := alertListFilter(w, q, caller)
 		if !ok {
 			return
 		}
-		userID, ok := queryPosInt(w, q, "user_id")
-		if !ok {
-			return
-		}
-		if !caller.Superuser {
-			userID = caller.ID
-		}
-		rows := s.alertsLocked(func(a *Alert) bool {
-			return a.Archived == *archived && (userID == 0 || a.CreatorID == userID || slices.Contains(a.UserIDs, userID)) &&
-				s.alertReadableLocked(a, caller)
-		})
+		rows := s.alertsLocked(func(a *Alert) bool { return match(a) && s.alertReadableLocked(a, caller) })
 		out := make([]any, len(rows))
 		for i, a := range rows {
 			out[i] = s.compatAlertJSONLocked(a)
@@ -141,17 +116,47 @@ func (s *Server) compatAlertRoutes(w http.ResponseWriter, method string, rest []
 			writeText(w, http.StatusNotFound, msgNoEndpoint)
 			return
 		}
-		a := s.notif.alerts[id]
-		if a == nil {
-			writeText(w, http.StatusNotFound, msgNotFound)
-			return
-		}
-		if !s.alertReadableLocked(a, caller) {
-			writeText(w, http.StatusForbidden, msgForbidden)
+		a, ok := s.readableAlertLocked(w, id, caller)
+		if !ok {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.compatAlertJSONLocked(a))
 	default:
 		writeText(w, http.StatusNotFound, msgNoEndpoint)
 	}
+}
+
+// alertListFilter reads GET /api/alert's archived and user_id parameters (user_id is honoured for
+// admins only; anyone else sees their own) into the alerts the listing shows, answering a bad
+// parameter itself.
+func alertListFilter(w http.ResponseWriter, q url.Values, caller *user) (func(*Alert) bool, bool) {
+	archived, ok := queryBool(w, q, "archived", pFalse)
+	if !ok {
+		return nil, false
+	}
+	userID, ok := queryPosInt(w, q, "user_id")
+	if !ok {
+		return nil, false
+	}
+	if !caller.Superuser {
+		userID = caller.ID
+	}
+	return func(a *Alert) bool {
+		return a.Archived == *archived && (userID == 0 || a.CreatorID == userID || slices.Contains(a.UserIDs, userID))
+	}, true
+}
+
+// readableAlertLocked is alert id when caller may read it; otherwise it answers 404 (no such
+// alert) or 403 itself.
+func (s *Server) readableAlertLocked(w http.ResponseWriter, id int, caller *user) (*Alert, bool) {
+	a := s.notif.alerts[id]
+	if a == nil {
+		writeText(w, http.StatusNotFound, msgNotFound)
+		return nil, false
+	}
+	if !s.alertReadableLocked(a, caller) {
+		writeText(w, http.StatusForbidden, msgForbidden)
+		return nil, false
+	}
+	return a, true
 }

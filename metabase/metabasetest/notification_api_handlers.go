@@ -59,13 +59,8 @@ func (s *Server) notificationAPIRoutes(w http.ResponseWriter, method, route stri
 			writeJSON(w, http.StatusOK, systemEventJSON())
 			return
 		}
-		a := s.notif.alerts[id]
-		if a == nil {
-			writeText(w, http.StatusNotFound, msgNotFound)
-			return
-		}
-		if !s.alertReadableLocked(a, caller) {
-			writeText(w, http.StatusForbidden, msgForbidden)
+		a, ok := s.readableAlertLocked(w, id, caller)
+		if !ok {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.notificationJSONLocked(a, false))
