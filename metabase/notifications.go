@@ -111,11 +111,14 @@ type Inventory struct {
 }
 
 // CreatedBy returns the items each of the given users created,
-// subscriptions first. A user who created nothing has no key.
+// subscriptions first. A user who created nothing has no key. Id 0 selects
+// nothing: it is how an item without a creator reads (Creator.ID), not a user.
 func (inv *Inventory) CreatedBy(userIDs ...int) map[int][]Notification {
 	want := make(map[int]bool, len(userIDs))
 	for _, id := range userIDs {
-		want[id] = true
+		if id != 0 {
+			want[id] = true
+		}
 	}
 	out := map[int][]Notification{}
 	for _, list := range [][]Notification{inv.Subscriptions, inv.Alerts} {

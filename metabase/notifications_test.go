@@ -326,3 +326,17 @@ func TestOrphaned(t *testing.T) {
 		t.Errorf("orphan creators = %v, want [0 %d]", keys, deeID)
 	}
 }
+
+// TestCreatedByNeverSelectsCreatorless: creator id 0 is how an item without a creator reads, so
+// asking for user 0 (a user whose id is not known yet) selects nothing, not every such item.
+func TestCreatedByNeverSelectsCreatorless(t *testing.T) {
+	t.Parallel()
+	inv := &Inventory{
+		Subscriptions: []Notification{{Kind: KindSubscription, ID: 1}},
+		Alerts:        []Notification{{Kind: KindAlert, ID: 2}, {Kind: KindAlert, ID: 3, Creator: Creator{ID: 7}}},
+	}
+	got := inv.CreatedBy(0, 7)
+	if len(got) != 1 || len(got[7]) != 1 || got[7][0].ID != 3 {
+		t.Errorf("CreatedBy(0, 7) = %v, want only user 7's alert", got)
+	}
+}

@@ -324,6 +324,33 @@ func (x *executor) unresolvedChecks(ctx context.Context, r approval.Request, t a
 	if ret, ok := scheduledReturnIn(history); ok && r.Action == approval.Disable {
 		return "comes back automatically by " + ret.ID + ": make a new request, whose approval cancels that return"
 	}
+	return x.successorChecks(ctx, r, t, u)
+}
+
+// successorChecks gives the successor of a hand-over, for a target first found at execution, the
+// checks validator.handover gave it against the targets known when the request was made: the
+// successor is not this target, lives in the target's instance (the hand-over's one instance),
+// and is still active. It returns why the target may not be acted on, or "".
+func (x *executor) successorChecks(ctx context.Context, r approval.Request, t approval.Target, u metabase.User) string {
+	id := successorOf(r.Handover)
+	if id == 0 {
+		return ""
+	}
+	switch {
+	case id == u.ID:
+		return "is the successor of this hand-over, who would take over their own items: make a new request naming someone else"
+	case handoverInstance(r.Targets, "") != t.InstanceName():
+		return "is not in the instance of the hand-over's successor: make one request per instance"
+	}
+	s, err := x.in.mb(t.InstanceName()).User(ctx, id)
+	switch {
+	case err != nil:
+		return "could not check the successor: " + FailureText(err)
+	case !s.IsActive:
+		return successorEmail(r.Handover) + ", who takes over their items, is no longer active in Metabase: make a new request naming an active successor"
+	case s.IsAPIKey():
+		return successorEmail(r.Handover) + ", who takes over their items, is an API key, not a person: make a new request naming a person"
+	}
 	return ""
 }
 

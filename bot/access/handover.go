@@ -142,6 +142,11 @@ const (
 // handOver hands over target i's items after its action produced o.
 func (h *handoverRun) handOver(ctx context.Context, i int, o outcome) outcome {
 	t := h.r.Targets[i]
+	if t.Unresolved && o.before != nil && o.before.UserID != 0 {
+		// First found by this execution (its instance did not answer when the request was
+		// made): the request still stores it without an id until this outcome is recorded.
+		t.UserID = o.before.UserID
+	}
 	prior := t.HandedOver
 	now := h.x.now()
 	res := &approval.HandoverResult{At: now}
@@ -212,9 +217,11 @@ func (h *handoverRun) plan(t approval.Target, prior *approval.HandoverResult) ([
 			}
 		}
 	}
-	// What the target created now, in Metabase's order: subscriptions, then alerts.
+	// What the target created now, in Metabase's order: subscriptions, then alerts. Creator id 0
+	// is an item without a creator (metabase.Creator), never a user: a target whose id is still
+	// unknown selects nothing rather than every creatorless item.
 	for _, n := range h.ordered {
-		if n.Creator.ID == t.UserID {
+		if t.UserID != 0 && n.Creator.ID == t.UserID {
 			add(h.decide(ItemOf(n)))
 		}
 	}

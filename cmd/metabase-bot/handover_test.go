@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -422,4 +423,115 @@ func TestOrphansFollowsTheRequesterRules(t *testing.T) {
 	h.start()
 	h.reply(outsider, "orphans", "Only members of <!subteam^SREQ>")
 	h.reply(requester, "orphans", "still run under 1 deactivated user")
+}
+
+// TestHandoverTargetFirstFoundAtExecution: eu did not answer jane's lookup when the request was
+// made (it answered the successor's, named by id), so jane was stored unresolved, without an id.
+// The approval hands over jane's own alert, found by the id execution resolved, and never an
+// alert that has no creator, which the client reads as creator 0. A successor who turns out to be
+// the target herself is refused as at creation, before anything is written.
+func TestHandoverTargetFirstFoundAtExecution(t *testing.T) {
+	t.Parallel()
+	t.Run("moves the target's own items", func(t *testing.T) {
+		t.Parallel()
+		h := newMultiHarness(t, map[string]string{"METABASE_TIMEOUT": "1s"})
+		jane := addJaneTo(h.eu)
+		bob := h.eu.AddUser(metabasetest.User{Email: "bob@example.com", FirstName: "Bob", LastName: "Builder", Active: true})
+		hers := h.eu.AddAlert(metabasetest.Alert{CardID: 12, CardName: "Revenue drop", CreatorID: jane.ID})
+		creatorless := h.eu.AddAlert(metabasetest.Alert{CardID: 13, CardName: "Nobody's alert"})
+		h.start()
+		// The search that finds a user by email fails; reading a user by id works.
+		h.eu.FailNext("", "/api/user", -1, 503, "Service Unavailable")
+
+		h.command(requester, "disable jane@example.com handover eu:"+strconv.Itoa(bob.ID)+" Left the company")
+		card := h.card("jane@example.com")
+		if !strings.Contains(card.AllText(), "eu: unreachable (will retry)") {
+			t.Fatalf("jane was not left to be found at execution:\n%s", card.AllText())
+		}
+		h.eu.ClearFailures()
+		h.click(approver, card, "mb_approve")
+		h.thread(card, "eu: jane@example.com: disabled")
+		h.audit("executed", "jane@example.com", "hand-over: moved 1, archived 0, left 0, failed 0")
+		if a, _ := h.eu.AlertByID(hers.ID); a.CreatorID != bob.ID {
+			t.Errorf("jane's alert has creator %d, want bob (%d)", a.CreatorID, bob.ID)
+		}
+		if a, _ := h.eu.AlertByID(creatorless.ID); a.CreatorID != 0 || a.Archived {
+			t.Errorf("the alert without a creator was handed over (creator %d, archived %v)", a.CreatorID, a.Archived)
+		}
+	})
+	t.Run("hands over nothing for a target not found", func(t *testing.T) {
+		t.Parallel()
+		h := newMultiHarness(t, map[string]string{"METABASE_TIMEOUT": "1s"})
+		bob := h.eu.AddUser(metabasetest.User{Email: "bob@example.com", FirstName: "Bob", Active: true})
+		creatorless := h.eu.AddAlert(metabasetest.Alert{CardID: 13, CardName: "Nobody's alert"})
+		h.start()
+		h.eu.FailNext("", "/api/user", -1, 503, "Service Unavailable")
+
+		h.command(requester, "disable jane@example.com handover eu:"+strconv.Itoa(bob.ID)+" Left the company")
+		card := h.card("jane@example.com")
+		h.eu.ClearFailures()
+		h.click(approver, card, "mb_approve")
+		h.thread(card, "eu: jane@example.com: skipped: not found in eu")
+		h.audit("executed", "jane@example.com", "hand-over: moved 0, archived 0, left 0, failed 0")
+		if a, _ := h.eu.AlertByID(creatorless.ID); a.CreatorID != 0 || a.Archived {
+			t.Errorf("the alert without a creator was handed over (creator %d, archived %v)", a.CreatorID, a.Archived)
+		}
+	})
+	// The successor checks a request's targets get when it is made: not the target, still active.
+	for _, tt := range []struct {
+		name, successor, why string
+		leaves               bool // the successor is deactivated after the request was made
+	}{
+		{"refuses the target as successor", "jane", "is the successor of this hand-over", false},
+		{"refuses a successor deactivated since", "bob", "bob@example.com, who takes over their items, is no longer active", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newMultiHarness(t, map[string]string{"METABASE_TIMEOUT": "1s"})
+			users := map[string]metabasetest.User{"jane": addJaneTo(h.eu),
+				"bob": h.eu.AddUser(metabasetest.User{Email: "bob@example.com", FirstName: "Bob", Active: true})}
+			hers := h.eu.AddAlert(metabasetest.Alert{CardID: 12, CardName: "Revenue drop", CreatorID: users["jane"].ID})
+			creatorless := h.eu.AddAlert(metabasetest.Alert{CardID: 13, CardName: "Nobody's alert"})
+			h.start()
+			h.eu.FailNext("", "/api/user", -1, 503, "Service Unavailable")
+
+			h.command(requester, "disable jane@example.com handover eu:"+strconv.Itoa(users[tt.successor].ID)+" Left the company")
+			card := h.card("jane@example.com")
+			h.eu.ClearFailures()
+			if tt.leaves {
+				deactivateIn(t, h.eu, users["bob"].ID)
+			}
+			h.click(approver, card, "mb_approve")
+			h.thread(card, "eu: jane@example.com: failed: "+tt.why)
+			if u, _ := h.eu.UserByID(users["jane"].ID); !u.Active {
+				t.Error("jane was disabled although her successor could not take over")
+			}
+			for _, a := range []metabasetest.Alert{hers, creatorless} {
+				if got, _ := h.eu.AlertByID(a.ID); got.CreatorID != a.CreatorID || got.Archived {
+					t.Errorf("alert %q was handed over (creator %d, archived %v)", a.CardName, got.CreatorID, got.Archived)
+				}
+			}
+			if n := h.eu.Count("POST", "/api/notification/admin/bulk"); n != 0 {
+				t.Errorf("%d bulk calls, want none", n)
+			}
+		})
+	}
+}
+
+// deactivateIn deactivates user id in s through its API, as an admin would outside the bot.
+func deactivateIn(t *testing.T, s *metabasetest.Server, id int) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "DELETE", s.URL()+"/api/user/"+strconv.Itoa(id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", metabasetest.AdminAPIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE user %d: %d", id, resp.StatusCode)
+	}
 }
