@@ -253,6 +253,12 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 		}
 		return s.tell(Event{Type: Retrying, Actor: actor, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit), nil
 	}))
+	var oe *store.OpenRequestError
+	if errors.As(err, &oe) {
+		// A new request for one of its users was made since the recheck: the store re-opens a
+		// request under the lock a new request takes, and refused this one.
+		return r, &Refusals{Items: []*Refusal{{Code: OpenRequest, Subject: emailOf(cur, oe.User), Other: oe.RequestID}}, Validated: true, Retry: true}
+	}
 	if err != nil {
 		if !errors.Is(err, approval.ErrInvalidTransition) && !errors.Is(err, approval.ErrNothingToRetry) {
 			return r, err

@@ -3,11 +3,14 @@ package access
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/bot/store"
 )
 
 // TestApproveReachesQuorumOnce: with a quorum of two, the first approval records a vote and calls
@@ -103,5 +106,72 @@ func TestRetryOfAnOldRequestIsRefused(t *testing.T) {
 	}
 	if mb.disables.Load() != 0 || !mb.active(5) {
 		t.Fatal("a refused retry wrote to Metabase")
+	}
+}
+
+// racingStore is a Store that runs race once, right before the first write of request id that
+// follows arm: what another replica does between a check and the write that acts on it.
+type racingStore struct {
+	Store
+	id    string
+	armed atomic.Bool
+	race  func()
+}
+
+func (s *racingStore) UpdateAndClaim(ctx context.Context, id string, c store.Claim, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, []store.Outbox, error) {
+	if id == s.id && s.armed.CompareAndSwap(true, false) {
+		s.race()
+	}
+	return s.Store.UpdateAndClaim(ctx, id, c, fn)
+}
+
+// TestRetryRacingANewRequestIsRefused: a new request for a user whose request failed is made on
+// another replica after the retry checked that user and before it re-opened the request. The
+// retry is refused naming the new request, and nothing is written to Metabase; the new request
+// stands alone.
+func TestRetryRacingANewRequestIsRefused(t *testing.T) {
+	t.Parallel()
+	mb := newUsersMetabase(activeUsers(5)...)
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "core.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	racing := &racingStore{Store: st, id: "MB-F"}
+	a := testCoreOn(t, racing, mb, &recordingNotifier{}, "A", nil)
+	b := testCoreOn(t, st, mb, &recordingNotifier{}, "B", nil)
+	pendingRequest(t, st, "MB-F", 1, 5)
+	disable := mb.DisableFn
+	mb.DisableFn = func(context.Context, int) error { return errors.New("boom") }
+	if r, err := a.Approve(t.Context(), "MB-F", "UAPP"); err != nil || r.State != approval.Failed {
+		t.Fatalf("approval: %s, %v; want failed", r.State, err)
+	}
+	mb.DisableFn = disable
+
+	var newer approval.Request
+	var newerErr error
+	racing.race = func() {
+		newer, newerErr = b.Submit(t.Context(), ChangeRequest{Action: approval.Disable, Reason: "Left the company",
+			Targets:   []TargetRef{{Kind: ByEmail, Email: "u5@example.com", Raw: "u5@example.com"}},
+			Requester: "UREQ2", Channel: "COPS"})
+	}
+	racing.armed.Store(true)
+	_, err = a.Retry(t.Context(), "MB-F", "UAPP")
+	if newerErr != nil {
+		t.Fatalf("the new request on the other replica: %v", newerErr)
+	}
+	var rs *Refusals
+	if !errors.As(err, &rs) || !rs.Retry || len(rs.Items) != 1 || rs.Items[0].Code != OpenRequest ||
+		rs.Items[0].Other != newer.ID || rs.Items[0].Subject != "u5@example.com" {
+		t.Fatalf("the retry = %v, want refused: u5@example.com has the open request %s", err, newer.ID)
+	}
+	if r, err := st.Get(t.Context(), "MB-F"); err != nil || r.State != approval.Failed {
+		t.Errorf("the refused retry left its request %s (%v), want failed", r.State, err)
+	}
+	if r, err := st.Get(t.Context(), newer.ID); err != nil || r.State != approval.Pending {
+		t.Errorf("the new request is %s (%v), want pending", r.State, err)
+	}
+	if n := mb.disables.Load(); n != 0 || !mb.active(5) {
+		t.Errorf("the refused retry wrote to Metabase: %d disables", n)
 	}
 }

@@ -115,19 +115,23 @@ func (s *Service) Create(ctx context.Context, r approval.Request) error {
 		var oe *store.OpenRequestError
 		if errors.As(err, &oe) {
 			// Another request for the same person was made at the same moment: nothing created.
-			email := oe.User.String()
-			for _, t := range r.Targets {
-				if t.Key() == oe.User {
-					email = t.Email
-				}
-			}
-			return &Refusals{Items: []*Refusal{{Code: OpenRequest, Subject: email, Other: oe.RequestID}}, Validated: true}
+			return &Refusals{Items: []*Refusal{{Code: OpenRequest, Subject: emailOf(r, oe.User), Other: oe.RequestID}}, Validated: true}
 		}
 		return fmt.Errorf("%w: %w", ErrNotSaved, err)
 	}
 	s.metrics.RequestCreated(r)
 	s.kick()
 	return nil
+}
+
+// emailOf names user as r's target does, or as typed in commands when r has no such target.
+func emailOf(r approval.Request, user approval.UserKey) string {
+	for _, t := range r.Targets {
+		if t.Key() == user {
+			return t.Email
+		}
+	}
+	return user.String()
 }
 
 // build checks who asks, where, and about whom, and returns the request to create.

@@ -101,15 +101,48 @@ func (e *OpenRequestError) Error() string {
 // targets. The core checks the same before it
 // creates; this closes the moment between that check and the insert.
 func (s *Store) noOtherOpenRequest(ctx context.Context, tx *sql.Tx, r approval.Request) error {
-	if s.backend == backendPostgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1 || coalesce(current_schema(), '')))`, createLockKey); err != nil {
-			return fmt.Errorf("store: lock for create: %w", err)
-		}
+	if err := s.lockCreate(ctx, tx); err != nil {
+		return err
 	}
 	if err := s.redelivered(ctx, tx, r); err != nil {
 		return err
 	}
-	for _, k := range targetIDs(r) {
+	return s.openRequestFor(ctx, tx, r, targetIDs(r))
+}
+
+// lockCreate takes, until tx ends, the lock under which requests become open for their users:
+// created (CreateExclusive) or re-opened (a retry, see updateTx). Whoever holds it sees every
+// request opened before it, so two of them for one user can never both proceed. It is taken
+// before the request's own row is written, and so before the audit head that write may lock.
+func (s *Store) lockCreate(ctx context.Context, tx *sql.Tx) error {
+	if s.backend != backendPostgres {
+		return nil // SQLite's BEGIN IMMEDIATE already holds the only write lock
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1 || coalesce(current_schema(), '')))`, createLockKey); err != nil {
+		return fmt.Errorf("store: lock for create: %w", err)
+	}
+	return nil
+}
+
+// reopened returns the users a write re-opens a finished request for (a retry of a failed or
+// partial one): its targets still to be acted on, whose id is known. None for any other write.
+func reopened(cur, next approval.Request) []approval.UserKey {
+	if cur.State.Open() || !next.State.Open() {
+		return nil
+	}
+	var keys []approval.UserKey
+	for _, i := range next.PendingTargets() {
+		if k := next.Targets[i].Key(); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// openRequestFor refuses, with *OpenRequestError, when a request other than r that is open
+// (pending, approved, executing, or a scheduled return r does not supersede) names one of users.
+func (s *Store) openRequestFor(ctx context.Context, tx *sql.Tx, r approval.Request, users []approval.UserKey) error {
+	for _, k := range users {
 		if k.ID == 0 {
 			continue // not known yet (its instance did not answer); checked when it is found
 		}
@@ -226,6 +259,17 @@ func (s *Store) updateTx(ctx context.Context, tx *sql.Tx, id string, fn func(r *
 	next.Version = cur.Version + 1
 	if err := validate(next); err != nil {
 		return approval.Request{}, err
+	}
+	if users := reopened(cur, next); len(users) > 0 {
+		// A retry opens the request again for its users, as a new request would: under the
+		// same lock and with the same check, so it and a new request for one of them can never
+		// both proceed (each validated without seeing the other).
+		if err := s.lockCreate(ctx, tx); err != nil {
+			return approval.Request{}, err
+		}
+		if err := s.openRequestFor(ctx, tx, next, users); err != nil {
+			return approval.Request{}, err
+		}
 	}
 	data, err := json.Marshal(next)
 	if err != nil {

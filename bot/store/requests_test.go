@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -566,5 +567,87 @@ func TestCASLoop(t *testing.T) {
 				t.Errorf("%d attempts, want %d", calls, tt.wantCalls)
 			}
 		})
+	}
+}
+
+// testRetryExclusive: a retry opens a failed request again for the users it still has to act on,
+// under the lock and with the check a new request gets (CreateExclusive): a retry and a new
+// request for the same user, each validated without seeing the other, never both proceed; a
+// user the retry no longer acts on is no conflict.
+func testRetryExclusive(t *testing.T, h harness) {
+	a, b := h.pair(t)
+	now := time.Now()
+	request := func(id string, state approval.State, users ...int) approval.Request {
+		r := approval.Request{ID: id, Action: approval.Disable, State: state, Requester: "UREQ", ChannelID: "C",
+			RequiredApprovals: 1, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		for _, u := range users {
+			r.Targets = append(r.Targets, approval.Target{UserID: u, Email: fmt.Sprintf("u%d@x", u)})
+		}
+		if state == approval.Failed {
+			r.DecidedBy, r.DecidedAt, r.FinishedAt = "UAPP", now, now
+			for i := range r.Targets {
+				r.Targets[i].Result = approval.Result{Outcome: approval.TargetFailed, Message: "boom", At: now}
+			}
+		}
+		return r
+	}
+	retry := func(r *approval.Request) ([]Outbox, error) { return nil, r.Retry("UAPP2", now) }
+	create := func(s *Store, r approval.Request) {
+		t.Helper()
+		if err := s.Create(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The new request was created first: the retry is refused and changes nothing.
+	create(a, request("F-1", approval.Failed, 42))
+	if err := b.CreateExclusive(t.Context(), request("N-1", approval.Pending, 42)); err != nil {
+		t.Fatalf("a new request for a user whose request failed: %v", err)
+	}
+	var oe *OpenRequestError
+	if _, err := a.Update(t.Context(), "F-1", retry); !errors.As(err, &oe) || oe.RequestID != "N-1" || oe.User.ID != 42 {
+		t.Fatalf("a retry for a user with a newer open request = %v, want refused naming N-1", err)
+	}
+	if r, err := a.Get(t.Context(), "F-1"); err != nil || r.State != approval.Failed || r.Version != 1 {
+		t.Fatalf("after the refused retry: %s v%d (%v), want failed and unchanged", r.State, r.Version, err)
+	}
+
+	// The retry went first: the new request is refused.
+	create(a, request("F-2", approval.Failed, 43))
+	if _, err := a.Update(t.Context(), "F-2", retry); err != nil {
+		t.Fatalf("a retry with no other open request: %v", err)
+	}
+	if err := b.CreateExclusive(t.Context(), request("N-2", approval.Pending, 43)); !errors.As(err, &oe) || oe.RequestID != "F-2" {
+		t.Fatalf("a new request for a user being retried = %v, want refused naming F-2", err)
+	}
+
+	// A user the retry does not act on again (done the first time) may have another request.
+	partial := request("F-3", approval.Failed, 44, 45)
+	partial.State = approval.Partial
+	partial.Targets[0].Result = approval.Result{Outcome: approval.Done, At: now}
+	create(a, partial)
+	create(b, request("N-3", approval.Pending, 44))
+	if _, err := a.Update(t.Context(), "F-3", retry); err != nil {
+		t.Fatalf("a retry of user 45 while user 44, done by it, has another request: %v", err)
+	}
+
+	// Both at the same moment, on two replicas: exactly one proceeds, every time.
+	for i := range 10 {
+		user := 100 + i
+		failed, fresh := fmt.Sprintf("F-R%d", i), fmt.Sprintf("N-R%d", i)
+		create(a, request(failed, approval.Failed, user))
+		var wg sync.WaitGroup
+		var retryErr, createErr error
+		wg.Go(func() { _, retryErr = a.Update(t.Context(), failed, retry) })
+		wg.Go(func() { createErr = b.CreateExclusive(t.Context(), request(fresh, approval.Pending, user)) })
+		wg.Wait()
+		if (retryErr == nil) == (createErr == nil) {
+			t.Fatalf("round %d: retry %v, new request %v; want exactly one to proceed", i, retryErr, createErr)
+		}
+		for _, err := range []error{retryErr, createErr} {
+			if err != nil && !errors.As(err, &oe) {
+				t.Fatalf("round %d: refused with %v, want *OpenRequestError", i, err)
+			}
+		}
 	}
 }

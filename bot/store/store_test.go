@@ -73,6 +73,7 @@ func runContract(t *testing.T, h harness) {
 		{"LastAdminRace", testLastAdminRace},
 		{"LastAdminSameRequest", testLastAdminSameRequest},
 		{"CreateExclusive", testCreateExclusive},
+		{"RetryExclusive", testRetryExclusive},
 		{"LastAdminPerInstance", testLastAdminPerInstance},
 		{"UpdateAlso", testUpdateAlso},
 		{"MigrateIdempotent", testMigrateIdempotent},
