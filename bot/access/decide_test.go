@@ -118,6 +118,8 @@ type racingStore struct {
 	race  func()
 }
 
+var _ Store = (*racingStore)(nil)
+
 func (s *racingStore) UpdateAndClaim(ctx context.Context, id string, c store.Claim, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, []store.Outbox, error) {
 	if id == s.id && s.armed.CompareAndSwap(true, false) {
 		s.race()
