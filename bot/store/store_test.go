@@ -74,6 +74,7 @@ func runContract(t *testing.T, h harness) {
 		{"LastAdminSameRequest", testLastAdminSameRequest},
 		{"CreateExclusive", testCreateExclusive},
 		{"LastAdminPerInstance", testLastAdminPerInstance},
+		{"LastAdminSkewedClocks", testLastAdminSkewedClocks},
 		{"UpdateAlso", testUpdateAlso},
 		{"MigrateIdempotent", testMigrateIdempotent},
 		{"MigrateConcurrent", testMigrateConcurrent},
