@@ -2,6 +2,7 @@ package store
 
 import (
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,12 +19,14 @@ import (
 )
 
 func TestLockOrderSQLite(t *testing.T) {
+	t.Parallel()
 	runLockOrderContract(t, harness{newURL: func(t *testing.T) string {
 		return "sqlite:" + filepath.Join(t.TempDir(), "bot.db")
 	}})
 }
 
 func TestLockOrderPostgres(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(storetest.EnvVar) == "" {
 		t.Skip(storetest.EnvVar + " is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the Postgres lock-order tests")
 	}
@@ -64,24 +67,30 @@ func testSupersedeRacesReturn(t *testing.T, h harness) {
 	reqID := func(i int) string { return fmt.Sprintf("R-%03d", i) }
 	retID := func(i int) string { return fmt.Sprintf("R-%03d-RET", i) }
 
+	// One transaction creates every pair: a thousand commits would take longer than the races.
 	setupBegan := time.Now()
-	setup, _ := errgroup.WithContext(ctx)
-	setup.SetLimit(batch)
-	for i := range runs {
-		setup.Go(func() error {
+	if err := a.writeTx(ctx, func(tx *sql.Tx) error {
+		for i := range runs {
 			ret := newRequest(retID(i), t0, 1000+i)
 			ret.Action, ret.State, ret.NotBefore = approval.Enable, approval.Scheduled, t0
-			if err := a.Create(ctx, ret); err != nil {
-				return err
-			}
 			r := newRequest(reqID(i), t0, 1000+i)
 			r.Supersedes = []approval.Superseded{{ID: ret.ID, At: t0}}
-			return b.Create(ctx, r)
-		})
-	}
-	if err := setup.Wait(); err != nil {
+			for _, r := range []approval.Request{ret, r} {
+				r.Version = 1
+				data, err := json.Marshal(r)
+				if err != nil {
+					return err
+				}
+				if err := a.createTx(ctx, tx, r, data, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("setup: %v", time.Since(setupBegan))
 
 	claim := Claim{Owner: "replica", Now: t0, Lease: time.Minute, Limit: 1}
 	click := func(i int) error {
@@ -109,7 +118,6 @@ func testSupersedeRacesReturn(t *testing.T, h harness) {
 		return nil
 	}
 
-	t.Logf("setup: %v", time.Since(setupBegan))
 	began := time.Now()
 	for first := 0; first < runs; first += batch {
 		start := make(chan struct{})

@@ -303,7 +303,8 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, c change) error {
 // lockRequests locks the rows of the requests ids (those that exist) for the rest of tx, in id
 // order, before a transaction writes several requests: two transactions that write overlapping
 // sets then wait for each other in one direction only (see the lock order in the package doc).
-// SQLite's BEGIN IMMEDIATE already holds the only write lock.
+// The lock is the one an UPDATE takes (NO KEY UPDATE), so it waits for nothing more than the
+// writes would. SQLite's BEGIN IMMEDIATE already holds the only write lock.
 func (s *Store) lockRequests(ctx context.Context, tx *sql.Tx, ids []string) error {
 	if s.backend != backendPostgres || len(ids) < 2 {
 		return nil
@@ -312,7 +313,7 @@ func (s *Store) lockRequests(ctx context.Context, tx *sql.Tx, ids []string) erro
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := tx.QueryContext(ctx, s.rebind(`SELECT id FROM requests WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id FOR UPDATE`), args...)
+	rows, err := tx.QueryContext(ctx, s.rebind(`SELECT id FROM requests WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id FOR NO KEY UPDATE`), args...)
 	if err != nil {
 		return fmt.Errorf("store: lock requests %s: %w", strings.Join(ids, ", "), err)
 	}

@@ -21,6 +21,8 @@
 //     queued only after every request row of the transaction is written;
 //  4. existing outbox rows (claims, completions, retries), last.
 //
+// The checkpoint claim's row is taken alone, by a transaction that locks nothing else.
+//
 // A request created in a transaction is a new row nobody else holds, except a concurrent
 // creator of the same id: a scheduled return is created only by a write to its leave, which
 // holds the leave's row first. On SQLite every write transaction holds the database's one
