@@ -360,9 +360,13 @@ const LastAdminText = "would leave no Metabase admin who can sign in"
 
 // mayDisableAdmin reserves the deactivation of admin user of instance for request, when a person
 // admin of that instance other than the ones executions are deactivating would remain
-// (store.ReserveAdminDisable).
+// (store.ReserveAdminDisable). The store marks where the reservations stand before the list is
+// read, so no replica's clock decides which reservations the list may not show yet.
 func (x *executor) mayDisableAdmin(ctx context.Context, request, instance string, user int) (bool, error) {
-	listedAt := x.now()
+	mark, err := x.st.MarkAdminList(ctx, instance)
+	if err != nil {
+		return false, err
+	}
 	active, err := x.in.mb(instance).ListUsers(ctx, metabase.StatusActive)
 	if err != nil {
 		return false, err
@@ -373,7 +377,7 @@ func (x *executor) mayDisableAdmin(ctx context.Context, request, instance string
 			admins = append(admins, a.ID)
 		}
 	}
-	return x.st.ReserveAdminDisable(ctx, request, instance, user, admins, listedAt)
+	return x.st.ReserveAdminDisable(ctx, request, instance, user, admins, mark)
 }
 
 // isLastAdminRefusal reports Metabase's own refusal to deactivate the last member of the Admin

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +47,7 @@ func runAuditContract(t *testing.T, h harness) {
 		{"ConcurrentReplicas", testAuditConcurrent},
 		{"ClaimCheckpoint", testAuditClaimCheckpoint},
 		{"ExportRange", testAuditExportRange},
+		{"EnormousSeq", testAuditEnormousSeq},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
@@ -674,5 +676,85 @@ func TestAuditOpenExisting(t *testing.T) {
 	}
 	if got := schemaVersions(t, s); slices.Contains(got, 2) {
 		t.Errorf("OpenExisting changed schema_migrations to %v", got)
+	}
+}
+
+// farSeq is a sequence number no append reaches: a row written there by hand, by someone with
+// write access to the table.
+const farSeq = int64(1) << 62
+
+// verifyWithin runs VerifyAudit and fails the test when it does not answer in time, instead of
+// waiting for ever on a verification that does not end.
+func verifyWithin(t *testing.T, s *Store, opts VerifyAuditOptions) AuditVerification {
+	t.Helper()
+	type result struct {
+		v   AuditVerification
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := s.VerifyAudit(t.Context(), opts)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("VerifyAudit: %v", r.err)
+		}
+		return r.v
+	case <-time.After(20 * time.Second):
+		t.Fatal("VerifyAudit did not answer within 20s")
+		return AuditVerification{}
+	}
+}
+
+// testAuditEnormousSeq: a row stored at a sequence number far beyond the head neither hides
+// from verification nor keeps it from answering when it looks for where an edited entry was
+// written.
+func testAuditEnormousSeq(t *testing.T, h harness) {
+	const n = 20
+	t.Run("alone", func(t *testing.T) {
+		s := h.fresh(t)
+		es := chain(t, s, n)
+		e := es[4]
+		tamper(t, s, fmt.Sprintf(`INSERT INTO audit_log (seq, at, event, prev_hash, hash) VALUES (%d, %d, '%s', '%s', '%s')`,
+			farSeq, millis(e.At), e.Event, e.PrevHash, e.Hash))
+		v := verifyWithin(t, s, VerifyAuditOptions{})
+		if v.Break == nil || v.Break.Seq != farSeq {
+			t.Fatalf("verify = %+v; want a break at the row stored as #%d, beyond the head #%d", v, farSeq, n)
+		}
+		if v.Count != n || v.Head != (AuditHead{n, es[n-1].Hash}) {
+			t.Errorf("verify counted %d intact entries up to %s; want %d up to #%d", v.Count, v.Head, n, n)
+		}
+	})
+	t.Run("with an edited entry", func(t *testing.T) {
+		s := h.fresh(t)
+		es := chain(t, s, n)
+		e := es[4]
+		tamper(t, s, fmt.Sprintf(`INSERT INTO audit_log (seq, at, event, prev_hash, hash) VALUES (%d, %d, '%s', '%s', '%s')`,
+			farSeq, millis(e.At), e.Event, e.PrevHash, e.Hash),
+			`UPDATE audit_log SET event = '{"action":"denied","n":6,"request_id":"R0"}' WHERE seq = 7`)
+		wantBreak(t, verifyWithin(t, s, VerifyAuditOptions{}), 7, AuditEdited)
+	})
+}
+
+// TestAuditWrittenSeqCancelled: the search for where an entry was written stops when its
+// context ends, however far it still has to go.
+func TestAuditWrittenSeqCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	e := AuditEntry{Seq: 7, At: t0, Event: auditEvent("R0", "approved", 6), PrevHash: GenesisHash, Hash: strings.Repeat("0", 64)}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := writtenSeq(ctx, e, farSeq)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("writtenSeq on a cancelled context = %v, want context.Canceled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("writtenSeq ignored its cancelled context")
 	}
 }

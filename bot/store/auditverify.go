@@ -167,7 +167,31 @@ func (v *verifier) run(ctx context.Context) error {
 	case len(v.cps) > 0:
 		cp := v.cps[0]
 		v.fail(last.Seq+1, AuditMissing, fmt.Sprintf("the chain ends at #%d but checkpoint #%d was published: entries #%d to #%d are absent", last.Seq, cp.Seq, last.Seq+1, cp.Seq))
+	default:
+		return v.beyondHead(ctx)
 	}
+	return nil
+}
+
+// beyondHead records a break at the first entry stored past the head, if there is one. An
+// append moves the head in the transaction that inserts its entry, so no append leaves an
+// entry there: it was added or renumbered by hand (at any seq, however large), or the head was
+// moved back. The head is read in the same statement, so entries appended since the walk began
+// are not mistaken for one.
+func (v *verifier) beyondHead(ctx context.Context) error {
+	var (
+		seq  int64
+		head int64
+	)
+	err := v.s.db.QueryRowContext(ctx, `SELECT l.seq, h.seq FROM audit_log l JOIN audit_head h ON h.id = 1
+		WHERE l.seq > h.seq ORDER BY l.seq LIMIT 1`).Scan(&seq, &head)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read audit log: %w", err)
+	}
+	v.fail(seq, AuditEdited, fmt.Sprintf("entry #%d is stored beyond the head #%d recorded by the appends, which never write past it: it was added or renumbered by hand, or the head was moved back", seq, head))
 	return nil
 }
 
@@ -234,7 +258,10 @@ func (v *verifier) classify(ctx context.Context, e AuditEntry, head AuditHead) e
 	if err := v.s.db.QueryRowContext(ctx, `SELECT MAX(seq) FROM audit_log`).Scan(&maxSeq); err != nil {
 		return fmt.Errorf("read audit log: %w", err)
 	}
-	written, found := writtenSeq(e, max(maxSeq.Int64, head.Seq))
+	written, found, err := writtenSeq(ctx, e, max(maxSeq.Int64, head.Seq))
+	if err != nil {
+		return err
+	}
 	if !found {
 		v.fail(e.Seq, AuditEdited, fmt.Sprintf("entry #%d's content does not match its hash %s", e.Seq, e.Hash))
 		return nil
@@ -256,18 +283,30 @@ func (v *verifier) classify(ctx context.Context, e AuditEntry, head AuditHead) e
 	return nil
 }
 
+// writtenSearch bounds how far from its current sequence number writtenSeq looks for the one an
+// entry was appended with: entries renumbered by more (a deletion of that many before them) are
+// reported as edited rather than renumbered, which is still a break. Without a bound, a row at an
+// enormous seq (written by hand) would make the search run for ever.
+const writtenSearch = 1 << 16
+
 // writtenSeq finds the sequence number e was appended with (the one its hash covers), trying
-// the numbers nearest its current one first. It costs one hash per candidate and runs once per
-// verification, at the break.
-func writtenSeq(e AuditEntry, maxSeq int64) (int64, bool) {
-	for d := int64(1); e.Seq-d >= 1 || e.Seq+d <= maxSeq; d++ {
+// the numbers nearest its current one first, up to writtenSearch away and never past maxSeq. It
+// costs one hash per candidate, runs once per verification, at the break, and stops with ctx's
+// error when ctx ends.
+func writtenSeq(ctx context.Context, e AuditEntry, maxSeq int64) (int64, bool, error) {
+	for d := int64(1); d <= writtenSearch && (e.Seq-d >= 1 || e.Seq+d <= maxSeq); d++ {
+		if d%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, false, err
+			}
+		}
 		for _, seq := range []int64{e.Seq + d, e.Seq - d} {
 			if seq >= 1 && seq <= maxSeq && AuditHash(e.PrevHash, seq, e.At, e.Event) == e.Hash {
-				return seq, true
+				return seq, true, nil
 			}
 		}
 	}
-	return 0, false
+	return 0, false, ctx.Err()
 }
 
 // fail records a break at seq.

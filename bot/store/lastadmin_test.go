@@ -25,6 +25,17 @@ func executingRequest(t *testing.T, s *Store, id string, user int) {
 	}
 }
 
+// mark is what an execution records before it lists instance's admins (MarkAdminList). On an
+// error it fails the test (safe in goroutines) and returns the zero mark.
+func mark(t *testing.T, s *Store, instance string) AdminListMark {
+	t.Helper()
+	m, err := s.MarkAdminList(t.Context(), instance)
+	if err != nil {
+		t.Errorf("MarkAdminList(%q): %v", instance, err)
+	}
+	return m
+}
+
 // testLastAdminRace: two executions, on two store handles (two replicas), each about to
 // deactivate one of the last two admins: exactly one may, however they interleave; once the
 // winner's request is finished its reservation no longer counts.
@@ -41,7 +52,7 @@ func testLastAdminRace(t *testing.T, h harness) {
 		user int
 	}{{a, "R-A", 10}, {b, "R-B", 11}} {
 		wg.Go(func() {
-			ok, err := c.s.ReserveAdminDisable(t.Context(), c.req, "", c.user, admins, time.Now())
+			ok, err := c.s.ReserveAdminDisable(t.Context(), c.req, "", c.user, admins, mark(t, c.s, ""))
 			if err != nil {
 				t.Error(err)
 			}
@@ -57,12 +68,12 @@ func testLastAdminRace(t *testing.T, h harness) {
 	if got[1] {
 		winner, user = "R-B", 11
 	}
-	if ok, err := a.ReserveAdminDisable(t.Context(), winner, "", user, admins, time.Now()); err != nil || !ok {
+	if ok, err := a.ReserveAdminDisable(t.Context(), winner, "", user, admins, mark(t, a, "")); err != nil || !ok {
 		t.Fatalf("the winner reserving again = %v, %v; want allowed", ok, err)
 	}
 	// Finished: the reservation stops counting for lists read after it (Metabase's own list
 	// then shows who is left), but still counts for a list read before it.
-	listedBefore := time.Now().Add(-time.Minute)
+	listedBefore := mark(t, b, "")
 	if _, err := a.Update(t.Context(), winner, func(r *approval.Request) ([]Outbox, error) {
 		return nil, r.Finish("x", time.Now())
 	}); err != nil {
@@ -75,10 +86,10 @@ func testLastAdminRace(t *testing.T, h harness) {
 	if ok, _ := b.ReserveAdminDisable(t.Context(), other, "", otherUser, admins, listedBefore); ok {
 		t.Fatal("a list read before the winner's DELETE let the last admin be deactivated")
 	}
-	if ok, _ := b.ReserveAdminDisable(t.Context(), other, "", otherUser, []int{otherUser}, time.Now().Add(time.Second)); ok {
+	if ok, _ := b.ReserveAdminDisable(t.Context(), other, "", otherUser, []int{otherUser}, mark(t, b, "")); ok {
 		t.Fatal("the last admin Metabase lists may be deactivated")
 	}
-	if ok, _ := b.ReserveAdminDisable(t.Context(), other, "", otherUser, []int{otherUser, 12}, time.Now().Add(time.Second)); !ok {
+	if ok, _ := b.ReserveAdminDisable(t.Context(), other, "", otherUser, []int{otherUser, 12}, mark(t, b, "")); !ok {
 		t.Fatal("with another admin left, the deactivation was refused")
 	}
 }
@@ -89,11 +100,11 @@ func testLastAdminSameRequest(t *testing.T, h harness) {
 	s := h.fresh(t)
 	executingRequest(t, s, "R-BOTH", 10)
 	admins := []int{10, 11}
-	first, err := s.ReserveAdminDisable(t.Context(), "R-BOTH", "", 10, admins, time.Now())
+	first, err := s.ReserveAdminDisable(t.Context(), "R-BOTH", "", 10, admins, mark(t, s, ""))
 	if err != nil || !first {
 		t.Fatalf("first admin of the request: %v, %v; want allowed", first, err)
 	}
-	if second, _ := s.ReserveAdminDisable(t.Context(), "R-BOTH", "", 11, admins, time.Now()); second {
+	if second, _ := s.ReserveAdminDisable(t.Context(), "R-BOTH", "", 11, admins, mark(t, s, "")); second {
 		t.Fatal("the same request was allowed to deactivate the last two admins")
 	}
 }
@@ -105,15 +116,18 @@ func testLastAdminPerInstance(t *testing.T, h harness) {
 	s := h.fresh(t)
 	executingRequest(t, s, "R-PROD", 10)
 	executingRequest(t, s, "R-EU", 10)
-	if ok, err := s.ReserveAdminDisable(t.Context(), "R-PROD", "prod", 10, []int{10, 11}, time.Now()); err != nil || !ok {
+	if ok, err := s.ReserveAdminDisable(t.Context(), "R-PROD", "prod", 10, []int{10, 11}, mark(t, s, "prod")); err != nil || !ok {
 		t.Fatalf("prod admin 10 with 11 left: %v, %v; want allowed", ok, err)
 	}
 	// eu's user 11 is another person than prod's 11; prod's reservation of 10 must not count.
-	if ok, err := s.ReserveAdminDisable(t.Context(), "R-EU", "eu", 11, []int{10, 11}, time.Now()); err != nil || !ok {
+	if ok, err := s.ReserveAdminDisable(t.Context(), "R-EU", "eu", 11, []int{10, 11}, mark(t, s, "eu")); err != nil || !ok {
 		t.Fatalf("eu admin 11 with eu's 10 left: %v, %v; want allowed", ok, err)
 	}
-	if ok, _ := s.ReserveAdminDisable(t.Context(), "R-EU", "eu", 10, []int{10, 11}, time.Now()); ok {
+	if ok, _ := s.ReserveAdminDisable(t.Context(), "R-EU", "eu", 10, []int{10, 11}, mark(t, s, "eu")); ok {
 		t.Fatal("eu's last two admins were both reserved")
+	}
+	if _, err := s.ReserveAdminDisable(t.Context(), "R-EU", "eu", 10, []int{10, 11}, mark(t, s, "prod")); err == nil {
+		t.Fatal("a list marked for prod was accepted for eu")
 	}
 }
 
@@ -188,5 +202,54 @@ func testCreateExclusive(t *testing.T, h harness) {
 	aware.Supersedes = []approval.Superseded{{ID: "LEAVE-R", At: ret.NotBefore}}
 	if err := b.CreateExclusive(t.Context(), aware); err != nil {
 		t.Fatalf("a disable that supersedes the return = %v, want created", err)
+	}
+}
+
+// testLastAdminSkewedClocks: two replicas whose clocks disagree by minutes still see each
+// other's reservations. Replica B reads the admins of an instance (10 and 11) and only then
+// reserves 11; meanwhile replica A, whose clock is behind, reserved 10, deactivated it (after B's
+// list) and finished. B's list still shows 10 active, so B must be refused, whatever the clocks
+// say. Likewise when A reserved before B's list but finished after it.
+func testLastAdminSkewedClocks(t *testing.T, h harness) {
+	for _, tt := range []struct {
+		name string
+		// reserveFirst has A reserve before B takes its mark (A's DELETE still after B's list).
+		reserveFirst bool
+	}{{"reserved after the list", false}, {"reserved before the list, finished after", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := h.pair(t)
+			a.now = func() time.Time { return time.Now().Add(-5 * time.Minute) }
+			b.now = func() time.Time { return time.Now().Add(5 * time.Minute) }
+			executingRequest(t, a, "R-A", 10)
+			executingRequest(t, a, "R-B", 11)
+			admins := []int{10, 11}
+			reserveA := func() {
+				t.Helper()
+				if ok, err := a.ReserveAdminDisable(t.Context(), "R-A", "", 10, admins, mark(t, a, "")); err != nil || !ok {
+					t.Fatalf("A reserving 10 with 11 left = %v, %v; want allowed", ok, err)
+				}
+			}
+			if tt.reserveFirst {
+				reserveA()
+			}
+			listed := mark(t, b, "")
+			// B lists admins 10 and 11 here.
+			if !tt.reserveFirst {
+				reserveA()
+			}
+			// A deactivates 10 (after B's list) and finishes.
+			if _, err := a.Update(t.Context(), "R-A", func(r *approval.Request) ([]Outbox, error) {
+				return nil, r.Finish("x", time.Now())
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := b.ReserveAdminDisable(t.Context(), "R-B", "", 11, admins, listed); err != nil || ok {
+				t.Fatalf("B reserving 11 on a list that may still show 10 = %v, %v; want refused: 10 was deactivated after B's list", ok, err)
+			}
+			// A list read after A finished shows 10 gone; with another admin left, B may go on.
+			if ok, err := b.ReserveAdminDisable(t.Context(), "R-B", "", 11, []int{11, 12}, mark(t, b, "")); err != nil || !ok {
+				t.Fatalf("B reserving 11 with 12 left on a fresh list = %v, %v; want allowed", ok, err)
+			}
+		})
 	}
 }

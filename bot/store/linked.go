@@ -34,22 +34,9 @@ type Also struct {
 func (s *Store) UpdateAlso(ctx context.Context, id string, fn func(r *approval.Request) ([]Outbox, []Also, error)) (approval.Request, error) {
 	var stored approval.Request
 	err := s.casLoop(ctx, func(tx *sql.Tx) error {
-		var also []Also
 		var err error
-		stored, err = s.updateTx(ctx, tx, id, func(r *approval.Request) ([]Outbox, error) {
-			out, a, err := fn(r)
-			also = a
-			return out, err
-		})
-		if err != nil {
-			return err
-		}
-		for _, a := range also {
-			if err := s.applyAlso(ctx, tx, a); err != nil {
-				return err
-			}
-		}
-		return nil
+		stored, _, err = s.updateLinkedTx(ctx, tx, id, fn)
+		return err
 	})
 	if err != nil {
 		return approval.Request{}, err
@@ -57,33 +44,89 @@ func (s *Store) UpdateAlso(ctx context.Context, id string, fn func(r *approval.R
 	return stored, nil
 }
 
-func (s *Store) applyAlso(ctx context.Context, tx *sql.Tx, a Also) error {
-	id := a.ID
+// queued is outbox rows a transaction queues once all its request rows are written.
+type queued struct {
+	requestID string
+	out       []Outbox
+}
+
+// updateLinkedTx is one attempt of UpdateAlso inside tx, taking its locks in the store's order
+// (see the package doc): it decides the change to request id, locks that request and every
+// related one in id order, writes them, and only then queues their outbox rows, whose audit
+// entries lock the chain's head. It returns the stored request and how many rows the change to
+// id itself queued.
+func (s *Store) updateLinkedTx(ctx context.Context, tx *sql.Tx, id string, fn func(r *approval.Request) ([]Outbox, []Also, error)) (approval.Request, int, error) {
+	var also []Also
+	c, err := s.decide(ctx, tx, id, func(r *approval.Request) ([]Outbox, error) {
+		out, a, err := fn(r)
+		also = a
+		return out, err
+	})
+	if err != nil {
+		return approval.Request{}, 0, err
+	}
+	ids := []string{id}
+	for _, a := range also {
+		ids = append(ids, a.id())
+	}
+	if err := s.lockRequests(ctx, tx, ids); err != nil {
+		return approval.Request{}, 0, err
+	}
+	if err := s.write(ctx, tx, c); err != nil {
+		return approval.Request{}, 0, err
+	}
+	queue := []queued{{requestID: id, out: c.out}}
+	for _, a := range also {
+		q, err := s.applyAlso(ctx, tx, a)
+		if err != nil {
+			return approval.Request{}, 0, err
+		}
+		queue = append(queue, q)
+	}
+	for _, q := range queue {
+		if err := s.insertOutbox(ctx, tx, q.requestID, q.out); err != nil {
+			return approval.Request{}, 0, err
+		}
+	}
+	return c.next, len(c.out), nil
+}
+
+// id is the request a changes.
+func (a Also) id() string {
 	if a.Create != nil {
-		id = a.Create.ID
+		return a.Create.ID
+	}
+	return a.ID
+}
+
+// applyAlso writes a inside tx and returns the outbox rows it asks for, to be queued by the
+// caller after every request row is written.
+func (s *Store) applyAlso(ctx context.Context, tx *sql.Tx, a Also) (queued, error) {
+	id := a.id()
+	if a.Create != nil {
 		_, err := s.get(ctx, tx, id)
 		if errors.Is(err, ErrNotFound) {
 			r := a.Create.Clone()
 			r.Version = 1
 			if err := validate(r); err != nil {
-				return err
+				return queued{}, err
 			}
 			data, err := json.Marshal(r)
 			if err != nil {
-				return fmt.Errorf("store: encode request %s: %w", r.ID, err)
+				return queued{}, fmt.Errorf("store: encode request %s: %w", r.ID, err)
 			}
-			return s.createTx(ctx, tx, r, data, a.CreateOut)
+			return queued{requestID: id, out: a.CreateOut}, s.insertRequest(ctx, tx, r, data)
 		}
 		if err != nil {
-			return err
+			return queued{}, err
 		}
 	}
 	if a.Update == nil {
-		return nil
+		return queued{}, nil
 	}
-	_, err := s.updateTx(ctx, tx, id, a.Update)
+	_, out, err := s.updateTx(ctx, tx, id, a.Update)
 	if errors.Is(err, ErrUnchanged) || errors.Is(err, ErrNotFound) {
-		return nil
+		return queued{}, nil
 	}
-	return err
+	return queued{requestID: id, out: out}, err
 }

@@ -137,14 +137,15 @@ func (s *Store) CompleteOutbox(ctx context.Context, id int64, owner string) erro
 func (s *Store) CompleteOutboxAndUpdate(ctx context.Context, id int64, owner string, requestID string, fn func(r *approval.Request) error) (approval.Request, error) {
 	var stored approval.Request
 	err := s.casLoop(ctx, func(tx *sql.Tx) error {
-		if err := s.markDelivered(ctx, tx, id, owner); err != nil {
-			return err
-		}
+		// The request before the outbox row: the store's lock order (see the package doc).
 		var err error
-		stored, err = s.updateTx(ctx, tx, requestID, func(r *approval.Request) ([]Outbox, error) {
+		stored, _, err = s.updateTx(ctx, tx, requestID, func(r *approval.Request) ([]Outbox, error) {
 			return nil, fn(r)
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		return s.markDelivered(ctx, tx, id, owner)
 	})
 	if err != nil {
 		return approval.Request{}, err

@@ -183,6 +183,14 @@ func scanStrings(rows *sql.Rows) ([]string, error) {
 
 // createTx inserts r (already validated and encoded as data) with its targets and outbox rows.
 func (s *Store) createTx(ctx context.Context, tx *sql.Tx, r approval.Request, data []byte, out []Outbox) error {
+	if err := s.insertRequest(ctx, tx, r, data); err != nil {
+		return err
+	}
+	return s.insertOutbox(ctx, tx, r.ID, out)
+}
+
+// insertRequest inserts r (already validated and encoded as data) with its targets.
+func (s *Store) insertRequest(ctx context.Context, tx *sql.Tx, r approval.Request, data []byte) error {
 	_, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO requests
 		(id, source_key, state, action, requester, data, version, next_due_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -194,10 +202,7 @@ func (s *Store) createTx(ctx context.Context, tx *sql.Tx, r approval.Request, da
 	if err != nil {
 		return fmt.Errorf("store: create request %s: %w", r.ID, err)
 	}
-	if err := s.insertTargets(ctx, tx, r); err != nil {
-		return err
-	}
-	return s.insertOutbox(ctx, tx, r.ID, out)
+	return s.insertTargets(ctx, tx, r)
 }
 
 // Get returns the stored request. Returns ErrNotFound when there is none with that id.
@@ -231,9 +236,14 @@ func (s *Store) get(ctx context.Context, q querier, id string) (approval.Request
 func (s *Store) Update(ctx context.Context, id string, fn func(r *approval.Request) ([]Outbox, error)) (approval.Request, error) {
 	var stored approval.Request
 	err := s.casLoop(ctx, func(tx *sql.Tx) error {
-		var err error
-		stored, err = s.updateTx(ctx, tx, id, fn)
-		return err
+		var (
+			out []Outbox
+			err error
+		)
+		if stored, out, err = s.updateTx(ctx, tx, id, fn); err != nil {
+			return err
+		}
+		return s.insertOutbox(ctx, tx, id, out)
 	})
 	if err != nil {
 		return approval.Request{}, err
@@ -241,39 +251,69 @@ func (s *Store) Update(ctx context.Context, id string, fn func(r *approval.Reque
 	return stored, nil
 }
 
-// updateTx is one compare-and-set attempt inside tx. It returns errRetry when the request
+// change is a compare-and-set decided (fn applied to a copy of the stored request) and not yet
+// written.
+type change struct {
+	cur, next approval.Request
+	out       []Outbox
+}
+
+// updateTx is one compare-and-set attempt inside tx: decide, then write. It returns the outbox
+// rows fn asked for without queueing them: the caller queues them once every request row of
+// the transaction is locked, since queueing appends to the audit chain, whose head comes after
+// the requests in the lock order (see the package doc). It returns errRetry when the request
 // changed since it was read.
-func (s *Store) updateTx(ctx context.Context, tx *sql.Tx, id string, fn func(r *approval.Request) ([]Outbox, error)) (approval.Request, error) {
+func (s *Store) updateTx(ctx context.Context, tx *sql.Tx, id string, fn func(r *approval.Request) ([]Outbox, error)) (approval.Request, []Outbox, error) {
+	c, err := s.decide(ctx, tx, id, fn)
+	if err != nil {
+		return approval.Request{}, nil, err
+	}
+	if err := s.write(ctx, tx, c); err != nil {
+		return approval.Request{}, nil, err
+	}
+	return c.next, c.out, nil
+}
+
+// decide reads request id and applies fn to a copy, without writing.
+func (s *Store) decide(ctx context.Context, tx *sql.Tx, id string, fn func(r *approval.Request) ([]Outbox, error)) (change, error) {
 	cur, err := s.get(ctx, tx, id)
 	if err != nil {
-		return approval.Request{}, err
+		return change{}, err
 	}
 	next := cur.Clone()
 	out, err := fn(&next)
 	if err != nil {
-		return approval.Request{}, err
+		return change{}, err
 	}
 	if next.ID != cur.ID {
-		return approval.Request{}, fmt.Errorf("store: update request %s: the update changed its id to %q", id, next.ID)
+		return change{}, fmt.Errorf("store: update request %s: the update changed its id to %q", id, next.ID)
 	}
 	next.Version = cur.Version + 1
 	if err := validate(next); err != nil {
-		return approval.Request{}, err
+		return change{}, err
 	}
 	if users := reopened(cur, next); len(users) > 0 {
 		// A retry opens the request again for its users, as a new request would: under the
 		// same lock and with the same check, so it and a new request for one of them can never
-		// both proceed (each validated without seeing the other).
+		// both proceed (each validated without seeing the other). The lock is advisory, taken
+		// before any request row is locked, as the lock order requires (see the package doc).
 		if err := s.lockCreate(ctx, tx); err != nil {
-			return approval.Request{}, err
+			return change{}, err
 		}
 		if err := s.openRequestFor(ctx, tx, next, users); err != nil {
-			return approval.Request{}, err
+			return change{}, err
 		}
 	}
+	return change{cur: cur, next: next, out: out}, nil
+}
+
+// write stores c.next if the request is still at the version c was decided on, and returns
+// errRetry otherwise.
+func (s *Store) write(ctx context.Context, tx *sql.Tx, c change) error {
+	id, cur, next := c.cur.ID, c.cur, c.next
 	data, err := json.Marshal(next)
 	if err != nil {
-		return approval.Request{}, fmt.Errorf("store: encode request %s: %w", id, err)
+		return fmt.Errorf("store: encode request %s: %w", id, err)
 	}
 	res, err := tx.ExecContext(ctx, s.rebind(`UPDATE requests
 		SET data = ?, state = ?, action = ?, requester = ?, source_key = ?, next_due_at = ?, updated_at = ?,
@@ -282,30 +322,50 @@ func (s *Store) updateTx(ctx context.Context, tx *sql.Tx, id string, fn func(r *
 		string(data), string(next.State), string(next.Action), next.Requester, nullString(next.SourceKey),
 		nextDue(next), millis(s.now()), id, cur.Version)
 	if isUniqueViolation(err) {
-		return approval.Request{}, fmt.Errorf("%w: source key %q", ErrExists, next.SourceKey)
+		return fmt.Errorf("%w: source key %q", ErrExists, next.SourceKey)
 	}
 	if err != nil {
-		return approval.Request{}, fmt.Errorf("store: update request %s: %w", id, err)
+		return fmt.Errorf("store: update request %s: %w", id, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return approval.Request{}, fmt.Errorf("store: update request %s: %w", id, err)
+		return fmt.Errorf("store: update request %s: %w", id, err)
 	}
 	if n == 0 {
-		return approval.Request{}, errRetry
+		return errRetry
 	}
 	if !slices.Equal(targetIDs(cur), targetIDs(next)) {
 		if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM request_targets WHERE request_id = ?`), id); err != nil {
-			return approval.Request{}, fmt.Errorf("store: update targets of %s: %w", id, err)
+			return fmt.Errorf("store: update targets of %s: %w", id, err)
 		}
 		if err := s.insertTargets(ctx, tx, next); err != nil {
-			return approval.Request{}, err
+			return err
 		}
 	}
-	if err := s.insertOutbox(ctx, tx, id, out); err != nil {
-		return approval.Request{}, err
+	return nil
+}
+
+// lockRequests locks the rows of the requests ids (those that exist) for the rest of tx, in id
+// order, before a transaction writes several requests: two transactions that write overlapping
+// sets then wait for each other in one direction only (see the lock order in the package doc).
+// The lock is the one an UPDATE takes (NO KEY UPDATE), so it waits for nothing more than the
+// writes would. SQLite's BEGIN IMMEDIATE already holds the only write lock.
+func (s *Store) lockRequests(ctx context.Context, tx *sql.Tx, ids []string) error {
+	if s.backend != backendPostgres || len(ids) < 2 {
+		return nil
 	}
-	return next, nil
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := tx.QueryContext(ctx, s.rebind(`SELECT id FROM requests WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id FOR NO KEY UPDATE`), args...)
+	if err != nil {
+		return fmt.Errorf("store: lock requests %s: %w", strings.Join(ids, ", "), err)
+	}
+	if _, err := scanStrings(rows); err != nil {
+		return fmt.Errorf("store: lock requests %s: %w", strings.Join(ids, ", "), err)
+	}
+	return nil
 }
 
 // Due returns up to limit requests whose next deadline (approval.Request.NextDue: expiry,

@@ -128,25 +128,13 @@ func (s *Store) UpdateAndClaim(ctx context.Context, id string, c Claim, fn func(
 		claimed []Outbox
 	)
 	err := s.casLoop(ctx, func(tx *sql.Tx) error {
-		queued := 0
-		var also []Also
-		var err error
-		stored, err = s.updateTx(ctx, tx, id, func(r *approval.Request) ([]Outbox, error) {
-			out, a, err := fn(r)
-			queued, also = len(out), a
-			return out, err
-		})
 		claimed = nil
-		if err != nil {
+		var (
+			n   int
+			err error
+		)
+		if stored, n, err = s.updateLinkedTx(ctx, tx, id, fn); err != nil || n == 0 {
 			return err
-		}
-		for _, a := range also {
-			if err := s.applyAlso(ctx, tx, a); err != nil {
-				return err
-			}
-		}
-		if queued == 0 {
-			return nil
 		}
 		claimed, err = s.claimRunsTx(ctx, tx, c, id)
 		return err

@@ -7,6 +7,28 @@
 // in the same transaction, and a deliverer claims them with a lease, so a crash between the write
 // and the Slack call neither loses nor duplicates a message beyond one retry.
 //
+// # Lock order
+//
+// A write transaction takes its locks in this order, and never one that comes earlier in the
+// list after one that comes later, so two transactions never wait for each other in a circle
+// (a PostgreSQL deadlock, which aborts one of them):
+//
+//  1. the store's advisory locks (request creation, last-admin reservations), first thing;
+//  2. request rows: one request by its UPDATE; several (a change with its related requests,
+//     Also) together, in id order, before any is written (lockRequests); settleTx's share
+//     locks likewise in id order;
+//  3. the audit chain's head, by appending an entry: outbox rows, which carry the entries, are
+//     queued only after every request row of the transaction is written;
+//  4. existing outbox rows (claims, completions, retries), last.
+//
+// The checkpoint claim's row is taken alone, by a transaction that locks nothing else.
+//
+// A request created in a transaction is a new row nobody else holds, except a concurrent
+// creator of the same id: a scheduled return is created only by a write to its leave, which
+// holds the leave's row first. On SQLite every write transaction holds the database's one
+// write lock (BEGIN IMMEDIATE), so the order costs nothing there. Should PostgreSQL still abort
+// a transaction as a deadlock or a serialization failure, writeTx runs it again (maxTxAttempts).
+//
 // The package does no logging; it returns errors.
 package store
 
@@ -58,6 +80,10 @@ const (
 	// the caller gets ErrConflict rather than spinning forever.
 	maxAttempts = 100
 
+	// maxTxAttempts bounds how many times writeTx runs a transaction PostgreSQL aborted as a
+	// deadlock or a serialization failure: with the lock order kept, none should be needed.
+	maxTxAttempts = 10
+
 	// postgresMaxConns is the pool size per process: enough for the bot's concurrent handlers,
 	// small enough that several replicas stay far below max_connections (100 by default).
 	postgresMaxConns = 10
@@ -77,6 +103,9 @@ type Store struct {
 	// commits counts committed write transactions: each is one durable write (an fsync of the
 	// SQLite WAL, a flush of the PostgreSQL WAL), the cost that bounds how fast the bot can go.
 	commits atomic.Uint64
+	// aborted counts write transactions PostgreSQL aborted as deadlocks or serialization
+	// failures (and writeTx ran again): the lock order's tests hold it at zero.
+	aborted atomic.Uint64
 }
 
 // Open connects to the database named by url (the DATABASE_URL) and applies the embedded
@@ -312,8 +341,28 @@ func (s *Store) rebind(query string) string {
 var errRetry = errors.New("store: lost compare-and-set")
 
 // writeTx runs fn in a write transaction (BEGIN IMMEDIATE on SQLite) and commits when fn returns
-// nil. Any error, including errRetry, rolls back and is returned as is.
+// nil. Any error, including errRetry, rolls back and is returned as is, except that a
+// transaction PostgreSQL aborted as a deadlock or a serialization failure is run again, up to
+// maxTxAttempts times in all: fn must therefore set, not accumulate, what it captures.
 func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.writeTxOnce(ctx, fn)
+		if !isAborted(err) || attempt == maxTxAttempts {
+			return err
+		}
+		s.aborted.Add(1)
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond))))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+}
+
+// writeTxOnce is one attempt of writeTx.
+func (s *Store) writeTxOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if s.writeSem != nil {
 		select {
 		case s.writeSem <- struct{}{}:
@@ -335,6 +384,15 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	s.commits.Add(1)
 	return nil
+}
+
+// isAborted reports whether PostgreSQL aborted the transaction to break a deadlock (SQLSTATE
+// 40P01) or as a serialization failure (40001), after which running it again may succeed:
+// https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html. The code
+// decides, never the message, which the server translates.
+func isAborted(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // Commits returns how many write transactions this Store has committed since Open (the

@@ -75,6 +75,7 @@ func runContract(t *testing.T, h harness) {
 		{"CreateExclusive", testCreateExclusive},
 		{"RetryExclusive", testRetryExclusive},
 		{"LastAdminPerInstance", testLastAdminPerInstance},
+		{"LastAdminSkewedClocks", testLastAdminSkewedClocks},
 		{"UpdateAlso", testUpdateAlso},
 		{"MigrateIdempotent", testMigrateIdempotent},
 		{"MigrateConcurrent", testMigrateConcurrent},

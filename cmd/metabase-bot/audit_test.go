@@ -183,6 +183,49 @@ func TestAuditVerifyCommand(t *testing.T) {
 	}
 }
 
+// TestAuditVerifyCommandEnormousSeq: `audit verify` answers, and reports a break, when someone
+// with write access stored a row at a sequence number no append reaches, alone or next to an
+// edited entry (whose search for where it was written once ran up to that number).
+func TestAuditVerifyCommandEnormousSeq(t *testing.T) {
+	for name, newURL := range auditBackends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			url := newURL(t)
+			hashes := seedAudit(t, url, 20, time.Date(2025, 3, 3, 9, 0, 0, 0, time.UTC), time.Second)
+			db, bind := rawDB(t, url)
+			const far = int64(1) << 62
+			if _, err := db.ExecContext(t.Context(), bind(`INSERT INTO audit_log (seq, at, event, prev_hash, hash)
+				SELECT ?, at, event, prev_hash, hash FROM audit_log WHERE seq = 5`), far); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCLI(t, url, "audit", "verify")
+			if want := fmt.Sprintf("audit log BROKEN at #%d (edited): ", far); code != 1 || !strings.HasPrefix(out, want) {
+				t.Fatalf("verify with a row at #%d = %d, %q (stderr %q); want exit 1, %q...", far, code, out, errOut, want)
+			}
+			if _, err := db.ExecContext(t.Context(), `UPDATE audit_log SET event = '{"action":"denied"}' WHERE seq = 7`); err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				code int
+				out  string
+			}
+			done := make(chan result, 1)
+			go func() {
+				code, out, _ := runCLI(t, url, "audit", "verify")
+				done <- result{code, out}
+			}()
+			select {
+			case r := <-done:
+				if r.code != 1 || !strings.HasPrefix(r.out, "audit log BROKEN at #7 (edited): ") || !strings.Contains(r.out, hashes[5]) {
+					t.Fatalf("verify with an edited entry and a row at #%d = %d, %q; want exit 1 naming #7 after #6 %s", far, r.code, r.out, hashes[5])
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("verify with an edited entry and a row far beyond the head did not answer within 20s")
+			}
+		})
+	}
+}
+
 func TestAuditVerifyFromArchive(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "bot.db")
 	hashes := seedAudit(t, url, 30, time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Minute)
