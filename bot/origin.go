@@ -40,9 +40,10 @@ const (
 // that says where a request's buttons may be pressed. Accepted are the card the bot recorded for r
 // (r's channel and r.MessageTS, not an ephemeral) and the bot's replies in that card's thread
 // (Retry, Cancel automatic return). Anything else is refused, in r's channel too: while r has no
-// recorded card, no message is its card. Slack sends a button's payload only to the app that
-// posted the message, so a message that carries r's decision buttons is a card the bot posted
-// for r: when it is not the recorded one it is an orphan.
+// recorded card, no message is its card. Slack sends a click to the app whose message holds the
+// button, with that message (https://api.slack.com/reference/interaction-payloads/block-actions),
+// so a message that carries r's decision buttons is a card the bot posted for r: when it is not
+// the recorded one it is an orphan.
 //
 // The seam for App Home: once the bot publishes requests on a person's Home tab, a click whose
 // container is a view (cb.Container.Type "view", cb.View the Home view the bot published to
