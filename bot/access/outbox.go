@@ -34,9 +34,11 @@ const (
 	maxDeliveryTimeout = 15 * time.Second
 	// maxRecordAttempts bounds the writes one delivery tries to record a posted card's id;
 	// recordTimeout bounds each of them, and recordBackoff is the pause before the second (it
-	// doubles after each). Together they stay well under half the outbox lease.
+	// doubles after each). Together (about 10 s at most, when every write hangs) they stay under
+	// half of cmd/metabase-bot's 30 s outbox lease; past a shorter lease another process may have
+	// taken the row over, which the write then reports (store.ErrNotClaimed).
 	maxRecordAttempts = 5
-	recordTimeout     = 3 * time.Second
+	recordTimeout     = 2 * time.Second
 	recordBackoff     = 20 * time.Millisecond
 )
 
