@@ -90,8 +90,8 @@ func (b *Bot) refused(ctx context.Context, channel, user string, what op, err er
 	b.ephemeral(ctx, channel, user, text)
 }
 
-// requestForClick loads the request a button names and checks the click came from where its
-// card lives, so a forged value cannot act on a request from another channel.
+// requestForClick loads the request a button names and checks the click came from that request's
+// own card (originOf), so a forged value cannot act on another request.
 func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback, id string) (approval.Request, bool) {
 	log := b.logger(ctx)
 	r, err := b.core.Request(ctx, id)
@@ -104,14 +104,46 @@ func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback,
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, b.v.explain(opRead, err))
 		return r, false
 	}
-	// Retry and cancel-return buttons live in replies in the request's thread.
-	inThread := cb.Message.ThreadTimestamp == r.MessageTS
-	if r.ChannelID != cb.Channel.ID || (cb.Container.MessageTs != "" && r.MessageTS != "" && cb.Container.MessageTs != r.MessageTS && !inThread) {
-		log.Warn("Click on a message that is not the request's card")
-		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, "That button does not belong to this request.")
-		return r, false
+	o := originOf(cb, r)
+	if o == orphanCard && r.MessageTS == "" {
+		r, o = b.awaitCard(ctx, cb, r)
 	}
-	return r, true
+	switch o {
+	case ownCard:
+		return r, true
+	case orphanCard:
+		log.WithField("message_ts", cb.Container.MessageTs).Warn("Click on an orphaned copy of the request's card")
+		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, b.orphanText(ctx, r))
+	default:
+		log.Warn("Click on a message that is not the request's card")
+		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, notThisRequest)
+	}
+	return r, false
+}
+
+// awaitCard waits, up to cardRecordWait, for the ts of r's card to be recorded, and decides the
+// click's origin again. A click on a card of r while r has none recorded is most often a click on
+// the very card a delivery posted a moment ago and is recording now; refusing it would make a
+// person click twice. Its delivery may run in another replica, so the store is read again.
+func (b *Bot) awaitCard(ctx context.Context, cb slack.InteractionCallback, r approval.Request) (approval.Request, origin) {
+	ctx, cancel := context.WithTimeout(ctx, cardRecordWait)
+	defer cancel()
+	tick := time.NewTicker(cardRecordPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return r, originOf(cb, r)
+		case <-tick.C:
+		}
+		cur, err := b.core.Request(ctx, r.ID)
+		if err != nil {
+			continue
+		}
+		if r = cur; r.MessageTS != "" {
+			return r, originOf(cb, r)
+		}
+	}
 }
 
 // denyClicked asks for a reason in a form when it can; otherwise it denies at once.

@@ -207,7 +207,16 @@ func (s *Service) Run(ctx context.Context) {
 
 // Drain delivers what is claimable now, within ctx, so a clean shutdown leaves nothing for the
 // next start.
-func (s *Service) Drain(ctx context.Context) { deliverer{s}.deliverOutbox(ctx) }
+func (s *Service) Drain(ctx context.Context) {
+	deliverer{s}.deliverOutbox(ctx)
+	s.ob.mu.Lock()
+	defer s.ob.mu.Unlock()
+	for id, p := range s.ob.unrecorded {
+		// Nothing keeps it once the process is gone: the card is posted again after the lease.
+		s.log.WithFields(logrus.Fields{"request_id": p.requestID, "outbox_id": id, "message_ts": p.ts}).
+			Error("Stopping with a posted card whose id is not recorded; it will be posted again, and clicks on this copy refused")
+	}
+}
 
 // Request returns a stored request.
 func (s *Service) Request(ctx context.Context, id string) (approval.Request, error) {

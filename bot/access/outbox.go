@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -31,6 +32,14 @@ const (
 	// detached from shutdown: once the chat may have accepted a message, recording that is worth
 	// finishing, or the row stays claimed and the message is sent again after the lease.
 	maxDeliveryTimeout = 15 * time.Second
+	// maxRecordAttempts bounds the writes one delivery tries to record a posted card's id;
+	// recordTimeout bounds each of them, and recordBackoff is the pause before the second (it
+	// doubles after each). Together (about 10 s at most, when every write hangs) they stay under
+	// half of cmd/metabase-bot's 30 s outbox lease; past a shorter lease another process may have
+	// taken the row over, which the write then reports (store.ErrNotClaimed).
+	maxRecordAttempts = 5
+	recordTimeout     = 2 * time.Second
+	recordBackoff     = 20 * time.Millisecond
 )
 
 // DeliveryError tells the deliverer how to treat a notice the Notifier could not deliver. Any
@@ -65,6 +74,17 @@ type outboxState struct {
 	handed []held
 	// settled is what past rounds delivered or gave back and no transaction recorded yet.
 	settled store.Settle
+	// unrecorded are cards the chat accepted whose id no write has recorded yet, by outbox row.
+	// Their rows stay claimed by this process, and only the write is tried again (each round,
+	// and first thing should the row come back), never the post. A crash loses them: that one
+	// card is then posted again, and the bot refuses clicks on the orphan with a link to the
+	// live card.
+	unrecorded map[int64]postedCard
+}
+
+// postedCard is a card the chat accepted: its request and the id the chat gave it.
+type postedCard struct {
+	requestID, ts string
 }
 
 // held is a run of rows this process claimed, and when (on the process's monotonic clock): its
@@ -127,12 +147,14 @@ func (s deliverer) outboxLoop(ctx context.Context) {
 // What a crash can repeat: the rows sent since the last recorded round. A run ends at its first
 // row that is not a rewrite, so that is at most one message a person sees per request, the one
 // that was in flight, as when each row was recorded on its own; each message is sent again at
-// most once per crash. The card's id is recorded with its delivery in one transaction (it ends its
-// run), so a card is never posted twice.
+// most once per crash. The card's id is recorded with its delivery in one transaction, and a
+// failed write is retried on its own, never by posting again (recordCard): only a crash between
+// the post and that write posts a card twice.
 func (s deliverer) deliverOutbox(ctx context.Context) {
 	s.ob.round.Lock()
 	defer s.ob.round.Unlock()
 	for ctx.Err() == nil {
+		s.recordUnrecorded(ctx)
 		s.ob.mu.Lock()
 		settled := s.ob.settled
 		s.ob.mu.Unlock()
@@ -243,6 +265,12 @@ func (s deliverer) deliverOne(ctx context.Context, row store.Outbox) (complete, 
 	if err == nil {
 		return complete, true
 	}
+	if errors.Is(err, errUnrecorded) {
+		// The card is out: neither a retry nor a drop may follow, or it would be posted again
+		// (or its request withdrawn under it). The row stays claimed while later rounds record it.
+		log.WithError(err).Error("Slack accepted a card but its id could not be recorded; recording it later, never posting it again")
+		return false, false
+	}
 	var de *DeliveryError
 	errors.As(err, &de)
 	at := s.now().Add(backoff(row.Attempts))
@@ -308,7 +336,6 @@ func backoff(attempts int) time.Duration {
 // deliver sends one outbox row. complete says the round must record it delivered; a card records
 // its own delivery, with its id, before the next row of its request may go.
 func (s deliverer) deliver(ctx context.Context, row store.Outbox) (complete bool, err error) {
-	owner := s.exec.InstanceID
 	if row.Kind == kindScheduleReturn {
 		if err := s.scheduleLegacyReturn(ctx, row.RequestID); err != nil {
 			return false, err
@@ -327,20 +354,107 @@ func (s deliverer) deliver(ctx context.Context, row store.Outbox) (complete bool
 	n.Request = r
 	if n.Kind == ToCard && r.MessageTS != "" {
 		// Posted already by a delivery that completed the update but not the row: never twice.
+		s.forgetCard(row.ID)
 		return true, nil
+	}
+	if p, ok := s.unrecordedCard(row.ID); ok && n.Kind == ToCard {
+		// This process posted it and could not record it: the row came back, the card did not go.
+		return false, s.recordCard(ctx, row, p.ts)
 	}
 	posted, err := s.notifier.Tell(ctx, n)
 	if err != nil {
 		return false, err
 	}
 	if n.Kind == ToCard {
-		_, err = s.st.CompleteOutboxAndUpdate(ctx, row.ID, owner, r.ID, func(r *approval.Request) error {
-			r.MessageTS = posted
-			return nil
-		})
-		return false, err
+		return false, s.recordCard(ctx, row, posted)
 	}
 	return true, nil
+}
+
+// errUnrecorded: the chat accepted a card and no write could record its id (or its delivery).
+var errUnrecorded = errors.New("the posted card's id is not recorded yet")
+
+// recordCard records the id of a card the chat accepted, with its row's delivery, in one
+// transaction. The post is done, so whatever becomes of the write the card must not be posted
+// again: only the write is retried, up to maxRecordAttempts times, each with a context of its own
+// (the delivery's may have run out at its deadline while the chat answered). When every attempt
+// fails the row stays claimed, the id is kept in memory, and each later round tries the write
+// again (recordUnrecorded); errUnrecorded tells deliverOne so.
+func (s deliverer) recordCard(ctx context.Context, row store.Outbox, ts string) error {
+	var err error
+	for attempt := range maxRecordAttempts {
+		if attempt > 0 {
+			time.Sleep(recordBackoff << (attempt - 1))
+		}
+		err = s.writeCard(ctx, row.ID, row.RequestID, ts)
+		if err == nil {
+			s.forgetCard(row.ID)
+			return nil
+		}
+		if errors.Is(err, store.ErrNotClaimed) || errors.Is(err, store.ErrNotFound) {
+			// Trying again cannot help: another process holds the row now, or the request is
+			// gone. The run stops here, as for any failed delivery.
+			s.forgetCard(row.ID)
+			return fmt.Errorf("record the posted card %s: %w", ts, err)
+		}
+	}
+	s.ob.mu.Lock()
+	if s.ob.unrecorded == nil {
+		s.ob.unrecorded = map[int64]postedCard{}
+	}
+	s.ob.unrecorded[row.ID] = postedCard{requestID: row.RequestID, ts: ts}
+	s.ob.mu.Unlock()
+	return fmt.Errorf("%w (card %s): %w", errUnrecorded, ts, err)
+}
+
+// writeCard is the one write that records a posted card: its row delivered and its id on the
+// request. It runs detached from the caller's context, under recordTimeout.
+func (s deliverer) writeCard(ctx context.Context, rowID int64, requestID, ts string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	_, err := s.st.CompleteOutboxAndUpdate(ctx, rowID, s.exec.InstanceID, requestID, func(r *approval.Request) error {
+		if r.MessageTS == "" {
+			// A card recorded already stays the live one; this one is then an orphan.
+			r.MessageTS = ts
+		}
+		return nil
+	})
+	return err
+}
+
+// recordUnrecorded tries once more to record every card this process posted and could not
+// record, before a round claims anything.
+func (s deliverer) recordUnrecorded(ctx context.Context) {
+	s.ob.mu.Lock()
+	pending := maps.Clone(s.ob.unrecorded)
+	s.ob.mu.Unlock()
+	for id, p := range pending {
+		log := s.log.WithFields(logrus.Fields{"request_id": p.requestID, "outbox_id": id, "message_ts": p.ts})
+		err := s.writeCard(ctx, id, p.requestID, p.ts)
+		switch {
+		case err == nil:
+			s.forgetCard(id)
+			log.Info("Recorded the id of a posted card after earlier writes failed")
+		case errors.Is(err, store.ErrNotClaimed) || errors.Is(err, store.ErrNotFound):
+			s.forgetCard(id)
+			log.WithError(err).Warn("Could not record a posted card: its outbox row is no longer this process's")
+		default:
+			log.WithError(err).Warn("Still cannot record the id of a posted card; will try again")
+		}
+	}
+}
+
+func (s deliverer) unrecordedCard(id int64) (postedCard, bool) {
+	s.ob.mu.Lock()
+	defer s.ob.mu.Unlock()
+	p, ok := s.ob.unrecorded[id]
+	return p, ok
+}
+
+func (s deliverer) forgetCard(id int64) {
+	s.ob.mu.Lock()
+	defer s.ob.mu.Unlock()
+	delete(s.ob.unrecorded, id)
 }
 
 // errNoChange ends a compare-and-set that has nothing to write.

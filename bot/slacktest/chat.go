@@ -107,6 +107,30 @@ func apiUpdate(s *Server, p params) any {
 	return okResp{"channel": m.Channel, "ts": m.TS, "text": m.Text, "message": s.messageJSONLocked(m)}
 }
 
+// apiGetPermalink models chat.getPermalink (https://api.slack.com/methods/chat.getPermalink): it
+// needs no scope, answers channel_not_found for an unknown channel and message_not_found for a
+// ts that is not a current message of it, and returns the documented link form
+// https://<workspace>.slack.com/archives/<channel>/p<ts without its dot>, with
+// ?thread_ts=<parent>&cid=<channel> for a reply in a thread. Its rate limit is "special" (hundreds
+// of calls a minute), which the fake does not model.
+func apiGetPermalink(s *Server, p params) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := p.get("channel")
+	if _, ok := s.channels[id]; !ok {
+		return fail("channel_not_found")
+	}
+	m := s.findLocked(s.messages, id, p.get("message_ts"))
+	if m == nil {
+		return fail("message_not_found")
+	}
+	link := "https://" + teamDom + ".slack.com/archives/" + id + "/p" + strings.Replace(m.TS, ".", "", 1)
+	if m.ThreadTS != "" && m.ThreadTS != m.TS {
+		link += "?thread_ts=" + m.ThreadTS + "&cid=" + id
+	}
+	return okResp{"channel": id, "permalink": link}
+}
+
 // apiPostEphemeral models chat.postEphemeral: the bot must be in the channel, and so must the user
 // (user_not_in_channel otherwise; https://api.slack.com/methods/chat.postEphemeral#errors).
 func apiPostEphemeral(s *Server, p params) any {

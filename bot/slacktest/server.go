@@ -125,6 +125,7 @@ type Server struct {
 	lifted    map[string]bool
 	failures  map[string]failure
 	holds     map[string]*holdRule   // method -> active Hold rule
+	replyHold map[string]*holdRule   // method -> active HoldReply rule
 	parked    map[string][]*holdRule // method -> rules that parked calls (see hold.go)
 
 	tickets     map[string]bool // ticket -> used

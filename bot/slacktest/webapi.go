@@ -52,6 +52,7 @@ var apiMethods = map[string]apiHandler{
 	"auth.test":             apiAuthTest,
 	"chat.postMessage":      apiPostMessage,
 	"chat.update":           apiUpdate,
+	"chat.getPermalink":     apiGetPermalink,
 	"chat.postEphemeral":    apiPostEphemeral,
 	"chat.delete":           apiDelete,
 	"usergroups.users.list": apiUserGroupsUsersList,
@@ -112,7 +113,7 @@ func parseParams(r *http.Request) (params, error) {
 
 // serveAPI dispatches /<method>. Order: 404 for unknown methods, count the call, the RateLimit switch
 // (429), auth (not_authed / invalid_auth), scopes (missing_scope), the documented rate limits (429 or
-// rate_limited, see rate.go), the FailNext switch, Hold, then the method.
+// rate_limited, see rate.go), the FailNext switch, Hold, the method, then HoldReply.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	method := strings.TrimPrefix(r.URL.Path, "/")
 	h, ok := apiMethods[method]
@@ -186,7 +187,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if !s.park(r.Context(), method) {
 		return // the client went away while the call was held: it never took effect
 	}
-	writeJSON(w, h(s, p))
+	reply := h(s, p)
+	if !s.parkReply(r.Context(), method) {
+		return // the client went away while the reply was held: the call took effect all the same
+	}
+	writeJSON(w, reply)
 }
 
 // tooMany answers HTTP 429 with Retry-After in seconds, as Slack does

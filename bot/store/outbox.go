@@ -118,8 +118,8 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, le
 
 // CompleteOutbox marks a claimed row delivered, which releases the next message of its request.
 // It succeeds only while owner still holds the claim (even past the lease, as long as nobody
-// took it over); otherwise it returns ErrConflict: another deliverer owns the row now, or it was
-// already completed.
+// took it over); otherwise it returns ErrNotClaimed (an ErrConflict): another deliverer owns the
+// row now, or it was already completed.
 func (s *Store) CompleteOutbox(ctx context.Context, id int64, owner string) error {
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		return s.markDelivered(ctx, tx, id, owner)
@@ -132,8 +132,8 @@ func (s *Store) CompleteOutbox(ctx context.Context, id int64, owner string) erro
 // crash can neither post the card twice nor lose its ts.
 //
 // fn may run several times and must be pure. When fn fails nothing is written (the row stays
-// claimed) and fn's error is returned as is. Returns ErrConflict when owner no longer holds the
-// claim, ErrNotFound when the request does not exist.
+// claimed) and fn's error is returned as is. Returns ErrNotClaimed (an ErrConflict) when owner no
+// longer holds the claim, ErrNotFound when the request does not exist.
 func (s *Store) CompleteOutboxAndUpdate(ctx context.Context, id int64, owner string, requestID string, fn func(r *approval.Request) error) (approval.Request, error) {
 	var stored approval.Request
 	err := s.casLoop(ctx, func(tx *sql.Tx) error {
@@ -166,7 +166,7 @@ func (s *Store) markDelivered(ctx context.Context, tx *sql.Tx, id int64, owner s
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("store: complete outbox %d: %w", id, err)
 	} else if n == 0 {
-		return fmt.Errorf("%w: outbox row %d is not claimed by %q", ErrConflict, id, owner)
+		return fmt.Errorf("%w (row %d, owner %q)", ErrNotClaimed, id, owner)
 	}
 	return nil
 }
@@ -203,7 +203,7 @@ func (s *Store) retryOutbox(ctx context.Context, id int64, owner string, at time
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("store: retry outbox %d: %w", id, err)
 		} else if n == 0 {
-			return fmt.Errorf("%w: outbox row %d is not claimed by %q", ErrConflict, id, owner)
+			return fmt.Errorf("%w (row %d, owner %q)", ErrNotClaimed, id, owner)
 		}
 		return nil
 	})

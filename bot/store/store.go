@@ -62,6 +62,10 @@ var (
 	// maxAttempts times in a row, or an outbox row is no longer claimed by the caller (its lease
 	// ran out and another process took it over, or it was already completed).
 	ErrConflict = errors.New("store: too many concurrent updates")
+	// ErrNotClaimed is the ErrConflict of an outbox row the caller no longer holds: another
+	// process took it over once its lease ran out, or it was completed already. Trying the same
+	// write again cannot succeed, unlike a lost compare-and-set.
+	ErrNotClaimed = fmt.Errorf("%w: the outbox row is not claimed by this owner", ErrConflict)
 )
 
 const (

@@ -26,8 +26,10 @@ import (
 //
 // The one window no test here aims at, because no design closes it: Slack accepted a message and the process
 // died before recording the delivery. The outbox is at-least-once, so that one message is posted again after
-// the claim lease. The crash points below sit just before Slack receives a message (the fake drops a parked
-// call whose client died) or after the delivery was recorded (the outbox is drained first).
+// the claim lease; for a card, TestClickOnAnOrphanedCardLinksToTheLiveCard (cardclicks_test.go) kills the
+// process in that window (slacktest.HoldReply) and checks what a click on the first copy does. The crash
+// points below sit just before Slack receives a message (the fake drops a parked call whose client died) or
+// after the delivery was recorded (the outbox is drained first).
 
 // helperEnv marks the re-executed test binary as a bot process.
 const helperEnv = "BOT_HELPER_PROCESS"
