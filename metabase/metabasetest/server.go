@@ -61,6 +61,9 @@ type config struct {
 	advanced  bool
 	latency   *LatencyProfile
 	era       Era // see WithEra
+	locale    string // see WithLocale
+	tag       string // see WithVersionTag
+	oldAdmin  bool   // see WithLastAdminBefore68198
 }
 
 type credential struct{ email, password string }
@@ -128,6 +131,9 @@ type Server struct {
 	notif notifState // subscriptions, alerts and collections (notifications.go)
 
 	legacyDelete bool
+	tr           map[string]string // WithLocale's catalogue; nil is English
+	versionTag   string            // WithVersionTag; "" is the era's
+	oldLastAdmin bool              // WithLastAdminBefore68198
 	healthStatus int
 	healthBody   string
 	now          func() time.Time
@@ -162,6 +168,8 @@ func New(tb testing.TB, opts ...Option) *Server {
 		now:          time.Now,
 	}
 	s.notif.init(cfg.era)
+	s.tr = s.catalogue(cfg.locale)
+	s.versionTag, s.oldLastAdmin = cfg.tag, cfg.oldAdmin
 	admin := s.AddUser(cfg.admin)
 	s.keys[AdminAPIKey] = admin.ID
 	s.mu.Lock()
@@ -283,12 +291,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.spans = append(s.spans, span{start: s.events})
 	close(s.arrived)
 	s.arrived = make(chan struct{})
-	tag := s.notif.era.Tag()
+	tag := s.tagLocked()
+	tr := s.tr
 	delay := s.latencyLocked(r.Method, r.URL.Path)
 	hold := s.holdLocked(r.Method, r.URL.Path)
 	fail := s.failLocked(r.Method, r.URL.Path)
 	s.mu.Unlock()
 
+	if tr != nil {
+		w = &translatingWriter{ResponseWriter: w, tr: tr}
+	}
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
 		s.mu.Lock()

@@ -431,6 +431,12 @@ func (s *Server) reactivateUser(w http.ResponseWriter, caller *user, id int) {
 	case u.TenantID != 0 && !s.tenants[u.TenantID]:
 		jsonMessage400(w, msgReactivateTenant)
 		return
+	case s.reactivationRefusedLocked(u):
+		// Clearing is_superuser deletes the Admin membership, whose
+		// before-delete runs the last-admin check; the whole update is
+		// refused (see WithLastAdminBefore68198).
+		writeText(w, http.StatusBadRequest, msgLastAdmin)
+		return
 	}
 	u.Active, u.Superuser = true, false
 	u.groups = slices.DeleteFunc(slices.Clone(u.groups), func(g int) bool { return g == AdministratorsGroupID })
