@@ -60,7 +60,7 @@ type config struct {
 	passwords []credential
 	advanced  bool
 	latency   *LatencyProfile
-	era       Era // see WithEra
+	era       Era    // see WithEra
 	locale    string // see WithLocale
 	tag       string // see WithVersionTag
 	oldAdmin  bool   // see WithLastAdminBefore68198
