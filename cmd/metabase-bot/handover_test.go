@@ -275,6 +275,11 @@ func TestHandoverOnOlderMetabase(t *testing.T) {
 		{"0.54 until the admin API", metabasetest.EraNotification, "",
 			"This Metabase (v0.56.0) cannot move alerts; they will be listed.",
 			"Revenue drop>: left in place: this Metabase cannot move alerts", false},
+		// PUT /api/notification/:id archives there, and mails the recipients: the card says so.
+		{"0.54 until the admin API, archiving", metabasetest.EraNotification, " archive",
+			"This Metabase (v0.56.0) cannot move alerts; they will be archived.\n" +
+				":email: Metabase emails each recipient of an archived alert that they were removed from it.",
+			"Revenue drop>: archived", true},
 		{"before 0.54, archiving", metabasetest.EraPulseAlerts, " archive",
 			"This Metabase (v0.53.0) cannot move alerts; they will be archived.",
 			"Revenue drop>: archived", true},
