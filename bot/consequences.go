@@ -208,7 +208,6 @@ func (v *view) handoverText(r approval.Request) string {
 // silent: Metabase emails each of its recipients that they were removed.
 const archiveEmailsWarning = ":email: Metabase emails each recipient of an archived alert that they were removed from it."
 
-
 func thisMetabase(lk *approval.Lookup) string {
 	if lk.Version == "" {
 		return "This Metabase"

@@ -113,3 +113,15 @@ func jsonEscaped(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b[1 : len(b)-1])
 }
+
+// Words returns msg as the fake answers it in locale: the translation when
+// the catalogue has one, else msg. Tests use it to expect Metabase's own
+// words, which the bot shows as Metabase sent them.
+func Words(locale, msg string) string {
+	if locale == "fr" {
+		if fr, ok := frenchMessages[msg]; ok {
+			return fr
+		}
+	}
+	return msg
+}
