@@ -123,7 +123,16 @@ const apiKeyEmailDomain = "@api-key.invalid"
 // (docs/metabase.md#api-key-users). Disabling such a user does nothing:
 // revoke the key instead.
 func (u *User) IsAPIKey() bool {
-	return strings.HasSuffix(strings.ToLower(u.Email), apiKeyEmailDomain)
+	return IsAPIKeyEmail(u.Email)
+}
+
+// IsAPIKeyEmail reports whether email is of the form Metabase gives the
+// user behind an API key. Such a user is never listed by GET /api/user, so
+// a look-up by email cannot find it, and in 0.49–0.50 GET /api/user/:id
+// does not return it either (docs/metabase.md#api-key-users): the address
+// itself is all a caller can go by.
+func IsAPIKeyEmail(email string) bool {
+	return strings.HasSuffix(strings.ToLower(strings.TrimSpace(email)), apiKeyEmailDomain)
 }
 
 // Name returns a display name: the common name, else "First Last", else

@@ -251,7 +251,9 @@ func (s *Server) WaitForRequests(ctx context.Context, method, pathPrefix string,
 // (docs/metabase.md#eras): DELETE /api/user/:id answers a missing, already
 // inactive or non-personal user with a 500 JSON stack trace instead of 404
 // or 200; GET /api/user/:id answers an inactive user 404, as that file
-// fetches it with :is_active true; a PUT naming a group that does not
+// fetches it with :is_active true, and an API key's user 404 too (from
+// PR #36905 until PR #44100 the user endpoints select personal users only:
+// docs/metabase.md#api-key-users-in-049050); a PUT naming a group that does not
 // exist gets a 500 (the database's foreign key) instead of a 400; and
 // GET /api/user ignores tenancy and tenant_id, which did not exist yet.
 func (s *Server) SetLegacyDelete(on bool) {

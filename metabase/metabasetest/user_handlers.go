@@ -133,7 +133,12 @@ func (s *Server) getUser(w http.ResponseWriter, caller *user, id int) {
 	u := s.users[id]
 	// The version with the legacy DELETE fetches (fetch-user :id id,
 	// :is_active true): an inactive user is 404 (docs/metabase.md#get-user).
-	if u == nil || (s.legacyDelete && !u.Active) {
+	// From PR #36905 (merged 2023-12-19, before API keys shipped in 0.49)
+	// the user endpoints select personal users only, until PR #44100
+	// (2024-06) let GET /:id fetch any user again: an API key's user is a
+	// 404 there too (docs/metabase.md#api-key-users-in-049050; inferred from
+	// the two PRs, the 0.49 file was not read at a pinned commit).
+	if u == nil || (s.legacyDelete && (!u.Active || u.kind != "personal")) {
 		writeText(w, http.StatusNotFound, msgNotFound)
 		return
 	}
