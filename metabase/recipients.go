@@ -17,7 +17,7 @@ import (
 // every :notification-recipient/user). Newer versions attach "user": null
 // to a deactivated one (recipients-detail) and need no look-up. So only
 // when a hydrated user recipient is present are the deactivated users
-// listed, once for the whole listing (docs/metabase-notifications.md#5).
+// listed, once for the whole listing (docs/metabase-notifications.md#5-alerts-from-054-notifications).
 //
 // GET /api/user?status=deactivated&tenancy=all&limit=N&offset=N
 func (c *Client) inactiveRecipients(ctx context.Context, rows []notificationJSON) (map[int]bool, error) {
