@@ -26,7 +26,10 @@ func WithVersionTag(tag string) Option {
 // two other active members are in the Admin group (API keys' users count).
 // Deactivating or demoting an admin gives the same answers as the newest
 // check, which counts the others (read at 02a18f33). Which release first
-// shipped the fix is not pinned.
+// shipped the fix is not pinned. The eras whose versions predate the fix
+// (EraNotification, EraPulseAlerts, and the toucan2 era of
+// SetLegacyDelete) check the old way without this option; it makes the
+// newest era do so too.
 func WithLastAdminBefore68198() Option {
 	return func(c *config) { c.oldAdmin = true }
 }
@@ -49,8 +52,16 @@ func (s *Server) reactivationRefusedLocked(u *user) bool {
 		return false
 	}
 	others := s.otherActiveAdminsLocked(u.ID)
-	if s.oldLastAdmin {
+	if s.oldLastAdminLocked() {
 		return others <= 1
 	}
 	return others == 0
+}
+
+// oldLastAdminLocked reports whether the fake checks the last admin as
+// Metabase did before PR #68198: when asked to, and in every era whose
+// reported version (v0.56.0, v0.53.0, or the toucan2 users API) came before
+// January 2026.
+func (s *Server) oldLastAdminLocked() bool {
+	return s.oldLastAdmin || s.legacyDelete || s.notif.era != EraNotificationAdmin
 }

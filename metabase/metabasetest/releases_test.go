@@ -21,12 +21,16 @@ func TestReactivateFormerAdmin(t *testing.T) {
 		{"newest, the key's user is the only other admin", false, false, 200},
 		{"before 68198, the key's user is the only other admin", true, false, 400},
 		{"before 68198, two other admins", true, true, 200},
+		{"v0.56, the key's user is the only other admin", false, false, 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var opts []Option
 			if tt.old {
 				opts = append(opts, WithLastAdminBefore68198())
+			}
+			if strings.HasPrefix(tt.name, "v0.56") {
+				opts = append(opts, WithEra(EraNotification))
 			}
 			s := New(t, opts...)
 			jane := s.AddUser(User{Email: "jane@example.com", Active: true, Superuser: true})
