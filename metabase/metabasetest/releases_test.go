@@ -61,28 +61,6 @@ func TestReactivateFormerAdmin(t *testing.T) {
 	}
 }
 
-// TestLocaleTranslatesErrors: WithLocale("fr") changes the words of the
-// errors, in text and in JSON, and nothing else.
-func TestLocaleTranslatesErrors(t *testing.T) {
-	t.Parallel()
-	s := New(t, WithLocale("fr"))
-	status, ct, body := rawDo(t, s, "DELETE", "/api/user/"+itoa(AdminUserID), admin, "")
-	if status != 400 || ct != textCT || body != `Vous ne pouvez pas supprimer le dernier membre du groupe "Admin" !` {
-		t.Errorf("last admin = %d %q %q, want the French refusal of metabase/metabase#59776", status, ct, body)
-	}
-	if status, _, body := rawDo(t, s, "GET", "/api/nowhere", admin, ""); status != 404 || strings.Contains(body, "does not exist") {
-		t.Errorf("unknown route = %d %q, want 404 in French", status, body)
-	}
-	jane := s.AddUser(User{Email: "jane@example.com", Active: true})
-	status, ct, body = rawDo(t, s, "PUT", "/api/user/"+itoa(jane.ID)+"/reactivate", admin, "")
-	if status != 400 || ct != jsonCT || !strings.Contains(body, `"message":"Impossible de réactiver un utilisateur actif"`) {
-		t.Errorf("reactivate active = %d %q %s, want the JSON 400 in French", status, ct, body)
-	}
-	if status, _, body := rawDo(t, s, "GET", "/api/user/"+itoa(jane.ID), admin, ""); status != 200 || !strings.Contains(body, "jane@example.com") {
-		t.Errorf("a success is not touched: %d %s", status, body)
-	}
-}
-
 // TestVersionTag: WithVersionTag replaces the reported version, as a
 // development build reports vLOCAL_DEV.
 func TestVersionTag(t *testing.T) {
@@ -91,37 +69,5 @@ func TestVersionTag(t *testing.T) {
 	v := getJSON(t, s, "GET", "/api/session/properties", nil, "", 200)
 	if got := field(t, v, "version", "tag"); got != "vLOCAL_DEV" {
 		t.Errorf("version.tag = %v, want vLOCAL_DEV", got)
-	}
-}
-
-// TestPutNotificationArchives: PUT /api/notification/:id with the
-// notification as read and active false archives it and mails every email
-// recipient that they were removed (notify-notification-updates!); a body
-// without payload_type is a 400 and a missing id a 404.
-func TestPutNotificationArchives(t *testing.T) {
-	t.Parallel()
-	s := notifFixture(t, EraNotification)
-	a := s.AddAlert(Alert{CardID: 55, CreatorID: 21, UserIDs: []int{21, 22}, Emails: []string{"x@example.org"}})
-	path := "/api/notification/" + itoa(a.ID)
-	_, _, read := rawDo(t, s, "GET", path, admin, "")
-	if status, _, _ := rawDo(t, s, "PUT", path, admin, `{"active":false}`); status != 400 {
-		t.Errorf("PUT without payload_type = %d, want 400", status)
-	}
-	if status, _, _ := rawDo(t, s, "PUT", "/api/notification/9999", admin, read); status != 404 {
-		t.Errorf("PUT of a missing id = %d, want 404", status)
-	}
-	body := strings.Replace(read, `"active":true`, `"active":false`, 1)
-	if status, _, got := rawDo(t, s, "PUT", path, admin, body); status != 200 || !strings.Contains(got, `"active":false`) {
-		t.Fatalf("PUT = %d %s", status, got)
-	}
-	if got, _ := s.AlertByID(a.ID); !got.Archived || len(got.UserIDs) != 2 {
-		t.Errorf("after the PUT archived=%v recipients=%v, want archived with its recipients", got.Archived, got.UserIDs)
-	}
-	mails := s.RemovalEmails()
-	if len(mails) != 1 || strings.Join(mails[0].To, ",") != "ann@example.com,dee@example.com,x@example.org" {
-		t.Errorf("removal emails = %+v, want one to every email recipient", mails)
-	}
-	if status, _, _ := rawDo(t, s, "PUT", path, admin, body); status != 200 || len(s.RemovalEmails()) != 1 {
-		t.Errorf("archiving an archived alert mailed again")
 	}
 }
