@@ -198,8 +198,15 @@ func (v *view) handoverText(r approval.Request) string {
 			lines = append(lines, ":information_source: "+thisMetabase(lk)+" cannot archive alerts; they will be listed.")
 		}
 	}
+	if known && hv.Archive && (hv.SuccessorID == 0 || !lk.MoveAlerts) && lk.ArchiveAlerts && lk.ArchiveAlertsEmails {
+		lines = append(lines, archiveEmailsWarning)
+	}
 	return strings.Join(lines, "\n")
 }
+
+// archiveEmailsWarning tells approvers, before they approve, that archiving an alert is not
+// silent: Metabase emails each of its recipients that they were removed.
+const archiveEmailsWarning = ":email: Metabase emails each recipient of an archived alert that they were removed from it."
 
 func thisMetabase(lk *approval.Lookup) string {
 	if lk.Version == "" {

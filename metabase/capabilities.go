@@ -12,16 +12,16 @@ import (
 )
 
 // ErrNotSupported reports that this Metabase lacks an endpoint or an
-// action. Metabase answers a route it does not have with 404 "API endpoint
-// does not exist." (src/metabase/api_routes/routes.clj), which is what an
-// older version says about an endpoint added later; such an *APIError
-// matches both ErrNotSupported and ErrNotFound, so test ErrNotSupported
-// first. The notification methods also return it, without calling
-// Metabase, when Capabilities says the action is unavailable.
+// action. Metabase answers a route it does not have with a 404 from its
+// not-found handler (src/metabase/api_routes/routes.clj), whose message is
+// translated; the client recognises it by the route instead: a 404 of a
+// route without an object id can only mean the route is missing (see
+// markNoRoute). Such an *APIError matches both ErrNotSupported and
+// ErrNotFound, so test ErrNotSupported first. The notification methods
+// also return it, without calling Metabase, when Capabilities says the
+// action is unavailable, or when a 404 of a route with an id comes from a
+// Metabase whose capabilities changed.
 var ErrNotSupported = errors.New("metabase: not supported by this Metabase version")
-
-// noEndpointMessage is the body of Metabase's 404 for an unknown route.
-const noEndpointMessage = "API endpoint does not exist."
 
 // alertsMovedFeature is the feature version whose alerts are notifications
 // ("API changelog", Metabase 0.54.0); before it they are pulses served by
@@ -114,10 +114,16 @@ type Capabilities struct {
 	Alerts AlertSource
 	// MoveAlerts: ChangeAlertCreator works (the bulk change-creator action).
 	MoveAlerts bool
-	// ArchiveAlerts: ArchiveAlerts works (the bulk archive action, or
-	// PUT /api/alert/:id before v0.54). From v0.54 until the admin API,
-	// neither is available.
+	// ArchiveAlerts: ArchiveAlerts works: the bulk archive action with the
+	// admin API, PUT /api/notification/:id from v0.54 until then, PUT
+	// /api/alert/:id before v0.54.
 	ArchiveAlerts bool
+	// ArchiveAlertsEmails: archiving an alert makes Metabase mail each of
+	// its email recipients that they were removed (notification versions:
+	// the PUT and the bulk action both end in notify-notification-updates!
+	// of src/metabase/notification/api/notification.clj). Tell the people
+	// who approve before it happens.
+	ArchiveAlertsEmails bool
 	// AlertRunStatus: alerts carry LastCheck and LastSend.
 	AlertRunStatus bool
 	// ArchiveSubscriptions: ArchiveSubscription works (PUT /api/pulse/:id).
@@ -156,8 +162,10 @@ func (c *Client) Version(ctx context.Context) (Version, error) {
 
 // Capabilities returns what the connected Metabase can do with
 // subscriptions and alerts. It reads the version and, from v0.54 on, probes
-// GET /api/notification/admin once (a 404 "API endpoint does not exist."
-// means the admin API is missing). The answer is remembered for ten
+// GET /api/notification/admin once (a 404 of that route, whatever its
+// words, means the admin API is missing). A version that is not a release
+// (vLOCAL_DEV of a build without its version file) is probed the same way,
+// never guessed. The answer is remembered for ten
 // minutes, or until an endpoint it chose turns out to be missing.
 func (c *Client) Capabilities(ctx context.Context) (Capabilities, error) {
 	c.caps.mu.Lock()
@@ -204,8 +212,11 @@ func (c *Client) detectCapabilities(ctx context.Context) (Capabilities, error) {
 	}
 	if admin {
 		caps.Alerts, caps.MoveAlerts, caps.ArchiveAlerts, caps.AlertRunStatus = AlertsFromNotificationAdmin, true, true, true
+		caps.ArchiveAlertsEmails = true
 		return caps, nil
 	}
+	// From v0.54 until the admin API, PUT /api/notification/:id archives.
+	caps.ArchiveAlerts, caps.ArchiveAlertsEmails = true, true
 	if v.Known() {
 		caps.Alerts = AlertsFromNotification
 		return caps, nil

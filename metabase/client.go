@@ -323,6 +323,7 @@ func (c *Client) attempt(ctx context.Context, r request, body []byte, sess strin
 	}()
 	status = resp.StatusCode
 	if err := checkResponse(resp); err != nil {
+		markNoRoute(err, r.route)
 		switch resp.StatusCode {
 		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 			return true, err

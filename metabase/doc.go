@@ -23,8 +23,12 @@
 //	}
 //
 // Every non-2xx reply is an *APIError carrying Metabase's message
-// verbatim; match outcomes with errors.Is and ErrNotFound, ErrUnauthorized,
-// ErrForbidden or ErrAlreadyActive. Errors never contain credentials.
+// verbatim, for people to read; match outcomes with errors.Is and
+// ErrNotFound, ErrUnauthorized, ErrForbidden, ErrNotSupported,
+// ErrAlreadyActive, ErrFormerAdminNotReactivated or ErrLastAdmin. Metabase
+// translates its messages, so these are decided by status, route and a
+// re-read of the user, never by the words (docs/metabase.md#languages).
+// Errors never contain credentials.
 //
 // Notifications, Orphaned and PersonalCollectionItemCount show what a user
 // leaves running (dashboard subscriptions, alerts, personal collection

@@ -32,14 +32,23 @@ var (
 	// permission, e.g. an API key outside the Administrators group.
 	ErrForbidden = errors.New("metabase: forbidden")
 	// ErrAlreadyActive reports that PUT /api/user/:id/reactivate targeted a
-	// user who is already active (Metabase answers 400 "Not able to
-	// reactivate an active user"). Callers usually treat it as success.
+	// user who is already active. Callers usually treat it as success.
+	// ReactivateUser decides it by re-reading the user after a 400, never
+	// by Metabase's message, which is translated.
 	ErrAlreadyActive = errors.New("metabase: user is already active")
+	// ErrLastAdmin reports that Metabase refused to deactivate an admin
+	// because no other active member of the Admin group would remain.
+	// DisableUser decides it by re-reading the user after a 400.
+	ErrLastAdmin = errors.New("metabase: refused: the last active member of the Admin group")
+	// ErrFormerAdminNotReactivated reports that Metabase refused to
+	// reactivate a former admin: reactivation clears is_superuser, and
+	// Metabase before PR #68198 (merged 2026-01-14) runs its last-admin
+	// check as if the user were leaving the Admin group, counting too few
+	// admins, so it refuses unless two other active admins exist
+	// (metabase/metabase#59776, docs/metabase.md#reactivate-a-former-admin).
+	// ReactivateUser decides it by re-reading the user after a 400.
+	ErrFormerAdminNotReactivated = errors.New("metabase: refused to reactivate a former admin")
 )
-
-// alreadyActiveMessage is the message of Metabase's 400 reply when
-// reactivating an active user (docs/metabase.md#reactivate).
-const alreadyActiveMessage = "Not able to reactivate an active user"
 
 // APIError is returned for every non-2xx response from Metabase. Message
 // holds Metabase's own message verbatim; Body holds the raw body (at most
@@ -50,6 +59,9 @@ type APIError struct {
 	Path       string // request path, without query string
 	Message    string // Metabase's message, decoded from text or JSON
 	Body       []byte // raw response body, capped at 1 MiB
+	// noRoute is set on a 404 of a route without an object id: nothing can
+	// be "not found" there but the route itself (see markNoRoute).
+	noRoute bool
 }
 
 // Error formats the error as "metabase: METHOD /path: STATUS message".
@@ -62,8 +74,10 @@ func (e *APIError) Error() string {
 }
 
 // Is lets errors.Is match the sentinels ErrNotFound (404),
-// ErrUnauthorized (401), ErrForbidden (403), ErrAlreadyActive and
-// ErrNotSupported (404 "API endpoint does not exist.").
+// ErrUnauthorized (401), ErrForbidden (403) and ErrNotSupported (a 404 of
+// a route that has no object id). It goes by status and route only:
+// Metabase translates its messages (docs/metabase.md#languages), so none
+// is compared.
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
@@ -72,12 +86,23 @@ func (e *APIError) Is(target error) bool {
 		return e.StatusCode == http.StatusUnauthorized
 	case ErrForbidden:
 		return e.StatusCode == http.StatusForbidden
-	case ErrAlreadyActive:
-		return e.StatusCode == http.StatusBadRequest && strings.Contains(e.Message, alreadyActiveMessage)
 	case ErrNotSupported:
-		return e.StatusCode == http.StatusNotFound && e.Message == noEndpointMessage
+		return e.noRoute
 	}
 	return false
+}
+
+// markNoRoute marks err, when it is a 404 of a route template without an
+// object id (no ":" segment, e.g. "/api/notification/admin"), as
+// ErrNotSupported: such a route finds no object that could be missing, so
+// the 404 can only be Metabase's not-found handler for a route it does not
+// have. A 404 of a route with an id stays ErrNotFound alone; callers that
+// must tell "gone" from "unsupported" there re-read the capabilities.
+func markNoRoute(err error, route string) {
+	var e *APIError
+	if errors.As(err, &e) && e.StatusCode == http.StatusNotFound && !strings.Contains(route, ":") {
+		e.noRoute = true
+	}
 }
 
 // checkResponse returns nil for a 2xx response and an *APIError otherwise.

@@ -82,12 +82,15 @@ func (c *Client) ChangeAlertCreator(ctx context.Context, ids []int, newCreatorID
 // ArchiveAlerts archives the given alerts, which stops them, and returns how
 // many Metabase archived; ids of alerts that no longer exist are skipped,
 // and archiving an archived alert counts. With the admin API it is one
-// all-or-nothing call; before v0.54 it is one PUT /api/alert/:id per alert,
-// in order, stopping at the first failure (the count says how far it got).
-// Writes are never retried. Between v0.54 and the admin API it returns an
-// error matching ErrNotSupported without calling Metabase.
+// all-or-nothing call; from v0.54 until the admin API it is one GET and one
+// PUT /api/notification/:id per alert (see archiveNotification); before
+// v0.54 one PUT /api/alert/:id per alert. The per-alert paths go in order
+// and stop at the first failure (the count says how far it got). Writes
+// are never retried. In the notification versions Metabase mails each
+// email recipient that they were removed (Capabilities.ArchiveAlertsEmails).
 //
-// POST /api/notification/admin/bulk {"action": "archive"}, or PUT /api/alert/:id {"archived": true}
+// POST /api/notification/admin/bulk {"action": "archive"},
+// PUT /api/notification/:id {…, "active": false}, or PUT /api/alert/:id {"archived": true}
 func (c *Client) ArchiveAlerts(ctx context.Context, ids []int) (int, error) {
 	const op = "archive alerts"
 	if err := checkIDs(op, ids); err != nil {
@@ -100,27 +103,50 @@ func (c *Client) ArchiveAlerts(ctx context.Context, ids []int) (int, error) {
 	switch {
 	case !caps.ArchiveAlerts:
 		return 0, fmt.Errorf("metabase: %s: Metabase %s cannot archive alerts: %w", op, caps.Version, ErrNotSupported)
-	case caps.Alerts != AlertsFromAlertAPI:
+	case caps.Alerts == AlertsFromNotificationAdmin:
 		return c.bulk(ctx, bulkAction{NotificationIDs: ids, Action: "archive"})
 	}
 	done := 0
 	for _, id := range ids {
-		err := c.do(ctx, request{
-			method: "PUT", route: "/api/alert/:id", path: "api/alert/" + strconv.Itoa(id),
-			body: map[string]bool{"archived": true},
-		}, nil)
+		var err error
+		if caps.Alerts == AlertsFromNotification {
+			err = c.archiveNotification(ctx, id)
+		} else {
+			err = c.do(ctx, request{
+				method: "PUT", route: "/api/alert/:id", path: "api/alert/" + strconv.Itoa(id),
+				body: map[string]bool{"archived": true},
+			}, nil)
+		}
 		switch {
-		case errors.Is(err, ErrNotSupported):
-			c.forgetCapabilities()
-			return done, err
 		case errors.Is(err, ErrNotFound):
-			continue // already gone, as the bulk action skips it
+			// Gone, as the bulk action skips it, unless the route itself is
+			// gone: a 404 cannot tell (Metabase's words are translated), so
+			// the capabilities are read again.
+			if gone, cerr := c.stillSupported(ctx, caps.Alerts); cerr != nil || !gone {
+				if cerr == nil {
+					cerr = fmt.Errorf("metabase: %s: Metabase changed version: %w", op, ErrNotSupported)
+				}
+				return done, cerr
+			}
+			continue
 		case err != nil:
 			return done, fmt.Errorf("metabase: archive alert %d: %w", id, err)
 		}
 		done++
 	}
 	return done, nil
+}
+
+// stillSupported forgets the remembered capabilities and reports whether
+// alerts are still where they were (src), after a 404 of a route with an
+// id: then the object is gone, otherwise Metabase changed version.
+func (c *Client) stillSupported(ctx context.Context, src AlertSource) (bool, error) {
+	c.forgetCapabilities()
+	caps, err := c.Capabilities(ctx)
+	if err != nil {
+		return false, err
+	}
+	return caps.Alerts == src && caps.ArchiveAlerts, nil
 }
 
 // ArchiveSubscription archives a dashboard subscription, which stops it. It

@@ -163,15 +163,28 @@ func TestArchiveAlerts(t *testing.T) {
 			}
 		})
 	}
-	t.Run("unsupported", func(t *testing.T) {
+	t.Run("between 0.54 and the admin API", func(t *testing.T) {
+		// PUT /api/notification/:id with the notification as read and
+		// active false, as Metabase's own UI archives there; it mails the
+		// recipients, so a repeat must not PUT again.
 		t.Parallel()
 		c, s := setupEra(t, metabasetest.EraNotification)
 		_, _, alert := seedTarget(s)
-		if _, err := c.ArchiveAlerts(t.Context(), []int{alert.ID}); !errors.Is(err, ErrNotSupported) {
-			t.Fatalf("ArchiveAlerts between 0.54 and the admin API = %v, want ErrNotSupported", err)
+		before, _ := s.AlertByID(alert.ID)
+		for range 2 {
+			if n, err := c.ArchiveAlerts(t.Context(), []int{alert.ID, 9999}); err != nil || n != 1 {
+				t.Fatalf("ArchiveAlerts = %d, %v; want 1 (the missing id skipped), nil", n, err)
+			}
 		}
-		if a, _ := s.AlertByID(alert.ID); a.Archived {
-			t.Error("alert archived anyway")
+		after, _ := s.AlertByID(alert.ID)
+		if !after.Archived || !slices.Equal(after.UserIDs, before.UserIDs) || !slices.Equal(after.Emails, before.Emails) {
+			t.Errorf("after ArchiveAlerts: %+v, want archived with its recipients kept", after)
+		}
+		if n := s.Count("PUT", "/api/notification/"); n != 1 {
+			t.Errorf("%d PUTs, want 1", n)
+		}
+		if m := s.RemovalEmails(); len(m) != 1 {
+			t.Errorf("removal emails = %+v, want one round", m)
 		}
 	})
 	t.Run("non-admin", func(t *testing.T) {

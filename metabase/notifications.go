@@ -259,11 +259,15 @@ func (c *Client) listAlerts(ctx context.Context, caps Capabilities) ([]Notificat
 		if err != nil {
 			return nil, err
 		}
+		inactive, err := c.inactiveRecipients(ctx, rows)
+		if err != nil {
+			return nil, err
+		}
 		out := make([]Notification, 0, len(rows))
 		for i := range rows {
 			// Versions without the payload_type filter return system events too.
 			if rows[i].isActiveAlert() {
-				out = append(out, rows[i].notification())
+				out = append(out, rows[i].notification(inactive))
 			}
 		}
 		return out, nil
@@ -307,7 +311,7 @@ func (c *Client) listAdminAlerts(ctx context.Context) ([]Notification, error) {
 		}
 		for i := range page.Data {
 			if page.Data[i].isActiveAlert() {
-				out = append(out, page.Data[i].notification())
+				out = append(out, page.Data[i].notification(nil))
 			}
 		}
 		offset += len(page.Data)
@@ -443,6 +447,7 @@ type notificationJSON struct {
 		Active      *bool  `json:"active"`
 		Recipients  []struct {
 			Type    string          `json:"type"`
+			UserID  *int            `json:"user_id"`
 			User    json.RawMessage `json:"user"`
 			Details json.RawMessage `json:"details"`
 		} `json:"recipients"`
@@ -488,7 +493,10 @@ func rawValue(details json.RawMessage) string {
 	return strings.TrimSpace(s)
 }
 
-func (j *notificationJSON) notification() Notification {
+// notification converts a row. inactive holds the ids of deactivated
+// users, for versions that hydrate them like anyone else (see
+// inactiveRecipients); nil where "user": null already marks them.
+func (j *notificationJSON) notification(inactive map[int]bool) Notification {
 	n := Notification{
 		Kind: KindAlert, ID: j.ID, Creator: creatorOf(j.CreatorID, j.Creator),
 		LastCheck: j.LastCheck.status(), LastSend: j.LastSend.status(),
@@ -509,8 +517,9 @@ func (j *notificationJSON) notification() Notification {
 				switch r.Type {
 				case "notification-recipient/user":
 					// "user": null marks a deactivated user, who no longer
-					// receives (recipients-detail); older versions omit it.
-					if string(r.User) != "null" {
+					// receives (recipients-detail); older versions hydrate
+					// them like anyone else, and inactive says who they are.
+					if string(r.User) != "null" && (r.UserID == nil || !inactive[*r.UserID]) {
 						n.EmailUsers++
 					}
 				case "notification-recipient/raw-value":

@@ -65,9 +65,9 @@ func TestNotificationsEras(t *testing.T) {
 		creatorA *bool
 	}{
 		{metabasetest.EraNotificationAdmin, Capabilities{Version: ParseVersion("v0.61.0"), Alerts: AlertsFromNotificationAdmin,
-			MoveAlerts: true, ArchiveAlerts: true, AlertRunStatus: true, ArchiveSubscriptions: true}, true, 55, &f},
+			MoveAlerts: true, ArchiveAlerts: true, ArchiveAlertsEmails: true, AlertRunStatus: true, ArchiveSubscriptions: true}, true, 55, &f},
 		{metabasetest.EraNotification, Capabilities{Version: ParseVersion("v0.56.0"), Alerts: AlertsFromNotification,
-			ArchiveSubscriptions: true}, false, 55, nil},
+			ArchiveAlerts: true, ArchiveAlertsEmails: true, ArchiveSubscriptions: true}, false, 55, nil},
 		{metabasetest.EraPulseAlerts, Capabilities{Version: ParseVersion("v0.53.0"), Alerts: AlertsFromAlertAPI,
 			ArchiveAlerts: true, ArchiveSubscriptions: true}, false, 55, nil},
 	}
@@ -132,6 +132,8 @@ func countRequests(s *metabasetest.Server, method, path string) int {
 // TestNotificationsCallBudget: listing 5,000 subscriptions for a request
 // costs one GET /api/pulse and one alert listing, whatever the number of
 // items or targets; the capability calls happen once and are remembered.
+// Between v0.54 and recipients-detail, alerts with user recipients add one
+// listing of the deactivated users (inactiveRecipients).
 func TestNotificationsCallBudget(t *testing.T) {
 	t.Parallel()
 	eras := []struct {
@@ -139,10 +141,11 @@ func TestNotificationsCallBudget(t *testing.T) {
 		subs      int // the newest era gets the full 5,000; the call pattern does not depend on it
 		alertPath string
 		probes    map[string]int // detection calls on the first request, by path
+		users     bool           // one listing of deactivated users per request
 	}{
-		{metabasetest.EraNotificationAdmin, 5000, "/api/notification/admin", map[string]int{"/api/session/properties": 1, "/api/notification/admin": 1}},
-		{metabasetest.EraNotification, 1000, "/api/notification", map[string]int{"/api/session/properties": 1, "/api/notification/admin": 1}},
-		{metabasetest.EraPulseAlerts, 1000, "/api/alert", map[string]int{"/api/session/properties": 1}},
+		{metabasetest.EraNotificationAdmin, 5000, "/api/notification/admin", map[string]int{"/api/session/properties": 1, "/api/notification/admin": 1}, false},
+		{metabasetest.EraNotification, 1000, "/api/notification", map[string]int{"/api/session/properties": 1, "/api/notification/admin": 1}, true},
+		{metabasetest.EraPulseAlerts, 1000, "/api/alert", map[string]int{"/api/session/properties": 1}, false},
 	}
 	for _, e := range eras {
 		t.Run(e.era.String(), func(t *testing.T) {
@@ -163,6 +166,9 @@ func TestNotificationsCallBudget(t *testing.T) {
 					t.Fatalf("round %d: dee %d, bob %d items, want %d each", round, len(byUser[deeID]), len(byUser[bobID]), want)
 				}
 				want := map[string]int{"/api/pulse": round, e.alertPath: round}
+				if e.users {
+					want["/api/user"] = round
+				}
 				for p, n := range e.probes {
 					want[p] += n
 				}
@@ -286,17 +292,24 @@ func TestParseVersion(t *testing.T) {
 	}
 }
 
-// TestErrNotSupported: only the unknown-route 404 means "not supported";
-// a missing object's 404 does not.
+// TestErrNotSupported: a 404 of a route without an object id means "not
+// supported", whatever its words (Metabase translates them); a 404 of a
+// route with an id is a missing object, even in the words of the
+// not-found handler.
 func TestErrNotSupported(t *testing.T) {
 	t.Parallel()
-	route := &APIError{StatusCode: 404, Message: "API endpoint does not exist."}
-	object := &APIError{StatusCode: 404, Message: "Not found."}
-	if !errors.Is(route, ErrNotSupported) || !errors.Is(route, ErrNotFound) {
-		t.Errorf("unknown route: Is(ErrNotSupported)=%v Is(ErrNotFound)=%v, want both", errors.Is(route, ErrNotSupported), errors.Is(route, ErrNotFound))
+	for _, msg := range []string{"API endpoint does not exist.", "Ce point de terminaison de l'API n'existe pas."} {
+		route := &APIError{StatusCode: 404, Message: msg}
+		markNoRoute(route, "/api/notification/admin")
+		if !errors.Is(route, ErrNotSupported) || !errors.Is(route, ErrNotFound) {
+			t.Errorf("unknown route %q: Is(ErrNotSupported)=%v Is(ErrNotFound)=%v, want both", msg,
+				errors.Is(route, ErrNotSupported), errors.Is(route, ErrNotFound))
+		}
 	}
+	object := &APIError{StatusCode: 404, Message: "API endpoint does not exist."}
+	markNoRoute(object, "/api/pulse/:id")
 	if errors.Is(object, ErrNotSupported) {
-		t.Errorf("a missing object matches ErrNotSupported")
+		t.Errorf("a 404 of a route with an id matches ErrNotSupported")
 	}
 }
 

@@ -123,7 +123,16 @@ const apiKeyEmailDomain = "@api-key.invalid"
 // (docs/metabase.md#api-key-users). Disabling such a user does nothing:
 // revoke the key instead.
 func (u *User) IsAPIKey() bool {
-	return strings.HasSuffix(strings.ToLower(u.Email), apiKeyEmailDomain)
+	return IsAPIKeyEmail(u.Email)
+}
+
+// IsAPIKeyEmail reports whether email is of the form Metabase gives the
+// user behind an API key. Such a user is never listed by GET /api/user, so
+// a look-up by email cannot find it, and in 0.49–0.50 GET /api/user/:id
+// does not return it either (docs/metabase.md#api-key-users): the address
+// itself is all a caller can go by.
+func IsAPIKeyEmail(email string) bool {
+	return strings.HasSuffix(strings.ToLower(strings.TrimSpace(email)), apiKeyEmailDomain)
 }
 
 // Name returns a display name: the common name, else "First Last", else
@@ -312,11 +321,24 @@ func (c *Client) ListUsers(ctx context.Context, status UserStatus) ([]User, erro
 // the error matches ErrNotFound. Other errors come back as *APIError, e.g.
 // a 400 when the user is the last active admin.
 //
+// A 400 for a user who is still active and an admin afterwards is
+// Metabase's last-admin refusal: the error matches ErrLastAdmin, decided by
+// that re-read rather than by the refusal's words, which are translated.
+//
 // DELETE /api/user/:id
 func (c *Client) DisableUser(ctx context.Context, id int) error {
 	err := c.do(ctx, request{method: "DELETE", route: "/api/user/:id", path: userPath(id), retry: true}, nil)
 	var ae *APIError
-	if err == nil || !errors.As(err, &ae) || ae.StatusCode < http.StatusInternalServerError {
+	if err == nil || !errors.As(err, &ae) {
+		return err
+	}
+	if ae.StatusCode == http.StatusBadRequest {
+		if u, gerr := c.User(ctx, id); gerr == nil && u.IsActive && u.IsSuperuser {
+			return fmt.Errorf("%w: %w", ErrLastAdmin, err)
+		}
+		return err
+	}
+	if ae.StatusCode < http.StatusInternalServerError {
 		return err
 	}
 	u, gerr := c.User(ctx, id)
@@ -361,9 +383,21 @@ func (c *Client) deactivatedUser(ctx context.Context, id int) (*User, error) {
 }
 
 // ReactivateUser reactivates a deactivated user and returns it. Metabase
-// clears is_superuser on reactivation; restore it with UpdateUser. For a
-// user who is already active the error matches ErrAlreadyActive; that
-// also happens when a retried attempt finds the first one succeeded.
+// clears is_superuser on reactivation; restore it with UpdateUser.
+//
+// Metabase answers its refusals with a 400 whose words are translated, so
+// after a 400 the user is read again and the error decided from what it
+// shows (docs/metabase.md#languages):
+//   - active: the error matches ErrAlreadyActive (also what a retried
+//     attempt finds when the first one succeeded);
+//   - inactive and still is_superuser (deactivation keeps it): the error
+//     matches ErrFormerAdminNotReactivated, the last-admin check of
+//     Metabase before PR #68198 (docs/metabase.md#reactivate-a-former-admin);
+//     nothing changed, and a retry succeeds once another admin is active
+//     or Metabase is upgraded.
+//
+// Each wraps the *APIError, whose Message is Metabase's own words for the
+// people reading it.
 //
 // PUT /api/user/:id/reactivate
 func (c *Client) ReactivateUser(ctx context.Context, id int) (*User, error) {
@@ -371,10 +405,23 @@ func (c *Client) ReactivateUser(ctx context.Context, id int) (*User, error) {
 	err := c.do(ctx, request{
 		method: "PUT", route: "/api/user/:id/reactivate", path: userPath(id) + "/reactivate", retry: true,
 	}, u)
-	if err != nil {
+	if err == nil {
+		return u, nil
+	}
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest {
 		return nil, err
 	}
-	return u, nil
+	now, gerr := c.User(ctx, id)
+	switch {
+	case gerr != nil:
+		return nil, err
+	case now.IsActive:
+		return nil, fmt.Errorf("%w: %w", ErrAlreadyActive, err)
+	case now.IsSuperuser:
+		return nil, fmt.Errorf("%w: %w", ErrFormerAdminNotReactivated, err)
+	}
+	return nil, err
 }
 
 // UpdateUser changes a user's admin rights or groups and returns the

@@ -335,10 +335,10 @@ func TestDisableUser(t *testing.T) {
 			wantReqs: []string{"DELETE"}},
 		{name: "missing", id: 4242, wantErr: ErrNotFound, wantReqs: []string{"DELETE"}},
 		{name: "legacy missing", legacy: true, id: 4242, wantErr: ErrNotFound, wantReqs: []string{"DELETE", "GET", "GET"}},
-		{name: "last admin", id: metabasetest.AdminUserID,
-			wantMsg: "You cannot remove the last member of the 'Admin' group!", wantReqs: []string{"DELETE"}, wantAfter: true},
+		{name: "last admin", id: metabasetest.AdminUserID, wantErr: ErrLastAdmin,
+			wantMsg: "You cannot remove the last member of the 'Admin' group!", wantReqs: []string{"DELETE", "GET"}, wantAfter: true},
 		{name: "internal user", id: metabasetest.InternalUserID,
-			wantMsg: "Not able to modify the internal user", wantReqs: []string{"DELETE"}, wantAfter: true},
+			wantMsg: "Not able to modify the internal user", wantReqs: []string{"DELETE", "GET"}, wantAfter: true},
 		{name: "non-JSON 500 on active user", target: &metabasetest.User{Email: "a@example.com", Active: true}, fail: 500,
 			wantMsg: "upstream exploded", wantReqs: []string{"DELETE", "GET"}, wantAfter: true},
 	}
@@ -357,8 +357,9 @@ func TestDisableUser(t *testing.T) {
 			err := c.DisableUser(t.Context(), id)
 			switch {
 			case tt.wantErr != nil:
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				var ae *APIError
+				if !errors.Is(err, tt.wantErr) || (tt.wantMsg != "" && (!errors.As(err, &ae) || ae.Message != tt.wantMsg)) {
+					t.Fatalf("err = %v, want %v with Metabase's message %q", err, tt.wantErr, tt.wantMsg)
 				}
 			case tt.wantMsg != "":
 				var ae *APIError

@@ -195,6 +195,7 @@ func mergeLookups(groups []instanceGroup, lks []*approval.Lookup, named bool) *a
 			out.RunStatus = out.RunStatus && lk.RunStatus
 			out.MoveAlerts = out.MoveAlerts && lk.MoveAlerts
 			out.ArchiveAlerts = out.ArchiveAlerts && lk.ArchiveAlerts
+			out.ArchiveAlertsEmails = out.ArchiveAlertsEmails || lk.ArchiveAlertsEmails
 			out.CollectionsNotCounted += lk.CollectionsNotCounted
 			if out.Version != lk.Version {
 				out.Version = ""
@@ -268,6 +269,7 @@ func (s lookups) consequences(ctx context.Context, nb Notifications, targets []a
 	} else {
 		lk.Version = inv.Capabilities.Version.Tag
 		lk.RunStatus, lk.MoveAlerts, lk.ArchiveAlerts = inv.Capabilities.AlertRunStatus, inv.Capabilities.MoveAlerts, inv.Capabilities.ArchiveAlerts
+		lk.ArchiveAlertsEmails = inv.Capabilities.ArchiveAlertsEmails
 		ids := make([]int, len(targets))
 		for i, t := range targets {
 			ids[i] = t.UserID

@@ -381,10 +381,10 @@ func (x *executor) mayDisableAdmin(ctx context.Context, request, instance string
 }
 
 // isLastAdminRefusal reports Metabase's own refusal to deactivate the last member of the Admin
-// group (docs/metabase.md#last-admin).
+// group (docs/metabase.md#last-admin). The client decides it from the status and a re-read of the
+// user, never from the refusal's words, which Metabase translates.
 func isLastAdminRefusal(err error) bool {
-	var apiErr *metabase.APIError
-	return errors.As(err, &apiErr) && apiErr.StatusCode == 400 && strings.Contains(apiErr.Message, "last member of the 'Admin' group")
+	return errors.Is(err, metabase.ErrLastAdmin)
 }
 
 func (x *executor) applyEnable(ctx context.Context, r approval.Request, i int, fail func(error) outcome) outcome {

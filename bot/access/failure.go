@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/metabase-bot/metabase-bot/metabase"
@@ -29,6 +30,8 @@ func FailureText(err error) string {
 		return "the bot's Metabase account is not an admin (403): put its API key in the Administrators group"
 	case errors.Is(err, metabase.ErrNotFound):
 		return "no such Metabase user"
+	case errors.Is(err, metabase.ErrFormerAdminNotReactivated) && errors.As(err, &apiErr):
+		return FormerAdminText + " (Metabase answered " + strconv.Itoa(apiErr.StatusCode) + ": " + truncateRunes(apiErr.Message, 300) + ")"
 	case errors.As(err, &apiErr):
 		msg := apiErr.Message
 		if msg == "" {
@@ -66,3 +69,11 @@ func truncateRunes(s string, n int) string {
 	r := []rune(s)
 	return string(r[:max(n-1, 0)]) + "…"
 }
+
+// FormerAdminText is why reactivating a former admin failed on a Metabase whose last-admin check
+// predates metabase/metabase PR #68198 (merged in January 2026): reactivation clears the admin
+// flag, and that check counts too few admins while the user is still inactive, so it refuses
+// unless two other admins are active (metabase/metabase#59776, docs/metabase.md#reactivate-a-former-admin).
+// The refusal changes nothing, so the request stays retryable: the words say what fixes it.
+const FormerAdminText = "Metabase releases before January 2026 refuse to reactivate a former admin while only one other admin " +
+	"is active (metabase/metabase#59776): add an admin in Metabase or upgrade it, then press Retry"

@@ -284,7 +284,8 @@ func TestHandoverOnOlderMetabase(t *testing.T) {
 		wantArchived bool
 	}{
 		{metabasetest.EraNotification, false, approval.ItemLeft, false},
-		{metabasetest.EraNotification, true, approval.ItemLeft, false}, // 0.54 until the admin API: no archive either
+		// 0.54 until the admin API: no move, but PUT /api/notification/:id archives.
+		{metabasetest.EraNotification, true, approval.ItemArchived, true},
 		{metabasetest.EraPulseAlerts, false, approval.ItemLeft, false},
 		{metabasetest.EraPulseAlerts, true, approval.ItemArchived, true},
 	}
@@ -317,6 +318,12 @@ func TestHandoverOnOlderMetabase(t *testing.T) {
 			}
 			if n := f.fake.Count("POST", "/api/notification/admin/bulk"); n != 0 {
 				t.Errorf("%d bulk calls on an era without them", n)
+			}
+			if got := len(f.fake.RemovalEmails()); tt.era == metabasetest.EraNotification && got != map[bool]int{false: 0, true: 1}[tt.archive] {
+				t.Errorf("%d rounds of removal emails, want one when archived", got)
+			}
+			if tt.era == metabasetest.EraNotification && r.Lookup.ArchiveAlertsEmails != true {
+				t.Errorf("the lookup does not know archiving an alert emails its recipients")
 			}
 		})
 	}

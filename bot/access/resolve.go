@@ -93,6 +93,11 @@ func (s validator) lookUpRef(ctx context.Context, ref TargetRef) ([]found, error
 			return nil, err
 		}
 	}
+	if ref.Kind != ByID && metabase.IsAPIKeyEmail(email) {
+		// Metabase never lists an API key's user, so the look-up would say "no such user":
+		// say what it is instead (docs/metabase.md#api-key-users).
+		return nil, refuse(APIKeyUser, email)
+	}
 	fs := make([]found, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {

@@ -91,6 +91,9 @@ type Lookup struct {
 	// always be archived and never moved.
 	MoveAlerts    bool `json:"move_alerts,omitempty"`
 	ArchiveAlerts bool `json:"archive_alerts,omitempty"`
+	// ArchiveAlertsEmails: archiving an alert here makes Metabase email each of its recipients
+	// that they were removed, which approvers are told before they approve.
+	ArchiveAlertsEmails bool `json:"archive_alerts_emails,omitempty"`
 	// Error is why the subscriptions and alerts could not be listed; empty when they were.
 	Error string `json:"error,omitempty"`
 	// CollectionsNotCounted is how many targets' personal collections were not counted (a bound

@@ -385,16 +385,22 @@ func TestLastAdminCheckedAtExecution(t *testing.T) {
 }
 
 // TestMetabaseLastAdminRefusalIsWordedFirst: when Metabase itself refuses to deactivate the last
-// admin, the outcome says so in the bot's words first, with Metabase's message in brackets.
+// admin, the outcome says so in the bot's words first, with Metabase's message, in Metabase's
+// language, in brackets. The refusal is recognised by a re-read (still an active admin), not by
+// its words.
 func TestMetabaseLastAdminRefusalIsWordedFirst(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, nil)
-	h.addJane()
-	h.start()
-	h.mb.FailNext("DELETE", "/api/user/:id", 1, 400, "You cannot remove the last member of the 'Admin' group!")
-	h.command(requester, "disable jane@example.com Gone")
-	card := h.card("jane@example.com")
-	h.click(approver, card, "mb_approve")
-	h.thread(card, "jane@example.com: failed: would leave no Metabase admin who can sign in (Metabase answered 400")
-	h.audit("failed", "would leave no Metabase admin who can sign in (Metabase answered 400: You cannot remove the last member of the 'Admin' group!)")
+	metabaseLocales(t, func(t *testing.T, locale string, opts ...metabasetest.Option) {
+		h := newHarness(t, nil, opts...)
+		h.addAdminJane()
+		h.start()
+		// Metabase's guard fires when the other admins are deactivated meanwhile; simulate it.
+		h.mb.FailNext("DELETE", "/api/user/:id", 1, 400, "You cannot remove the last member of the 'Admin' group!")
+		h.command(requester, "disable jane@example.com Gone")
+		card := h.card("jane@example.com")
+		h.click(approver, card, "mb_approve")
+		h.thread(card, "jane@example.com: failed: would leave no Metabase admin who can sign in (Metabase answered 400")
+		h.audit("failed", "would leave no Metabase admin who can sign in (Metabase answered 400: "+
+			metabasetest.Words(locale, "You cannot remove the last member of the 'Admin' group!")+")")
+	})
 }

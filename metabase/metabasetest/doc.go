@@ -34,7 +34,7 @@
 //     external) or tenant_id asks for others; both at once is a 400.
 //
 // GET /api/user/:id returns any user, inactive and API-key users included;
-// under SetLegacyDelete an inactive user is 404. The user object has no
+// under SetLegacyDelete an inactive user or an API key's user is 404. The user object has no
 // "type"; tenant_id is null or the tenant.
 //
 // PUT /api/user/:id (users_rest/api.clj, users/models/user.clj,
@@ -61,7 +61,16 @@
 // PUT /api/user/:id/reactivate: personal users only (else 404); an active
 // user is a 400 JSON "Not able to reactivate an active user"; a user of a
 // deactivated tenant a 400 JSON too. It clears is_superuser and the Admin
-// membership and keeps every other group.
+// membership and keeps every other group; for a former admin that runs the
+// last-admin check, which WithLastAdminBefore68198 makes the older, stricter
+// one (metabase/metabase#59776).
+//
+// PUT /api/notification/:id (notification_put.go) archives an alert from
+// v0.54 on and records the "you were removed" emails (RemovalEmails).
+//
+// WithLocale("fr") answers every error in French, and WithVersionTag
+// reports another version (e.g. vLOCAL_DEV): Metabase translates its
+// messages, and a client must decide by status, structure and re-reads.
 //
 // DELETE /api/user/:id: 200 {"success":true}, also for an inactive user
 // and for an API key's user, which it does not change (the update is

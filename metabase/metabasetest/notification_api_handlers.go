@@ -45,6 +45,13 @@ func (s *Server) notificationAPIRoutes(w http.ResponseWriter, method, route stri
 			row["check_history"] = []any{runJSON(a.LastCheck)}
 		}
 		writeJSON(w, http.StatusOK, row)
+	case len(rest) == 1 && method == http.MethodPut:
+		id, ok := parseID(rest[0])
+		if !ok {
+			writeText(w, http.StatusNotFound, msgNoEndpoint)
+			return
+		}
+		s.putNotification(w, id, body, caller)
 	case len(rest) == 1 && method == http.MethodGet:
 		id, ok := parseID(rest[0])
 		if !ok {

@@ -99,7 +99,7 @@ func (s *Server) notificationRoutes(w http.ResponseWriter, r *http.Request) {
 // no credential (src/metabase/session/api.clj).
 func (s *Server) sessionProperties(w http.ResponseWriter) {
 	s.mu.Lock()
-	tag := s.notif.era.Tag()
+	tag := s.tagLocked()
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"version":   map[string]string{"tag": tag, "date": fakeVersionDate, "branch": "release-x." + strings.TrimPrefix(tag, "v"), "hash": "0000000"},

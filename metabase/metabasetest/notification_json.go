@@ -174,7 +174,12 @@ func (s *Server) compatAlertJSONLocked(a *Alert) map[string]any {
 // (src/metabase/notification/db.clj, hydrate-notification: :creator,
 // :payload, :subscriptions, [:handlers :channel :template [:recipients
 // :recipients-detail]]). A deactivated user recipient keeps its user_id but
-// gets "user": null (recipients-detail, GDGT-1927); Slack channels and other
+// gets "user": null (recipients-detail, GDGT-1927) in EraNotificationAdmin;
+// in EraNotification the fake models the earlier hydration,
+// [:handlers :channel :template :recipients], whose batched :recipients
+// hydrates :user for every user recipient, deactivated ones too
+// (src/metabase/notification/models.clj, the version with
+// :notification-recipient/external-email). Slack channels and other
 // addresses are raw-value recipients with details.value.
 func (s *Server) notificationJSONLocked(a *Alert, creatorActive bool) map[string]any {
 	handlers := []any{}
@@ -193,9 +198,15 @@ func (s *Server) notificationJSONLocked(a *Alert, creatorActive bool) map[string
 		for i, id := range a.UserIDs {
 			r := recipient(hid, i, "notification-recipient/user")
 			r["user_id"] = id
-			if s.recipientActiveLocked(id) {
+			switch {
+			case s.recipientActiveLocked(id):
 				r["user"] = s.userRecipientJSONLocked(id)
-			} else {
+			case s.notif.era == EraNotification && s.users[id] != nil:
+				// Before recipients-detail, :recipients hydrated :user for
+				// every user recipient, active or not, with the default
+				// columns, which lack is_active.
+				r["user"] = s.userRecipientJSONLocked(id)
+			default:
 				r["user"] = nil
 			}
 			recips = append(recips, r)

@@ -162,6 +162,7 @@ type notifState struct {
 	nextPulse int
 	nextNotif int // alert ids in the notification eras
 	nextItem  int
+	removals  []RemovalEmail // sent by PUT /api/notification/:id (notification_put.go)
 }
 
 func (n *notifState) init(era Era) {

@@ -268,8 +268,12 @@ func TestNotificationsAcrossEras(t *testing.T) {
 			t.Errorf("card notification = %v", n)
 		}
 		r := field(t, n, "handlers", 0, "recipients")
-		if field(t, r, 1, "user_id") != 22.0 || field(t, r, 1, "user") != nil || field(t, r, 2, "details", "value") != "x@example.org" {
-			t.Errorf("recipients = %v, want the deactivated user with user null, then the raw address", r)
+		// Before recipients-detail the deactivated user is hydrated like any
+		// other, and nothing in it says they are inactive.
+		dee, _ := field(t, r, 1, "user").(map[string]any)
+		if _, hasActive := dee["is_active"]; field(t, r, 1, "user_id") != 22.0 || dee["email"] != "dee@example.com" || hasActive ||
+			field(t, r, 2, "details", "value") != "x@example.org" {
+			t.Errorf("recipients = %v, want the deactivated user hydrated without is_active, then the raw address", r)
 		}
 		compat := getJSON(t, s, "GET", "/api/alert", admin, "", 200)
 		if _, hasID := field(t, compat, 0, "card").(map[string]any)["id"]; hasID || field(t, compat, 0, "card", "name") != "Revenue" {

@@ -60,7 +60,10 @@ type config struct {
 	passwords []credential
 	advanced  bool
 	latency   *LatencyProfile
-	era       Era // see WithEra
+	era       Era    // see WithEra
+	locale    string // see WithLocale
+	tag       string // see WithVersionTag
+	oldAdmin  bool   // see WithLastAdminBefore68198
 }
 
 type credential struct{ email, password string }
@@ -128,6 +131,9 @@ type Server struct {
 	notif notifState // subscriptions, alerts and collections (notifications.go)
 
 	legacyDelete bool
+	tr           map[string]string // WithLocale's catalogue; nil is English
+	versionTag   string            // WithVersionTag; "" is the era's
+	oldLastAdmin bool              // WithLastAdminBefore68198
 	healthStatus int
 	healthBody   string
 	now          func() time.Time
@@ -162,6 +168,8 @@ func New(tb testing.TB, opts ...Option) *Server {
 		now:          time.Now,
 	}
 	s.notif.init(cfg.era)
+	s.tr = s.catalogue(cfg.locale)
+	s.versionTag, s.oldLastAdmin = cfg.tag, cfg.oldAdmin
 	admin := s.AddUser(cfg.admin)
 	s.keys[AdminAPIKey] = admin.ID
 	s.mu.Lock()
@@ -243,7 +251,9 @@ func (s *Server) WaitForRequests(ctx context.Context, method, pathPrefix string,
 // (docs/metabase.md#eras): DELETE /api/user/:id answers a missing, already
 // inactive or non-personal user with a 500 JSON stack trace instead of 404
 // or 200; GET /api/user/:id answers an inactive user 404, as that file
-// fetches it with :is_active true; a PUT naming a group that does not
+// fetches it with :is_active true, and an API key's user 404 too (from
+// PR #36905 until PR #44100 the user endpoints select personal users only:
+// docs/metabase.md#api-key-users-in-049050); a PUT naming a group that does not
 // exist gets a 500 (the database's foreign key) instead of a 400; and
 // GET /api/user ignores tenancy and tenant_id, which did not exist yet.
 func (s *Server) SetLegacyDelete(on bool) {
@@ -283,12 +293,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.spans = append(s.spans, span{start: s.events})
 	close(s.arrived)
 	s.arrived = make(chan struct{})
-	tag := s.notif.era.Tag()
+	tag := s.tagLocked()
+	tr := s.tr
 	delay := s.latencyLocked(r.Method, r.URL.Path)
 	hold := s.holdLocked(r.Method, r.URL.Path)
 	fail := s.failLocked(r.Method, r.URL.Path)
 	s.mu.Unlock()
 
+	if tr != nil {
+		w = &translatingWriter{ResponseWriter: w, tr: tr}
+	}
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {
 		s.mu.Lock()

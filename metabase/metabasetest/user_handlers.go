@@ -133,7 +133,12 @@ func (s *Server) getUser(w http.ResponseWriter, caller *user, id int) {
 	u := s.users[id]
 	// The version with the legacy DELETE fetches (fetch-user :id id,
 	// :is_active true): an inactive user is 404 (docs/metabase.md#get-user).
-	if u == nil || (s.legacyDelete && !u.Active) {
+	// From PR #36905 (merged 2023-12-19, before API keys shipped in 0.49)
+	// the user endpoints select personal users only, until PR #44100
+	// (2024-06) let GET /:id fetch any user again: an API key's user is a
+	// 404 there too (docs/metabase.md#api-key-users-in-049050; inferred from
+	// the two PRs, the 0.49 file was not read at a pinned commit).
+	if u == nil || (s.legacyDelete && (!u.Active || u.kind != "personal")) {
 		writeText(w, http.StatusNotFound, msgNotFound)
 		return
 	}
@@ -430,6 +435,12 @@ func (s *Server) reactivateUser(w http.ResponseWriter, caller *user, id int) {
 		return
 	case u.TenantID != 0 && !s.tenants[u.TenantID]:
 		jsonMessage400(w, msgReactivateTenant)
+		return
+	case s.reactivationRefusedLocked(u):
+		// Clearing is_superuser deletes the Admin membership, whose
+		// before-delete runs the last-admin check; the whole update is
+		// refused (see WithLastAdminBefore68198).
+		writeText(w, http.StatusBadRequest, msgLastAdmin)
 		return
 	}
 	u.Active, u.Superuser = true, false
