@@ -42,7 +42,7 @@ func (d *deactivations) take(ctx context.Context, sm acker, evt socketmode.Event
 // userChanged records the account's state and, for a deactivation, opens its request. The
 // envelope is acked once the outcome is settled (created, already created, nothing to request);
 // when the record or the request could not be written, or Metabase did not answer, it is not,
-// so Slack delivers the event again (up to three times, docs/slack.md#deactivations) and the
+// so Slack delivers the event again (a few times over several minutes, docs/slack.md#deactivations) and the
 // retry finds the same deactivation, which opens at most one request.
 func (d *deactivations) userChanged(ctx context.Context, sm acker, req socketmode.Request, team string, uc *slackevents.UserChangeEvent) {
 	b := (*Bot)(d)
