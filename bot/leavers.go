@@ -89,8 +89,11 @@ func (b leavers) report(ctx context.Context, sc slack.SlashCommand) {
 			plural(len(emails), "person", "people"))+missing)
 		return
 	}
-	head := fmt.Sprintf("*%s* deactivated in Slack %s still active in Metabase:", plural(len(users), "account", "accounts"),
-		map[bool]string{true: "is", false: "are"}[len(users) == 1]) + missing
+	verb := "are"
+	if len(users) == 1 {
+		verb = "is"
+	}
+	head := fmt.Sprintf("*%s* deactivated in Slack %s still active in Metabase:", plural(len(users), "account", "accounts"), verb) + missing
 	lines := make([]string, 0, min(len(users), maxReportLines)+1)
 	for i, iu := range users {
 		if i == maxReportLines {
@@ -149,7 +152,8 @@ func (b leavers) deactivatedEmails(ctx context.Context, progress func(pages, rea
 			if !errors.As(err, &rl) {
 				return nil, err
 			}
-			last = time.Now().Add(rl.RetryAfter - spacing) // wait as Slack asked
+			// Wait as Slack asked, and never less than the spacing.
+			last = time.Now().Add(max(rl.RetryAfter-spacing, 0))
 		}
 		for _, u := range page.Users {
 			if u.Deleted && !u.IsBot && u.Profile.Email != "" {
