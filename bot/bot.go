@@ -302,6 +302,7 @@ func (b *Bot) spawnIn(ctx context.Context, sem chan struct{}, f func(context.Con
 		defer func() { <-sem }()
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 		defer cancel()
+		hctx = context.WithValue(hctx, runCtxKey{}, ctx)
 		defer func() {
 			if p := recover(); p != nil {
 				b.log.WithField("panic", fmt.Sprint(p)).Error("Handler panicked; the bot keeps serving")
@@ -310,6 +311,10 @@ func (b *Bot) spawnIn(ctx context.Context, sem chan struct{}, f func(context.Con
 		f(hctx)
 	}()
 }
+
+// runCtxKey carries, in a handler's context, the context of the connection it came from, for
+// the long reads that should stop with the bot rather than hold its shutdown (leavers.go).
+type runCtxKey struct{}
 
 // logger is the logger of the operation under way (set by the handler that started it, with the
 // person, channel and request as fields), or the bot's own.

@@ -24,12 +24,21 @@ type deactivations Bot
 func (d *deactivations) take(ctx context.Context, sm acker, evt socketmode.Event) bool {
 	b := (*Bot)(d)
 	ev, ok := evt.Data.(slackevents.EventsAPIEvent)
-	if !ok || b.cfg.DeactivationChannel == "" || !b.teamOK(ev.TeamID) {
+	if !ok || !b.teamOK(ev.TeamID) {
 		return false
 	}
 	uc, ok := ev.InnerEvent.Data.(*slackevents.UserChangeEvent)
 	if !ok {
 		return false
+	}
+	if b.cfg.DeactivationChannel == "" {
+		// The manifest subscribes to user_change, so with the feature off every profile edit in
+		// the workspace still arrives: acked, and not worth a warning each.
+		if err := sm.Ack(*evt.Request); err != nil {
+			b.log.WithError(err).Error("Could not ack an envelope")
+		}
+		b.log.WithField("envelope_id", evt.Request.EnvelopeID).Debug("Ignoring user_change: SLACK_DEACTIVATION_CHANNEL is not set")
+		return true
 	}
 	req, team := *evt.Request, ev.TeamID
 	if team == "" {

@@ -55,7 +55,7 @@ func (b leavers) report(ctx context.Context, sc slack.SlashCommand) {
 		b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.explain(opCheck, err))
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaversTimeout)
+	ctx, cancel := untilShutdown(ctx, leaversTimeout)
 	defer cancel()
 	b.ephemeral(ctx, sc.ChannelID, sc.UserID, "Reading Slack's member list for deactivated accounts…")
 	shown := 0
@@ -211,7 +211,7 @@ func (b leavers) submitted(ctx context.Context, meta formMeta, user, viewID, rea
 	if reason == "" {
 		reason = "Slack account deactivated"
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaversTimeout)
+	ctx, cancel := untilShutdown(ctx, leaversTimeout)
 	defer cancel()
 	emails, err := b.deactivatedEmails(ctx, func(int, int) {})
 	if err != nil {
@@ -230,4 +230,17 @@ func (b leavers) submitted(ctx context.Context, meta formMeta, user, viewID, rea
 	default:
 		b.answerSubmit(ctx, c, r, err)
 	}
+}
+
+// untilShutdown gives a handler up to timeout, longer than a handler's usual bound, for reading
+// the member list, but ends it when the bot stops: the read is only a report, and a shutdown must
+// not wait minutes for it.
+func untilShutdown(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	run, ok := ctx.Value(runCtxKey{}).(context.Context)
+	if !ok {
+		return c, cancel
+	}
+	stop := context.AfterFunc(run, cancel)
+	return c, func() { stop(); cancel() }
 }

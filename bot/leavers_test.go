@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -63,5 +64,24 @@ func TestDeactivatedEmailsPagesAndPaces(t *testing.T) {
 	}
 	if took < 3*spacing {
 		t.Errorf("4 calls took %s, less than 3 spacings of %s: not paced", took, spacing)
+	}
+}
+
+// The member list's long read ends when the bot stops, not minutes later.
+func TestUntilShutdownEndsWithTheBot(t *testing.T) {
+	t.Parallel()
+	run, stop := context.WithCancel(t.Context())
+	handler, cancel := context.WithTimeout(context.WithValue(context.WithoutCancel(run), runCtxKey{}, run), time.Minute)
+	defer cancel()
+	ctx, done := untilShutdown(handler, time.Hour)
+	defer done()
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) < 59*time.Minute {
+		t.Errorf("deadline %v, want the longer bound of an hour", dl)
+	}
+	stop()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read went on after the bot stopped")
 	}
 }
