@@ -25,6 +25,8 @@
 //     and Options.LiftRateLimits lift them for tests that measure the bot.
 //   - Escaping: a slash command's text is what the person typed, sent as Slack sends it with should_escape
 //     (escape.go; docs/slack.md#web-api-calls).
+//   - Events: ChangeUser sends user_change over Socket Mode only when the manifest subscribes to it
+//     and the token has its scope (events.go; docs/slack.md#deactivations).
 //   - Notifications: each posted message records whom it notified, counting mentions in its text and section
 //     blocks only (mentions.go; docs/slack.md#mentions).
 //
