@@ -74,6 +74,12 @@ type Config struct {
 	AuditChannel string
 	// DenyReasonRequired makes the deny form's reason mandatory (DENY_REASON_REQUIRED).
 	DenyReasonRequired bool
+	// DeactivationChannel, when set, is where the requests opened for deactivated Slack accounts
+	// are posted (SLACK_DEACTIVATION_CHANNEL); empty turns that off (deactivation.go).
+	DeactivationChannel string
+	// MembersSpacing is the least time between two pages of users.list, a Tier 2 method (about
+	// 20 calls a minute, docs/slack.md#rate-limits); zero means 3 s.
+	MembersSpacing time.Duration
 	// MetabaseURL is where links to dashboards and questions point (METABASE_URL); empty shows
 	// items without links.
 	MetabaseURL string
@@ -254,6 +260,14 @@ func (b *Bot) dispatch(ctx context.Context, sm acker, evt socketmode.Event) {
 			return
 		}
 		handle = func(ctx context.Context) { b.handleInteraction(ctx, cb) }
+	case socketmode.EventTypeEventsAPI:
+		// Acked by the handler once the event is recorded (deactivation.go): an event it could
+		// not record is left for Slack to deliver again.
+		if (*deactivations)(b).take(ctx, sm, evt) {
+			return
+		}
+		b.ackOnly(sm, evt, "an event the bot does not handle")
+		return
 	default:
 		b.ackOnly(sm, evt, "unsupported envelope type")
 		return
@@ -289,6 +303,7 @@ func (b *Bot) spawnIn(ctx context.Context, sem chan struct{}, f func(context.Con
 		defer func() { <-sem }()
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 		defer cancel()
+		hctx = context.WithValue(hctx, runCtxKey{}, ctx)
 		defer func() {
 			if p := recover(); p != nil {
 				b.log.WithField("panic", fmt.Sprint(p)).Error("Handler panicked; the bot keeps serving")
@@ -297,6 +312,10 @@ func (b *Bot) spawnIn(ctx context.Context, sem chan struct{}, f func(context.Con
 		f(hctx)
 	}()
 }
+
+// runCtxKey carries, in a handler's context, the context of the connection it came from, for
+// the long reads that should stop with the bot rather than hold its shutdown (leavers.go).
+type runCtxKey struct{}
 
 // logger is the logger of the operation under way (set by the handler that started it, with the
 // person, channel and request as fields), or the bot's own.

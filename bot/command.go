@@ -41,6 +41,8 @@ const (
 	VerbInactive Verb = "inactive"
 	VerbHistory  Verb = "history"
 	VerbHelp     Verb = "help"
+	// VerbLeavers is `leavers` (leavers.go).
+	VerbLeavers Verb = "leavers"
 )
 
 // Command is a parsed command line.
@@ -137,6 +139,11 @@ func ParseCommand(text string) (Command, error) {
 		return Command{Verb: verb, Targets: []access.TargetRef{t}}, nil
 	case VerbDisable, VerbEnable:
 		return parseChange(verb, rest)
+	case VerbLeavers:
+		if len(rest) > 0 {
+			return Command{}, usagef("`leavers` takes no arguments.")
+		}
+		return Command{Verb: VerbLeavers}, nil
 	case VerbOrphans:
 		if len(rest) > 0 {
 			return Command{}, usagef("`orphans` takes no arguments.")

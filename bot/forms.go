@@ -147,6 +147,13 @@ func (b forms) handleViewSubmission(ctx context.Context, sm acker, req socketmod
 			return
 		}
 		b.submitForm(ctx, sm, req, in, targetsBlock)
+	case callbackLeaversForm:
+		if b.cfg.Policy.RequireReason && reason == "" {
+			b.ackView(ctx, sm, req, map[string]string{blockFormReason: "A reason is required."})
+			return
+		}
+		b.ackView(ctx, sm, req, nil)
+		leavers{b.Bot}.submitted(ctx, meta, cb.User.ID, cb.View.ID, reason)
 	case callbackOrphansForm:
 		b.orphansSubmitted(ctx, sm, req, meta, cb, reason)
 	case callbackInactiveForm:

@@ -15,3 +15,7 @@ var RequiredScopes = []Scope{
 	{"channels:read", "checking that the bot is in AUDIT_CHANNEL and ALLOWED_CHANNELS when they are public"},
 	{"groups:read", "the same check for private channels"},
 }
+
+// DeactivationScope is the scope Slack requires for the user_change event
+// (https://api.slack.com/events/user_change), which tells the bot of deactivated accounts.
+const DeactivationScope = "users:read"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/metabase-bot/metabase-bot/bot/access"
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 )
 
@@ -23,6 +24,9 @@ func escape(s string) string {
 func mention(userID string) string {
 	if userID == "" {
 		return "someone"
+	}
+	if userID == access.RequesterChatDeactivation {
+		return "Slack deactivation"
 	}
 	return "<@" + userID + ">"
 }

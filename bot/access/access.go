@@ -104,6 +104,9 @@ type Deps struct {
 	// Notifications, when set, shows on cards what targets leave running in Metabase and
 	// carries out hand-overs; without it neither happens.
 	Notifications Notifications
+	// ChatUsers, when set, records chat accounts' changes, so a deactivation can open a request
+	// once (leavers.go).
+	ChatUsers ChatUsers
 }
 
 // Service is the core. It is safe for concurrent use.
@@ -114,9 +117,11 @@ type Service struct {
 	in       instanceSet
 	dir      Directory
 	notifier Notifier
-	now      func() time.Time
-	log      logrus.FieldLogger
-	metrics  Metrics
+	// chatUsers is Deps.ChatUsers.
+	chatUsers ChatUsers
+	now       func() time.Time
+	log       logrus.FieldLogger
+	metrics   Metrics
 	// checkpointEvery is Config.CheckpointEvery.
 	checkpointEvery time.Duration
 
@@ -168,7 +173,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if e.InstanceID == "" {
 		e.InstanceID = "bot-" + RandomID(6)
 	}
-	s := &Service{policy: p, exec: e, st: d.Store, in: in, dir: d.Directory, notifier: d.Notifier,
+	s := &Service{policy: p, exec: e, st: d.Store, in: in, dir: d.Directory, notifier: d.Notifier, chatUsers: d.ChatUsers,
 		now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, checkpointEvery: cfg.CheckpointEvery, wake: make(chan struct{}, 1)}
 	if s.now == nil {
 		s.now = time.Now

@@ -182,6 +182,9 @@ func decodeNotice(row store.Outbox) (Notice, error) {
 func (s *Service) tell(e Event, kinds ...Kind) []store.Outbox {
 	out := make([]store.Outbox, 0, len(kinds))
 	for _, k := range kinds {
+		if k == ToRequester && e.Request.Requester == RequesterChatDeactivation {
+			continue // the bot asked by itself: nobody to tell in private; the audit trail tells
+		}
 		row := notice(k, e)
 		if k == ToAudit {
 			s.logAudit(e)

@@ -73,6 +73,9 @@ type ChangeRequest struct {
 	Resolved []InstanceUser
 	// Handover, on a disable, hands over what the targets leave running (consequences.go).
 	Handover *HandoverRequest
+	// automatic marks a request the bot opens by itself (leavers.go), which no person makes: the
+	// requester rules, which are about people, do not apply. Only the core can set it.
+	automatic bool
 }
 
 // Submit validates c and, when everything holds, creates the request with its card, its target
@@ -136,8 +139,10 @@ func emailOf(r approval.Request, user approval.UserKey) string {
 
 // build checks who asks, where, and about whom, and returns the request to create.
 func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request, error) {
-	if err := s.dir.MayRequest(ctx, c.Requester, c.Channel); err != nil {
-		return approval.Request{}, err
+	if !c.automatic {
+		if err := s.dir.MayRequest(ctx, c.Requester, c.Channel); err != nil {
+			return approval.Request{}, err
+		}
 	}
 	if s.policy.RequireReason && strings.TrimSpace(c.Reason) == "" {
 		first := ""

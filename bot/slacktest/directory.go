@@ -168,6 +168,7 @@ func (s *Server) userJSONLocked(u User) map[string]any {
 		"deleted":   u.Deleted,
 		"is_bot":    u.IsBot,
 		"profile":   profile,
+		"updated":   s.updated[u.ID],
 	}
 }
 

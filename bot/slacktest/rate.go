@@ -34,6 +34,7 @@ var methodTiers = map[string]tier{
 	"apps.connections.open": {perMinute: tier1, burst: 10},
 	"usergroups.users.list": perMinute(tier2),
 	"usergroups.list":       perMinute(tier2),
+	"users.list":            perMinute(tier2),
 	"chat.update":           perMinute(tier3),
 	"chat.delete":           perMinute(tier3),
 	"users.lookupByEmail":   perMinute(tier3),

@@ -27,6 +27,7 @@ var methodScopes = map[string][]string{
 	"usergroups.users.list": {"usergroups:read"},
 	"usergroups.list":       {"usergroups:read"},
 	"users.info":            {"users:read"},
+	"users.list":            {"users:read"},
 	"users.lookupByEmail":   {"users:read.email"},
 	"conversations.join":    {"channels:join"},
 }

@@ -25,6 +25,8 @@
 //     and Options.LiftRateLimits lift them for tests that measure the bot.
 //   - Escaping: a slash command's text is what the person typed, sent as Slack sends it with should_escape
 //     (escape.go; docs/slack.md#web-api-calls).
+//   - Events: ChangeUser sends user_change over Socket Mode only when the manifest subscribes to it
+//     and the token has its scope (events.go; docs/slack.md#deactivations).
 //   - Notifications: each posted message records whom it notified, counting mentions in its text and section
 //     blocks only (mentions.go; docs/slack.md#mentions).
 //
@@ -83,6 +85,10 @@ type Options struct {
 	// slack-app-manifest.yaml (see FindManifest), so a scope the manifest lacks fails the tests
 	// that need it; a test that models a misconfigured app sets fewer.
 	BotScopes []string
+	// BotEvents are the bot events the app subscribes to. Nil reads them from the repository's
+	// slack-app-manifest.yaml (settings.event_subscriptions.bot_events), so an event the manifest
+	// does not subscribe to is never delivered (events.go).
+	BotEvents []string
 	// AppScopes are the app-level token's scopes; nil means connections:write, as the README's
 	// set-up creates it.
 	AppScopes []string
@@ -106,6 +112,7 @@ type Server struct {
 	lastTS  int64 // microseconds of the last ts handed out
 
 	users    map[string]User
+	updated  map[string]int64 // user id -> the user object's "updated" (events.go)
 	groups   map[string][]string
 	channels map[string]*channel
 
@@ -176,6 +183,15 @@ func New(tb testing.TB, opts ...Options) *Server {
 			tb.Fatalf("slacktest: the bot token's scopes: %v", err)
 		}
 	}
+	if o.BotEvents == nil {
+		path, err := FindManifest()
+		if err == nil {
+			o.BotEvents, err = ReadManifestEvents(path)
+		}
+		if err != nil {
+			tb.Fatalf("slacktest: the app's event subscriptions: %v", err)
+		}
+	}
 	if o.AppScopes == nil {
 		o.AppScopes = []string{appTokenScope}
 	}
@@ -183,6 +199,7 @@ func New(tb testing.TB, opts ...Options) *Server {
 		opts:      o,
 		changed:   make(chan struct{}),
 		users:     map[string]User{},
+		updated:   map[string]int64{},
 		groups:    map[string][]string{},
 		channels:  map[string]*channel{},
 		triggers:  map[string]*trigger{},

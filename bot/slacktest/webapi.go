@@ -57,6 +57,7 @@ var apiMethods = map[string]apiHandler{
 	"chat.delete":           apiDelete,
 	"usergroups.users.list": apiUserGroupsUsersList,
 	"users.info":            apiUsersInfo,
+	"users.list":            apiUsersList,
 	"users.lookupByEmail":   apiUsersLookupByEmail,
 	"conversations.info":    apiConversationsInfo,
 	"conversations.join":    apiConversationsJoin,

@@ -103,6 +103,7 @@ func runCheck(ctx context.Context, environ map[string]string, stdout, stderr io.
 		checkApprovers(ctx, c, cfg, api)
 		checkRequesters(ctx, c, cfg, api)
 		checkChannels(ctx, c, cfg, api)
+		checkDeactivations(ctx, c, cfg, api, rec)
 	} else {
 		c.fail("Slack scopes, groups and channels", "not checked: the bot token does not work", "fix SLACK_BOT_TOKEN first")
 	}
@@ -359,4 +360,24 @@ func plural(n int, one string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %ss", n, one)
+}
+
+// checkDeactivations checks SLACK_DEACTIVATION_CHANNEL: the bot must be a member there to post the
+// requests, and the bot token needs users:read, the scope of the user_change event
+// (https://api.slack.com/events/user_change). The event subscription itself cannot be read with a
+// bot token; slack-app-manifest.yaml declares it, and a test checks that it does.
+func checkDeactivations(ctx context.Context, c *checklist, cfg config, api *slack.Client, rec *scopeRecorder) {
+	if cfg.SlackDeactivationChannel == "" {
+		c.pass("Slack deactivations (SLACK_DEACTIVATION_CHANNEL)", "not set: deactivated Slack accounts open no request")
+		return
+	}
+	checkMembership(ctx, c, api, "Deactivation channel (SLACK_DEACTIVATION_CHANNEL "+cfg.SlackDeactivationChannel+")", cfg.SlackDeactivationChannel)
+	const what = "Slack deactivations: scope users:read for the user_change event"
+	granted, _ := rec.granted()
+	if !slices.Contains(granted, bot.DeactivationScope) {
+		c.fail(what, "the bot token lacks users:read, so Slack sends no user_change event",
+			"add users:read under OAuth & Permissions → Bot Token Scopes (or update the app from slack-app-manifest.yaml) and reinstall the app")
+		return
+	}
+	c.pass(what, "granted; the event subscription is in slack-app-manifest.yaml (Event Subscriptions → Subscribe to bot events)")
 }

@@ -25,7 +25,7 @@ func (h *harness) runCheckCmd() (int, string) {
 
 func TestCheckPassesOnAGoodSetup(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, map[string]string{"REQUESTER_GROUP": "SREQ", "ALLOWED_CHANNELS": opsChannel})
+	h := newHarness(t, map[string]string{"REQUESTER_GROUP": "SREQ", "ALLOWED_CHANNELS": opsChannel, "SLACK_DEACTIVATION_CHANNEL": opsChannel})
 	h.slack.SetUserGroup("SREQ", requester)
 	code, out := h.runCheckCmd()
 	if code != 0 {
@@ -41,6 +41,8 @@ func TestCheckPassesOnAGoodSetup(t *testing.T) {
 		"✓ Requester group (REQUESTER_GROUP SREQ): 1 member",
 		"✓ Audit channel (AUDIT_CHANNEL CAUDIT): #metabase-audit, the bot is a member",
 		"✓ Allowed channel (ALLOWED_CHANNELS COPS): #ops, the bot is a member",
+		"✓ Deactivation channel (SLACK_DEACTIVATION_CHANNEL COPS): #ops, the bot is a member",
+		"✓ Slack deactivations: scope users:read for the user_change event: granted",
 		"✓ Metabase (METABASE_URL): reachable, version " + metabasetest.Version,
 		"✓ Metabase admin rights (METABASE_API_KEY): the bot acts as " + metabasetest.AdminEmail,
 		"✓ Store (DATABASE_URL): sqlite, opened and migrated",
@@ -85,6 +87,9 @@ func TestCheckNamesEachFailure(t *testing.T) {
 			want: "✗ Audit channel (AUDIT_CHANNEL CAUDIT): the bot is not a member of #metabase-audit. Fix: type /invite @metabase-bot in #metabase-audit"},
 		{name: "private audit channel without the bot", env: map[string]string{"AUDIT_CHANNEL": "GSECRET"},
 			want: "✗ Audit channel (AUDIT_CHANNEL GSECRET): conversations.info failed: channel_not_found. Fix: use the channel id (C…), and invite the bot to private channels"},
+		{name: "bot not in the deactivation channel", env: map[string]string{"SLACK_DEACTIVATION_CHANNEL": "CLEAVERS"},
+			setup: func(h *harness) { h.slack.AddChannel("CLEAVERS", "leavers", false) },
+			want:  "✗ Deactivation channel (SLACK_DEACTIVATION_CHANNEL CLEAVERS): the bot is not a member of #leavers. Fix: type /invite @metabase-bot in #leavers"},
 		{name: "Metabase key without admin", setup: func(h *harness) {
 			analyst := h.mb.AddUser(metabasetest.User{Email: "analyst@example.com", FirstName: "Ann", Active: true})
 			mb := metabasetest.New(h.t, metabasetest.WithAPIKey("mb_analystkey0123456789", analyst.ID),
@@ -126,5 +131,18 @@ func TestCheckReportsConfigurationProblems(t *testing.T) {
 	code, out := h.runCheckCmd()
 	if code != 2 || !strings.Contains(out, "✗ configuration: APPROVER_GROUP holds an @handle") {
 		t.Errorf("check with a bad variable exited %d:\n%s", code, out)
+	}
+}
+
+// TestCheckDeactivationsNeedUsersRead: without users:read Slack sends no user_change, so check says
+// so next to the channel setting that needs it.
+func TestCheckDeactivationsNeedUsersRead(t *testing.T) {
+	t.Parallel()
+	h := newHarnessWith(t, slacktest.Options{BotScopes: []string{"commands", "chat:write", "usergroups:read", "users:read.email", "channels:read", "groups:read"}},
+		map[string]string{"SLACK_DEACTIVATION_CHANNEL": opsChannel})
+	code, out := h.runCheckCmd()
+	want := "✗ Slack deactivations: scope users:read for the user_change event: the bot token lacks users:read, so Slack sends no user_change event. Fix:"
+	if code != 1 || !strings.Contains(out, want) {
+		t.Errorf("check exited %d, want 1 with %q:\n%s", code, want, out)
 	}
 }

@@ -46,6 +46,9 @@ type SlackConfig struct {
 	RequesterGroup  string   `env:"REQUESTER_GROUP"`
 	AllowedChannels []string `env:"ALLOWED_CHANNELS" envSeparator:","`
 	AuditChannel    string   `env:"AUDIT_CHANNEL"`
+	// SlackDeactivationChannel, when set, is where a deactivated Slack account's disable request
+	// is posted; unset, deactivations open nothing.
+	SlackDeactivationChannel string `env:"SLACK_DEACTIVATION_CHANNEL"`
 	// AuditCheckpointEvery is how often one replica posts the audit log's head to AuditChannel.
 	AuditCheckpointEvery time.Duration `env:"AUDIT_CHECKPOINT_EVERY" envDefault:"24h"`
 }
@@ -312,7 +315,7 @@ var (
 	// there: the Web API methods the bot calls take ids only.
 	slackIDVars = map[string]slackIDKind{
 		"APPROVER_GROUP": groupID, "REQUESTER_GROUP": groupID, "APPROVER_USERS": userIDs,
-		"ALLOWED_CHANNELS": channelsID, "AUDIT_CHANNEL": channelID,
+		"ALLOWED_CHANNELS": channelsID, "AUDIT_CHANNEL": channelID, "SLACK_DEACTIVATION_CHANNEL": channelID,
 	}
 
 	// slackIDPattern is the shape of the ids Slack gives users (U, W), user groups (S) and
@@ -374,8 +377,12 @@ func (c *config) validate(p *problems) {
 		name string
 		ids  []string
 	}{{"APPROVER_GROUP", []string{c.ApproverGroup}}, {"APPROVER_USERS", c.ApproverUsers}, {"REQUESTER_GROUP", []string{c.RequesterGroup}},
-		{"ALLOWED_CHANNELS", c.AllowedChannels}, {"AUDIT_CHANNEL", []string{c.AuditChannel}}} {
+		{"ALLOWED_CHANNELS", c.AllowedChannels}, {"AUDIT_CHANNEL", []string{c.AuditChannel}},
+		{"SLACK_DEACTIVATION_CHANNEL", []string{c.SlackDeactivationChannel}}} {
 		checkSlackIDs(v.name, v.ids, slackIDVars[v.name], p)
+	}
+	if c.SlackDeactivationChannel != "" && len(c.AllowedChannels) > 0 && !slices.Contains(c.AllowedChannels, c.SlackDeactivationChannel) {
+		p.add("SLACK_DEACTIVATION_CHANNEL", "SLACK_DEACTIVATION_CHANNEL must be one of ALLOWED_CHANNELS: requests are made only there")
 	}
 	if c.ApproverGroup == "" && len(c.ApproverUsers) == 0 {
 		p.add("APPROVER_GROUP", "APPROVER_GROUP or APPROVER_USERS is required: nobody could approve requests")

@@ -208,6 +208,9 @@ func TestConfigRejectsPlaceholdersAndWrongSlackForms(t *testing.T) {
 		{"lower-case id", map[string]string{"AUDIT_CHANNEL": "c0123abcd"}, []string{"AUDIT_CHANNEL", "C…"}},
 		{"channel id as group", map[string]string{"APPROVER_GROUP": "C0123ABCD"}, []string{"APPROVER_GROUP", "S…"}},
 		{"user id as channel", map[string]string{"ALLOWED_CHANNELS": "U0123ABCD"}, []string{"ALLOWED_CHANNELS", "C…"}},
+		{"deactivation channel name", map[string]string{"SLACK_DEACTIVATION_CHANNEL": "#leavers"}, []string{"SLACK_DEACTIVATION_CHANNEL", "#channel", "C…"}},
+		{"deactivation channel outside the allowed ones", map[string]string{"ALLOWED_CHANNELS": "C1,C2", "SLACK_DEACTIVATION_CHANNEL": "C3"},
+			[]string{"SLACK_DEACTIVATION_CHANNEL", "ALLOWED_CHANNELS"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,7 +240,7 @@ func TestConfigAcceptsSlackIDs(t *testing.T) {
 	env := validEnv()
 	maps.Copy(env, map[string]string{
 		"APPROVER_GROUP": "S0123ABCD", "REQUESTER_GROUP": "S9", "APPROVER_USERS": "U0123ABCD, W0456EFGH",
-		"ALLOWED_CHANNELS": "C0123ABCD,G0456EFGH", "AUDIT_CHANNEL": "C1",
+		"ALLOWED_CHANNELS": "C0123ABCD,G0456EFGH", "AUDIT_CHANNEL": "C1", "SLACK_DEACTIVATION_CHANNEL": "G0456EFGH",
 		// Tokens keep only their prefix check: Slack does not document their shape beyond it.
 		"SLACK_APP_TOKEN": "xapp-1-A0-1-abc", "SLACK_BOT_TOKEN": "xoxb-any-shape_at-all",
 	})

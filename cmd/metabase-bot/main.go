@@ -251,7 +251,7 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 		ApproverGroup: cfg.ApproverGroup, ApproverUsers: cfg.ApproverUsers,
 		RequesterGroup: cfg.RequesterGroup, AllowedChannels: cfg.AllowedChannels, AuditChannel: cfg.AuditChannel,
 		DenyReasonRequired: cfg.DenyReasonRequired, Policy: policy, Log: log, Metrics: metrics,
-		MetabaseURL: cfg.MetabaseURL,
+		MetabaseURL: cfg.MetabaseURL, DeactivationChannel: cfg.SlackDeactivationChannel,
 	}
 	dir := bot.NewDirectory(slackCfg, api)
 	checkpointEvery := cfg.AuditCheckpointEvery
@@ -263,7 +263,8 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 		Execution: access.Execution{BulkConcurrency: cfg.BulkConcurrency, ExecLease: cfg.ExecutionLease,
 			OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Tick: tick},
 		Log: log, Metrics: metrics, CheckpointEvery: checkpointEvery,
-	}, access.Deps{Store: st, Instances: instances, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api)})
+	}, access.Deps{Store: st, Instances: instances, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api),
+		ChatUsers: st})
 	if err != nil {
 		return nil, err
 	}
@@ -391,6 +392,11 @@ func checkApproversAtStart(ctx context.Context, cfg config, api *slack.Client, l
 	if cfg.AuditChannel != "" {
 		if _, err := api.GetConversationInfoContext(ctx, &slack.GetConversationInfoInput{ChannelID: cfg.AuditChannel}); err != nil {
 			return fmt.Errorf("AUDIT_CHANNEL %s is not reachable: %w%s", cfg.AuditChannel, err, hintFor(err))
+		}
+	}
+	if cfg.SlackDeactivationChannel != "" {
+		if _, err := api.GetConversationInfoContext(ctx, &slack.GetConversationInfoInput{ChannelID: cfg.SlackDeactivationChannel}); err != nil {
+			return fmt.Errorf("SLACK_DEACTIVATION_CHANNEL %s is not reachable: %w%s", cfg.SlackDeactivationChannel, err, hintFor(err))
 		}
 	}
 	return nil
