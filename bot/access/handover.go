@@ -93,7 +93,9 @@ func (h *handoverRun) prepare(ctx context.Context) {
 		h.listErr = errors.New("this bot was started without access to Metabase's subscriptions and alerts")
 		return
 	}
-	inv, err := h.nb.Notifications(ctx)
+	// Listed for this execution alone: a listing another request started earlier may miss an
+	// item created since, and the hand-over acts on what it lists.
+	inv, err := h.nb.Notifications(metabase.Unshared(ctx))
 	if err != nil {
 		h.listErr = err
 		return
