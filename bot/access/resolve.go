@@ -34,7 +34,8 @@ type found struct {
 	email string
 }
 
-// resolveAll looks every target up, several at once (BulkConcurrency), each once: a form naming
+// resolveAll looks every target up, several at once (lookupConcurrency, or BulkConcurrency when
+// larger), each once: a form naming
 // thirty people must be answered within Slack's few seconds even when Metabase takes a tenth of a
 // second per search. With several instances each ref is looked up in all of them at the same
 // time, so three instances cost the slowest one's time, not the sum. Refusals come back
@@ -44,7 +45,7 @@ func (s validator) resolveAll(ctx context.Context, refs []TargetRef) ([]found, e
 	per := make([][]found, len(refs))
 	problems := make([]*Refusal, len(refs))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(s.exec.BulkConcurrency, 1))
+	g.SetLimit(max(s.exec.BulkConcurrency, lookupConcurrency))
 	for i, ref := range refs {
 		g.Go(func() error {
 			fs, err := s.lookUpRef(gctx, ref)

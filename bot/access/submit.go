@@ -90,12 +90,20 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 // Prepare runs Submit's checks and returns the request Create would store, creating nothing: a
 // form shows the problems next to its fields, then creates what it validated without looking
 // every user up a second time.
+//
+// For a disable, the listing of what the targets leave running starts here, at the same time as
+// the target lookup (prefetch.go), and Create uses it.
 func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Request, error) {
+	ls := (lookups{s}).startListings(ctx, c)
 	r, err := validator{s}.build(ctx, c)
 	if err != nil {
 		return r, err
 	}
-	return validator{s}.extend(ctx, c, r)
+	if r, err = (validator{s}).extend(ctx, c, r); err != nil {
+		return r, err
+	}
+	(lookups{s}).keepPrefetch(r.ID, ls)
+	return r, nil
 }
 
 // Create stores a request Prepare returned, with its card, its target list and its audit event
