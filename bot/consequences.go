@@ -198,6 +198,10 @@ func (v *view) handoverText(r approval.Request) string {
 			lines = append(lines, ":information_source: "+thisMetabase(lk)+" cannot archive alerts; they will be listed.")
 		}
 	}
+	if r.Action == approval.Disable && !known {
+		// access.cardListed: the execution hands over only what the card showed.
+		lines = append(lines, ":no_entry: What they left running could not be read, so approving disables the account only: the hand-over will end not done.")
+	}
 	return strings.Join(lines, "\n")
 }
 

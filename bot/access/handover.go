@@ -154,6 +154,13 @@ func (h *handoverRun) handOver(ctx context.Context, i int, o outcome) outcome {
 			o.res = approval.Result{Outcome: approval.Done, Message: "disabled by an earlier attempt", At: now}
 		}
 	}
+	if h.r.Action == approval.Disable && prior == nil && !cardListed(h.r, t) {
+		// The card could not show what they left running, so the approval covered the disable
+		// alone: nothing of theirs is handed over on a list nobody saw.
+		o.handedOver = res
+		o.res.Message = handoverUnread
+		return o
+	}
 	if h.listErr != nil {
 		if prior != nil {
 			res.Items, res.Unhandled = prior.Items, prior.Unhandled
@@ -415,4 +422,14 @@ func joinNonEmpty(a, b string) string {
 		return a
 	}
 	return a + "; " + b
+}
+
+// handoverUnread is the result of a hand-over step whose list the card could not show.
+const handoverUnread = "hand-over not done: could not be read"
+
+// cardListed reports whether the card of r showed what target t leaves running: the listing
+// answered when the request was made and t was looked up. Approve acts on what the approver saw,
+// so a hand-over works only on a list that was on the card.
+func cardListed(r approval.Request, t approval.Target) bool {
+	return r.Lookup != nil && r.Lookup.Error == "" && t.Consequences != nil && !t.Unresolved
 }
