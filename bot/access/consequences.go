@@ -131,7 +131,7 @@ func (s lookups) lookUp(ctx context.Context, r approval.Request) approval.Reques
 	if r.Action != approval.Disable || r.Lookup != nil {
 		return r
 	}
-	listings := s.takePrefetch(r.ID)
+	pre := s.takePrefetch(r.ID)
 	groups := byInstance(r.Targets, func(t approval.Target) bool { return !t.Unresolved && s.in.nb(t.InstanceName()) != nil })
 	if len(groups) == 0 {
 		return r
@@ -146,13 +146,15 @@ func (s lookups) lookUp(ctx context.Context, r approval.Request) approval.Reques
 			for j, i := range g.idx {
 				sub[j] = r.Targets[i]
 			}
-			var counted collectionCounts
+			counted, ok := pre.counts.get(ctx, g.name, sub)
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				counted = s.countCollectionItems(ctx, nb, sub, nil)
+				if !ok {
+					counted = s.countCollectionItems(ctx, nb, sub, nil)
+				}
 			}()
-			inv, err := listings.get(ctx, g.name, nb)
+			inv, err := pre.ls.get(ctx, g.name, nb)
 			<-done
 			lks[gi] = s.consequences(sub, inv, err, counted)
 			for j, i := range g.idx {

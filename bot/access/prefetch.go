@@ -49,9 +49,60 @@ type prefetches struct {
 	m  map[string]prefetched
 }
 
+// prefetched is what Prepare started for one request: its listings and its personal collection
+// counts (nil when none were started).
 type prefetched struct {
-	ls listings
-	at time.Time
+	ls     listings
+	counts *countRun
+	at     time.Time
+}
+
+// countRun is the personal collection counts of a request's targets, by instance, started when
+// the request was prepared; done closes when counts is complete.
+type countRun struct {
+	done   chan struct{}
+	counts map[string]collectionCounts
+}
+
+// get returns instance's counts for sub, or false when none were made for exactly those targets.
+func (cr *countRun) get(ctx context.Context, instance string, sub []approval.Target) (collectionCounts, bool) {
+	if cr == nil {
+		return nil, false
+	}
+	select {
+	case <-cr.done:
+	case <-ctx.Done():
+		return nil, false
+	}
+	cc, ok := cr.counts[instance]
+	return cc, ok && len(cc) == len(sub)
+}
+
+// startCounts counts the personal collections of a disable's targets, each instance at the same
+// time, outliving ctx's cancellation as the listings do.
+func (s lookups) startCounts(ctx context.Context, r approval.Request) *countRun {
+	cr := &countRun{done: make(chan struct{}), counts: map[string]collectionCounts{}}
+	groups := byInstance(r.Targets, func(t approval.Target) bool { return !t.Unresolved && s.in.nb(t.InstanceName()) != nil })
+	bg := context.WithoutCancel(ctx)
+	go func() {
+		defer close(cr.done)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, g := range groups {
+			wg.Go(func() {
+				sub := make([]approval.Target, len(g.idx))
+				for j, i := range g.idx {
+					sub[j] = r.Targets[i]
+				}
+				cc := s.countCollectionItems(bg, s.in.nb(g.name), sub, nil)
+				mu.Lock()
+				defer mu.Unlock()
+				cr.counts[g.name] = cc
+			})
+		}
+		wg.Wait()
+	}()
+	return cr
 }
 
 // startListings starts, for a disable about to be prepared, the listing of every instance its
@@ -95,9 +146,9 @@ func (s lookups) startListings(ctx context.Context, c ChangeRequest) listings {
 	return ls
 }
 
-// keepPrefetch keeps a prepared request's listings until it is created.
-func (s lookups) keepPrefetch(id string, ls listings) {
-	if len(ls) == 0 {
+// keepPrefetch keeps what was started for a prepared request until it is created.
+func (s lookups) keepPrefetch(id string, pf prefetched) {
+	if len(pf.ls) == 0 && pf.counts == nil {
 		return
 	}
 	p := &s.prefetch
@@ -112,15 +163,16 @@ func (s lookups) keepPrefetch(id string, ls listings) {
 			delete(p.m, k)
 		}
 	}
-	p.m[id] = prefetched{ls: ls, at: now}
+	pf.at = now
+	p.m[id] = pf
 }
 
-// takePrefetch returns (and forgets) the listings started for request id; nil when there are none.
-func (s lookups) takePrefetch(id string) listings {
+// takePrefetch returns (and forgets) what was started for request id; zero when nothing was.
+func (s lookups) takePrefetch(id string) prefetched {
 	p := &s.prefetch
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	v := p.m[id]
 	delete(p.m, id)
-	return v.ls
+	return v
 }
