@@ -37,6 +37,8 @@ type options struct {
 	// before is a git commit to build and measure beside this tree (approvals and load); empty
 	// measures this tree only.
 	before string
+	// cardsOnly runs the command-to-card phase alone and prints its table.
+	cardsOnly bool
 }
 
 // parseFlags reads args (without the program name); testDB is TEST_DATABASE_URL.
@@ -48,6 +50,7 @@ func parseFlags(args []string, testDB string, stderr io.Writer) (options, error)
 	fs.StringVar(&o.pg, "pg", testDB, "PostgreSQL URL for the load test (own schema; empty skips it)")
 	fs.IntVar(&o.n, "n", 1000, "requests in the load test and users in the bulk test")
 	fs.StringVar(&o.before, "before", "", "git commit to build and measure beside this tree, for before/after figures (approvals one at a time, load)")
+	fs.BoolVar(&o.cardsOnly, "cards-only", false, "run only the command-to-card phase and print its table (for quick checks; the record comes from a full run)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -97,6 +100,15 @@ func main() {
 		}
 	}
 
+	if o.cardsOnly {
+		b := strings.Builder{}
+		fmt.Fprintf(&b, "## Command to card\n\nWritten by `go run ./bench -cards-only` on %s, measuring %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), treeCommit())
+		b.WriteString(cardTable(measureAllCards(botBin)))
+		if err := writeReport(o.out, os.Stdout, b.String()); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	versions := []struct{ name, bin string }{{"after", botBin}}
 	r := &report{afterCommit: treeCommit()}
 	if o.before != "" {
@@ -155,6 +167,8 @@ func main() {
 	log.Print("under Slack's rate limits: 50 requests, 5 approvers")
 	lt := measureLimited(botBin, 50, 5)
 	r.limited = &lt
+	log.Print("command to card at 50 ms, 200 ms and 1 s per Metabase call")
+	r.cards = measureAllCards(botBin)
 	r.elapsed = time.Since(started)
 	r.command = strings.TrimSpace("go run ./bench " + strings.Join(os.Args[1:], " "))
 	if o.pg != "" && os.Getenv("TEST_DATABASE_URL") == o.pg {

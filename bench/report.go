@@ -23,7 +23,9 @@ type report struct {
 	bulkBefore                *bulk // the -before commit's bulk run, when there is one
 	// limited is the run under Slack's real rate tiers; nil when it was not measured.
 	limited *limited
-	notes   []string
+	// cards are the command-to-card rows (card.go); nil when not measured.
+	cards []cardRow
+	notes []string
 }
 
 // commitCost is the time of one durable write on a backend.
@@ -186,6 +188,10 @@ func (r *report) markdown() string {
 		w("| Under Slack's rate tiers: %d requests approved by %d approvers, all complete once, within 1.2× of the tiers' floor | %s (%.2f×), outcomes %d (dup %d), audits %d | floor %s | %s |",
 			lt.n, lt.approvers, lt.elapsed.Round(time.Second), lt.ratio(), lt.outcomes, lt.dupOutcomes, lt.audits, lt.floor.Round(time.Second), met(ok && lt.ratio() <= 1.2))
 	}
+	if len(r.cards) > 0 {
+		measured, ok := cardSummary(r.cards)
+		w("| Command → card within 2 round trips (1 target) or 4 (50), card and thread complete within 4, at 50 ms, 200 ms and 1 s per Metabase call, each within 1.2× + 50 ms | %s | round trips measured in the run | %s |", measured, met(ok))
+	}
 	rs := r.resources
 	w("| Idle RSS of the connected bot < 30 MB | %.1f MB (peak %.1f MB) | bare client %.1f MB (peak %.1f MB) | %s |",
 		float64(rs.botRSS)/1024, float64(rs.botPeak)/1024, float64(rs.bareRSS)/1024, float64(rs.barePeak)/1024, met(rs.botRSS > 0 && rs.botRSS < 30*1024))
@@ -327,6 +333,13 @@ func (r *report) markdown() string {
 	}
 	w("| this tree | %s | %s | %.2f× | %d |", bk.took.Round(time.Millisecond), bk.bound, ratio, bk.deletes)
 	w("")
+
+	if len(r.cards) > 0 {
+		w("## Command to card")
+		w("")
+		b.WriteString(cardTable(r.cards))
+		w("")
+	}
 
 	if lt := r.limited; lt != nil {
 		w("## Under Slack's rate limits")

@@ -201,6 +201,10 @@ func (v *view) handoverText(r approval.Request) string {
 	if known && hv.Archive && (hv.SuccessorID == 0 || !lk.MoveAlerts) && lk.ArchiveAlerts && lk.ArchiveAlertsEmails {
 		lines = append(lines, archiveEmailsWarning)
 	}
+	if r.Action == approval.Disable && !known {
+		// access.cardListed: the execution hands over only what the card showed.
+		lines = append(lines, ":no_entry: What they left running could not be read, so approving disables the account only: the hand-over will end not done.")
+	}
 	return strings.Join(lines, "\n")
 }
 

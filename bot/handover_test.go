@@ -164,7 +164,9 @@ func TestCardShowsHandover(t *testing.T) {
 		{"newest archive, alerts move", approval.Lookup{Version: "v0.61.0", MoveAlerts: true, ArchiveAlerts: true, ArchiveAlertsEmails: true}, true,
 			nil, []string{"emails each recipient"}},
 		{"0.53 archive", approval.Lookup{Version: "v0.53.0", ArchiveAlerts: true}, true,
-			[]string{"This Metabase (v0.53.0) cannot move alerts; they will be archived."}, nil},
+			[]string{"This Metabase (v0.53.0) cannot move alerts; they will be archived."}, []string{"disables the account only"}},
+		{"not read", approval.Lookup{Error: "Metabase did not answer"}, true,
+			[]string{"could not be read, so approving disables the account only"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

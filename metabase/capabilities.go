@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -28,9 +27,11 @@ var ErrNotSupported = errors.New("metabase: not supported by this Metabase versi
 // /api/alert.
 const alertsMovedFeature = 54
 
-// capabilitiesTTL bounds how long Capabilities trusts what it found: an
-// upgrade of Metabase is noticed within this time, or at once when an
-// endpoint answers ErrNotSupported.
+// capabilitiesTTL is how long what Capabilities found counts as fresh: after
+// it the next caller still gets the remembered answer at once while a new
+// one is learned in the background (facts.go), so an upgrade of Metabase is
+// noticed within about this time, or at once when an endpoint answers
+// ErrNotSupported.
 const capabilitiesTTL = 10 * time.Minute
 
 // Version is a Metabase version as its tag gives it: "v0.56.3" is the open
@@ -130,14 +131,6 @@ type Capabilities struct {
 	ArchiveSubscriptions bool
 }
 
-// capsCache remembers Capabilities for capabilitiesTTL.
-type capsCache struct {
-	mu   sync.Mutex
-	caps Capabilities
-	at   time.Time
-	ok   bool
-}
-
 // Version returns the version of the connected Metabase from the public
 // "version" setting, which every version serves without credentials
 // (src/metabase/version/settings.clj, formerly public_settings.clj). The
@@ -161,36 +154,20 @@ func (c *Client) Version(ctx context.Context) (Version, error) {
 }
 
 // Capabilities returns what the connected Metabase can do with
-// subscriptions and alerts. It reads the version and, from v0.54 on, probes
-// GET /api/notification/admin once (a 404 of that route, whatever its
-// words, means the admin API is missing). A version that is not a release
+// subscriptions and alerts: the Capabilities of its Facts (facts.go), which
+// are learned once and then refreshed in the background, so a caller waits
+// for Metabase only the first time, or after an endpoint they chose turned
+// out to be missing. Learning them reads the version and, from v0.54 on,
+// probes GET /api/notification/admin once (a 404 of that route, whatever its
+// words, means the admin API is missing); a version that is not a release
 // (vLOCAL_DEV of a build without its version file) is probed the same way,
-// never guessed. The answer is remembered for ten
-// minutes, or until an endpoint it chose turns out to be missing.
+// never guessed.
 func (c *Client) Capabilities(ctx context.Context) (Capabilities, error) {
-	c.caps.mu.Lock()
-	if c.caps.ok && c.now().Sub(c.caps.at) < capabilitiesTTL {
-		caps := c.caps.caps
-		c.caps.mu.Unlock()
-		return caps, nil
-	}
-	c.caps.mu.Unlock()
-	caps, err := c.detectCapabilities(ctx)
+	f, err := c.Facts(ctx)
 	if err != nil {
 		return Capabilities{}, err
 	}
-	c.caps.mu.Lock()
-	c.caps.caps, c.caps.at, c.caps.ok = caps, c.now(), true
-	c.caps.mu.Unlock()
-	return caps, nil
-}
-
-// forgetCapabilities drops the remembered Capabilities, after an endpoint
-// they promised answered ErrNotSupported (Metabase was changed under us).
-func (c *Client) forgetCapabilities() {
-	c.caps.mu.Lock()
-	c.caps.ok = false
-	c.caps.mu.Unlock()
+	return f.Capabilities, nil
 }
 
 func (c *Client) detectCapabilities(ctx context.Context) (Capabilities, error) {

@@ -46,7 +46,8 @@ type Client struct {
 	loginErr   error
 	loginErrAt time.Time
 
-	caps capsCache // what this Metabase can do (capabilities.go)
+	facts     factsCache     // what this Metabase is and can do (facts.go)
+	inventory inventoryShare // the listing requests share (inventory.go)
 }
 
 // Option configures a Client in New.

@@ -3,12 +3,13 @@ package metabase
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // notificationPageSize is the page size of GET /api/notification/admin.
@@ -143,36 +144,6 @@ func (inv *Inventory) ByCreator() map[int][]Notification {
 	return out
 }
 
-// Notifications lists every active dashboard subscription and alert with
-// its creator and recipients: one call for the subscriptions (GET
-// /api/pulse, which shows an admin all of them) and one for the alerts
-// (see Capabilities.Alerts), whatever their number up to 10,000 alerts, plus
-// the Capabilities calls when they are not remembered. It needs an admin
-// credential: for anyone else Metabase lists only their own.
-func (c *Client) Notifications(ctx context.Context) (*Inventory, error) {
-	caps, err := c.Capabilities(ctx)
-	if err != nil {
-		return nil, err
-	}
-	subs, err := c.listSubscriptions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	alerts, err := c.listAlerts(ctx, caps)
-	if errors.Is(err, ErrNotSupported) {
-		// Metabase changed version since Capabilities looked: look again.
-		c.forgetCapabilities()
-		if caps, err = c.Capabilities(ctx); err != nil {
-			return nil, err
-		}
-		alerts, err = c.listAlerts(ctx, caps)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &Inventory{Capabilities: caps, Subscriptions: subs, Alerts: alerts}, nil
-}
-
 // OrphanReport is what deactivated users left running.
 type OrphanReport struct {
 	Capabilities Capabilities
@@ -185,18 +156,27 @@ type OrphanReport struct {
 
 // Orphaned returns the subscriptions and alerts whose creator is
 // deactivated or missing: Notifications plus one listing of the
-// deactivated users. The newest Metabase lists only users without a tenant
+// deactivated users, made at the same time. The newest Metabase lists only users without a tenant
 // unless asked for tenants (src/metabase/users_rest/api.clj), so a
 // deactivated tenant user's items are not reported.
 //
 // GET /api/pulse, an alert listing, GET /api/user?status=deactivated
 func (c *Client) Orphaned(ctx context.Context) (*OrphanReport, error) {
-	inv, err := c.Notifications(ctx)
-	if err != nil {
-		return nil, err
-	}
-	users, err := c.ListUsers(ctx, StatusDeactivated)
-	if err != nil {
+	// The two listings do not depend on each other: one round trip, not two.
+	var (
+		inv   *Inventory
+		users []User
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		inv, err = c.Notifications(gctx)
+		return err
+	})
+	g.Go(func() (err error) {
+		users, err = c.ListUsers(gctx, StatusDeactivated)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	gone := make(map[int]User, len(users))

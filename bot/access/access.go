@@ -133,6 +133,8 @@ type Service struct {
 	x    *executor
 	// ob is the deliverer's state between rounds.
 	ob outboxState
+	// prefetch holds the listings started for prepared requests (prefetch.go).
+	prefetch prefetches
 }
 
 // New checks cfg and returns the core.

@@ -26,8 +26,10 @@ const (
 	// maxCollectionCounts is how many targets' personal collections one request counts:
 	// Metabase counts one collection per call, so a bulk request stops there.
 	maxCollectionCounts = 25
-	// collectionConcurrency bounds the personal collection calls in flight for one request.
-	collectionConcurrency = 4
+	// lookupConcurrency bounds the reads one request has in flight in one instance while it is
+	// made (user lookups, personal collection counts): enough that fifty targets are looked up in
+	// four rounds, well under the 50 threads of Metabase's Jetty (MB_JETTY_MAXTHREADS).
+	lookupConcurrency = 16
 	// maxItemName and maxItemChannels bound what an item carries into the store and the card.
 	maxItemName     = 200
 	maxItemChannels = 10
@@ -117,15 +119,19 @@ func (s validator) extend(ctx context.Context, c ChangeRequest, r approval.Reque
 
 // lookUp adds to a disable about to be created what its targets leave running. It runs when the
 // request is created, not when it is prepared: a form prepares within Slack's 3 s, and listing
-// every subscription of a large Metabase can take longer.
+// every subscription of a large Metabase can take longer. The listing itself was started when the
+// request was prepared (prefetch.go), at the same time as the target lookup, so here it is
+// usually under way or done.
 //
-// Each instance is listed at the same time as the others, so a request naming a user in three
-// instances waits for the slowest, not for the sum. Targets whose instance did not answer their
-// lookup are left without consequences.
+// Each instance is listed at the same time as the others, and the personal collections are
+// counted while the listing runs, so a request naming users in three instances waits for the
+// slowest call, not for the sum. Targets whose instance did not answer their lookup are left
+// without consequences.
 func (s lookups) lookUp(ctx context.Context, r approval.Request) approval.Request {
 	if r.Action != approval.Disable || r.Lookup != nil {
 		return r
 	}
+	pre := s.takePrefetch(r.ID)
 	groups := byInstance(r.Targets, func(t approval.Target) bool { return !t.Unresolved && s.in.nb(t.InstanceName()) != nil })
 	if len(groups) == 0 {
 		return r
@@ -140,8 +146,17 @@ func (s lookups) lookUp(ctx context.Context, r approval.Request) approval.Reques
 			for j, i := range g.idx {
 				sub[j] = r.Targets[i]
 			}
-			inv, err := nb.Notifications(ctx)
-			lks[gi] = s.consequences(ctx, nb, sub, inv, err, nil)
+			counted, ok := pre.counts.get(ctx, g.name, sub)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if !ok {
+					counted = s.countCollectionItems(ctx, nb, sub, nil)
+				}
+			}()
+			inv, err := pre.ls.get(ctx, g.name, nb)
+			<-done
+			lks[gi] = s.consequences(sub, inv, err, counted)
 			for j, i := range g.idx {
 				r.Targets[i] = sub[j]
 			}
@@ -259,9 +274,9 @@ func (s validator) handover(ctx context.Context, action approval.Action, h Hando
 }
 
 // consequences fills each target's Consequences from one inventory (listed once per request,
-// whatever the number of targets) and counts their personal collections, and returns how the
-// lookup went. known are users already read (with their collection ids), to spare a lookup.
-func (s lookups) consequences(ctx context.Context, nb Notifications, targets []approval.Target, inv *metabase.Inventory, invErr error, known []metabase.User) *approval.Lookup {
+// whatever the number of targets) and the personal collection counts made meanwhile, and returns
+// how the lookup went.
+func (s lookups) consequences(targets []approval.Target, inv *metabase.Inventory, invErr error, counted collectionCounts) *approval.Lookup {
 	lk := &approval.Lookup{At: s.now()}
 	if invErr != nil {
 		lk.Error = FailureText(invErr)
@@ -279,31 +294,51 @@ func (s lookups) consequences(ctx context.Context, nb Notifications, targets []a
 			targets[i].Consequences = ConsequencesOf(created[targets[i].UserID])
 		}
 	}
-	lk.CollectionsNotCounted = s.countCollections(ctx, nb, targets, known)
+	lk.CollectionsNotCounted = counted.apply(targets)
 	return lk
 }
 
-// countCollections counts the items of the targets' personal collections, for at most
-// maxCollectionCounts targets, and returns how many it did not count.
-func (s lookups) countCollections(ctx context.Context, nb Notifications, targets []approval.Target, known []metabase.User) int {
-	byID := make(map[int]metabase.User, len(known))
-	for _, u := range known {
-		byID[u.ID] = u
-	}
-	var (
-		mu        sync.Mutex
-		uncounted int
-		wg        sync.WaitGroup
-	)
-	sem := make(chan struct{}, collectionConcurrency)
+// collectionCounts is the item count of each target's personal collection, -1 where it was not
+// counted.
+type collectionCounts []int
+
+// apply writes the counts into the targets' Consequences and returns how many were not counted.
+func (cc collectionCounts) apply(targets []approval.Target) int {
+	uncounted := 0
 	for i := range targets {
 		t := &targets[i]
 		if t.Consequences == nil {
 			t.Consequences = &approval.Consequences{}
 		}
-		if i >= maxCollectionCounts {
-			t.Consequences.CollectionItems = -1
+		t.Consequences.CollectionItems = cc[i]
+		if cc[i] < 0 {
 			uncounted++
+		}
+	}
+	return uncounted
+}
+
+// countCollections counts the items of the targets' personal collections, for at most
+// maxCollectionCounts targets, and returns how many it did not count.
+func (s lookups) countCollections(ctx context.Context, nb Notifications, targets []approval.Target, known []metabase.User) int {
+	return s.countCollectionItems(ctx, nb, targets, known).apply(targets)
+}
+
+// countCollectionItems counts the items of the targets' personal collections, for at most
+// maxCollectionCounts targets, lookupConcurrency at a time; it only reads targets. known are
+// users already read (with their collection ids), to spare a lookup.
+func (s lookups) countCollectionItems(ctx context.Context, nb Notifications, targets []approval.Target, known []metabase.User) collectionCounts {
+	byID := make(map[int]metabase.User, len(known))
+	for _, u := range known {
+		byID[u.ID] = u
+	}
+	out := make(collectionCounts, len(targets))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, lookupConcurrency)
+	for i := range targets {
+		t := targets[i]
+		if i >= maxCollectionCounts {
+			out[i] = -1
 			continue
 		}
 		u, ok := byID[t.UserID]
@@ -319,16 +354,11 @@ func (s lookups) countCollections(ctx context.Context, nb Notifications, targets
 				s.log.WithError(err).WithField("metabase_user_id", t.UserID).Warn("Could not count a personal collection")
 				n = -1
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			t.Consequences.CollectionItems = n
-			if n < 0 {
-				uncounted++
-			}
+			out[i] = n
 		})
 	}
 	wg.Wait()
-	return uncounted
+	return out
 }
 
 // ConsequencesOf summarises one user's items for a card or a report, subscriptions first, listing

@@ -93,7 +93,9 @@ func (h *handoverRun) prepare(ctx context.Context) {
 		h.listErr = errors.New("this bot was started without access to Metabase's subscriptions and alerts")
 		return
 	}
-	inv, err := h.nb.Notifications(ctx)
+	// Listed for this execution alone: a listing another request started earlier may miss an
+	// item created since, and the hand-over acts on what it lists.
+	inv, err := h.nb.Notifications(metabase.Unshared(ctx))
 	if err != nil {
 		h.listErr = err
 		return
@@ -156,6 +158,13 @@ func (h *handoverRun) handOver(ctx context.Context, i int, o outcome) outcome {
 			// A retry after a failed hand-over finds the user this request deactivated.
 			o.res = approval.Result{Outcome: approval.Done, Message: "disabled by an earlier attempt", At: now}
 		}
+	}
+	if h.r.Action == approval.Disable && prior == nil && !cardListed(h.r, t) {
+		// The card could not show what they left running, so the approval covered the disable
+		// alone: nothing of theirs is handed over on a list nobody saw.
+		o.handedOver = res
+		o.res.Message = handoverUnread
+		return o
 	}
 	if h.listErr != nil {
 		if prior != nil {
@@ -420,4 +429,14 @@ func joinNonEmpty(a, b string) string {
 		return a
 	}
 	return a + "; " + b
+}
+
+// handoverUnread is the result of a hand-over step whose list the card could not show.
+const handoverUnread = "hand-over not done: could not be read"
+
+// cardListed reports whether the card of r showed what target t leaves running: the listing
+// answered when the request was made and t was looked up. Approve acts on what the approver saw,
+// so a hand-over works only on a list that was on the card.
+func cardListed(r approval.Request, t approval.Target) bool {
+	return r.Lookup != nil && r.Lookup.Error == "" && t.Consequences != nil && !t.Unresolved
 }

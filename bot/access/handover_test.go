@@ -470,3 +470,36 @@ func TestHandoverTakeoverConfirmsArchivedAlert(t *testing.T) {
 		t.Errorf("%d bulk calls in all, want only the dead process's", n)
 	}
 }
+
+// TestHandoverNotDoneWhenTheCardCouldNotList: when the listing failed as the request was made, the
+// card could not show what jane leaves running, so the approval disables her only and the
+// hand-over ends "not done: could not be read", moving and archiving nothing.
+func TestHandoverNotDoneWhenTheCardCouldNotList(t *testing.T) {
+	f := newHandoverFixture(t, metabasetest.EraNotificationAdmin, nil)
+	s := f.newService("A")
+	f.fake.FailNext("GET", "/api/pulse", 4, 500, "database is down")
+	r := f.disable(s, handoverTo("bob@example.com", true), "jane@example.com")
+	if r.Lookup == nil || r.Lookup.Error == "" {
+		t.Fatalf("lookup %+v, want the listing's failure", r.Lookup)
+	}
+	f.fake.ClearFailures()
+	done, err := s.Approve(t.Context(), r.ID, "UAPP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := done.Targets[0].Result
+	if done.State != approval.Succeeded || res.Outcome != approval.Done || res.Message != handoverUnread {
+		t.Fatalf("request %s, jane %+v; want disabled with %q", done.State, res, handoverUnread)
+	}
+	if u, _ := f.fake.UserByID(f.jane.ID); u.Active {
+		t.Error("jane is still active")
+	}
+	if a, _ := f.fake.AlertByID(f.alert.ID); a.CreatorID != f.jane.ID || a.Archived {
+		t.Errorf("the alert is created by %d (archived %v), want jane's and in place", a.CreatorID, a.Archived)
+	}
+	for _, sub := range f.subs {
+		if got, _ := f.fake.SubscriptionByID(sub.ID); got.Archived {
+			t.Errorf("subscription %d archived from a list nobody saw", sub.ID)
+		}
+	}
+}

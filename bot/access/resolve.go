@@ -34,7 +34,8 @@ type found struct {
 	email string
 }
 
-// resolveAll looks every target up, several at once (BulkConcurrency), each once: a form naming
+// resolveAll looks every target up, several at once (lookupConcurrency, or BulkConcurrency when
+// larger), each once: a form naming
 // thirty people must be answered within Slack's few seconds even when Metabase takes a tenth of a
 // second per search. With several instances each ref is looked up in all of them at the same
 // time, so three instances cost the slowest one's time, not the sum. Refusals come back
@@ -44,10 +45,14 @@ func (s validator) resolveAll(ctx context.Context, refs []TargetRef) ([]found, e
 	per := make([][]found, len(refs))
 	problems := make([]*Refusal, len(refs))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(s.exec.BulkConcurrency, 1))
+	g.SetLimit(max(s.exec.BulkConcurrency, lookupConcurrency))
+	lookIn := s.lookUpIn
+	if listed := s.listedUsers(gctx, refs); listed != nil {
+		lookIn = listed.lookUpIn
+	}
 	for i, ref := range refs {
 		g.Go(func() error {
-			fs, err := s.lookUpRef(gctx, ref)
+			fs, err := s.lookUpRefWith(gctx, ref, lookIn)
 			var rf *Refusal
 			switch {
 			case errors.As(err, &rf):
@@ -83,6 +88,11 @@ func (s validator) resolveAll(ctx context.Context, refs []TargetRef) ([]found, e
 // every instance. It refuses when nobody was found anywhere, and returns the error when no
 // instance answered at all, as a single Metabase that does not answer always did.
 func (s validator) lookUpRef(ctx context.Context, ref TargetRef) ([]found, error) {
+	return s.lookUpRefWith(ctx, ref, s.lookUpIn)
+}
+
+// lookUpRefWith is lookUpRef looking each instance up with lookIn.
+func (s validator) lookUpRefWith(ctx context.Context, ref TargetRef, lookIn func(ctx context.Context, instance string, ref TargetRef, email string) (*metabase.User, error)) ([]found, error) {
 	names, err := s.instancesFor(ref)
 	if err != nil {
 		return nil, err
@@ -103,7 +113,7 @@ func (s validator) lookUpRef(ctx context.Context, ref TargetRef) ([]found, error
 	for i, name := range names {
 		wg.Go(func() {
 			fs[i] = found{Instance: name, ref: ref, email: email}
-			u, err := s.lookUpIn(ctx, name, ref, email)
+			u, err := lookIn(ctx, name, ref, email)
 			switch {
 			case errors.Is(err, metabase.ErrNotFound):
 			case err != nil:
@@ -212,4 +222,78 @@ func targetInstance(name string) string {
 		return ""
 	}
 	return name
+}
+
+// allUsersLister is a Metabase that lists every user in one listing (package metabase:
+// Client.AllUsers).
+type allUsersLister interface {
+	AllUsers(ctx context.Context) ([]metabase.User, error)
+}
+
+// userListing is every user of some instances, listed once for a request naming many people, so
+// it costs one listing per instance rather than one search per person.
+type userListing struct {
+	s       validator
+	byEmail map[string]map[string]*metabase.User // instance → lower-cased email → user
+	errs    map[string]error                     // instance → why it could not be listed
+}
+
+// listedUsers lists the users of every instance the refs may be in, at the same time, when the
+// refs are more than one round of searches and all name people by email or mention; nil
+// otherwise (searching each is then as quick).
+func (s validator) listedUsers(ctx context.Context, refs []TargetRef) *userListing {
+	if len(refs) <= lookupConcurrency {
+		return nil
+	}
+	names := map[string]bool{}
+	for _, ref := range refs {
+		if ref.Kind == ByID {
+			return nil
+		}
+		in, err := s.instancesFor(ref)
+		if err != nil {
+			continue // refused when the ref is looked up
+		}
+		for _, n := range in {
+			if _, ok := s.in.mb(n).(allUsersLister); !ok {
+				return nil
+			}
+			names[n] = true
+		}
+	}
+	l := &userListing{s: s, byEmail: map[string]map[string]*metabase.User{}, errs: map[string]error{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name := range names {
+		wg.Go(func() {
+			users, err := s.in.mb(name).(allUsersLister).AllUsers(ctx)
+			m := make(map[string]*metabase.User, len(users))
+			for i := range users {
+				m[strings.ToLower(users[i].Email)] = &users[i]
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				l.errs[name] = err
+				return
+			}
+			l.byEmail[name] = m
+		})
+	}
+	wg.Wait()
+	return l
+}
+
+// lookUpIn finds ref in instance's listing. Someone missing from it is searched for on their own:
+// a listing read in pages can miss a user created while it was read, and a refusal must not rest
+// on that.
+func (l *userListing) lookUpIn(ctx context.Context, instance string, ref TargetRef, email string) (*metabase.User, error) {
+	if err, ok := l.errs[instance]; ok {
+		return nil, err
+	}
+	if u, ok := l.byEmail[instance][strings.ToLower(strings.TrimSpace(email))]; ok {
+		cp := *u
+		return &cp, nil
+	}
+	return l.s.lookUpIn(ctx, instance, ref, email)
 }

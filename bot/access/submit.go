@@ -93,12 +93,29 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 // Prepare runs Submit's checks and returns the request Create would store, creating nothing: a
 // form shows the problems next to its fields, then creates what it validated without looking
 // every user up a second time.
+//
+// For a disable, the listing of what the targets leave running starts here, at the same time as
+// the target lookup (prefetch.go), and Create uses it.
 func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Request, error) {
+	ls := (lookups{s}).startListings(ctx, c)
 	r, err := validator{s}.build(ctx, c)
 	if err != nil {
 		return r, err
 	}
-	return validator{s}.extend(ctx, c, r)
+	var counts *countRun
+	if r.Action == approval.Disable {
+		// Counting only reads: it starts before the check that may still refuse the request,
+		// so a disable naming an admin does not wait one more round trip.
+		counts = (lookups{s}).startCounts(ctx, r)
+		if err := (validator{s}).lastAdminCheck(ctx, r.Targets); err != nil {
+			return approval.Request{}, err
+		}
+	}
+	if r, err = (validator{s}).extend(ctx, c, r); err != nil {
+		return r, err
+	}
+	(lookups{s}).keepPrefetch(r.ID, prefetched{ls: ls, counts: counts})
+	return r, nil
 }
 
 // Create stores a request Prepare returned, with its card, its target list and its audit event
@@ -276,11 +293,8 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 	if len(problems) > 0 {
 		return approval.Request{}, &Refusals{Items: problems, Validated: true}
 	}
-	if c.Action == approval.Disable {
-		if err := s.lastAdminCheck(ctx, targets); err != nil {
-			return approval.Request{}, err
-		}
-	}
+	// The last-admin check of a disable runs in Prepare, at the same time as the personal
+	// collection counts.
 	var looked []string
 	if s.in.multi() {
 		looked = s.in.names()

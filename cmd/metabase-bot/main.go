@@ -164,6 +164,13 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 		}
 		clients[i] = namedClient{name: in.Name, urlVar: in.urlVar, client: c, botID: new(atomic.Int64)}
 	}
+	// What each instance is (version, capabilities) is learned now and kept fresh in the
+	// background, so no request waits to ask it (metabase/facts.go).
+	for _, c := range clients {
+		go c.client.KeepFactsFresh(ctx, factsRefresh, func(err error) {
+			log.WithField("instance", c.name).WithError(err).Warn("Could not learn what this Metabase can do; requests will ask when they need it")
+		})
+	}
 	mb := clients[0].client
 	api := slack.New(cfg.SlackBotToken, slack.OptionAppLevelToken(cfg.SlackAppToken), slack.OptionAPIURL(cfg.SlackAPIURL))
 
@@ -215,6 +222,10 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 		return fmt.Errorf("work in flight did not finish within SHUTDOWN_TIMEOUT (%s); the next start reconciles it", cfg.ShutdownTimeout)
 	}
 }
+
+// factsRefresh is how often each instance's facts are read again in the background: within the
+// client's ten minutes of trust, so a request never finds them stale.
+const factsRefresh = 5 * time.Minute
 
 // newMetabaseFor is the Metabase client of one configured instance.
 func newMetabaseFor(in metabaseInstance, extra ...metabase.Option) (*metabase.Client, error) {
