@@ -495,7 +495,7 @@ func (s *Service) DisableAgain(ctx context.Context, actor string, user approval.
 func (s *Service) mustApprove(ctx context.Context, actor string) error {
 	ok, err := s.dir.IsApprover(ctx, actor)
 	if err != nil {
-		return err
+		return errors.Join(ErrDirectory, err)
 	}
 	if !ok {
 		return refuse(NotApprover, actor)
@@ -540,6 +540,19 @@ func (s *Service) WatchStatusOf(ctx context.Context, user approval.UserKey) (Wat
 	ws.State = map[string]string{watchReported: "reported", watchAccepted: "accepted", watchDisabling: "being disabled again",
 		watchRedisabled: "disabled again", watchRefused: "could not disable again"}[row.State]
 	return ws, nil
+}
+
+// watchStatus is WatchStatusOf for status, nil when the watch is off or could not be read (logged).
+func (s *Service) watchStatus(ctx context.Context, user approval.UserKey) *WatchStatus {
+	if s.watch.st == nil {
+		return nil
+	}
+	ws, err := s.WatchStatusOf(ctx, user)
+	if err != nil {
+		s.log.WithError(err).Error("Could not read the reactivation watch for status")
+		return nil
+	}
+	return &ws
 }
 
 // watchAuditName is the audit name of a watch event.
