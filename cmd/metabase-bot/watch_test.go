@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,4 +84,182 @@ func TestWatchReportsReactivationOnce(t *testing.T) {
 func janeWithSSO(source string) metabasetest.User {
 	return metabasetest.User{Email: "jane@example.com", FirstName: "Jane", LastName: "Doe", Active: true, SSOSource: source,
 		DateJoined: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)}
+}
+
+// reactivated disables jane through the bot, brings her back behind its back, and waits for
+// the report in the thread; it returns the card and the report.
+func (h *harness) reactivated(id int) (card, report slacktest.Message) {
+	h.t.Helper()
+	card = h.disableApproved("disable jane@example.com Left the company", "jane@example.com")
+	h.mb.ReactivateBySSO(id)
+	return card, h.thread(card, "reactivated outside the bot")
+}
+
+// TestWatchKeepActive: only an approver may keep a reactivated user active; it is audited as
+// `reactivation accepted by @x`, the watch stops reporting the user, and the report's other
+// button no longer applies.
+func TestWatchKeepActive(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"WATCH_INTERVAL": testWatchInterval})
+	jane := h.addJane()
+	h.start()
+	st := h.openStore()
+	card, report := h.reactivated(jane.ID)
+
+	h.click(outsider, report, "mb_keep_active")
+	h.ephemeral(outsider, "Only approvers")
+	h.click(approver, report, "mb_keep_active")
+	h.thread(card, "reactivation accepted")
+	h.audit("reactivation accepted", "reactivation accepted by <@"+approver+">", "jane@example.com")
+
+	// Deactivated and reactivated again in Metabase: accepted, so not reported again.
+	h.deactivateBehindTheBot(jane.ID)
+	h.mb.ReactivateBySSO(jane.ID)
+	h.moreChecks(st, 3)
+	if n, a := h.reports(card, "reactivated outside the bot"); n != 1 || a != 1 {
+		t.Fatalf("after Keep active: %d reports in the thread and %d in the audit channel, want the first one only", n, a)
+	}
+	h.click(approver, report, "mb_disable_again")
+	h.ephemeral(approver, "no longer applies")
+	if n := h.count(func(m slacktest.Message) bool { return m.Channel == opsChannel && m.ThreadTS == "" }); n != 1 {
+		t.Fatalf("%d cards, want only the original: Disable again after Keep active opened a request", n)
+	}
+	if u, _ := h.mb.UserByID(jane.ID); !u.Active {
+		t.Fatal("jane was disabled although an approver kept her active")
+	}
+}
+
+// TestWatchDisableAgain: an approver's Disable again opens a normal request for the user in the
+// original channel, naming the original request in its reason, which takes the usual approval;
+// others are refused. Once it ran, a new reactivation is a new report.
+func TestWatchDisableAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"WATCH_INTERVAL": testWatchInterval})
+	jane := h.addJane()
+	h.start()
+	card, report := h.reactivated(jane.ID)
+	orig := requestIDPattern.FindString(card.AllText())
+
+	h.click(outsider, report, "mb_disable_again")
+	h.ephemeral(outsider, "Only approvers")
+	h.click(approver, report, "mb_disable_again")
+	again, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
+		return m.Channel == opsChannel && m.ThreadTS == "" && m.TS != card.TS && m.HasAction("mb_approve")
+	})
+	if err != nil {
+		t.Fatalf("Disable again opened no request: %v\nmessages: %v", err, texts(h.slack.Messages()))
+	}
+	for _, want := range []string{"jane@example.com", "reactivated outside the bot after " + orig, "Left the company"} {
+		if !strings.Contains(again.AllText(), want) {
+			t.Errorf("the new card lacks %q:\n%s", want, again.AllText())
+		}
+	}
+	againID := requestIDPattern.FindString(again.AllText())
+	h.thread(card, "opened request "+againID)
+	if u, _ := h.mb.UserByID(jane.ID); !u.Active {
+		t.Fatal("jane was disabled before the new request was approved")
+	}
+	// The usual approval: the requester of the new request is the approver who clicked, so
+	// another approver decides.
+	h.click(approver2, again, "mb_approve")
+	h.thread(again, "jane@example.com: disabled")
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Fatal("jane is active after the approved Disable again request")
+	}
+	h.mb.ReactivateBySSO(jane.ID)
+	h.thread(again, "reactivated outside the bot")
+}
+
+// TestWatchNeverReportsTheBotsOwnEnable: a user the bot enabled (the watch running while the
+// enable's reactivation has taken effect and its result is not recorded yet), or brought back
+// at a leave's end, is never reported.
+func TestWatchNeverReportsTheBotsOwnEnable(t *testing.T) {
+	t.Parallel()
+	t.Run("enable", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, map[string]string{"WATCH_INTERVAL": testWatchInterval})
+		jane := h.addJane()
+		h.start()
+		st := h.openStore()
+		card := h.disableApproved("disable jane@example.com Sabbatical", "jane@example.com")
+		release := h.mb.HoldReply("PUT", "/api/user/:id/reactivate")
+		defer release()
+		h.command(requester, "enable jane@example.com back")
+		enable := h.card("enable")
+		h.click(approver, enable, "mb_approve")
+		if err := h.mb.WaitForRequests(h.ctx(), "PUT", "/api/user/"+strconv.Itoa(jane.ID)+"/reactivate", 1); err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := h.mb.UserByID(jane.ID); !u.Active {
+			t.Fatal("the held reactivation has not taken effect")
+		}
+		// Checks while the enable's result is not recorded.
+		h.moreChecks(st, 3)
+		release()
+		h.thread(enable, "jane@example.com: enabled")
+		h.moreChecks(st, 3)
+		if n, a := h.reports(card, "reactivated outside the bot"); n+a != 0 {
+			t.Fatalf("the bot's own enable was reported: %d thread, %d audit", n, a)
+		}
+	})
+	t.Run("return", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, map[string]string{"WATCH_INTERVAL": testWatchInterval})
+		h.addAdminJane()
+		h.start()
+		st := h.openStore()
+		card, _, _ := h.leave("jane@example.com", 3*time.Second)
+		h.thread(card, "jane@example.com: enabled")
+		h.moreChecks(st, 3)
+		if n, a := h.reports(card, "reactivated outside the bot"); n+a != 0 {
+			t.Fatalf("the leave's return was reported: %d thread, %d audit", n, a)
+		}
+	})
+}
+
+// TestWatchDisablesAgainOnce: with REACTIVATION_POLICY=disable and two replicas watching, a
+// reactivated admin on leave is disabled again at once, once, and told; the leave's return
+// still runs on its date, and does not restore admin from the re-disable.
+func TestWatchDisablesAgainOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"WATCH_INTERVAL": testWatchInterval, "REACTIVATION_POLICY": "disable",
+		"DATABASE_URL": postgresDatabaseURL(t)})
+	jane := h.addAdminJane()
+	h.mb.AddUser(metabasetest.User{Email: "boss@example.com", FirstName: "Boss", Active: true, Superuser: true})
+	h.startReplicas(2)
+	st := h.openStore()
+	card, _, at := h.leave("jane@example.com", 5*time.Second)
+	deletes := h.exactCount("DELETE", "/api/user/"+strconv.Itoa(jane.ID))
+
+	h.mb.ReactivateBySSO(jane.ID)
+	report := h.thread(card, "disabled them again automatically")
+	if !strings.Contains(report.AllText(), "Admin now: yes") || report.HasAction("mb_keep_active") {
+		t.Errorf("the report should say admin now and offer no Keep active:\n%s", report.AllText())
+	}
+	h.audit("reactivated outside the bot", "jane@example.com", "disabled again automatically")
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Fatal("jane is active after the automatic re-disable")
+	}
+	h.moreChecks(st, 4)
+	if n := h.exactCount("DELETE", "/api/user/"+strconv.Itoa(jane.ID)) - deletes; n != 1 {
+		t.Fatalf("%d DELETEs of jane after her reactivation, want 1", n)
+	}
+	if n, a := h.reports(card, "reactivated outside the bot"); n != 1 || a != 1 {
+		t.Fatalf("%d reports in the thread and %d in the audit channel, want one each", n, a)
+	}
+
+	reply := h.thread(card, "jane@example.com: enabled")
+	if time.Now().Before(at) {
+		t.Errorf("returned before the return date %s", at)
+	}
+	if !strings.Contains(reply.AllText(), "admin not restored") {
+		t.Errorf("the return does not say admin was not restored:\n%s", reply.AllText())
+	}
+	if u, _ := h.mb.UserByID(jane.ID); !u.Active || u.Superuser {
+		t.Fatalf("after the return: active=%v superuser=%v, want active without admin", u.Active, u.Superuser)
+	}
+	h.moreChecks(st, 3)
+	if n, _ := h.reports(card, "reactivated outside the bot"); n != 1 {
+		t.Fatalf("the return was reported as a reactivation (%d reports)", n)
+	}
 }
