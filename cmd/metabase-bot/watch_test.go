@@ -263,3 +263,61 @@ func TestWatchDisablesAgainOnce(t *testing.T) {
 		t.Fatalf("the return was reported as a reactivation (%d reports)", n)
 	}
 }
+
+// TestWatchCouldNotDisableAgain: with REACTIVATION_POLICY=disable, a re-disable a check refuses
+// (here: the account was made protected after the bot disabled it) is not made; the thread and
+// the audit channel say `could not disable again: <reason>`, and Disable again is offered.
+func TestWatchCouldNotDisableAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"WATCH_INTERVAL": testWatchInterval, "REACTIVATION_POLICY": "disable"})
+	jane := h.addJane()
+	first := h.start()
+	card := h.disableApproved("disable jane@example.com Left the company", "jane@example.com")
+	first.stop(t)
+	h.env["PROTECTED_USERS"] = "jane@example.com"
+	h.start()
+	h.mb.ReactivateBySSO(jane.ID)
+	report := h.thread(card, "could not disable them again")
+	if !report.HasAction("mb_disable_again") || report.HasAction("mb_keep_active") {
+		t.Errorf("the report should offer Disable again only:\n%s", report.AllText())
+	}
+	h.audit("reactivated outside the bot", "could not disable again: protected")
+	if u, _ := h.mb.UserByID(jane.ID); !u.Active {
+		t.Fatal("a protected account was disabled again")
+	}
+}
+
+// TestWatchDryRunNeverDisablesAgain: a DRY_RUN process with REACTIVATION_POLICY=disable reports
+// a user a real disable left inactive, and does not disable them again.
+func TestWatchDryRunNeverDisablesAgain(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"WATCH_INTERVAL": testWatchInterval, "REACTIVATION_POLICY": "disable"})
+	jane := h.addJane()
+	first := h.start()
+	card := h.disableApproved("disable jane@example.com Left the company", "jane@example.com")
+	first.stop(t)
+	h.env["DRY_RUN"] = "true"
+	h.start()
+	deletes := h.exactCount("DELETE", "/api/user/"+strconv.Itoa(jane.ID))
+	h.mb.ReactivateBySSO(jane.ID)
+	report := h.thread(card, "reactivated outside the bot")
+	if strings.Contains(report.AllText(), "disabled them again") || !report.HasAction("mb_disable_again") {
+		t.Errorf("a dry-run process should report with Disable again, not disable again:\n%s", report.AllText())
+	}
+	if n := h.exactCount("DELETE", "/api/user/"+strconv.Itoa(jane.ID)); n != deletes {
+		t.Fatalf("a dry-run process called DELETE %d times", n-deletes)
+	}
+	if u, _ := h.mb.UserByID(jane.ID); !u.Active {
+		t.Fatal("a dry-run process disabled jane again")
+	}
+}
+
+// TestWatchIntervalFloor: WATCH_INTERVAL is 0 (off) or at least a second.
+func TestWatchIntervalFloor(t *testing.T) {
+	t.Parallel()
+	for d, ok := range map[time.Duration]bool{0: true, time.Second: true, 5 * time.Minute: true, 500 * time.Millisecond: false, -time.Second: false} {
+		if got := checkWatchInterval(d, watchIntervalFloor) == ""; got != ok {
+			t.Errorf("WATCH_INTERVAL=%s accepted=%v, want %v", d, got, ok)
+		}
+	}
+}
