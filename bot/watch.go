@@ -142,3 +142,20 @@ func watchStatusLines(ws *access.WatchStatus) []string {
 	}
 	return lines
 }
+
+// disabledElsewhereLines are a pending card's lines about targets someone deactivated in
+// Metabase while it waited.
+func disabledElsewhereLines(r approval.Request) []string {
+	var lines []string
+	for _, e := range r.DisabledElsewhere {
+		who := e.Key().String()
+		for _, t := range r.Targets {
+			if t.Key() == e.Key() {
+				who = t.Email
+			}
+		}
+		lines = append(lines, fmt.Sprintf(":information_source: %s was disabled in Metabase by someone else %s, while this request waited; approving it skips them.",
+			escape(who), slackDate(e.At)))
+	}
+	return lines
+}

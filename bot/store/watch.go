@@ -182,10 +182,11 @@ func (s *Store) PutWatchRow(ctx context.Context, w WatchRow, out ...Outbox) (boo
 
 // WatchCandidates returns the requests the watch derives who is expected disabled from: every
 // disable that ran (or is running), and every enable that was approved (scheduled returns
-// included), oldest first. Pending, denied, expired and cancelled requests never changed anyone.
+// included), oldest first; and the pending ones, whose cards say when a target was deactivated
+// by someone else. Denied, expired and cancelled requests never changed anyone.
 func (s *Store) WatchCandidates(ctx context.Context) ([]approval.Request, error) {
 	return s.queryRequests(ctx, "watch candidates", `SELECT `+requestColumns+` FROM requests r
-		WHERE r.state IN (?, ?, ?, ?, ?, ?) ORDER BY r.created_at, r.id`,
-		string(approval.Approved), string(approval.Scheduled), string(approval.Executing),
+		WHERE r.state IN (?, ?, ?, ?, ?, ?, ?) ORDER BY r.created_at, r.id`,
+		string(approval.Pending), string(approval.Approved), string(approval.Scheduled), string(approval.Executing),
 		string(approval.Succeeded), string(approval.Partial), string(approval.Failed))
 }

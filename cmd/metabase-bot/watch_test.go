@@ -321,3 +321,24 @@ func TestWatchIntervalFloor(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchEditsPendingCard: a target someone deactivates in Metabase while the request waits is
+// named on the pending card within an interval; approving still skips them as already inactive.
+func TestWatchEditsPendingCard(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"WATCH_INTERVAL": testWatchInterval})
+	jane := h.addJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	h.deactivateBehindTheBot(jane.ID)
+	edited, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
+		return m.TS == card.TS && m.HasAction("mb_approve") && strings.Contains(m.AllText(), "disabled in Metabase by someone else")
+	})
+	if err != nil {
+		cur, _ := h.slack.Message(card.Channel, card.TS)
+		t.Fatalf("the pending card never said jane was disabled elsewhere: %v\ncard: %s", err, cur.AllText())
+	}
+	h.click(approver, edited, "mb_approve")
+	h.thread(card, "skipped: already inactive")
+}
