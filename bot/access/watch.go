@@ -80,6 +80,9 @@ const (
 	watchRedisabled = "redisabled"
 	// watchRefused: a check refused to disable the user again; reported with Disable again.
 	watchRefused = "refused"
+	// watchInactive: a reported user was found inactive again (someone disabled them); a later
+	// reactivation is a new finding.
+	watchInactive = "inactive"
 )
 
 // staleDisabling is how long a replica may take to disable a user again before another one
@@ -241,13 +244,22 @@ func (s watcher) Check(ctx context.Context, instance string) error {
 				admins = append(admins, u.ID)
 			}
 		}
+		isActive := make(map[int]bool, len(active))
 		for _, u := range active {
+			isActive[u.ID] = true
 			e, ok := expected[u.ID]
 			if !ok {
 				continue
 			}
 			if err := s.found(ctx, e, u, byUser[u.ID], admins, listedAt); err != nil {
 				s.log.WithError(err).WithFields(logrus.Fields{"instance": instance, "user_id": u.ID}).Error("Could not record a reactivation")
+			}
+		}
+		for _, w := range rows {
+			if e, ok := expected[w.UserID]; ok && e.basis == w.Basis && !isActive[w.UserID] {
+				if err := s.inactiveAgain(ctx, e, w, listedAt); err != nil {
+					s.log.WithError(err).WithFields(logrus.Fields{"instance": instance, "user_id": w.UserID}).Error("Could not record a user inactive again")
+				}
 			}
 		}
 	}
@@ -347,8 +359,8 @@ func (s watcher) found(ctx context.Context, e expectation, u metabase.User, row 
 			return err
 		}
 		switch row.State {
-		case watchRedisabled:
-			// Disabled again by the bot, and back again: a new reactivation.
+		case watchRedisabled, watchInactive:
+			// Disabled again (by the bot, or someone else), and back again: a new reactivation.
 		case watchDisabling:
 			if listedAt.Sub(prev.FoundAt) < staleDisabling {
 				return nil
@@ -375,9 +387,10 @@ func (s watcher) found(ctx context.Context, e expectation, u metabase.User, row 
 		return err
 	}
 	next.Version = row.Version + 1
-	if row.Version == 0 {
-		next.Version = 1
-	}
+	// The claim is spent: the DELETE and its report are finished even when the process is
+	// stopping, within a bound shorter than the time after which another replica takes over.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), staleDisabling/2)
+	defer cancel()
 	if why := s.disableAgain(ctx, e, u, admins, listedAt); why != "" {
 		f.NotDisabledAgain = why
 		next.State = watchRefused
@@ -388,6 +401,29 @@ func (s watcher) found(ctx context.Context, e expectation, u metabase.User, row 
 	}
 	_, err = s.putFinding(ctx, next, f, s.reactivatedEvent(e.req, f, ""))
 	return err
+}
+
+// inactiveAgain settles the row of a user found reactivated who is inactive again: a reported
+// user someone disabled since is watched afresh (their next reactivation is a new report), and
+// a re-disable whose replica died after its DELETE took effect is reported as done.
+func (s watcher) inactiveAgain(ctx context.Context, e expectation, w store.WatchRow, listedAt time.Time) error {
+	var f Finding
+	if err := json.Unmarshal(w.Data, &f); err != nil {
+		return err
+	}
+	switch {
+	case w.State == watchReported || w.State == watchRefused:
+		w.State = watchInactive
+		_, err := s.putFinding(ctx, w, f)
+		return err
+	case w.State == watchDisabling && listedAt.Sub(f.FoundAt) >= staleDisabling:
+		at := listedAt
+		f.DisabledAgain = &at
+		w.State = watchRedisabled
+		_, err := s.putFinding(ctx, w, f, s.reactivatedEvent(e.req, f, ""))
+		return err
+	}
+	return nil
 }
 
 // disableAgain deactivates u again with the checks any disable gets: never a protected account,
@@ -584,7 +620,7 @@ func (s *Service) WatchStatusOf(ctx context.Context, user approval.UserKey) (Wat
 	}
 	ws.Finding = &f
 	ws.State = map[string]string{watchReported: "reported", watchAccepted: "accepted", watchDisabling: "being disabled again",
-		watchRedisabled: "disabled again", watchRefused: "could not disable again"}[row.State]
+		watchRedisabled: "disabled again", watchRefused: "could not disable again", watchInactive: "inactive again"}[row.State]
 	return ws, nil
 }
 

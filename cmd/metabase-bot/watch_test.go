@@ -78,6 +78,16 @@ func TestWatchReportsReactivationOnce(t *testing.T) {
 	h.command(requester, "status jane@example.com")
 	h.ephemeral(requester, "Found reactivated outside the bot")
 	h.ephemeral(requester, "Reactivation watch: last checked")
+
+	// Deactivated in Metabase and reactivated again: a new reactivation, reported once more.
+	h.deactivateBehindTheBot(jane.ID)
+	h.moreChecks(st, 2)
+	h.mb.ReactivateBySSO(jane.ID)
+	h.eventually("the second report", func() bool { n, a := h.reports(card, "reactivated outside the bot"); return n == 2 && a == 2 })
+	h.moreChecks(st, 3)
+	if n, a := h.reports(card, "reactivated outside the bot"); n != 2 || a != 2 {
+		t.Fatalf("two reactivations reported %d times in the thread and %d in the audit channel, want twice each", n, a)
+	}
 }
 
 // janeWithSSO is the usual target (addJane), signing in through source.
