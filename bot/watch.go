@@ -3,6 +3,8 @@ package bot
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,7 +62,7 @@ func (v *view) watchThreadMessages(e access.Event) []threadMessage {
 		return []threadMessage{{text: fmt.Sprintf("%s opened request %s to disable %s again; it needs the usual approval.", mention(e.Actor), escape(e.By), who)}}
 	}
 	text := fmt.Sprintf(":rotating_light: %s %s was *reactivated outside the bot* after this request disabled them. Admin now: %s. Likely way back: %s.",
-		v.approverMention(), who, yesNo(f.Superuser), escape(f.WayBack))
+		v.approverMention(), who, yesNo(f.Superuser), wayBackWords(f.WayBack))
 	switch {
 	case f.DisabledAgain != nil:
 		text += " I *disabled them again automatically*; a scheduled return still runs on its date."
@@ -73,6 +75,30 @@ func (v *view) watchThreadMessages(e access.Event) []threadMessage {
 	return []threadMessage{{text: text, actions: watchButtons(f, true)}}
 }
 
+// wayBackWords says how a reactivated user most likely came back, from their sso_source and the
+// instance's settings when known (docs/metabase.md#sso-reactivation).
+func wayBackWords(w access.WayBack) string {
+	var text string
+	switch w.SSOSource {
+	case "":
+		text = "an admin reactivated them in Metabase (they sign in with a password)"
+	case "scim":
+		text = "a SCIM push from the identity provider (sso_source scim)"
+	case "jwt", "saml":
+		text = fmt.Sprintf("a %s sign-in with user provisioning on, or an admin in Metabase (sso_source %s)", escape(w.SSOSource), escape(w.SSOSource))
+	default:
+		text = fmt.Sprintf("a %s sign-in, or an admin in Metabase (sso_source %s)", escape(w.SSOSource), escape(w.SSOSource))
+	}
+	var settings []string
+	for _, k := range slices.Sorted(maps.Keys(w.Settings)) {
+		settings = append(settings, fmt.Sprintf("`%s` %s", escape(k), escape(w.Settings[k])))
+	}
+	if len(settings) > 0 {
+		text += "; instance settings: " + strings.Join(settings, ", ")
+	}
+	return text
+}
+
 // watchAuditDetail is what an audit line says about a watch event besides its name.
 func watchAuditDetail(e access.Event) string {
 	f := e.Watch
@@ -82,7 +108,7 @@ func watchAuditDetail(e access.Event) string {
 	case access.DisableAgainRequested:
 		return "request `" + escape(e.By) + "`"
 	}
-	d := fmt.Sprintf("%s in %s · admin now: %s · likely way back: %s", escape(f.Email), escape(f.Instance), yesNo(f.Superuser), escape(f.WayBack))
+	d := fmt.Sprintf("%s in %s · admin now: %s · likely way back: %s", escape(f.Email), escape(f.Instance), yesNo(f.Superuser), wayBackWords(f.WayBack))
 	switch {
 	case f.DisabledAgain != nil:
 		d += " · disabled again automatically"

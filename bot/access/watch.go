@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -39,10 +40,20 @@ type Watch struct {
 	Interval time.Duration
 	// Policy is what happens to a user found reactivated; empty means ReactivationRequest.
 	Policy ReactivationPolicy
-	// WayBack says how a reactivated user most likely came back, from what Metabase shows of
-	// them and what is known of instance's sign-in settings. Nil uses the user's sso_source only
-	// (WayBackFromSSOSource); the instance facts learned at start-up can take its place.
-	WayBack func(instance string, u metabase.User) string
+	// WayBack gathers what bears on how a reactivated user most likely came back: what Metabase
+	// shows of them and what is known of instance's sign-in and provisioning settings. Nil uses
+	// the user's sso_source only (WayBackFromSSOSource); the instance facts learned at start-up
+	// can take its place.
+	WayBack func(instance string, u metabase.User) WayBack
+}
+
+// WayBack is what is known of how a reactivated user most likely came back; the chat side words it.
+type WayBack struct {
+	// SSOSource is the user's sso_source: "" for a password user, else e.g. "jwt", "saml", "scim".
+	SSOSource string `json:"sso_source,omitempty"`
+	// Settings are the instance's sign-in and provisioning settings that bear on it, by Metabase's
+	// setting name (e.g. "jwt-user-provisioning-enabled?": "true"), when known.
+	Settings map[string]string `json:"settings,omitempty"`
 }
 
 // WatchStore is the part of the store the watch needs; package store implements it. It is
@@ -101,8 +112,8 @@ type Finding struct {
 	// Superuser says the user is a Metabase admin now.
 	Superuser bool   `json:"superuser,omitempty"`
 	SSOSource string `json:"sso_source,omitempty"`
-	// WayBack is how the user most likely came back (Watch.WayBack).
-	WayBack string `json:"way_back,omitempty"`
+	// WayBack is what bears on how the user most likely came back (Watch.WayBack).
+	WayBack WayBack `json:"way_back,omitzero"`
 	// Count numbers the reactivations found since the disable (one, unless the bot disabled the
 	// user again and they came back again).
 	Count int `json:"count"`
@@ -123,17 +134,7 @@ type Finding struct {
 func (f Finding) Key() approval.UserKey { return approval.UserKey{Instance: f.Instance, ID: f.UserID} }
 
 // WayBackFromSSOSource is the likely way back known from the user alone: their sso_source.
-func WayBackFromSSOSource(_ string, u metabase.User) string {
-	switch u.SSOSource {
-	case "":
-		return "an admin reactivated them in Metabase (they sign in with a password)"
-	case "scim":
-		return "a SCIM push from the identity provider (sso_source scim)"
-	case "jwt", "saml":
-		return fmt.Sprintf("a %s sign-in with user provisioning on, or an admin in Metabase (sso_source %s)", u.SSOSource, u.SSOSource)
-	}
-	return fmt.Sprintf("a %s sign-in, or an admin in Metabase (sso_source %s)", u.SSOSource, u.SSOSource)
-}
+func WayBackFromSSOSource(_ string, u metabase.User) WayBack { return WayBack{SSOSource: u.SSOSource} }
 
 // watching is the watch's state in a Service.
 type watching struct {
@@ -657,7 +658,10 @@ func watchAuditDetail(e Event) string {
 	case DisableAgainRequested:
 		return "request " + e.By
 	}
-	d := fmt.Sprintf("%s in %s, admin now: %t, likely way back: %s", f.Email, f.Instance, f.Superuser, f.WayBack)
+	d := fmt.Sprintf("%s in %s, admin now: %t, sso_source: %q", f.Email, f.Instance, f.Superuser, f.WayBack.SSOSource)
+	for _, k := range slices.Sorted(maps.Keys(f.WayBack.Settings)) {
+		d += fmt.Sprintf(", %s: %s", k, f.WayBack.Settings[k])
+	}
 	switch {
 	case f.DisabledAgain != nil:
 		d += "; disabled again automatically"

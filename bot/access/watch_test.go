@@ -2,12 +2,10 @@ package access
 
 import (
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
-	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
 // TestExpectedDisabled: who the watch expects disabled, from the requests that ran.
@@ -52,14 +50,5 @@ func TestExpectedDisabled(t *testing.T) {
 	}
 	if got[1].basis == "" || got[1].req.ID != "MB-A" {
 		t.Fatalf("user 1's expectation = %+v, want basis on MB-A", got[1])
-	}
-}
-
-func TestWayBackFromSSOSource(t *testing.T) {
-	t.Parallel()
-	for src, want := range map[string]string{"": "admin reactivated", "scim": "SCIM push", "jwt": "jwt sign-in with user provisioning on", "google": "google sign-in"} {
-		if got := WayBackFromSSOSource("default", metabase.User{SSOSource: src}); !strings.Contains(got, want) {
-			t.Errorf("sso_source %q: %q, want it to say %q", src, got, want)
-		}
 	}
 }
