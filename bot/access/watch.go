@@ -553,6 +553,17 @@ func (s *Service) DisableAgain(ctx context.Context, actor string, user approval.
 	if row.State != watchReported && row.State != watchRefused {
 		return approval.Request{}, &Refusal{Code: NoFinding, Subject: f.Email}
 	}
+	if f.FollowUp != "" {
+		// One request at a time: a second click while the first request is open is refused; once
+		// it ended without disabling them (denied, expired), another may be opened.
+		prev, err := s.st.Get(ctx, f.FollowUp)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return approval.Request{}, err
+		}
+		if err == nil && prev.State.Open() {
+			return approval.Request{}, &Refusal{Code: OpenRequest, Subject: f.Email, Other: prev.ID}
+		}
+	}
 	orig, err := s.st.Get(ctx, f.RequestID)
 	if err != nil {
 		return approval.Request{}, err
@@ -562,7 +573,7 @@ func (s *Service) DisableAgain(ctx context.Context, actor string, user approval.
 		reason += " (" + orig.Reason + ")"
 	}
 	r, err := s.Submit(ctx, ChangeRequest{Action: approval.Disable, Reason: reason, Requester: actor, Channel: orig.ChannelID,
-		SourceKey: fmt.Sprintf("watch:%s:%s:%d", user, basis, f.Count),
+		SourceKey: fmt.Sprintf("watch:%s:%s:%d:%s", user, basis, f.Count, f.FollowUp),
 		Targets:   []TargetRef{{Kind: ByID, ID: user.ID, Instance: user.Instance, Raw: f.Email}}})
 	if err != nil {
 		return r, err

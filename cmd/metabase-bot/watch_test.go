@@ -166,6 +166,12 @@ func TestWatchDisableAgain(t *testing.T) {
 	}
 	againID := requestIDPattern.FindString(again.AllText())
 	h.thread(card, "opened request "+againID)
+	// A second click while that request is open opens no other.
+	h.click(approver2, report, "mb_disable_again")
+	h.ephemeral(approver2, againID)
+	if n := h.count(func(m slacktest.Message) bool { return m.Channel == opsChannel && m.ThreadTS == "" }); n != 2 {
+		t.Fatalf("%d cards after a second Disable again, want the original and one new request", n)
+	}
 	if u, _ := h.mb.UserByID(jane.ID); !u.Active {
 		t.Fatal("jane was disabled before the new request was approved")
 	}
