@@ -219,17 +219,19 @@ type expectation struct {
 // disabled (read after the listing returned, so an enable that reactivated someone during the
 // listing is already known), then a finding for each user in both.
 func (s watcher) Check(ctx context.Context, instance string) error {
+	// Taken before the listing, as the last-admin reservation wants: a reservation made since
+	// may not show in it.
+	listedAt := s.now()
 	active, err := s.in.mb(instance).ListUsers(ctx, metabase.StatusActive)
 	if err != nil {
 		return err
 	}
-	listedAt := s.now()
 	reqs, err := s.watch.st.WatchCandidates(ctx)
 	if err != nil {
 		return err
 	}
 	s.notePendingDisabledElsewhere(ctx, reqs, instance, active)
-	expected := expectedDisabled(reqs, instance, listedAt)
+	expected := expectedDisabled(reqs, instance, s.now())
 	if len(expected) > 0 {
 		rows, err := s.watch.st.WatchRows(ctx, instance)
 		if err != nil {
