@@ -143,7 +143,7 @@ func (v *view) renderCard(r approval.Request) []slack.Block {
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(details), nil, nil))
 	blocks = append(blocks, v.consequenceBlocks(r)...)
-	if w := v.warnings(r); len(w) > 0 {
+	if w := append(v.warnings(r), disabledElsewhereLines(r)...); len(w) > 0 {
 		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(strings.Join(w, "\n")), nil, nil))
 	}
 	blocks = append(blocks, slack.NewContextBlock("", mrkdwn(v.contextLine(r))))

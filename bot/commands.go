@@ -166,6 +166,7 @@ func instanceStatusText(st access.Status) string {
 			lines = append(lines, fmt.Sprintf("Open request: %s to %s, %s, requested by %s", r.ID, r.Action, stateWords(r), mention(r.Requester)))
 		}
 	}
+	lines = append(lines, watchStatusLines(st.Watch)...)
 	return strings.Join(lines, "\n")
 }
 

@@ -40,6 +40,10 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 			leavers{b}.clicked(ctx, cb)
 			continue
 		}
+		if a.ActionID == actionDisableAgain || a.ActionID == actionKeepActive {
+			b.watchClicked(ctx, cb, a.ActionID, a.Value)
+			continue
+		}
 		if a.ActionID == actionOrphansRequest {
 			b.orphansRequestClicked(ctx, cb)
 			continue

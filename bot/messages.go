@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/slack-go/slack"
+
 	"github.com/metabase-bot/metabase-bot/bot/access"
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 )
@@ -13,6 +15,9 @@ import (
 type threadMessage struct {
 	text    string
 	buttons []string
+	// actions, when set, are the reply's buttons instead of buttons (their values name more
+	// than the request, see watch.go).
+	actions slack.Block
 }
 
 // threadMessages words a thread notice. Most events are one reply; long lists are split within
@@ -23,6 +28,9 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 	}
 	e := n.Event
 	r := e.Request
+	if e.Watch != nil {
+		return v.watchThreadMessages(*e)
+	}
 	one := func(text string, buttons ...string) []threadMessage {
 		return []threadMessage{{text: text, buttons: buttons}}
 	}
@@ -159,6 +167,9 @@ func auditAnchor(n access.Notice) string {
 // auditDetail is what an audit line says about an event besides its name.
 func auditDetail(e access.Event) string {
 	r := e.Request
+	if e.Watch != nil {
+		return watchAuditDetail(e)
+	}
 	reason := func(s string) string {
 		if s == "" {
 			return ""

@@ -64,7 +64,10 @@ func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
 		for i, m := range n.v.threadMessages(no) {
 			opts := []slack.MsgOption{slack.MsgOptionText(m.text, false), slack.MsgOptionTS(r.MessageTS)}
 			blocks := []slack.Block{slack.NewSectionBlock(mrkdwn(m.text), nil, nil)}
-			if len(m.buttons) > 0 {
+			switch {
+			case m.actions != nil:
+				blocks = append(blocks, m.actions)
+			case len(m.buttons) > 0:
 				blocks = append(blocks, threadButtons(r, m.buttons))
 			}
 			opts = append(opts, slack.MsgOptionBlocks(blocks...))

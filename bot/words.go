@@ -63,6 +63,8 @@ func (v *view) refusalText(rf *access.Refusal) string {
 		return fmt.Sprintf("A hand-over works in one Metabase instance: add `--instance NAME` before the reason, where NAME is one of %s.", escape(rf.Subject))
 	case access.UnknownRequest:
 		return "That request does not exist."
+	case access.NoFinding:
+		return "That reactivation report no longer applies: an approver already decided, or the user was disabled again since. Status of the user shows where it stands."
 	case access.NotApprover:
 		return "Only approvers (" + v.approverMention() + ") can decide Metabase requests."
 	case access.SelfApproval:

@@ -89,6 +89,8 @@ type Config struct {
 	// CheckpointEvery is how often one replica posts the audit log's head to the audit trail
 	// (checkpoint.go); zero posts no checkpoint at all, for a deployment with no audit trail.
 	CheckpointEvery time.Duration
+	// Watch is the reactivation watch (watch.go); a zero Interval turns it off.
+	Watch Watch
 }
 
 // Deps are the seams the core works through.
@@ -124,6 +126,8 @@ type Service struct {
 	metrics   Metrics
 	// checkpointEvery is Config.CheckpointEvery.
 	checkpointEvery time.Duration
+	// watch is the reactivation watch's configuration and store (watch.go).
+	watch watching
 
 	// wake nudges the outbox loop when this process enqueued something, so the common path does
 	// not wait for the next tick.
@@ -169,6 +173,10 @@ func New(cfg Config, d Deps) (*Service, error) {
 	check(e.OutboxLease > 0, "OutboxLease must be positive")
 	check(e.Tick > 0, "Tick must be positive")
 	check(cfg.CheckpointEvery >= 0, "CheckpointEvery must not be negative")
+	w, err := newWatching(cfg.Watch, d.Store)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("access: invalid config: %v", problems)
 	}
@@ -176,7 +184,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		e.InstanceID = "bot-" + RandomID(6)
 	}
 	s := &Service{policy: p, exec: e, st: d.Store, in: in, dir: d.Directory, notifier: d.Notifier, chatUsers: d.ChatUsers,
-		now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, checkpointEvery: cfg.CheckpointEvery, wake: make(chan struct{}, 1)}
+		now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, checkpointEvery: cfg.CheckpointEvery, watch: w, wake: make(chan struct{}, 1)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -208,6 +216,7 @@ func (s *Service) Run(ctx context.Context) {
 	g.Go(func() error { deliverer{s}.outboxLoop(gctx); return nil })
 	g.Go(func() error { timers{s}.timerLoop(gctx); return nil })
 	g.Go(func() error { timers{s}.checkpointLoop(gctx); return nil })
+	g.Go(func() error { watcher{s}.watchLoop(gctx); return nil })
 	_ = g.Wait()
 	s.work.Wait()
 }

@@ -88,12 +88,17 @@ type Event struct {
 	// Added are the targets ReturnExtended added.
 	Added   []approval.Target `json:"added,omitempty"`
 	Request approval.Request  `json:"request"`
+	// Watch is what the reactivation watch found, on its events (watch.go).
+	Watch *Finding `json:"watch,omitempty"`
 }
 
 // AuditName is the event's name in the audit trail (channel, logs and, later, the hash chain):
 // the words auditors search for, stable across versions.
 func (e Event) AuditName() string {
 	r := e.Request
+	if e.Watch != nil {
+		return watchAuditName(e)
+	}
 	switch e.Type {
 	case Voted:
 		return fmt.Sprintf("approval %d of %d", len(r.Approvals), r.RequiredApprovals)
@@ -241,6 +246,9 @@ func auditEntry(e Event) json.RawMessage {
 // auditDetail is what the audit log says about an event besides its name, as plain text.
 func auditDetail(e Event) string {
 	r := e.Request
+	if e.Watch != nil {
+		return watchAuditDetail(e)
+	}
 	switch e.Type {
 	case Requested:
 		return joinNonEmpty(r.Reason, HandoverSummary(r))

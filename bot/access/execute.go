@@ -363,11 +363,17 @@ const LastAdminText = "would leave no Metabase admin who can sign in"
 // (store.ReserveAdminDisable). The store marks where the reservations stand before the list is
 // read, so no replica's clock decides which reservations the list may not show yet.
 func (x *executor) mayDisableAdmin(ctx context.Context, request, instance string, user int) (bool, error) {
-	mark, err := x.st.MarkAdminList(ctx, instance)
+	return reserveAdminDisable(ctx, x.st, x.in.mb(instance), request, instance, user)
+}
+
+// reserveAdminDisable is mayDisableAdmin for any caller that deactivates an admin (an execution,
+// the watch's re-disable): the mark first, then the list of active admins, then the reservation.
+func reserveAdminDisable(ctx context.Context, st Store, mb Metabase, request, instance string, user int) (bool, error) {
+	mark, err := st.MarkAdminList(ctx, instance)
 	if err != nil {
 		return false, err
 	}
-	active, err := x.in.mb(instance).ListUsers(ctx, metabase.StatusActive)
+	active, err := mb.ListUsers(ctx, metabase.StatusActive)
 	if err != nil {
 		return false, err
 	}
@@ -377,7 +383,7 @@ func (x *executor) mayDisableAdmin(ctx context.Context, request, instance string
 			admins = append(admins, a.ID)
 		}
 	}
-	return x.st.ReserveAdminDisable(ctx, request, instance, user, admins, mark)
+	return st.ReserveAdminDisable(ctx, request, instance, user, admins, mark)
 }
 
 // isLastAdminRefusal reports Metabase's own refusal to deactivate the last member of the Admin

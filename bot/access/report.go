@@ -27,6 +27,8 @@ type Status struct {
 	Also []Status
 	// Notes say where the user was not found, or which instance did not answer.
 	Notes []approval.InstanceNote
+	// Watch is what the reactivation watch knows of the user (watch.go); nil when it is off.
+	Watch *WatchStatus
 }
 
 // Status looks a user up for requester, who must be allowed to request in channel: status shows
@@ -74,6 +76,7 @@ func (s lookups) statusIn(ctx context.Context, instance string, u metabase.User)
 	if err != nil {
 		st.HistoryErr = err
 	}
+	st.Watch = s.watchStatus(ctx, approval.UserKey{Instance: instance, ID: u.ID})
 	for _, r := range rs {
 		if r.State == approval.Scheduled || r.State == approval.Pending || r.State == approval.Approved || r.State == approval.Executing {
 			st.Open = append(st.Open, r)

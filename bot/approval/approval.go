@@ -300,6 +300,9 @@ type Request struct {
 	// its targets up in (one, for a request limited with --instance), so the card can say where a
 	// user was not found. Nil in a single-instance configuration.
 	Instances []string `json:"instances,omitempty"`
+	// DisabledElsewhere, on a pending disable, are targets found deactivated in Metabase by
+	// someone else while it waited (elsewhere.go).
+	DisabledElsewhere []Elsewhere `json:"disabled_elsewhere,omitempty"`
 	// Version is the compare-and-set counter kept by the store.
 	Version int64 `json:"version"`
 }
@@ -337,6 +340,7 @@ func (r Request) Clone() Request {
 	c.Supersedes = slices.Clone(r.Supersedes)
 	c.Instances = slices.Clone(r.Instances)
 	c.Notes = slices.Clone(r.Notes)
+	c.DisabledElsewhere = slices.Clone(r.DisabledElsewhere)
 	if r.ReturnAt != nil {
 		ra := *r.ReturnAt
 		c.ReturnAt = &ra

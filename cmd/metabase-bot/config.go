@@ -14,6 +14,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/sirupsen/logrus"
 
+	"github.com/metabase-bot/metabase-bot/bot/access"
 	"github.com/metabase-bot/metabase-bot/bot/store"
 )
 
@@ -68,6 +69,11 @@ type PolicyConfig struct {
 	MaxReturnAhead         time.Duration `env:"MAX_RETURN_AHEAD" envDefault:"8784h"`
 	BulkConcurrency        int           `env:"BULK_CONCURRENCY" envDefault:"4"`
 	ExecutionLease         time.Duration `env:"EXECUTION_LEASE" envDefault:"2m"`
+	// WatchInterval is how often one replica checks each instance for users the bot disabled
+	// and someone else reactivated; zero turns the watch off.
+	WatchInterval time.Duration `env:"WATCH_INTERVAL" envDefault:"5m"`
+	// ReactivationPolicy is what the watch does about such a user: request or disable.
+	ReactivationPolicy string `env:"REACTIVATION_POLICY" envDefault:"request"`
 }
 
 // MetabaseConfig is how the bot reaches Metabase.
@@ -429,7 +435,28 @@ func (c *config) validate(p *problems) {
 	if c.AuditCheckpointEvery < time.Second {
 		p.add("AUDIT_CHECKPOINT_EVERY", "AUDIT_CHECKPOINT_EVERY must be at least 1s")
 	}
+	if problem := checkWatchInterval(c.WatchInterval, minWatchInterval); problem != "" {
+		p.add("WATCH_INTERVAL", problem)
+	}
+	if c.ReactivationPolicy != string(access.ReactivationRequest) && c.ReactivationPolicy != string(access.ReactivationDisable) {
+		p.add("REACTIVATION_POLICY", "REACTIVATION_POLICY must be request or disable")
+	}
 	if c.ExecutionLease < 5*time.Second {
 		p.add("EXECUTION_LEASE", "EXECUTION_LEASE must be at least 5s (longer than one Metabase call)")
 	}
+}
+
+// watchIntervalFloor is the shortest WATCH_INTERVAL people may set: each check lists every active
+// user of every instance. The end-to-end tests lower minWatchInterval to watch in milliseconds.
+const watchIntervalFloor = time.Second
+
+// minWatchInterval is the floor in force (watchIntervalFloor outside tests).
+var minWatchInterval = watchIntervalFloor
+
+// checkWatchInterval returns what is wrong with WATCH_INTERVAL d, or "".
+func checkWatchInterval(d, floor time.Duration) string {
+	if d != 0 && d < floor {
+		return "WATCH_INTERVAL must be 0 (off) or at least " + floor.String()
+	}
+	return ""
 }

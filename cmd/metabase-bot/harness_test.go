@@ -99,6 +99,9 @@ func newHarnessWith(t *testing.T, o slacktest.Options, overrides map[string]stri
 		"HTTP_ADDR":        "127.0.0.1:0",
 		"LOG_LEVEL":        "debug",
 		"METABASE_TIMEOUT": "3s",
+		// The reactivation watch lists every user at start; tests that count Metabase calls or
+		// park listings would see it. Its own tests (watch_test.go) turn it on.
+		"WATCH_INTERVAL": "0",
 	}
 	maps.Copy(env, overrides)
 	h := &harness{t: t, slack: fs, mb: mb, env: env, logs: &syncBuffer{}}

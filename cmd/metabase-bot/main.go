@@ -274,6 +274,7 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 		Execution: access.Execution{BulkConcurrency: cfg.BulkConcurrency, ExecLease: cfg.ExecutionLease,
 			OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Tick: tick},
 		Log: log, Metrics: metrics, CheckpointEvery: checkpointEvery,
+		Watch: access.Watch{Interval: cfg.WatchInterval, Policy: access.ReactivationPolicy(cfg.ReactivationPolicy)},
 	}, access.Deps{Store: st, Instances: instances, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api),
 		ChatUsers: st})
 	if err != nil {
