@@ -156,13 +156,15 @@ func TestBaseURLForms(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	t.Parallel()
-	c, s := setup(t, WithTimeout(20*time.Millisecond), WithRetry(RetryPolicy{MaxAttempts: 2}))
+	// Long enough for the retried request to reach the fake on a loaded machine (at 20 ms the
+	// second attempt could time out before the fake counted it), short enough to keep the test fast.
+	c, s := setup(t, WithTimeout(250*time.Millisecond), WithRetry(RetryPolicy{MaxAttempts: 2}))
 	s.SetLatency("GET", "/api/user/:id", time.Minute)
 	_, err := c.User(t.Context(), 1)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want DeadlineExceeded", err)
 	}
-	if !strings.Contains(err.Error(), "timed out after 20ms") {
+	if !strings.Contains(err.Error(), "timed out after 250ms") {
 		t.Errorf("err = %q, want it to name the timeout", err)
 	}
 	// A timed-out GET is a transient failure, so it is retried.

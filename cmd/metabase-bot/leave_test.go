@@ -212,8 +212,11 @@ func TestCancelScheduledReturn(t *testing.T) {
 	john := h.mb.AddUser(metabasetest.User{Email: "john@example.com", FirstName: "John", Active: true})
 	h.start()
 	// Two leaves ending at the same second: john's return is the observable proof that the
-	// timer reached jane's return time.
-	until, _ := returnTime(5 * time.Second)
+	// timer reached jane's return time. The return is far enough out for two requests, two
+	// approvals and a status to happen before it on a loaded 2-core machine under -race (5 s
+	// was not: the return fell due before the cancel); the test waits on the timer only, in
+	// parallel with the others.
+	until, _ := returnTime(12 * time.Second)
 	h.command(requester, "disable jane@example.com until "+until+" Parental leave")
 	janeCard := h.card("jane@example.com")
 	h.click(approver, janeCard, "mb_approve")
