@@ -74,7 +74,7 @@ func FuzzInteraction(f *testing.F) {
 		// Every fake answers at once, so a payload that keeps its handler past Slack's ack window
 		// is one the bot lets hold a slot for nothing.
 		if res.handled > fuzzHandlerBudget {
-			t.Errorf("the handler took %s, over %s, for:\n%s", res.handled.Round(time.Millisecond), fuzzHandlerBudget, data)
+			t.Errorf("the handler took %s, over %s, for an input of %d bytes starting:\n%.300s", res.handled.Round(time.Millisecond), fuzzHandlerBudget, len(data), data)
 		}
 		if n := res.ack.count(); n != 1 {
 			t.Errorf("envelope acked %d times, want 1", n)
