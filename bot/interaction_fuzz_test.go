@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -58,7 +59,7 @@ func FuzzInteraction(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(f.TempDir(), "fuzz.db"))
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(fuzzStoreDir(f), "fuzz.db"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -69,6 +70,11 @@ func FuzzInteraction(f *testing.F) {
 		res, ok := runInteraction(t, st, fmt.Sprintf("MB-F%07d", seq.Add(1)), data)
 		if !ok {
 			return // socketmode reports undecodable payloads as bad messages; never dispatched
+		}
+		// Every fake answers at once, so a payload that keeps its handler past Slack's ack window
+		// is one the bot lets hold a slot for nothing.
+		if res.handled > fuzzHandlerBudget {
+			t.Errorf("the handler took %s, over %s, for an input of %d bytes starting:\n%.300s", res.handled.Round(time.Millisecond), fuzzHandlerBudget, len(data), data)
 		}
 		if n := res.ack.count(); n != 1 {
 			t.Errorf("envelope acked %d times, want 1", n)
@@ -115,13 +121,33 @@ func TestInteractionFuzzReachesMetabase(t *testing.T) {
 	}
 }
 
+// fuzzHandlerBudget is Slack's ack window (https://api.slack.com/apis/socket-mode#acknowledge):
+// with fakes that answer at once, no payload may keep a handler busy longer.
+const fuzzHandlerBudget = 3 * time.Second
+
+// fuzzStoreDir is where the fuzz target keeps its SQLite file: in memory-backed /dev/shm where
+// the machine has it, else in the test's temporary directory. Each input commits several times;
+// on a disk every commit waits for an fsync, and the fuzzer's minimisation of a new input (up to
+// a minute of executions by default) then runs so slowly that the coordinator reports 0 execs/s
+// for the whole minimisation, which looked like a stalled handler.
+func fuzzStoreDir(f *testing.F) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "metabase-bot-fuzz-"); err == nil {
+			f.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return f.TempDir()
+}
+
 // interactionRun is what one fuzz input did.
 type interactionRun struct {
-	id    string
-	cb    slack.InteractionCallback
-	ack   *fuzzAcker
-	slack *fuzzSlack
-	mb    *memMetabase
+	id      string
+	handled time.Duration // from dispatch until every handler it started returned
+	cb      slack.InteractionCallback
+	ack     *fuzzAcker
+	slack   *fuzzSlack
+	mb      *memMetabase
 }
 
 // runInteraction creates pending request id, decodes data (with fuzzRequestID replaced by id)
@@ -142,9 +168,11 @@ func runInteraction(t *testing.T, st *store.Store, id string, data []byte) (inte
 		t.Fatal(err)
 	}
 	b := newTestBot(t, Config{TeamID: "T1", ApproverGroup: "SAPP"}, testExecution("fuzz"), res.slack, res.mb, st)
+	start := time.Now()
 	b.dispatch(ctx, res.ack, socketmode.Event{Type: socketmode.EventTypeInteractive, Data: res.cb,
 		Request: &socketmode.Request{EnvelopeID: "env-" + id, Type: "interactive"}})
 	b.inflight.Wait()
+	res.handled = time.Since(start)
 	b.core.Drain(ctx)
 	return res, true
 }

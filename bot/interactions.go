@@ -26,7 +26,16 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, fmt.Sprintf(
 			"Slack asked me to wait %s before I can check the approver group; I'll carry out your click then.", waitWords(wait)))
 	})
-	for _, a := range cb.ActionCallback.BlockActions {
+	// A click is one action: Slack sends block_actions "from the specific interactive component
+	// that was used" (https://api.slack.com/reference/interaction-payloads/block-actions). Anything
+	// past the first is not a click a person made, and acting on each would let one envelope hold
+	// its handler for as long as its sender likes (a thousand actions took five seconds).
+	actions := cb.ActionCallback.BlockActions
+	if len(actions) > 1 {
+		b.log.WithFields(logrus.Fields{"actions": len(actions), "slack_user_id": cb.User.ID}).Warn("Acting on the first of several actions in one click")
+		actions = actions[:1]
+	}
+	for _, a := range actions {
 		if a == nil {
 			continue
 		}
