@@ -300,6 +300,8 @@ type Request struct {
 	// its targets up in (one, for a request limited with --instance), so the card can say where a
 	// user was not found. Nil in a single-instance configuration.
 	Instances []string `json:"instances,omitempty"`
+	// BreakGlass, on a disable a responder ran at once, is its review (breakglass.go).
+	BreakGlass *BreakGlass `json:"break_glass,omitempty"`
 	// Version is the compare-and-set counter kept by the store.
 	Version int64 `json:"version"`
 }
@@ -337,6 +339,7 @@ func (r Request) Clone() Request {
 	c.Supersedes = slices.Clone(r.Supersedes)
 	c.Instances = slices.Clone(r.Instances)
 	c.Notes = slices.Clone(r.Notes)
+	c.BreakGlass = r.BreakGlass.clone()
 	if r.ReturnAt != nil {
 		ra := *r.ReturnAt
 		c.ReturnAt = &ra
@@ -751,5 +754,5 @@ func (r Request) NextDue() (time.Time, bool) {
 	case Executing:
 		return r.LeaseUntil, true
 	}
-	return time.Time{}, false
+	return r.reviewDue()
 }
