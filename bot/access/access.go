@@ -57,6 +57,10 @@ type Policy struct {
 	ReturnLocation *time.Location
 	// MaxReturnAhead bounds how far a return date may be.
 	MaxReturnAhead time.Duration
+	// ReviewWindow is how long approvers have to review a break-glass action (REVIEW_WINDOW).
+	ReviewWindow time.Duration
+	// IncidentMaxUsers bounds the users one responder disables by break-glass in an hour.
+	IncidentMaxUsers int
 }
 
 // Execution is how this process works through approved requests.
@@ -107,6 +111,8 @@ type Deps struct {
 	// ChatUsers, when set, records chat accounts' changes, so a deactivation can open a request
 	// once (leavers.go).
 	ChatUsers ChatUsers
+	// Responders, when set, turns break-glass on (breakglass.go).
+	Responders Responders
 }
 
 // Service is the core. It is safe for concurrent use.
@@ -119,9 +125,11 @@ type Service struct {
 	notifier Notifier
 	// chatUsers is Deps.ChatUsers.
 	chatUsers ChatUsers
-	now       func() time.Time
-	log       logrus.FieldLogger
-	metrics   Metrics
+	// responders is Deps.Responders.
+	responders Responders
+	now        func() time.Time
+	log        logrus.FieldLogger
+	metrics    Metrics
 	// checkpointEvery is Config.CheckpointEvery.
 	checkpointEvery time.Duration
 
@@ -167,13 +175,17 @@ func New(cfg Config, d Deps) (*Service, error) {
 	check(e.OutboxLease > 0, "OutboxLease must be positive")
 	check(e.Tick > 0, "Tick must be positive")
 	check(cfg.CheckpointEvery >= 0, "CheckpointEvery must not be negative")
+	if d.Responders != nil {
+		check(p.ReviewWindow > 0, "ReviewWindow must be positive when break-glass is on")
+		check(p.IncidentMaxUsers >= 1, "IncidentMaxUsers must be at least 1 when break-glass is on")
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("access: invalid config: %v", problems)
 	}
 	if e.InstanceID == "" {
 		e.InstanceID = "bot-" + RandomID(6)
 	}
-	s := &Service{policy: p, exec: e, st: d.Store, in: in, dir: d.Directory, notifier: d.Notifier, chatUsers: d.ChatUsers,
+	s := &Service{policy: p, exec: e, st: d.Store, in: in, dir: d.Directory, notifier: d.Notifier, chatUsers: d.ChatUsers, responders: d.Responders,
 		now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, checkpointEvery: cfg.CheckpointEvery, wake: make(chan struct{}, 1)}
 	if s.now == nil {
 		s.now = time.Now

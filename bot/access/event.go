@@ -94,6 +94,9 @@ type Event struct {
 // the words auditors search for, stable across versions.
 func (e Event) AuditName() string {
 	r := e.Request
+	if name, ok := breakGlassAuditName(e); ok {
+		return name
+	}
 	switch e.Type {
 	case Voted:
 		return fmt.Sprintf("approval %d of %d", len(r.Approvals), r.RequiredApprovals)

@@ -76,6 +76,9 @@ type ChangeRequest struct {
 	// automatic marks a request the bot opens by itself (leavers.go), which no person makes: the
 	// requester rules, which are about people, do not apply. Only the core can set it.
 	automatic bool
+	// requesterChecked says the requester rules were just applied (break-glass checks them
+	// before asking whether the requester is a responder), so they are not read twice.
+	requesterChecked bool
 }
 
 // Submit validates c and, when everything holds, creates the request with its card, its target
@@ -112,30 +115,35 @@ func (s *Service) Create(ctx context.Context, r approval.Request) error {
 	}
 	out = append(out, s.tell(Event{Type: Requested, Actor: r.Requester, At: r.CreatedAt, Request: r}, ToAudit)...)
 	if err := s.st.CreateExclusive(ctx, r, out...); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return ErrRedelivered
-		}
-		var oe *store.OpenRequestError
-		if errors.As(err, &oe) {
-			// Another request for the same person was made at the same moment: nothing created.
-			email := oe.User.String()
-			for _, t := range r.Targets {
-				if t.Key() == oe.User {
-					email = t.Email
-				}
-			}
-			return &Refusals{Items: []*Refusal{{Code: OpenRequest, Subject: email, Other: oe.RequestID}}, Validated: true}
-		}
-		return fmt.Errorf("%w: %w", ErrNotSaved, err)
+		return createError(r, err)
 	}
 	s.metrics.RequestCreated(r)
 	s.kick()
 	return nil
 }
 
+// createError is what a failed create of r means to the person who asked.
+func createError(r approval.Request, err error) error {
+	if errors.Is(err, store.ErrExists) {
+		return ErrRedelivered
+	}
+	var oe *store.OpenRequestError
+	if errors.As(err, &oe) {
+		// Another request for the same person was made at the same moment: nothing created.
+		email := oe.User.String()
+		for _, t := range r.Targets {
+			if t.Key() == oe.User {
+				email = t.Email
+			}
+		}
+		return &Refusals{Items: []*Refusal{{Code: OpenRequest, Subject: email, Other: oe.RequestID}}, Validated: true}
+	}
+	return fmt.Errorf("%w: %w", ErrNotSaved, err)
+}
+
 // build checks who asks, where, and about whom, and returns the request to create.
 func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request, error) {
-	if !c.automatic {
+	if !c.automatic && !c.requesterChecked {
 		if err := s.dir.MayRequest(ctx, c.Requester, c.Channel); err != nil {
 			return approval.Request{}, err
 		}

@@ -121,13 +121,15 @@ func (r *Request) Confirm(user string, now time.Time) error {
 }
 
 // VoteReverse records user's vote to reverse a break-glass action and reports whether it reached
-// the reverse quorum; when it does the review is over (reversed) and the caller that stores
-// this version re-enables the targets. A second vote of the same user is ErrAlreadyVoted.
-func (r *Request) VoteReverse(user string, now time.Time) (reached bool, err error) {
+// the reverse quorum, required (the quorum of the enable that undoes it: more when it restores
+// admin); when it does the review is over (reversed) and the caller that stores this version
+// re-enables the targets. A second vote of the same user is ErrAlreadyVoted.
+func (r *Request) VoteReverse(user string, now time.Time, required int) (reached bool, err error) {
 	if err := r.reviewable(user); err != nil {
 		return false, err
 	}
 	bg := r.BreakGlass
+	bg.ReverseRequired = max(required, bg.ReverseRequired, 1)
 	if slices.ContainsFunc(bg.ReverseVotes, func(v Vote) bool { return v.UserID == user }) {
 		return false, ErrAlreadyVoted
 	}

@@ -2,6 +2,7 @@ package approval
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -80,7 +81,7 @@ func TestReviewTransitions(t *testing.T) {
 	confirmed := broken(t, 2)
 	_ = confirmed.Confirm("UA", t0.Add(time.Hour))
 	oneReverse := broken(t, 2)
-	if reached, err := oneReverse.VoteReverse("UA", t0.Add(time.Hour)); reached || err != nil {
+	if reached, err := oneReverse.VoteReverse("UA", t0.Add(time.Hour), 0); reached || err != nil {
 		t.Fatal(reached, err)
 	}
 	flagged := broken(t, 1)
@@ -98,24 +99,30 @@ func TestReviewTransitions(t *testing.T) {
 	}{
 		{"an approver confirms", broken(t, 2), func(r *Request) error { return r.Confirm("UA", t0.Add(time.Hour)) }, nil, ReviewConfirmed},
 		{"the responder cannot confirm", broken(t, 2), func(r *Request) error { return r.Confirm("UREQ", t0.Add(time.Hour)) }, ErrSelfReview, ReviewOpen},
-		{"the responder cannot reverse", broken(t, 1), func(r *Request) error { _, err := r.VoteReverse("UREQ", t0); return err }, ErrSelfReview, ReviewOpen},
+		{"the responder cannot reverse", broken(t, 1), func(r *Request) error { _, err := r.VoteReverse("UREQ", t0, 0); return err }, ErrSelfReview, ReviewOpen},
 		{"nothing to review while running", running, func(r *Request) error { return r.Confirm("UA", t0) }, ErrStillRunning, ReviewOpen},
 		{"an ordinary request has no review", ordinary, func(r *Request) error { return r.Confirm("UB", t0) }, ErrNotBreakGlass, ReviewOpen},
 		{"confirm after confirm", confirmed, func(r *Request) error { return r.Confirm("UB", t0.Add(2*time.Hour)) }, ErrReviewed, ReviewConfirmed},
-		{"reverse after confirm", confirmed, func(r *Request) error { _, err := r.VoteReverse("UB", t0); return err }, ErrReviewed, ReviewConfirmed},
-		{"one reverse vote of two", broken(t, 2), func(r *Request) error { _, err := r.VoteReverse("UA", t0); return err }, nil, ReviewOpen},
+		{"reverse after confirm", confirmed, func(r *Request) error { _, err := r.VoteReverse("UB", t0, 0); return err }, ErrReviewed, ReviewConfirmed},
+		{"one reverse vote of two", broken(t, 2), func(r *Request) error { _, err := r.VoteReverse("UA", t0, 0); return err }, nil, ReviewOpen},
 		{"the second reverse vote reverses", oneReverse, func(r *Request) error {
-			reached, err := r.VoteReverse("UB", t0.Add(2*time.Hour))
+			reached, err := r.VoteReverse("UB", t0.Add(2*time.Hour), 0)
 			if err == nil && !reached {
 				return errors.New("quorum not reached")
 			}
 			return err
 		}, nil, ReviewReversed},
-		{"a reverse vote counts once", oneReverse, func(r *Request) error { _, err := r.VoteReverse("UA", t0); return err }, ErrAlreadyVoted, ReviewOpen},
+		{"restoring admin raises the reverse quorum", broken(t, 1), func(r *Request) error {
+			if reached, err := r.VoteReverse("UA", t0, 2); reached || err != nil {
+				return fmt.Errorf("one vote of an admin quorum of two: reached %v, %v", reached, err)
+			}
+			return nil
+		}, nil, ReviewOpen},
+		{"a reverse vote counts once", oneReverse, func(r *Request) error { _, err := r.VoteReverse("UA", t0, 0); return err }, ErrAlreadyVoted, ReviewOpen},
 		{"confirm wins over a reverse under way", oneReverse, func(r *Request) error { return r.Confirm("UB", t0) }, nil, ReviewConfirmed},
-		{"reverse after confirm is refused", confirmed, func(r *Request) error { _, err := r.VoteReverse("UA", t0); return err }, ErrReviewed, ReviewConfirmed},
+		{"reverse after confirm is refused", confirmed, func(r *Request) error { _, err := r.VoteReverse("UA", t0, 0); return err }, ErrReviewed, ReviewConfirmed},
 		{"confirm still works after the window was flagged", flagged, func(r *Request) error { return r.Confirm("UA", late) }, nil, ReviewConfirmed},
-		{"reverse still works after the window was flagged", flagged, func(r *Request) error { _, err := r.VoteReverse("UA", late); return err }, nil, ReviewReversed},
+		{"reverse still works after the window was flagged", flagged, func(r *Request) error { _, err := r.VoteReverse("UA", late, 0); return err }, nil, ReviewReversed},
 		{"flagged before the window ends", broken(t, 1), func(r *Request) error { return r.FlagUnreviewed(t0.Add(23 * time.Hour)) }, ErrNotDue, ReviewOpen},
 		{"flagged once", flagged, func(r *Request) error { return r.FlagUnreviewed(late) }, ErrNotDue, ReviewOpen},
 		{"a reviewed action is never flagged", confirmed, func(r *Request) error { return r.FlagUnreviewed(late) }, ErrReviewed, ReviewConfirmed},

@@ -30,8 +30,9 @@ func (e *LimitError) Error() string {
 // transaction and under the same lock every creating replica takes, the users its responder
 // already disabled by break-glass since l.Since: when r's targets would take them past l.Max
 // nothing is created and the error is a *LimitError. Counting the stored requests, dry runs
-// included, makes the limit hold across replicas and restarts.
-func (s *Store) CreateBreakGlass(ctx context.Context, r approval.Request, l BreakGlassLimit, out ...Outbox) error {
+// included, makes the limit hold across replicas and restarts. also (the scheduled returns the
+// action cancels) commit with it or not at all.
+func (s *Store) CreateBreakGlass(ctx context.Context, r approval.Request, l BreakGlassLimit, also []Also, out ...Outbox) error {
 	r = r.Clone()
 	r.Version = 1
 	if err := validate(r); err != nil {
@@ -52,7 +53,15 @@ func (s *Store) CreateBreakGlass(ctx context.Context, r approval.Request, l Brea
 		if used+len(r.Targets) > l.Max {
 			return &LimitError{Used: used, Max: l.Max}
 		}
-		return s.createTx(ctx, tx, r, data, out)
+		if err := s.createTx(ctx, tx, r, data, out); err != nil {
+			return err
+		}
+		for _, a := range also {
+			if err := s.applyAlso(ctx, tx, a); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

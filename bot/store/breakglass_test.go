@@ -28,26 +28,26 @@ func testBreakGlassLimit(t *testing.T, h harness) {
 	now := t0.Add(2 * time.Hour)
 	l := BreakGlassLimit{Requester: "UREQ", Since: now.Add(-time.Hour), Max: 5}
 	// Outside the window, an ordinary request, and another responder's: none counts.
-	if err := s.CreateBreakGlass(ctx, breakGlass(t, "OLD", now.Add(-61*time.Minute), 1, 2, 3, 4, 5), BreakGlassLimit{Requester: "UREQ", Max: 5}); err != nil {
+	if err := s.CreateBreakGlass(ctx, breakGlass(t, "OLD", now.Add(-61*time.Minute), 1, 2, 3, 4, 5), BreakGlassLimit{Requester: "UREQ", Max: 5}, nil); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, newRequest("PLAIN", now, 6))
 	other := breakGlass(t, "OTHER", now, 7)
 	other.Requester = "UOTHER"
-	if err := s.CreateBreakGlass(ctx, other, BreakGlassLimit{Requester: "UOTHER", Max: 5}); err != nil {
+	if err := s.CreateBreakGlass(ctx, other, BreakGlassLimit{Requester: "UOTHER", Max: 5}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateBreakGlass(ctx, breakGlass(t, "A", now, 11, 12, 13, 14), l); err != nil {
+	if err := s.CreateBreakGlass(ctx, breakGlass(t, "A", now, 11, 12, 13, 14), l, nil); err != nil {
 		t.Fatalf("four of five: %v", err)
 	}
 	var le *LimitError
-	if err := s.CreateBreakGlass(ctx, breakGlass(t, "B", now, 15, 16), l); !errors.As(err, &le) || le.Used != 4 || le.Max != 5 {
+	if err := s.CreateBreakGlass(ctx, breakGlass(t, "B", now, 15, 16), l, nil); !errors.As(err, &le) || le.Used != 4 || le.Max != 5 {
 		t.Fatalf("six of five: err = %v, want a LimitError with 4 used", err)
 	}
 	if _, err := s.Get(ctx, "B"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a refused break-glass request was stored: %v", err)
 	}
-	if err := s.CreateBreakGlass(ctx, breakGlass(t, "C", now, 17), l); err != nil {
+	if err := s.CreateBreakGlass(ctx, breakGlass(t, "C", now, 17), l, nil); err != nil {
 		t.Fatalf("five of five: %v", err)
 	}
 }
@@ -65,7 +65,7 @@ func testBreakGlassLimitRace(t *testing.T, h harness) {
 			st = b
 		}
 		g.Go(func() error {
-			err := st.CreateBreakGlass(t.Context(), breakGlass(t, fmt.Sprintf("R%d", i), t0, 100+i), l)
+			err := st.CreateBreakGlass(t.Context(), breakGlass(t, fmt.Sprintf("R%d", i), t0, 100+i), l, nil)
 			var le *LimitError
 			switch {
 			case err == nil:

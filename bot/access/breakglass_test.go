@@ -1,0 +1,225 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/bot/store"
+	"github.com/metabase-bot/metabase-bot/metabase"
+)
+
+// stubResponders answers from a fixed set, or fails with err.
+type stubResponders struct {
+	set map[string]bool
+	err error
+}
+
+func (r stubResponders) IsResponder(_ context.Context, user string) (bool, error) {
+	return r.set[user], r.err
+}
+
+// breakGlassCore is testCore with UINC as the one responder, a one-hour review window and a
+// limit of maxUsers, on a clock the test moves.
+func breakGlassCore(t *testing.T, mb Metabase, resp stubResponders, maxUsers int, clock *atomic.Pointer[time.Time]) (*Service, *store.Store, *recordingNotifier) {
+	t.Helper()
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "core.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	n := &recordingNotifier{}
+	cfg := Config{
+		Policy: Policy{RequiredApprovals: 1, AdminRequiredApprovals: 2, RequireReason: true, RequestTTL: time.Hour,
+			FinalReminder: time.Minute, ReturnLocation: time.UTC, MaxReturnAhead: 366 * 24 * time.Hour,
+			ReviewWindow: time.Hour, IncidentMaxUsers: maxUsers},
+		Execution: Execution{InstanceID: "A", BulkConcurrency: 4, ExecLease: 2 * time.Minute, OutboxLease: 30 * time.Second, Tick: 20 * time.Millisecond},
+		Now:       func() time.Time { return *clock.Load() },
+	}
+	s, err := New(cfg, Deps{Store: st, Metabase: mb, Directory: stubDirectory{approvers: map[string]bool{"UAPP": true, "UAPP2": true, "UINC": true}},
+		Notifier: n, Responders: resp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, st, n
+}
+
+func nowClock() *atomic.Pointer[time.Time] {
+	var c atomic.Pointer[time.Time]
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	c.Store(&now)
+	return &c
+}
+
+func disableNow(s *Service, who string, ids ...int) (approval.Request, error) {
+	var refs []TargetRef
+	for _, id := range ids {
+		refs = append(refs, TargetRef{Kind: ByID, ID: id, Raw: "x"})
+	}
+	return s.SubmitNow(context.Background(), ChangeRequest{Action: approval.Disable, Targets: refs, Reason: "stolen laptop",
+		Requester: who, Channel: "COPS", SourceKey: "cmd:" + who + RandomID(4)})
+}
+
+// TestBreakGlassDisablesAtOnce: a responder's command disables before SubmitNow returns, with no
+// vote, and tells card and audit it was break-glass; a non-responder is refused and nothing is
+// stored; an unreadable group turns the command into a pending request.
+func TestBreakGlassDisablesAtOnce(t *testing.T) {
+	t.Parallel()
+	mb := newUsersMetabase(activeUsers(5, 6)...)
+	s, st, n := breakGlassCore(t, mb, stubResponders{set: map[string]bool{"UINC": true}}, 5, nowClock())
+	r, err := disableNow(s, "UINC", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != approval.Succeeded || !r.IsBreakGlass() || len(r.Approvals) != 0 || mb.active(5) || mb.disables.Load() != 1 {
+		t.Fatalf("after disable now: %s, break-glass %v, %d approvals, active %v, %d disables", r.State, r.IsBreakGlass(), len(r.Approvals), mb.active(5), mb.disables.Load())
+	}
+	s.Drain(t.Context())
+	if got, want := n.events(), []string{"card:break_glass", "audit:break_glass", "card_update:finished", "thread:finished", "audit:finished"}; !slices.Equal(got, want) {
+		t.Fatalf("notices = %v, want %v", got, want)
+	}
+
+	if _, err := disableNow(s, "UREQ", 6); !isRefusal(err, NotResponder) {
+		t.Fatalf("a non-responder: err = %v, want NotResponder", err)
+	}
+	if rs, _ := st.ByTarget(t.Context(), approval.UserKey{Instance: approval.DefaultInstance, ID: 6}); len(rs) != 0 || !mb.active(6) {
+		t.Fatalf("a non-responder's command stored %d requests (active %v)", len(rs), mb.active(6))
+	}
+
+	broken, _, _ := breakGlassCore(t, mb, stubResponders{err: errors.New("usergroups.users.list: ratelimited")}, 5, nowClock())
+	p, err := disableNow(broken, "UINC", 6)
+	if err != nil || p.State != approval.Pending || p.BreakGlass == nil || p.BreakGlass.FellBack != FellBackUnreadable || !mb.active(6) {
+		t.Fatalf("unreadable group: %+v, err %v; want a pending request saying why", p, err)
+	}
+}
+
+// TestBreakGlassLimitFallsBack: the sixth user in an hour becomes a pending request; an hour
+// later the responder may break glass again.
+func TestBreakGlassLimitFallsBack(t *testing.T) {
+	t.Parallel()
+	mb := newUsersMetabase(activeUsers(1, 2, 3, 4, 5, 6, 7)...)
+	clock := nowClock()
+	s, _, _ := breakGlassCore(t, mb, stubResponders{set: map[string]bool{"UINC": true}}, 5, clock)
+	if r, err := disableNow(s, "UINC", 1, 2, 3, 4, 5); err != nil || r.State != approval.Succeeded {
+		t.Fatalf("five users: %s, %v", r.State, err)
+	}
+	r, err := disableNow(s, "UINC", 6)
+	if err != nil || r.State != approval.Pending || r.BreakGlass.FellBack != FellBackLimit || !mb.active(6) {
+		t.Fatalf("the sixth: %s %+v, err %v, active %v; want a pending request", r.State, r.BreakGlass, err, mb.active(6))
+	}
+	later := clock.Load().Add(61 * time.Minute)
+	clock.Store(&later)
+	if r, err := disableNow(s, "UINC", 7); err != nil || r.State != approval.Succeeded {
+		t.Fatalf("an hour later: %s, %v", r.State, err)
+	}
+}
+
+// TestBreakGlassReview: the responder's own Confirm is refused; Reverse takes the quorum of an
+// admin enable, re-enables once and restores admin from the bot's record; a Confirm after it is
+// refused; the window's end flags an unreviewed action once.
+func TestBreakGlassReview(t *testing.T) {
+	t.Parallel()
+	users := activeUsers(5, 6, 7)
+	users[0].IsSuperuser, users[2].IsSuperuser = true, true // 7 stays: never the last admin
+	mb := newUsersMetabase(users...)
+	var reactivations, promotions atomic.Int32
+	plainDisable := mb.DisableFn
+	mb.DisableFn = func(ctx context.Context, id int) error {
+		err := plainDisable(ctx, id)
+		mb.mu.Lock()
+		defer mb.mu.Unlock()
+		u := mb.users[id]
+		u.UpdatedAt = "stamp-" + RandomID(4) // what the bot records, so an enable may restore admin
+		mb.users[id] = u
+		return err
+	}
+	mb.ReactivateFn = func(_ context.Context, id int) (*metabase.User, error) {
+		reactivations.Add(1)
+		mb.mu.Lock()
+		defer mb.mu.Unlock()
+		u := mb.users[id]
+		u.IsActive, u.IsSuperuser = true, false
+		mb.users[id] = u
+		return &u, nil
+	}
+	mb.UpdateFn = func(_ context.Context, id int, up metabase.UserUpdate) (*metabase.User, error) {
+		promotions.Add(1)
+		mb.mu.Lock()
+		defer mb.mu.Unlock()
+		u := mb.users[id]
+		if up.IsSuperuser != nil {
+			u.IsSuperuser = *up.IsSuperuser
+		}
+		mb.users[id] = u
+		return &u, nil
+	}
+	clock := nowClock()
+	s, st, n := breakGlassCore(t, mb, stubResponders{set: map[string]bool{"UINC": true}}, 5, clock)
+	r, err := disableNow(s, "UINC", 5)
+	if err != nil || r.State != approval.Succeeded {
+		t.Fatalf("disable now: %s, %v", r.State, err)
+	}
+	if _, err := s.Confirm(t.Context(), r.ID, "UINC"); !isRefusal(err, SelfReview) {
+		t.Fatalf("the responder's own Confirm: %v, want SelfReview", err)
+	}
+	if _, err := s.Reverse(t.Context(), r.ID, "UINC"); !isRefusal(err, SelfReview) {
+		t.Fatalf("the responder's own Reverse: %v, want SelfReview", err)
+	}
+	if _, err := s.Reverse(t.Context(), r.ID, "UREQ"); !isRefusal(err, NotApprover) {
+		t.Fatalf("a non-approver's Reverse: %v, want NotApprover", err)
+	}
+	one, err := s.Reverse(t.Context(), r.ID, "UAPP")
+	if err != nil || one.BreakGlass.Review != approval.ReviewOpen || mb.active(5) {
+		t.Fatalf("one reverse vote of an admin's two: %+v, %v", one.BreakGlass, err)
+	}
+	if _, err := s.Reverse(t.Context(), r.ID, "UAPP"); !isRefusal(err, AlreadyVoted) {
+		t.Fatalf("the same vote twice: %v", err)
+	}
+	two, err := s.Reverse(t.Context(), r.ID, "UAPP2")
+	if err != nil || two.BreakGlass.Review != approval.ReviewReversed {
+		t.Fatalf("second reverse vote: %+v, %v", two.BreakGlass, err)
+	}
+	mb.mu.Lock()
+	back := mb.users[5]
+	mb.mu.Unlock()
+	if !back.IsActive || !back.IsSuperuser || reactivations.Load() != 1 || promotions.Load() != 1 {
+		t.Fatalf("after Reverse: active %v admin %v, %d reactivations; want one, admin restored", back.IsActive, back.IsSuperuser, reactivations.Load())
+	}
+	if e, err := st.Get(t.Context(), ReversalID(r.ID)); err != nil || e.State != approval.Succeeded || e.Action != approval.Enable {
+		t.Fatalf("reversal %s: %s, %v", ReversalID(r.ID), e.State, err)
+	}
+	if _, err := s.Confirm(t.Context(), r.ID, "UAPP"); !isRefusal(err, AlreadyReviewed) {
+		t.Fatalf("Confirm after Reverse: %v, want AlreadyReviewed", err)
+	}
+
+	// Another action nobody reviews: reminded at half the window and a minute before its end,
+	// flagged once at its end, still confirmable after.
+	r2, err := disableNow(s, "UINC", 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := *clock.Load()
+	for _, at := range []time.Duration{10 * time.Minute, 30 * time.Minute, 31 * time.Minute, 59 * time.Minute, 60 * time.Minute, 61 * time.Minute, 3 * time.Hour} {
+		next := start.Add(at)
+		clock.Store(&next)
+		timers{s}.runDue(t.Context())
+	}
+	s.Drain(t.Context())
+	var review []string
+	for _, e := range n.events() {
+		if e == "thread:review_reminded" || e == "audit:unreviewed" || e == "card_update:unreviewed" {
+			review = append(review, e)
+		}
+	}
+	if want := []string{"thread:review_reminded", "thread:review_reminded", "card_update:unreviewed", "audit:unreviewed"}; !slices.Equal(review, want) {
+		t.Fatalf("review notices = %v, want %v", review, want)
+	}
+	if c, err := s.Confirm(t.Context(), r2.ID, "UAPP"); err != nil || c.BreakGlass.Review != approval.ReviewConfirmed || mb.active(6) {
+		t.Fatalf("Confirm after the window: %+v, %v", c.BreakGlass, err)
+	}
+}
