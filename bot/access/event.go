@@ -245,7 +245,7 @@ func auditEntry(e Event) json.RawMessage {
 func auditDetail(e Event) string {
 	r := e.Request
 	switch e.Type {
-	case Requested:
+	case Requested, BrokeGlass:
 		return joinNonEmpty(r.Reason, HandoverSummary(r))
 	case Denied:
 		return e.Reason
