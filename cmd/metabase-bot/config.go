@@ -51,6 +51,9 @@ type SlackConfig struct {
 	SlackDeactivationChannel string `env:"SLACK_DEACTIVATION_CHANNEL"`
 	// AuditCheckpointEvery is how often one replica posts the audit log's head to AuditChannel.
 	AuditCheckpointEvery time.Duration `env:"AUDIT_CHECKPOINT_EVERY" envDefault:"24h"`
+	// IncidentGroup, when set, names the responders who may disable without approval
+	// (`disable now`, break-glass); unset turns break-glass off.
+	IncidentGroup string `env:"INCIDENT_GROUP"`
 }
 
 // PolicyConfig is the rules of requesting, approving and executing.
@@ -68,6 +71,10 @@ type PolicyConfig struct {
 	MaxReturnAhead         time.Duration `env:"MAX_RETURN_AHEAD" envDefault:"8784h"`
 	BulkConcurrency        int           `env:"BULK_CONCURRENCY" envDefault:"4"`
 	ExecutionLease         time.Duration `env:"EXECUTION_LEASE" envDefault:"2m"`
+	// ReviewWindow is how long approvers have to review a break-glass action.
+	ReviewWindow time.Duration `env:"REVIEW_WINDOW" envDefault:"24h"`
+	// IncidentMaxUsers bounds the users one responder disables by break-glass in 60 minutes.
+	IncidentMaxUsers int `env:"INCIDENT_MAX_USERS" envDefault:"5"`
 }
 
 // MetabaseConfig is how the bot reaches Metabase.
@@ -314,7 +321,7 @@ var (
 	// slackIDVars are the variables that hold Slack ids. Names, @handles and #channels do not work
 	// there: the Web API methods the bot calls take ids only.
 	slackIDVars = map[string]slackIDKind{
-		"APPROVER_GROUP": groupID, "REQUESTER_GROUP": groupID, "APPROVER_USERS": userIDs,
+		"APPROVER_GROUP": groupID, "REQUESTER_GROUP": groupID, "INCIDENT_GROUP": groupID, "APPROVER_USERS": userIDs,
 		"ALLOWED_CHANNELS": channelsID, "AUDIT_CHANNEL": channelID, "SLACK_DEACTIVATION_CHANNEL": channelID,
 	}
 
@@ -338,6 +345,9 @@ func checkSlackIDs(name string, ids []string, k slackIDKind, p *problems) {
 		}
 	}
 }
+
+// maxTargetsPerCommand is how many users one typed command may name (bot's maxTargets).
+const maxTargetsPerCommand = 100
 
 // trimList drops the spaces around list items ("U1, U2") and empty items (a trailing comma).
 func trimList(items []string) []string {
@@ -378,7 +388,7 @@ func (c *config) validate(p *problems) {
 		ids  []string
 	}{{"APPROVER_GROUP", []string{c.ApproverGroup}}, {"APPROVER_USERS", c.ApproverUsers}, {"REQUESTER_GROUP", []string{c.RequesterGroup}},
 		{"ALLOWED_CHANNELS", c.AllowedChannels}, {"AUDIT_CHANNEL", []string{c.AuditChannel}},
-		{"SLACK_DEACTIVATION_CHANNEL", []string{c.SlackDeactivationChannel}}} {
+		{"SLACK_DEACTIVATION_CHANNEL", []string{c.SlackDeactivationChannel}}, {"INCIDENT_GROUP", []string{c.IncidentGroup}}} {
 		checkSlackIDs(v.name, v.ids, slackIDVars[v.name], p)
 	}
 	if c.SlackDeactivationChannel != "" && len(c.AllowedChannels) > 0 && !slices.Contains(c.AllowedChannels, c.SlackDeactivationChannel) {
@@ -428,6 +438,12 @@ func (c *config) validate(p *problems) {
 	}
 	if c.AuditCheckpointEvery < time.Second {
 		p.add("AUDIT_CHECKPOINT_EVERY", "AUDIT_CHECKPOINT_EVERY must be at least 1s")
+	}
+	if c.ReviewWindow < time.Minute {
+		p.add("REVIEW_WINDOW", "REVIEW_WINDOW must be at least 1m")
+	}
+	if c.IncidentMaxUsers < 1 || c.IncidentMaxUsers > maxTargetsPerCommand {
+		p.add("INCIDENT_MAX_USERS", fmt.Sprintf("INCIDENT_MAX_USERS must be between 1 and %d", maxTargetsPerCommand))
 	}
 	if c.ExecutionLease < 5*time.Second {
 		p.add("EXECUTION_LEASE", "EXECUTION_LEASE must be at least 5s (longer than one Metabase call)")
