@@ -8,6 +8,7 @@ import (
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/store"
+	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
 // Break-glass (issue 27): a responder disables at once in a security incident, approvers review
@@ -354,4 +355,16 @@ func (s timers) review(ctx context.Context, id string) {
 	default:
 		s.kick()
 	}
+}
+
+// breakGlassUser is, on the first attempt of a break-glass action, the target as validation read
+// it a moment ago, so the DELETE is the command's second Metabase call rather than its third; nil
+// everywhere else, where execution reads the user first. A takeover, a retry, an unresolved
+// target and an action that takes a user on leave (validated inactive) read again. The admin
+// checks right before the DELETE still run for a target validated as an admin.
+func (x *executor) breakGlassUser(r approval.Request, t approval.Target) (*metabase.User, error) {
+	if !r.IsBreakGlass() || r.Attempts != 1 || r.Recovering || t.Unresolved || t.Unanswered || t.Result.Outcome != "" || len(r.Supersedes) > 0 {
+		return nil, nil
+	}
+	return &metabase.User{ID: t.UserID, Email: t.Email, IsActive: true, IsSuperuser: t.Superuser, GroupIDs: t.GroupIDs}, nil
 }

@@ -439,8 +439,8 @@ func (c *config) validate(p *problems) {
 	if c.AuditCheckpointEvery < time.Second {
 		p.add("AUDIT_CHECKPOINT_EVERY", "AUDIT_CHECKPOINT_EVERY must be at least 1s")
 	}
-	if c.ReviewWindow < time.Minute {
-		p.add("REVIEW_WINDOW", "REVIEW_WINDOW must be at least 1m")
+	if c.ReviewWindow < 10*time.Second {
+		p.add("REVIEW_WINDOW", "REVIEW_WINDOW must be at least 10s")
 	}
 	if c.IncidentMaxUsers < 1 || c.IncidentMaxUsers > maxTargetsPerCommand {
 		p.add("INCIDENT_MAX_USERS", fmt.Sprintf("INCIDENT_MAX_USERS must be between 1 and %d", maxTargetsPerCommand))

@@ -202,7 +202,7 @@ func TestConfigRejectsPlaceholdersAndWrongSlackForms(t *testing.T) {
 		{"group handle", map[string]string{"APPROVER_GROUP": "@metabase-approvers"}, []string{"APPROVER_GROUP", "@handle", "S…"}},
 		{"requester group handle", map[string]string{"REQUESTER_GROUP": "@everyone-ops"}, []string{"REQUESTER_GROUP", "@handle", "S…"}},
 		{"incident group handle", map[string]string{"INCIDENT_GROUP": "@oncall"}, []string{"INCIDENT_GROUP", "@handle", "S…"}},
-		{"review window too short", map[string]string{"REVIEW_WINDOW": "10s"}, []string{"REVIEW_WINDOW", "at least 1m"}},
+		{"review window too short", map[string]string{"REVIEW_WINDOW": "5s"}, []string{"REVIEW_WINDOW", "at least 10s"}},
 		{"no break-glass users", map[string]string{"INCIDENT_MAX_USERS": "0"}, []string{"INCIDENT_MAX_USERS", "between 1 and 100"}},
 		{"user handle", map[string]string{"APPROVER_USERS": "U1,@bob"}, []string{"APPROVER_USERS", "@handle", "U…"}},
 		{"audit channel name", map[string]string{"AUDIT_CHANNEL": "#metabase-audit"}, []string{"AUDIT_CHANNEL", "#channel", "C…"}},
