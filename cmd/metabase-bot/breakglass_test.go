@@ -219,3 +219,137 @@ func (h *harness) reversal(st *store.Store, card slacktest.Message) approval.Req
 	}
 	return r
 }
+
+// TestBreakGlassReviewAcrossReplicas: the same Confirm or Reverse click delivered to both
+// replicas takes effect once: one audit line, and for Reverse one reactivation.
+func TestBreakGlassReviewAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ action, audit, card string }{
+		{"mb_bg_confirm", "reviewed: confirmed", "Reviewed: confirmed"},
+		{"mb_bg_reverse", "reviewed: reversed", "Reviewed: reversed"},
+	} {
+		t.Run(tt.action, func(t *testing.T) {
+			t.Parallel()
+			h := breakGlassHarness(t, map[string]string{"DATABASE_URL": postgresDatabaseURL(t)})
+			h.addJane()
+			h.startReplicas(2)
+			st := h.openStore()
+			h.command(requester, "disable now jane@example.com Laptop stolen")
+			card := h.bgCard("jane@example.com")
+			h.mb.SetLatency("PUT", "/api/user/:id/reactivate", 200*time.Millisecond)
+			id, n, err := h.slack.ClickAll(h.ctx(), slacktest.Click{UserID: approver, ChannelID: card.Channel, MessageTS: card.TS, ActionID: tt.action})
+			if err != nil || n != 2 {
+				t.Fatalf("ClickAll reached %d sockets (%v), want 2", n, err)
+			}
+			h.eventually("both replicas to ack", func() bool { return len(h.slack.Acks(id)) == 2 })
+			h.reviewed(card, tt.card)
+			h.audit("*"+tt.audit+"*", "by <@"+approver+">")
+			if tt.action == "mb_bg_reverse" {
+				h.eventually("the reversal to finish", func() bool { return h.reversal(st, card).State == approval.Succeeded })
+			}
+			h.drained(st)
+			if n := h.audits(tt.audit); n != 1 {
+				t.Errorf("%d %q lines, want 1", n, tt.audit)
+			}
+			reactivations := h.mb.Count("PUT", "/api/user/"+strconv.Itoa(h.mustUser("jane@example.com").ID)+"/reactivate")
+			switch tt.action {
+			case "mb_bg_reverse":
+				if reactivations != 1 || !h.active("jane@example.com") {
+					t.Errorf("%d reactivations, jane active %v; want one, active", reactivations, h.active("jane@example.com"))
+				}
+				if r := h.reversal(st, card); r.Attempts != 1 {
+					t.Errorf("the reversal ran %d times", r.Attempts)
+				}
+			default:
+				if reactivations != 0 || h.active("jane@example.com") {
+					t.Errorf("a confirmation re-enabled jane (%d reactivations)", reactivations)
+				}
+			}
+		})
+	}
+}
+
+// TestBreakGlassReviewAcrossSIGKILL: a Confirm whose card update is in flight, and a Reverse whose
+// reactivation Metabase applied but whose reply the killed process never read, each take effect
+// once after a restart.
+func TestBreakGlassReviewAcrossSIGKILL(t *testing.T) {
+	t.Parallel()
+	t.Run("confirm", func(t *testing.T) {
+		t.Parallel()
+		h, st := crashHarness(t, "sqlite")
+		h.env["INCIDENT_GROUP"] = incidentGroup
+		h.slack.SetUserGroup(incidentGroup, requester)
+		h.addJane()
+		first := h.spawn()
+		h.command(requester, "disable now jane@example.com Laptop stolen")
+		card := h.bgCard("jane@example.com")
+		h.audit("*executed*", "jane@example.com")
+		h.drained(st)
+		release := h.slack.Hold("chat.update")
+		h.click(approver, card, "mb_bg_confirm")
+		if err := h.slack.WaitHeld(h.ctx(), "chat.update", 1); err != nil {
+			t.Fatalf("the confirmation never reached the card: %v", err)
+		}
+		h.kill(first, 0)
+		if err := h.slack.WaitHeld(h.ctx(), "chat.update", 0); err != nil {
+			t.Fatal(err)
+		}
+		release()
+		if r := h.requestOf(st, card); r.BreakGlass.Review != approval.ReviewConfirmed {
+			t.Fatalf("after the crash the review is %q, want confirmed", r.BreakGlass.Review)
+		}
+		h.spawn()
+		h.reviewed(card, "Reviewed: confirmed")
+		h.audit("*reviewed: confirmed*", "by <@"+approver+">")
+		h.drained(st)
+		if n := h.audits("reviewed: confirmed"); n != 1 {
+			t.Errorf("%d confirmed lines, want 1", n)
+		}
+	})
+	t.Run("reverse", func(t *testing.T) {
+		t.Parallel()
+		h, st := crashHarness(t, "sqlite")
+		h.env["INCIDENT_GROUP"] = incidentGroup
+		h.slack.SetUserGroup(incidentGroup, requester)
+		jane := h.addJane()
+		first := h.spawn()
+		h.command(requester, "disable now jane@example.com Laptop stolen")
+		card := h.bgCard("jane@example.com")
+		h.audit("*executed*", "jane@example.com")
+		h.drained(st)
+		reactivate := "/api/user/" + strconv.Itoa(jane.ID) + "/reactivate"
+		release := h.mb.HoldReply("PUT", "/api/user/:id/reactivate")
+		h.click(approver, card, "mb_bg_reverse")
+		if err := h.mb.WaitForRequests(h.ctx(), "PUT", reactivate, 1); err != nil {
+			t.Fatalf("no reactivation: %v", err)
+		}
+		h.kill(first, 0)
+		release()
+		h.eventually("Metabase to have reactivated jane", func() bool { return h.active("jane@example.com") })
+		if r := h.reversal(st, card); r.State != approval.Executing {
+			t.Fatalf("after the crash the reversal is %s, want executing", r.State)
+		}
+		h.spawn()
+		h.eventually("the reversal to finish", func() bool { return h.reversal(st, card).State == approval.Succeeded })
+		h.reviewed(card, "Reviewed: reversed")
+		h.audit("*reviewed: reversed*", "by <@"+approver+">")
+		h.drained(st)
+		// The enable path sends the reactivation again on a takeover and reads Metabase's "already
+		// active" refusal as done, as the automatic return does: Metabase changed jane once.
+		applied := 0
+		for _, r := range h.mb.Requests() {
+			if r.Method == "PUT" && r.Path == reactivate && r.Status/100 == 2 {
+				applied++
+			}
+		}
+		if applied != 1 {
+			t.Errorf("%d reactivations applied, want exactly 1", applied)
+		}
+		if n := h.audits("reviewed: reversed"); n != 1 {
+			t.Errorf("%d reversed lines, want 1", n)
+		}
+		if r := h.reversal(st, card); r.Attempts != 2 {
+			t.Errorf("the reversal ran %d times, want 2 (the killed one and the takeover)", r.Attempts)
+		}
+	})
+}
