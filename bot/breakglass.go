@@ -226,3 +226,20 @@ func (v *view) breakGlassThread(n access.Notice) ([]threadMessage, bool) {
 	}
 	return nil, false
 }
+
+// breakGlassHistory is what `history` says of a break-glass action: that it was one, and where
+// its review stands.
+func breakGlassHistory(r approval.Request) string {
+	bg := r.BreakGlass
+	switch bg.Review {
+	case approval.ReviewConfirmed:
+		return breakGlassMark + ", no approval · reviewed: confirmed by " + mention(bg.ReviewedBy) + " " + slackDate(bg.ReviewedAt)
+	case approval.ReviewReversed:
+		return breakGlassMark + ", no approval · reviewed: reversed by " + mention(bg.ReviewedBy) + " " + slackDate(bg.ReviewedAt) +
+			" (`" + access.ReversalID(r.ID) + "`)"
+	}
+	if bg.Flagged {
+		return breakGlassMark + ", no approval · unreviewed (window ended " + slackDate(bg.ReviewBy) + ")"
+	}
+	return breakGlassMark + ", no approval · review due " + slackDate(bg.ReviewBy)
+}

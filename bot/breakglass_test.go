@@ -109,3 +109,19 @@ func TestBreakGlassFellBackText(t *testing.T) {
 		t.Fatalf("reply = %q, want %q", got, want)
 	}
 }
+
+// TestBreakGlassHistory: `history` marks a break-glass action and says how it was reviewed.
+func TestBreakGlassHistory(t *testing.T) {
+	t.Parallel()
+	r := brokenGlass(t)
+	if line := historyLine(r, 10); !strings.Contains(line, breakGlassMark) || !strings.Contains(line, "review due") {
+		t.Errorf("open review: %q", line)
+	}
+	_ = r.Confirm("U2", r.CreatedAt.Add(time.Hour))
+	if line := historyLine(r, 10); !strings.Contains(line, "reviewed: confirmed by <@U2>") {
+		t.Errorf("confirmed: %q", line)
+	}
+	if line := historyLine(request(1), 10); strings.Contains(line, breakGlassMark) {
+		t.Errorf("an ordinary request is marked: %q", line)
+	}
+}

@@ -216,6 +216,9 @@ type auditRecord struct {
 	Targets   []auditTarget `json:"targets"`
 	Detail    string        `json:"detail,omitempty"`
 	DryRun    bool          `json:"dry_run"`
+	// BreakGlass marks every event of a break-glass action (breakglass.go); absent on the others,
+	// so the records written before it existed keep their canonical form.
+	BreakGlass bool `json:"break_glass,omitempty"`
 }
 
 // auditEntry is the canonical JSON of e's audit record.
@@ -229,7 +232,8 @@ func auditEntry(e Event) json.RawMessage {
 		targets = e.Removed
 	}
 	rec := auditRecord{RequestID: r.ID, Action: e.AuditName(), Change: string(r.Action), Actor: e.Actor,
-		Requester: r.Requester, Targets: make([]auditTarget, len(targets)), Detail: auditDetail(e), DryRun: r.DryRun}
+		Requester: r.Requester, Targets: make([]auditTarget, len(targets)), Detail: auditDetail(e), DryRun: r.DryRun,
+		BreakGlass: r.IsBreakGlass()}
 	for i, t := range targets {
 		rec.Targets[i] = auditTarget{Instance: t.InstanceName(), UserID: t.UserID, Email: t.Email}
 	}

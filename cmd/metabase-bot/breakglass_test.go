@@ -146,6 +146,23 @@ func TestBreakGlassConfirm(t *testing.T) {
 	if h.active("jane@example.com") || h.mb.Count("PUT", "/api/user/") != 0 {
 		t.Error("a confirmed action re-enabled jane")
 	}
+
+	// history and the audit export show the action and its review.
+	hist := h.reply(approver, "history jane@example.com", "jane").AllText()
+	for _, want := range []string{"⚡ break-glass", "reviewed: confirmed by <@" + approver + ">"} {
+		if !strings.Contains(hist, want) {
+			t.Errorf("history lacks %q:\n%s", want, hist)
+		}
+	}
+	code, out, errOut := runCLI(t, h.env["DATABASE_URL"], "audit", "export", "--since", time.Now().UTC().Add(-24*time.Hour).Format("2006-01-02"))
+	if code != 0 {
+		t.Fatalf("audit export exited %d: %s", code, errOut)
+	}
+	for _, want := range []string{`"action":"break-glass"`, `"action":"reviewed: confirmed","actor":"` + approver + `","break_glass":true`, `"break_glass":true`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("audit export lacks %s:\n%s", want, out)
+		}
+	}
 }
 
 // TestBreakGlassLimit: the sixth user in an hour becomes a pending request, and the responder hears why.
