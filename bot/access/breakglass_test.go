@@ -26,7 +26,7 @@ func (r stubResponders) IsResponder(_ context.Context, user string) (bool, error
 
 // breakGlassCore is testCore with UINC as the one responder, a one-hour review window and a
 // limit of maxUsers, on a clock the test moves.
-func breakGlassCore(t *testing.T, mb Metabase, resp stubResponders, maxUsers int, clock *atomic.Pointer[time.Time]) (*Service, *store.Store, *recordingNotifier) {
+func breakGlassCore(t *testing.T, mb Metabase, resp stubResponders, maxUsers int, clock *atomic.Pointer[time.Time], tune ...func(*Config)) (*Service, *store.Store, *recordingNotifier) {
 	t.Helper()
 	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "core.db"))
 	if err != nil {
@@ -40,6 +40,9 @@ func breakGlassCore(t *testing.T, mb Metabase, resp stubResponders, maxUsers int
 			ReviewWindow: time.Hour, IncidentMaxUsers: maxUsers},
 		Execution: Execution{InstanceID: "A", BulkConcurrency: 4, ExecLease: 2 * time.Minute, OutboxLease: 30 * time.Second, Tick: 20 * time.Millisecond},
 		Now:       func() time.Time { return *clock.Load() },
+	}
+	for _, f := range tune {
+		f(&cfg)
 	}
 	s, err := New(cfg, Deps{Store: st, Metabase: mb, Directory: stubDirectory{approvers: map[string]bool{"UAPP": true, "UAPP2": true, "UINC": true}},
 		Notifier: n, Responders: resp})
@@ -250,5 +253,26 @@ func TestBreakGlassCancelsALeavesReturn(t *testing.T) {
 	ret, err := st.Get(t.Context(), approval.ReturnID("MB-LEAVE"))
 	if err != nil || ret.State != approval.Cancelled || ret.SupersededBy != r.ID {
 		t.Fatalf("the return after break-glass: %s superseded by %q (%v), want cancelled by %s", ret.State, ret.SupersededBy, err, r.ID)
+	}
+}
+
+// TestBreakGlassDryRun: in DRY_RUN nothing is written to Metabase, the action says dry run, and it
+// still counts towards the limit.
+func TestBreakGlassDryRun(t *testing.T) {
+	t.Parallel()
+	mb := newUsersMetabase(activeUsers(1, 2, 3, 4, 5, 6)...)
+	s, _, n := breakGlassCore(t, mb, stubResponders{set: map[string]bool{"UINC": true}}, 5, nowClock(), func(c *Config) { c.Policy.DryRun = true })
+	r, err := disableNow(s, "UINC", 1, 2, 3, 4, 5)
+	if err != nil || r.State != approval.Succeeded || !r.DryRun || !r.IsBreakGlass() || mb.disables.Load() != 0 || !mb.active(1) {
+		t.Fatalf("dry run: %s dry %v, %d disables, err %v", r.State, r.DryRun, mb.disables.Load(), err)
+	}
+	s.Drain(t.Context())
+	for _, no := range n.notices {
+		if no.Kind == ToAudit && !no.Event.Request.DryRun {
+			t.Errorf("audit %s does not say dry run", no.Event.Type)
+		}
+	}
+	if r, err := disableNow(s, "UINC", 6); err != nil || r.State != approval.Pending || r.BreakGlass.FellBack != FellBackLimit {
+		t.Fatalf("the sixth after five dry-run users: %s, %v; want the limit", r.State, err)
 	}
 }
