@@ -114,8 +114,6 @@ func (v *view) breakGlassRefusalText(rf *access.Refusal) (string, bool) {
 	case access.NotResponder:
 		return "Only incident responders (<!subteam^" + v.cfg.IncidentGroup + ">) can disable without approval. Nothing was done; make an ordinary request with `" +
 			v.cfg.SlashCommand + " disable <user>... <reason>`.", true
-	case access.BreakGlassHandover:
-		return "`handover` does not go with `disable now` yet: disable now, then hand over with an ordinary request.", true
 	case access.NotBreakGlass:
 		return "That request was not a break-glass action; there is nothing to review.", true
 	case access.AlreadyReviewed:
@@ -169,6 +167,9 @@ func (v *view) breakGlassStatus(r approval.Request) string {
 	}
 	review := fmt.Sprintf("\n:mag: *Review* by %s due %s: Confirm takes one approver other than %s; Reverse takes %s",
 		v.approverMention(), slackDate(bg.ReviewBy), mention(r.Requester), plural(max(bg.ReverseRequired, 1), "approver", "approvers"))
+	if bg.Handover != nil {
+		review += ". Confirm also hands over what they leave running (" + escape(handoverWords(bg.Handover)) + "); Reverse does not"
+	}
 	if n := len(bg.ReverseVotes); n > 0 {
 		voters := make([]string, n)
 		for i, vt := range bg.ReverseVotes {
@@ -242,4 +243,15 @@ func breakGlassHistory(r approval.Request) string {
 		return breakGlassMark + ", no approval · unreviewed (window ended " + slackDate(bg.ReviewBy) + ")"
 	}
 	return breakGlassMark + ", no approval · review due " + slackDate(bg.ReviewBy)
+}
+
+// handoverWords is the hand-over a break-glass action keeps for its confirmation.
+func handoverWords(h *approval.Handover) string {
+	switch {
+	case h.SuccessorEmail != "" && h.Archive:
+		return "alerts to " + h.SuccessorEmail + ", the rest archived"
+	case h.SuccessorEmail != "":
+		return "alerts to " + h.SuccessorEmail
+	}
+	return "archived"
 }

@@ -41,8 +41,6 @@ const (
 	BreakGlassOff Code = "break_glass_off"
 	// NotResponder: Subject is not in the incident group.
 	NotResponder Code = "not_responder"
-	// BreakGlassHandover: a hand-over cannot go with break-glass yet (it is to run on Confirm).
-	BreakGlassHandover Code = "break_glass_handover"
 	// NotBreakGlass: request Subject was not a break-glass action.
 	NotBreakGlass Code = "not_break_glass"
 	// AlreadyReviewed: request Subject was already confirmed or reversed (Request says how).
@@ -121,9 +119,6 @@ func (s *Service) SubmitNow(ctx context.Context, c ChangeRequest) (approval.Requ
 	if !ok {
 		return approval.Request{}, refuse(NotResponder, c.Requester)
 	}
-	if c.Handover != nil {
-		return approval.Request{}, refuse(BreakGlassHandover, "")
-	}
 	// What the targets leave running is not looked up first: in an incident the disable comes
 	// before the inventory, which an ordinary request or /metabase orphans gives afterwards.
 	r, err := s.Prepare(ctx, c)
@@ -186,19 +181,39 @@ func (s *Service) Confirm(ctx context.Context, id, actor string) (approval.Reque
 	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	r, err := s.update(ctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {
+	var handover *approval.Request
+	r, err := s.update(ctx, id, func(r *approval.Request) ([]store.Outbox, []store.Also, error) {
 		now := s.now()
+		handover = nil
 		if err := r.Confirm(actor, now); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return s.tell(Event{Type: ReviewConfirmed, Actor: actor, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit), nil
-	}))
+		out := s.tell(Event{Type: ReviewConfirmed, Actor: actor, At: now, Request: *r}, ToCardUpdate, ToThread, ToAudit)
+		// The hand-over the responder asked for runs now, once, in a request of its own created
+		// with the confirmation: a crash after this write leaves it for the timer to take over.
+		h, ok := approval.HandoverOnConfirm(*r, actor, now)
+		if !ok {
+			return out, nil, nil
+		}
+		if err := h.Start(s.exec.InstanceID, now, s.exec.ExecLease); err != nil {
+			return nil, nil, err
+		}
+		handover = &h
+		hout := append([]store.Outbox{notice(ToCard, Event{Type: Approved, Actor: actor, At: now, Request: h})},
+			s.tell(Event{Type: Approved, Actor: actor, At: now, Request: h}, ToAudit)...)
+		return out, []store.Also{{Create: &h, CreateOut: hout}}, nil
+	})
 	if err != nil {
 		return r, s.reviewRefusal(ctx, id, err)
 	}
 	s.metrics.Decided("confirmed")
 	Logger(ctx, s.log).WithFields(map[string]any{"request_id": id, "slack_user_id": actor}).Info("Break-glass action confirmed")
 	s.kick()
+	if handover != nil {
+		if h, err := s.st.Get(ctx, handover.ID); err == nil && (decisions{s}).won(h) && h.Attempts == 1 {
+			s.x.execute(ctx, h)
+		}
+	}
 	return r, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/store"
 	"github.com/metabase-bot/metabase-bot/metabase"
+	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
 // stubResponders answers from a fixed set, or fails with err.
@@ -274,5 +275,62 @@ func TestBreakGlassDryRun(t *testing.T) {
 	}
 	if r, err := disableNow(s, "UINC", 6); err != nil || r.State != approval.Pending || r.BreakGlass.FellBack != FellBackLimit {
 		t.Fatalf("the sixth after five dry-run users: %s, %v; want the limit", r.State, err)
+	}
+}
+
+// TestBreakGlassHandsOverOnConfirm: the hand-over a responder asks for does not run with the
+// disable; Confirm runs it once, as a hand-over request of its own; Reverse never does.
+func TestBreakGlassHandsOverOnConfirm(t *testing.T) {
+	t.Parallel()
+	f := newHandoverFixture(t, metabasetest.EraNotificationAdmin, nil)
+	cfg := Config{
+		Policy: Policy{RequiredApprovals: 1, AdminRequiredApprovals: 1, RequireReason: true, RequestTTL: time.Hour,
+			FinalReminder: time.Minute, ReturnLocation: time.UTC, MaxReturnAhead: 366 * 24 * time.Hour, ReviewWindow: time.Hour, IncidentMaxUsers: 5},
+		Execution: Execution{InstanceID: "A", BulkConcurrency: 4, ExecLease: 2 * time.Minute, OutboxLease: 30 * time.Second, Tick: 20 * time.Millisecond},
+	}
+	s, err := New(cfg, Deps{Store: f.st, Metabase: f.client, Notifications: f.client, Notifier: f.notes,
+		Directory: stubDirectory{approvers: map[string]bool{"UAPP": true}}, Responders: stubResponders{set: map[string]bool{"UINC": true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.SubmitNow(t.Context(), ChangeRequest{Action: approval.Disable, Reason: "stolen laptop", Requester: "UINC", Channel: "COPS",
+		Targets: []TargetRef{{Kind: ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}, Handover: handoverTo("bob@example.com", false)})
+	if err != nil || r.State != approval.Succeeded {
+		t.Fatalf("disable now with a hand-over: %s, %v", r.State, err)
+	}
+	if a, _ := f.fake.AlertByID(f.alert.ID); a.CreatorID != f.jane.ID || r.Handover != nil || r.BreakGlass.Handover == nil {
+		t.Fatalf("the hand-over ran before the review (alert creator %d), or was not kept aside: %+v", a.CreatorID, r.BreakGlass)
+	}
+	if _, err := s.Confirm(t.Context(), r.ID, "UAPP"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := f.st.Get(t.Context(), approval.HandoverID(r.ID))
+	if err != nil || h.State != approval.Succeeded || h.Action != approval.HandOver {
+		t.Fatalf("hand-over %s: %s %s, %v", approval.HandoverID(r.ID), h.Action, h.State, err)
+	}
+	if a, _ := f.fake.AlertByID(f.alert.ID); a.CreatorID != f.bob.ID {
+		t.Errorf("after Confirm the alert is created by %d, want bob %d", a.CreatorID, f.bob.ID)
+	}
+	if _, err := s.Confirm(t.Context(), r.ID, "UAPP"); !isRefusal(err, AlreadyReviewed) {
+		t.Fatalf("a second Confirm: %v", err)
+	}
+	if n := f.exactCount("POST", "/api/notification/admin/bulk"); n != 1 {
+		t.Errorf("%d hand-over writes, want 1", n)
+	}
+
+	// Reverse re-enables and hands nothing over.
+	r2, err := s.SubmitNow(t.Context(), ChangeRequest{Action: approval.Disable, Reason: "odd queries", Requester: "UINC", Channel: "COPS",
+		Targets: []TargetRef{{Kind: ByEmail, Email: "carl@example.com", Raw: "carl@example.com"}}, Handover: handoverTo("bob@example.com", true)})
+	if err != nil || r2.State != approval.Succeeded {
+		t.Fatalf("second disable now: %s, %v", r2.State, err)
+	}
+	if _, err := s.Reverse(t.Context(), r2.ID, "UAPP"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Get(t.Context(), approval.HandoverID(r2.ID)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Reverse created a hand-over: %v", err)
+	}
+	if u, _ := f.fake.UserByID(f.carl.ID); !u.Active {
+		t.Error("Reverse did not re-enable carl")
 	}
 }

@@ -65,6 +65,9 @@ type BreakGlass struct {
 	Review     Review    `json:"review,omitempty"`
 	ReviewedBy string    `json:"reviewed_by,omitempty"`
 	ReviewedAt time.Time `json:"reviewed_at,omitzero"`
+	// Handover is the hand-over the responder asked for: kept aside, so the action itself never
+	// runs it; Confirm runs it (HandoverOnConfirm), Reverse never does.
+	Handover *Handover `json:"handover,omitempty"`
 	// FellBack, on an ordinary pending request, says why a break-glass command became one
 	// (the responder group could not be read, or the limit was reached); the action is then not
 	// a break-glass one and the other fields are unset.
@@ -88,7 +91,9 @@ func (r *Request) StartBreakGlass(owner string, now time.Time, lease, window, fi
 	case window <= 0 || reverseRequired < 1:
 		return fmt.Errorf("%w: a break-glass action needs a review window and a reverse quorum", ErrInvalidTransition)
 	}
-	r.BreakGlass = &BreakGlass{ReviewBy: now.Add(window), FinalReminder: max(finalReminder, 0), ReverseRequired: reverseRequired}
+	// The hand-over waits for the review: set aside, the execution does not run it.
+	r.BreakGlass = &BreakGlass{ReviewBy: now.Add(window), FinalReminder: max(finalReminder, 0), ReverseRequired: reverseRequired, Handover: r.Handover}
+	r.Handover = nil
 	r.State = Approved
 	r.DecidedBy = r.Requester
 	r.DecidedAt = now
@@ -227,5 +232,40 @@ func (b *BreakGlass) clone() *BreakGlass {
 	}
 	c := *b
 	c.ReverseVotes = slices.Clone(b.ReverseVotes)
+	if b.Handover != nil {
+		h := *b.Handover
+		c.Handover = &h
+	}
 	return &c
+}
+
+// HandoverID is the id of the hand-over a confirmed break-glass action runs: derived from the
+// action's, so it is created once.
+func HandoverID(id string) string { return id + "-H" }
+
+// HandoverOnConfirm is the hand-over a break-glass action set aside, for the users it disabled,
+// approved by the confirming approver (actor) and ready to start. It reports false when there is
+// none to run: no hand-over asked for, or nobody disabled.
+func HandoverOnConfirm(bg Request, actor string, now time.Time) (Request, bool) {
+	if !bg.IsBreakGlass() || bg.BreakGlass.Handover == nil {
+		return Request{}, false
+	}
+	var targets []Target
+	for _, t := range bg.Targets {
+		if t.Result.Outcome == Done {
+			targets = append(targets, Target{Instance: t.Instance, UserID: t.UserID, Email: t.Email, Name: t.Name,
+				SSOSource: t.SSOSource, LastLogin: t.LastLogin, Consequences: t.Consequences.clone()})
+		}
+	}
+	if len(targets) == 0 {
+		return Request{}, false
+	}
+	h := *bg.BreakGlass.Handover
+	return Request{
+		ID: HandoverID(bg.ID), SourceKey: "handover:" + bg.ID, Action: HandOver, State: Approved,
+		Requester: bg.Requester, Targets: targets, Reason: "hand-over of break-glass " + bg.ID + ": " + bg.Reason,
+		ChannelID: bg.ChannelID, RequiredApprovals: 1, Approvals: []Vote{{UserID: actor, At: now}},
+		DecidedBy: actor, DecidedAt: now, CreatedAt: now, ExpiresAt: now, DryRun: bg.DryRun,
+		Handover: &h, Instances: slices.Clone(bg.Instances),
+	}, true
 }

@@ -202,3 +202,30 @@ func TestReviewDue(t *testing.T) {
 		t.Fatal("Clone shares the break-glass review")
 	}
 }
+
+// TestHandoverWaitsForConfirm: StartBreakGlass sets the hand-over aside, so the execution does not
+// run it; HandoverOnConfirm is it, for the users actually disabled, approved by the confirmer.
+func TestHandoverWaitsForConfirm(t *testing.T) {
+	t.Parallel()
+	r := pending(1)
+	r.Targets = append(r.Targets, Target{UserID: 6, Email: "joe@example.com"})
+	r.Handover = &Handover{SuccessorID: 9, SuccessorEmail: "bob@example.com"}
+	if err := r.StartBreakGlass("me", t0, time.Minute, time.Hour, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if r.Handover != nil || r.BreakGlass.Handover == nil || r.BreakGlass.Handover.SuccessorID != 9 {
+		t.Fatalf("hand-over not set aside: %+v / %+v", r.Handover, r.BreakGlass.Handover)
+	}
+	_ = r.Record("me", 0, Result{Outcome: Done}, &Before{}, t0, time.Minute)
+	_ = r.Record("me", 1, Result{Outcome: TargetFailed}, nil, t0, time.Minute)
+	_ = r.Finish("me", t0)
+	h, ok := HandoverOnConfirm(r, "UA", t0.Add(time.Hour))
+	if !ok || h.ID != HandoverID(r.ID) || h.Action != HandOver || h.State != Approved || len(h.Targets) != 1 || h.Targets[0].UserID != 5 ||
+		h.Handover.SuccessorID != 9 || h.DecidedBy != "UA" {
+		t.Fatalf("HandoverOnConfirm = %+v, %v", h, ok)
+	}
+	plain := broken(t, 1)
+	if _, ok := HandoverOnConfirm(plain, "UA", t0); ok {
+		t.Fatal("a hand-over for an action that asked for none")
+	}
+}
