@@ -370,3 +370,21 @@ func TestBreakGlassReviewAcrossSIGKILL(t *testing.T) {
 		}
 	})
 }
+
+// TestBreakGlassGroupUnreadable: when Slack does not answer the read of INCIDENT_GROUP, the
+// command becomes a pending request and the responder hears why; nothing is disabled.
+func TestBreakGlassGroupUnreadable(t *testing.T) {
+	t.Parallel()
+	h := breakGlassHarness(t, nil)
+	h.addJane()
+	h.start()
+	h.slack.FailNext("usergroups.users.list", 1, "fatal_error")
+	h.command(requester, "disable now jane@example.com Laptop stolen")
+	h.ephemeral(requester, "could not read the incident group")
+	card := h.card("jane@example.com")
+	if strings.Contains(card.AllText(), "⚡ break-glass") || !h.active("jane@example.com") {
+		t.Fatalf("an unreadable group broke glass anyway (active %v):\n%s", h.active("jane@example.com"), card.AllText())
+	}
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "jane@example.com: disabled")
+}
