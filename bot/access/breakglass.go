@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
@@ -318,13 +320,39 @@ func (s *Service) reversal(ctx context.Context, bg approval.Request, actor strin
 		// reversal is only a record.
 		return approval.Request{ID: ReversalID(bg.ID), Action: approval.Enable, RequiredApprovals: s.policy.RequiredApprovals}, nil
 	}
-	r, err := validator{s}.build(ctx, ChangeRequest{Action: approval.Enable, Targets: refs, Requester: actor, Channel: bg.ChannelID,
-		Reason: "reverses break-glass " + bg.ID + ": " + bg.Reason, automatic: true})
+	c := ChangeRequest{Action: approval.Enable, Targets: refs, Requester: actor, Channel: bg.ChannelID,
+		Reason: "reverses break-glass " + bg.ID + ": " + bg.Reason, automatic: true}
+	r, err := validator{s}.build(ctx, c)
+	if active := alreadyActive(err); active != nil {
+		// Someone re-enabled some of them since: the reversal is for the others, and nobody's
+		// refusal blocks undoing the rest.
+		c.Targets = slices.DeleteFunc(c.Targets, func(t TargetRef) bool { return active[strings.ToLower(t.Raw)] })
+		if len(c.Targets) == 0 {
+			return approval.Request{ID: ReversalID(bg.ID), Action: approval.Enable, RequiredApprovals: s.policy.RequiredApprovals}, nil
+		}
+		r, err = validator{s}.build(ctx, c)
+	}
 	if err != nil {
 		return r, err
 	}
 	r.ID, r.SourceKey = ReversalID(bg.ID), "reverse:"+bg.ID
 	return r, nil
+}
+
+// alreadyActive returns the emails err refuses as already active, when that is all it refuses.
+func alreadyActive(err error) map[string]bool {
+	var rs *Refusals
+	if !errors.As(err, &rs) || len(rs.Items) == 0 {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, rf := range rs.Items {
+		if rf.Code != AlreadyActive {
+			return nil
+		}
+		out[strings.ToLower(rf.Subject)] = true
+	}
+	return out
 }
 
 // reviewRefusal turns a review transition's refusal into a Refusal for the person who clicked.

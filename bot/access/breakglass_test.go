@@ -334,3 +334,42 @@ func TestBreakGlassHandsOverOnConfirm(t *testing.T) {
 		t.Error("Reverse did not re-enable carl")
 	}
 }
+
+// TestBreakGlassReverseSkipsWhoIsBack: a user someone re-enabled since is left out of the
+// reversal rather than refusing it for everyone.
+func TestBreakGlassReverseSkipsWhoIsBack(t *testing.T) {
+	t.Parallel()
+	mb := newUsersMetabase(activeUsers(5, 6)...)
+	var reactivated []int
+	mb.ReactivateFn = func(_ context.Context, id int) (*metabase.User, error) {
+		mb.mu.Lock()
+		defer mb.mu.Unlock()
+		reactivated = append(reactivated, id)
+		u := mb.users[id]
+		u.IsActive = true
+		mb.users[id] = u
+		return &u, nil
+	}
+	s, st, _ := breakGlassCore(t, mb, stubResponders{set: map[string]bool{"UINC": true}}, 5, nowClock())
+	r, err := disableNow(s, "UINC", 5, 6)
+	if err != nil || r.State != approval.Succeeded {
+		t.Fatalf("disable now: %s, %v", r.State, err)
+	}
+	mb.mu.Lock()
+	u := mb.users[6]
+	u.IsActive = true // re-enabled in Metabase by hand
+	mb.users[6] = u
+	mb.mu.Unlock()
+	if _, err := s.Reverse(t.Context(), r.ID, "UAPP"); err != nil {
+		t.Fatalf("Reverse with one user back already: %v", err)
+	}
+	e, err := st.Get(t.Context(), ReversalID(r.ID))
+	if err != nil || len(e.Targets) != 1 || e.Targets[0].UserID != 5 || e.State != approval.Succeeded {
+		t.Fatalf("reversal: %+v, %v; want user 5 alone", e.Targets, err)
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if !slices.Equal(reactivated, []int{5}) {
+		t.Fatalf("reactivated %v, want [5]", reactivated)
+	}
+}
