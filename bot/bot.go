@@ -68,6 +68,9 @@ type Config struct {
 	ApproverUsers []string
 	// RequesterGroup, when set, limits who may request (REQUESTER_GROUP).
 	RequesterGroup string
+	// IncidentGroup, when set, is the Slack user group id of the responders who may disable
+	// without approval (INCIDENT_GROUP, breakglass.go); it is read when the command arrives.
+	IncidentGroup string
 	// AllowedChannels, when set, limits where commands may run (ALLOWED_CHANNELS).
 	AllowedChannels []string
 	// AuditChannel receives one new message per audit event (AUDIT_CHANNEL).

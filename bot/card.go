@@ -51,6 +51,9 @@ func (v *view) dryRunTag(r approval.Request) string {
 // mentions, and the text is also what the notification shows (docs/slack.md#mentions). Edits
 // notify nobody, so later states need no mention.
 func (v *view) cardText(r approval.Request) string {
+	if r.IsBreakGlass() {
+		return v.breakGlassCardText(r)
+	}
 	text := fmt.Sprintf("Metabase %s request %s for %s by %s: %s%s", r.Action, r.ID, targetsSummary(r),
 		mention(r.Requester), stateWords(r), v.dryRunTag(r))
 	if r.State == approval.Pending {
@@ -88,7 +91,7 @@ func stateWords(r approval.Request) string {
 // every update, so it always shows the request's current state and never trusts a payload.
 func (v *view) renderCard(r approval.Request) []slack.Block {
 	var blocks []slack.Block
-	title := fmt.Sprintf("Metabase %s request %s", r.Action, r.ID)
+	title := breakGlassTitle(r, fmt.Sprintf("Metabase %s request %s", r.Action, r.ID))
 	if r.DryRun {
 		title = "DRY RUN · " + title
 	}
@@ -102,6 +105,9 @@ func (v *view) renderCard(r approval.Request) []slack.Block {
 	}
 	if r.Action == approval.HandOver {
 		ask = handoverAsk(r)
+	}
+	if r.IsBreakGlass() {
+		ask = fmt.Sprintf("%s used break-glass to *disable* Metabase access for %s at once, without approval:", mention(r.Requester), plural(len(r.Targets), "user", "users"))
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(ask), nil, nil))
 	if len(r.Instances) > 0 {
@@ -151,6 +157,9 @@ func (v *view) renderCard(r approval.Request) []slack.Block {
 	if r.State == approval.Pending {
 		blocks = append(blocks, v.decisionButtons(r))
 	}
+	if review, ok := v.reviewButtons(r); ok {
+		blocks = append(blocks, review)
+	}
 	return blocks
 }
 
@@ -181,6 +190,9 @@ func (v *view) approverMention() string {
 
 // statusLine is the decision line of the card.
 func (v *view) statusLine(r approval.Request) string {
+	if r.IsBreakGlass() {
+		return v.breakGlassStatus(r)
+	}
 	approvers := make([]string, len(r.Approvals))
 	for i, v := range r.Approvals {
 		approvers[i] = mention(v.UserID)

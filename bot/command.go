@@ -61,6 +61,8 @@ type Command struct {
 	// Instance limits a disable or enable to one Metabase instance (`--instance NAME`, placed
 	// before the reason); every target then carries it.
 	Instance string
+	// Now is `disable now`: a responder's break-glass disable (breakglass.go).
+	Now bool
 }
 
 // action is the core's action for a disable or enable command.
@@ -160,6 +162,11 @@ func parseChange(verb Verb, words []string) (Command, error) {
 	if len(words) == 0 {
 		return cmd, nil // no arguments: the caller opens the request form
 	}
+	now, words, err := parseNow(verb, words)
+	if err != nil {
+		return Command{}, err
+	}
+	cmd.Now = now
 	i := 0
 	seen := map[string]bool{}
 	for ; i < len(words); i++ {
@@ -197,7 +204,10 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		cmd.Until = plainWord(words[i+1])
 		i += 2
 	}
-	i, err := parseInstanceOption(&cmd, words, i)
+	if err := checkNow(cmd, words, i); err != nil {
+		return Command{}, err
+	}
+	i, err = parseInstanceOption(&cmd, words, i)
 	if err != nil {
 		return Command{}, err
 	}

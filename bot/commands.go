@@ -40,6 +40,10 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 			forms{b}.openRequestForm(ctx, sc, cmd.Verb)
 			return
 		}
+		if cmd.Now {
+			b.breakGlass(ctx, sc, cmd)
+			return
+		}
 		b.submit(ctx, access.ChangeRequest{
 			Action: cmd.action(), Targets: cmd.Targets, Until: cmd.Until, Reason: cmd.Reason,
 			Requester: sc.UserID, Channel: sc.ChannelID, SourceKey: "cmd:" + sc.TriggerID, Handover: cmd.handover(),
@@ -173,16 +177,23 @@ func instanceStatusText(st access.Status) string {
 // helpText is the usage shown for help and for commands that do not parse.
 func (v *view) helpText() string {
 	c := v.cfg.SlashCommand
-	return strings.Join([]string{
+	lines := []string{
 		"*Metabase access, with approval*",
 		"`" + c + " disable <user>... [until YYYY-MM-DD] [handover <user> [archive]] <reason>`: ask to deactivate users (a date re-enables them then; `handover` moves their alerts to that user, and `archive` archives what cannot move instead of listing it)",
 		"`" + c + " enable <user>... <reason>`: ask to reactivate users (admin rights the bot recorded are restored)",
-		"`" + c + " status <user>`: show a user's Metabase state and any open request",
-		"`" + c + " history <user>`: list every request that named a user, newest first, with who asked, who approved and what happened",
-		"`" + c + " inactive [DAYS]`: list active users who have not logged in for DAYS (default 90)",
-		"`" + c + " leavers`: list people whose Slack account is deactivated and who are still active in Metabase, and request their deactivation",
-		"`" + c + " orphans`: list subscriptions and alerts whose creator is deactivated, and request their hand-over",
-		"`" + c + " disable` with nothing else opens a form.",
-		"A user is an email, a Metabase user id, or a Slack @mention. Approvers: " + v.approverMention() + ".",
-	}, "\n")
+	}
+	if v.cfg.IncidentGroup != "" {
+		lines = append(lines, "`"+c+" disable now <user>... <reason>`: security incident, responders (<!subteam^"+v.cfg.IncidentGroup+
+			">) only: deactivate at once, approvers review afterwards")
+	}
+	lines = append(lines,
+		"`"+c+" status <user>`: show a user's Metabase state and any open request",
+		"`"+c+" history <user>`: list every request that named a user, newest first, with who asked, who approved and what happened",
+		"`"+c+" inactive [DAYS]`: list active users who have not logged in for DAYS (default 90)",
+		"`"+c+" leavers`: list people whose Slack account is deactivated and who are still active in Metabase, and request their deactivation",
+		"`"+c+" orphans`: list subscriptions and alerts whose creator is deactivated, and request their hand-over",
+		"`"+c+" disable` with nothing else opens a form.",
+		"A user is an email, a Metabase user id, or a Slack @mention. Approvers: "+v.approverMention()+".",
+	)
+	return strings.Join(lines, "\n")
 }

@@ -83,6 +83,9 @@ func historyLine(r approval.Request, userID int) string {
 	if len(r.Approvals) > 0 {
 		parts = append(parts, "approved by "+historyApprovers(r.Approvals))
 	}
+	if r.IsBreakGlass() {
+		parts = append(parts, breakGlassHistory(r))
+	}
 	switch r.State {
 	case approval.Denied:
 		denied := "denied by " + mention(r.DecidedBy)

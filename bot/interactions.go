@@ -91,6 +91,10 @@ func (b *Bot) decision(actionID string) (func(ctx context.Context, id, actor str
 		return b.core.Retry, opRetry
 	case actionCancelReturn:
 		return b.core.CancelReturn, opCancelReturn
+	case actionConfirm:
+		return b.core.Confirm, opDecide
+	case actionReverse:
+		return b.core.Reverse, opDecide
 	}
 	return nil, 0
 }

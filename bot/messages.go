@@ -34,6 +34,9 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 	one := func(text string, buttons ...string) []threadMessage {
 		return []threadMessage{{text: text, buttons: buttons}}
 	}
+	if msgs, ok := v.breakGlassThread(n); ok {
+		return msgs
+	}
 	switch e.Type {
 	case access.Requested:
 		// The card shows the first maxCardTargets and says "and N more"; the thread has them all,
@@ -146,6 +149,9 @@ func (v *view) auditText(n access.Notice) string {
 	if e.Actor != "" {
 		parts = append(parts, "by "+mention(e.Actor))
 	}
+	if r.IsBreakGlass() && e.Type != access.BrokeGlass {
+		parts = append(parts, breakGlassMark)
+	}
 	if detail != "" {
 		parts = append(parts, detail)
 	}
@@ -177,7 +183,7 @@ func auditDetail(e access.Event) string {
 		return "reason: " + escape(s)
 	}
 	switch e.Type {
-	case access.Requested:
+	case access.Requested, access.BrokeGlass:
 		return joinDetail(reason(r.Reason), escape(access.HandoverSummary(r)))
 	case access.Denied:
 		return reason(e.Reason)

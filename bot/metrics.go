@@ -32,7 +32,7 @@ func NewMetrics(reg prometheus.Registerer, counts func(ctx context.Context) (map
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metabase_bot_requests_created_total", Help: "Requests created, by action."}, []string{"action"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "metabase_bot_decisions_total", Help: "Requests decided by this process: approved, denied or expired."}, []string{"decision"}),
+			Name: "metabase_bot_decisions_total", Help: "Requests decided by this process: approved, denied or expired; break_glass, confirmed or reversed for break-glass actions."}, []string{"decision"}),
 		executions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metabase_bot_executions_total", Help: "Executions finished by this process, by action and final state."}, []string{"action", "state"}),
 		execDuration: prometheus.NewHistogram(prometheus.HistogramOpts{

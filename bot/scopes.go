@@ -9,7 +9,7 @@ type Scope struct{ Name, Why string }
 var RequiredScopes = []Scope{
 	{"commands", "the slash command"},
 	{"chat:write", "cards, thread replies, audit lines and private replies"},
-	{"usergroups:read", "reading APPROVER_GROUP and REQUESTER_GROUP"},
+	{"usergroups:read", "reading APPROVER_GROUP, REQUESTER_GROUP and INCIDENT_GROUP"},
 	{"users:read", "looking up a mentioned user"},
 	{"users:read.email", "a mentioned user's email, to find their Metabase account"},
 	{"channels:read", "checking that the bot is in AUDIT_CHANNEL and ALLOWED_CHANNELS when they are public"},

@@ -57,6 +57,10 @@ type Policy struct {
 	ReturnLocation *time.Location
 	// MaxReturnAhead bounds how far a return date may be.
 	MaxReturnAhead time.Duration
+	// ReviewWindow is how long approvers have to review a break-glass action (REVIEW_WINDOW).
+	ReviewWindow time.Duration
+	// IncidentMaxUsers bounds the users one responder disables by break-glass in an hour.
+	IncidentMaxUsers int
 }
 
 // Execution is how this process works through approved requests.
@@ -109,6 +113,8 @@ type Deps struct {
 	// ChatUsers, when set, records chat accounts' changes, so a deactivation can open a request
 	// once (leavers.go).
 	ChatUsers ChatUsers
+	// Responders, when set, turns break-glass on (breakglass.go).
+	Responders Responders
 }
 
 // Service is the core. It is safe for concurrent use.
@@ -121,9 +127,11 @@ type Service struct {
 	notifier Notifier
 	// chatUsers is Deps.ChatUsers.
 	chatUsers ChatUsers
-	now       func() time.Time
-	log       logrus.FieldLogger
-	metrics   Metrics
+	// responders is Deps.Responders.
+	responders Responders
+	now        func() time.Time
+	log        logrus.FieldLogger
+	metrics    Metrics
 	// checkpointEvery is Config.CheckpointEvery.
 	checkpointEvery time.Duration
 	// watch is the reactivation watch's configuration and store (watch.go).
@@ -177,13 +185,17 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
+	if d.Responders != nil {
+		check(p.ReviewWindow > 0, "ReviewWindow must be positive when break-glass is on")
+		check(p.IncidentMaxUsers >= 1, "IncidentMaxUsers must be at least 1 when break-glass is on")
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("access: invalid config: %v", problems)
 	}
 	if e.InstanceID == "" {
 		e.InstanceID = "bot-" + RandomID(6)
 	}
-	s := &Service{policy: p, exec: e, st: d.Store, in: in, dir: d.Directory, notifier: d.Notifier, chatUsers: d.ChatUsers,
+	s := &Service{policy: p, exec: e, st: d.Store, in: in, dir: d.Directory, notifier: d.Notifier, chatUsers: d.ChatUsers, responders: d.Responders,
 		now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, checkpointEvery: cfg.CheckpointEvery, watch: w, wake: make(chan struct{}, 1)}
 	if s.now == nil {
 		s.now = time.Now

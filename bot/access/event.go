@@ -99,6 +99,9 @@ func (e Event) AuditName() string {
 	if e.Watch != nil {
 		return watchAuditName(e)
 	}
+	if name, ok := breakGlassAuditName(e); ok {
+		return name
+	}
 	switch e.Type {
 	case Voted:
 		return fmt.Sprintf("approval %d of %d", len(r.Approvals), r.RequiredApprovals)
@@ -218,6 +221,9 @@ type auditRecord struct {
 	Targets   []auditTarget `json:"targets"`
 	Detail    string        `json:"detail,omitempty"`
 	DryRun    bool          `json:"dry_run"`
+	// BreakGlass marks every event of a break-glass action (breakglass.go); absent on the others,
+	// so the records written before it existed keep their canonical form.
+	BreakGlass bool `json:"break_glass,omitempty"`
 }
 
 // auditEntry is the canonical JSON of e's audit record.
@@ -231,7 +237,8 @@ func auditEntry(e Event) json.RawMessage {
 		targets = e.Removed
 	}
 	rec := auditRecord{RequestID: r.ID, Action: e.AuditName(), Change: string(r.Action), Actor: e.Actor,
-		Requester: r.Requester, Targets: make([]auditTarget, len(targets)), Detail: auditDetail(e), DryRun: r.DryRun}
+		Requester: r.Requester, Targets: make([]auditTarget, len(targets)), Detail: auditDetail(e), DryRun: r.DryRun,
+		BreakGlass: r.IsBreakGlass()}
 	for i, t := range targets {
 		rec.Targets[i] = auditTarget{Instance: t.InstanceName(), UserID: t.UserID, Email: t.Email}
 	}
@@ -250,7 +257,7 @@ func auditDetail(e Event) string {
 		return watchAuditDetail(e)
 	}
 	switch e.Type {
-	case Requested:
+	case Requested, BrokeGlass:
 		return joinNonEmpty(r.Reason, HandoverSummary(r))
 	case Denied:
 		return e.Reason

@@ -229,7 +229,10 @@ func (x *executor) apply(ctx context.Context, r approval.Request, i int) outcome
 	if r.Action == approval.Enable {
 		return x.applyEnable(ctx, r, i, fail)
 	}
-	u, err := targetUser(ctx, mb, t)
+	u, err := x.breakGlassUser(r, t)
+	if u == nil {
+		u, err = targetUser(ctx, mb, t)
+	}
 	if errors.Is(err, metabase.ErrNotFound) && t.Unresolved {
 		return outcome{i: i, res: approval.Result{Outcome: approval.Skipped, Message: "not found in " + t.InstanceName(), At: x.now()}}
 	}

@@ -14,6 +14,7 @@ import (
 type Store interface {
 	Create(ctx context.Context, r approval.Request, out ...store.Outbox) error
 	CreateExclusive(ctx context.Context, r approval.Request, out ...store.Outbox) error
+	CreateBreakGlass(ctx context.Context, r approval.Request, l store.BreakGlassLimit, also []store.Also, out ...store.Outbox) error
 	Get(ctx context.Context, id string) (approval.Request, error)
 	Update(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, error)) (approval.Request, error)
 	UpdateAlso(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, error)

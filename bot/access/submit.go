@@ -76,6 +76,12 @@ type ChangeRequest struct {
 	// automatic marks a request the bot opens by itself (leavers.go), which no person makes: the
 	// requester rules, which are about people, do not apply. Only the core can set it.
 	automatic bool
+	// requesterChecked says the requester rules were just applied (break-glass checks them
+	// before asking whether the requester is a responder), so they are not read twice.
+	requesterChecked bool
+	// breakGlass marks a responder's `disable now` (breakglass.go): a target on leave, already
+	// inactive, is taken rather than refused, so the action cancels the leave's return.
+	breakGlass bool
 }
 
 // Submit validates c and, when everything holds, creates the request with its card, its target
@@ -129,15 +135,7 @@ func (s *Service) Create(ctx context.Context, r approval.Request) error {
 	}
 	out = append(out, s.tell(Event{Type: Requested, Actor: r.Requester, At: r.CreatedAt, Request: r}, ToAudit)...)
 	if err := s.st.CreateExclusive(ctx, r, out...); err != nil {
-		if errors.Is(err, store.ErrExists) {
-			return ErrRedelivered
-		}
-		var oe *store.OpenRequestError
-		if errors.As(err, &oe) {
-			// Another request for the same person was made at the same moment: nothing created.
-			return &Refusals{Items: []*Refusal{{Code: OpenRequest, Subject: emailOf(r, oe.User), Other: oe.RequestID}}, Validated: true}
-		}
-		return fmt.Errorf("%w: %w", ErrNotSaved, err)
+		return createError(r, err)
 	}
 	s.metrics.RequestCreated(r)
 	s.kick()
@@ -154,9 +152,22 @@ func emailOf(r approval.Request, user approval.UserKey) string {
 	return user.String()
 }
 
+// createError is what a failed create of r means to the person who asked.
+func createError(r approval.Request, err error) error {
+	if errors.Is(err, store.ErrExists) {
+		return ErrRedelivered
+	}
+	var oe *store.OpenRequestError
+	if errors.As(err, &oe) {
+		// Another request for the same person was made at the same moment: nothing created.
+		return &Refusals{Items: []*Refusal{{Code: OpenRequest, Subject: emailOf(r, oe.User), Other: oe.RequestID}}, Validated: true}
+	}
+	return fmt.Errorf("%w: %w", ErrNotSaved, err)
+}
+
 // build checks who asks, where, and about whom, and returns the request to create.
 func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request, error) {
-	if !c.automatic {
+	if !c.automatic && !c.requesterChecked {
 		if err := s.dir.MayRequest(ctx, c.Requester, c.Channel); err != nil {
 			return approval.Request{}, err
 		}
@@ -239,7 +250,8 @@ func (s validator) build(ctx context.Context, c ChangeRequest) (approval.Request
 		if c.SourceKey != "" && slices.ContainsFunc(history, func(r approval.Request) bool { return r.SourceKey == c.SourceKey }) {
 			return approval.Request{}, ErrRedelivered
 		}
-		if rf := wantedState(u, c.Action); rf != nil {
+		_, onLeave := scheduledReturnIn(history)
+		if rf := wantedState(u, c.Action); rf != nil && !(c.breakGlass && onLeave) {
 			if s.in.multi() && c.Resolved == nil {
 				// Already as wanted here, maybe not elsewhere: a note, unless it is so everywhere.
 				notes = append(notes, approval.InstanceNote{Instance: f.Instance, Email: u.Email, Note: stateNote(c.Action)})

@@ -46,6 +46,10 @@ func (s timers) runDue(ctx context.Context) {
 			s.remindOrExpire(ctx, r.ID)
 		case approval.Approved, approval.Scheduled, approval.Executing:
 			s.takeOver(ctx, r.ID)
+		default:
+			if r.IsBreakGlass() {
+				s.review(ctx, r.ID)
+			}
 		}
 	}
 }

@@ -303,6 +303,8 @@ type Request struct {
 	// DisabledElsewhere, on a pending disable, are targets found deactivated in Metabase by
 	// someone else while it waited (elsewhere.go).
 	DisabledElsewhere []Elsewhere `json:"disabled_elsewhere,omitempty"`
+	// BreakGlass, on a disable a responder ran at once, is its review (breakglass.go).
+	BreakGlass *BreakGlass `json:"break_glass,omitempty"`
 	// Version is the compare-and-set counter kept by the store.
 	Version int64 `json:"version"`
 }
@@ -341,6 +343,7 @@ func (r Request) Clone() Request {
 	c.Instances = slices.Clone(r.Instances)
 	c.Notes = slices.Clone(r.Notes)
 	c.DisabledElsewhere = slices.Clone(r.DisabledElsewhere)
+	c.BreakGlass = r.BreakGlass.clone()
 	if r.ReturnAt != nil {
 		ra := *r.ReturnAt
 		c.ReturnAt = &ra
@@ -755,5 +758,5 @@ func (r Request) NextDue() (time.Time, bool) {
 	case Executing:
 		return r.LeaseUntil, true
 	}
-	return time.Time{}, false
+	return r.reviewDue()
 }

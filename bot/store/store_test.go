@@ -101,6 +101,8 @@ func runContract(t *testing.T, h harness) {
 		{"RaceClaim", testRaceClaim},
 		{"ChatUsers", testChatUsers},
 		{"ChatUsersRace", testChatUsersRace},
+		{"BreakGlassLimit", testBreakGlassLimit},
+		{"BreakGlassLimitRace", testBreakGlassLimitRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })

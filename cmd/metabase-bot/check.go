@@ -102,6 +102,7 @@ func runCheck(ctx context.Context, environ map[string]string, stdout, stderr io.
 		checkScopes(c, rec)
 		checkApprovers(ctx, c, cfg, api)
 		checkRequesters(ctx, c, cfg, api)
+		checkResponders(ctx, c, cfg, api)
 		checkChannels(ctx, c, cfg, api)
 		checkDeactivations(ctx, c, cfg, api, rec)
 	} else {
@@ -226,6 +227,25 @@ func checkRequesters(ctx context.Context, c *checklist, cfg config, api *slack.C
 		c.fail(what, "usergroups.users.list failed: "+err.Error(), slackFix(err, "check the group id (S…)"))
 	case len(members) == 0:
 		c.fail(what, "the group has no members, so nobody could make requests", "add the requesters to the group in Slack (People → User groups)")
+	default:
+		c.pass(what, plural(len(members), "member"))
+	}
+}
+
+// checkResponders checks INCIDENT_GROUP as the approver group is checked: the responders of
+// break-glass must be readable and not empty.
+func checkResponders(ctx context.Context, c *checklist, cfg config, api *slack.Client) {
+	if cfg.IncidentGroup == "" {
+		c.pass("Incident group (INCIDENT_GROUP)", "not set: break-glass (disable now) is off")
+		return
+	}
+	what := "Incident group (INCIDENT_GROUP " + cfg.IncidentGroup + ")"
+	members, err := api.GetUserGroupMembersContext(ctx, cfg.IncidentGroup)
+	switch {
+	case err != nil:
+		c.fail(what, "usergroups.users.list failed: "+err.Error(), slackFix(err, "check the group id (S…)"))
+	case len(members) == 0:
+		c.fail(what, "the group has no members, so nobody could use break-glass", "add the incident responders to the group in Slack (People → User groups), or unset INCIDENT_GROUP")
 	default:
 		c.pass(what, plural(len(members), "member"))
 	}

@@ -25,8 +25,10 @@ func (h *harness) runCheckCmd() (int, string) {
 
 func TestCheckPassesOnAGoodSetup(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, map[string]string{"REQUESTER_GROUP": "SREQ", "ALLOWED_CHANNELS": opsChannel, "SLACK_DEACTIVATION_CHANNEL": opsChannel})
+	h := newHarness(t, map[string]string{"REQUESTER_GROUP": "SREQ", "ALLOWED_CHANNELS": opsChannel, "SLACK_DEACTIVATION_CHANNEL": opsChannel,
+		"INCIDENT_GROUP": "SINC"})
 	h.slack.SetUserGroup("SREQ", requester)
+	h.slack.SetUserGroup("SINC", requester)
 	code, out := h.runCheckCmd()
 	if code != 0 {
 		t.Fatalf("check exited %d on a good setup:\n%s", code, out)
@@ -39,6 +41,7 @@ func TestCheckPassesOnAGoodSetup(t *testing.T) {
 		"✓ Slack scope groups:read",
 		"✓ Approver group (APPROVER_GROUP SAPPROVERS): 2 members",
 		"✓ Requester group (REQUESTER_GROUP SREQ): 1 member",
+		"✓ Incident group (INCIDENT_GROUP SINC): 1 member",
 		"✓ Audit channel (AUDIT_CHANNEL CAUDIT): #metabase-audit, the bot is a member",
 		"✓ Allowed channel (ALLOWED_CHANNELS COPS): #ops, the bot is a member",
 		"✓ Deactivation channel (SLACK_DEACTIVATION_CHANNEL COPS): #ops, the bot is a member",
@@ -83,6 +86,10 @@ func TestCheckNamesEachFailure(t *testing.T) {
 			want: "✗ Slack app token and Socket Mode (SLACK_APP_TOKEN): apps.connections.open failed: missing_scope. Fix: SLACK_APP_TOKEN lacks the scope connections:write"},
 		{name: "group without members", setup: func(h *harness) { h.slack.SetUserGroup(approverGroup) },
 			want: "✗ Approver group (APPROVER_GROUP SAPPROVERS): the group has no members, so nobody could approve. Fix: add the approvers to the group"},
+		{name: "incident group without members", env: map[string]string{"INCIDENT_GROUP": "SINC"}, setup: func(h *harness) { h.slack.SetUserGroup("SINC") },
+			want: "✗ Incident group (INCIDENT_GROUP SINC): the group has no members, so nobody could use break-glass. Fix: add the incident responders"},
+		{name: "incident group unknown", env: map[string]string{"INCIDENT_GROUP": "SNOPE"},
+			want: "✗ Incident group (INCIDENT_GROUP SNOPE): usergroups.users.list failed"},
 		{name: "bot not in the audit channel", setup: func(h *harness) { h.slack.Kick(auditChannel, h.slack.BotUserID()) },
 			want: "✗ Audit channel (AUDIT_CHANNEL CAUDIT): the bot is not a member of #metabase-audit. Fix: type /invite @metabase-bot in #metabase-audit"},
 		{name: "private audit channel without the bot", env: map[string]string{"AUDIT_CHANNEL": "GSECRET"},

@@ -52,6 +52,9 @@ type SlackConfig struct {
 	SlackDeactivationChannel string `env:"SLACK_DEACTIVATION_CHANNEL"`
 	// AuditCheckpointEvery is how often one replica posts the audit log's head to AuditChannel.
 	AuditCheckpointEvery time.Duration `env:"AUDIT_CHECKPOINT_EVERY" envDefault:"24h"`
+	// IncidentGroup, when set, names the responders who may disable without approval
+	// (`disable now`, break-glass); unset turns break-glass off.
+	IncidentGroup string `env:"INCIDENT_GROUP"`
 }
 
 // PolicyConfig is the rules of requesting, approving and executing.
@@ -74,6 +77,10 @@ type PolicyConfig struct {
 	WatchInterval time.Duration `env:"WATCH_INTERVAL" envDefault:"5m"`
 	// ReactivationPolicy is what the watch does about such a user: request or disable.
 	ReactivationPolicy string `env:"REACTIVATION_POLICY" envDefault:"request"`
+	// ReviewWindow is how long approvers have to review a break-glass action.
+	ReviewWindow time.Duration `env:"REVIEW_WINDOW" envDefault:"24h"`
+	// IncidentMaxUsers bounds the users one responder disables by break-glass in 60 minutes.
+	IncidentMaxUsers int `env:"INCIDENT_MAX_USERS" envDefault:"5"`
 }
 
 // MetabaseConfig is how the bot reaches Metabase.
@@ -320,7 +327,7 @@ var (
 	// slackIDVars are the variables that hold Slack ids. Names, @handles and #channels do not work
 	// there: the Web API methods the bot calls take ids only.
 	slackIDVars = map[string]slackIDKind{
-		"APPROVER_GROUP": groupID, "REQUESTER_GROUP": groupID, "APPROVER_USERS": userIDs,
+		"APPROVER_GROUP": groupID, "REQUESTER_GROUP": groupID, "INCIDENT_GROUP": groupID, "APPROVER_USERS": userIDs,
 		"ALLOWED_CHANNELS": channelsID, "AUDIT_CHANNEL": channelID, "SLACK_DEACTIVATION_CHANNEL": channelID,
 	}
 
@@ -344,6 +351,9 @@ func checkSlackIDs(name string, ids []string, k slackIDKind, p *problems) {
 		}
 	}
 }
+
+// maxTargetsPerCommand is how many users one typed command may name (bot's maxTargets).
+const maxTargetsPerCommand = 100
 
 // trimList drops the spaces around list items ("U1, U2") and empty items (a trailing comma).
 func trimList(items []string) []string {
@@ -384,7 +394,7 @@ func (c *config) validate(p *problems) {
 		ids  []string
 	}{{"APPROVER_GROUP", []string{c.ApproverGroup}}, {"APPROVER_USERS", c.ApproverUsers}, {"REQUESTER_GROUP", []string{c.RequesterGroup}},
 		{"ALLOWED_CHANNELS", c.AllowedChannels}, {"AUDIT_CHANNEL", []string{c.AuditChannel}},
-		{"SLACK_DEACTIVATION_CHANNEL", []string{c.SlackDeactivationChannel}}} {
+		{"SLACK_DEACTIVATION_CHANNEL", []string{c.SlackDeactivationChannel}}, {"INCIDENT_GROUP", []string{c.IncidentGroup}}} {
 		checkSlackIDs(v.name, v.ids, slackIDVars[v.name], p)
 	}
 	if c.SlackDeactivationChannel != "" && len(c.AllowedChannels) > 0 && !slices.Contains(c.AllowedChannels, c.SlackDeactivationChannel) {
@@ -440,6 +450,12 @@ func (c *config) validate(p *problems) {
 	}
 	if c.ReactivationPolicy != string(access.ReactivationRequest) && c.ReactivationPolicy != string(access.ReactivationDisable) {
 		p.add("REACTIVATION_POLICY", "REACTIVATION_POLICY must be request or disable")
+	}
+	if c.ReviewWindow < 10*time.Second {
+		p.add("REVIEW_WINDOW", "REVIEW_WINDOW must be at least 10s")
+	}
+	if c.IncidentMaxUsers < 1 || c.IncidentMaxUsers > maxTargetsPerCommand {
+		p.add("INCIDENT_MAX_USERS", fmt.Sprintf("INCIDENT_MAX_USERS must be between 1 and %d", maxTargetsPerCommand))
 	}
 	if c.ExecutionLease < 5*time.Second {
 		p.add("EXECUTION_LEASE", "EXECUTION_LEASE must be at least 5s (longer than one Metabase call)")

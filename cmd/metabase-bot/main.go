@@ -256,13 +256,14 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 		RequestTTL: cfg.RequestTTL, FinalReminder: cfg.ReminderBeforeExpiry,
 		ProtectedUsers: cfg.ProtectedUsers, BotMetabaseUserID: botMetabaseID, DryRun: cfg.DryRun,
 		ReturnLocation: cfg.returnLocation, MaxReturnAhead: cfg.MaxReturnAhead,
+		ReviewWindow: cfg.ReviewWindow, IncidentMaxUsers: cfg.IncidentMaxUsers,
 	}
 	slackCfg := bot.Config{
 		SlashCommand: cfg.SlashCommand, TeamID: team,
 		ApproverGroup: cfg.ApproverGroup, ApproverUsers: cfg.ApproverUsers,
 		RequesterGroup: cfg.RequesterGroup, AllowedChannels: cfg.AllowedChannels, AuditChannel: cfg.AuditChannel,
 		DenyReasonRequired: cfg.DenyReasonRequired, Policy: policy, Log: log, Metrics: metrics,
-		MetabaseURL: cfg.MetabaseURL, DeactivationChannel: cfg.SlackDeactivationChannel,
+		MetabaseURL: cfg.MetabaseURL, DeactivationChannel: cfg.SlackDeactivationChannel, IncidentGroup: cfg.IncidentGroup,
 	}
 	dir := bot.NewDirectory(slackCfg, api)
 	checkpointEvery := cfg.AuditCheckpointEvery
@@ -276,11 +277,19 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 		Log: log, Metrics: metrics, CheckpointEvery: checkpointEvery,
 		Watch: access.Watch{Interval: cfg.WatchInterval, Policy: access.ReactivationPolicy(cfg.ReactivationPolicy)},
 	}, access.Deps{Store: st, Instances: instances, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api),
-		ChatUsers: st})
+		ChatUsers: st, Responders: responders(cfg, dir)})
 	if err != nil {
 		return nil, err
 	}
 	return bot.New(slackCfg, api, core, dir)
+}
+
+// responders is who may break glass: nobody (off) unless INCIDENT_GROUP is set.
+func responders(cfg config, dir *bot.Directory) access.Responders {
+	if cfg.IncidentGroup == "" {
+		return nil
+	}
+	return dir
 }
 
 func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log logrus.FieldLogger) (*http.Server, error) {
