@@ -128,6 +128,9 @@ func (rd *readiness) check(ctx context.Context) (detail string, err error) {
 	if err := rd.store.Ping(ctx); err != nil {
 		return "", fmt.Errorf("store: %w", err)
 	}
+	if err := storeWritable(ctx, rd.store); err != nil {
+		return "", err
+	}
 	if len(rd.instances) > 0 {
 		return instancesReady(ctx, rd.instances)
 	}
@@ -152,6 +155,11 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "metabase_bot_store_commits_total",
 		Help: "Write transactions this process committed: each is one durable write to the database."},
 		func() float64 { return float64(st.Commits()) }))
+	reg.MustRegister(newStoreErrors(st))
+	st.OnFault(func(h store.Health, err error) {
+		log.WithError(err).WithFields(logrus.Fields{"operation": h.Op, "cause": h.Cause}).
+			Error("The database failed: people are told that nothing was changed, and /readyz is not ready until a write succeeds again")
+	})
 
 	if err := checkInstancesBound(ctx, cfg, st); err != nil {
 		return err
