@@ -293,7 +293,10 @@ func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log logrus.
 		}
 		fmt.Fprintln(w, "ready"+detail)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// ContinueOnError: a collector that reads the store (requests by state) fails while the
+	// database is down, and the rest, the store's error counts among them, must still be served
+	// then (docs/faults.md).
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP_ADDR %s: %w", addr, err)

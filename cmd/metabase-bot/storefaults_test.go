@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Store fault tests (docs/faults.md): the bot's own database fails while people use it. The
+// faults are made for real inside the tests: another connection holding SQLite's write lock,
+// and a TCP proxy in front of PostgreSQL that the test cuts.
+
+// unavailableRequest and unavailableApproval are what people are told while the store cannot
+// record anything.
+const (
+	unavailableRequest  = "could not record the request: the database is unavailable; nothing was changed, try again"
+	unavailableApproval = "could not record your approval: the database is unavailable; nothing was changed, try again"
+)
+
+// replyBudget is how soon a person must be told: Slack shows an error to a user whose command
+// or click is not answered within 3 s (docs/slack.md).
+const replyBudget = 3 * time.Second
+
+// lockSQLite makes the bot's SQLite file unwritable the way another process holding its write
+// lock does (a backup, a second bot on the same file), and returns the function that releases it.
+// File permissions would not do: the tests run as root.
+func lockSQLite(t *testing.T, databaseURL string) (release func()) {
+	t.Helper()
+	path := strings.TrimPrefix(databaseURL, "sqlite:")
+	db, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(context.Background(), nil)
+	if err != nil {
+		db.Close()
+		t.Fatalf("take the write lock: %v", err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			_ = tx.Rollback()
+			db.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// unwritableScenario runs a command and a click while the store cannot record anything (made
+// so by fault, undone by heal) and checks what people are told and that Metabase saw no write;
+// then the store comes back and the same click carries out the approval, once.
+func unwritableScenario(t *testing.T, h *harness, fault func() (heal func())) {
+	h.addJane()
+	h.mb.AddUser(metabaseUser("joe@example.com"))
+	h.start()
+	base := "http://" + h.httpAddr(h.ctx())
+	waitStatus(h.ctx(), t, base+"/readyz", 200)
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	st := h.openStore()
+	h.drained(st) // the card is delivered and recorded before the fault
+	writesBefore := h.mb.Count("DELETE", "/api/user/") + h.mb.Count("PUT", "/api/user/")
+
+	heal := fault()
+	began := time.Now()
+	h.command(requester, "disable joe@example.com Contract ended")
+	h.ephemeral(requester, unavailableRequest)
+	if took := time.Since(began); took > replyBudget {
+		t.Errorf("the requester was told after %s, want within %s", took, replyBudget)
+	}
+	began = time.Now()
+	h.click(approver, card, "mb_approve")
+	h.ephemeral(approver, unavailableApproval)
+	if took := time.Since(began); took > replyBudget {
+		t.Errorf("the approver was told after %s, want within %s", took, replyBudget)
+	}
+	if n := h.mb.Count("DELETE", "/api/user/") + h.mb.Count("PUT", "/api/user/"); n != writesBefore {
+		t.Fatalf("Metabase saw %d writes while the store could record nothing", n-writesBefore)
+	}
+	body := waitStatus(h.ctx(), t, base+"/readyz", 503)
+	if !strings.Contains(body, "store") {
+		t.Errorf("/readyz = %q, want it to name the store", body)
+	}
+	if code, body := get(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d %q while the store fails, want 200 (a restart would not help)", code, body)
+	}
+	if _, metrics := get(t, base+"/metrics"); !storeErrorCounted.MatchString(metrics) {
+		t.Errorf("the metric does not count the failed calls:\n%s", grepLines(metrics, "metabase_bot_store_errors_total"))
+	}
+
+	heal()
+	waitStatus(h.ctx(), t, base+"/readyz", 200)
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "jane@example.com: disabled")
+	h.cardState(card, "Approved")
+	h.drained(st)
+	if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
+		t.Errorf("DELETE calls = %d, want 1", n)
+	}
+	if n := h.cards("joe@example.com"); n != 0 {
+		t.Errorf("%d cards for the request that could not be recorded, want none", n)
+	}
+	if n := h.cards("jane@example.com"); n != 1 {
+		t.Errorf("%d cards for jane, want 1", n)
+	}
+	if n := h.audits("executed"); n != 1 {
+		t.Errorf("%d executed audit lines, want 1", n)
+	}
+	if err := st.IntegrityCheck(h.ctx()); err != nil {
+		t.Errorf("after the fault: %v", err)
+	}
+	if !strings.Contains(h.logs.String(), "The database failed") {
+		t.Error("the first failure was not logged with its cause")
+	}
+}
+
+func TestSQLiteUnwritableTellsPeopleAndRecovers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	unwritableScenario(t, h, func() func() { return lockSQLite(t, h.env["DATABASE_URL"]) })
+}
+
+func TestPostgresCutTellsPeopleAndRecovers(t *testing.T) {
+	t.Parallel()
+	u := postgresDatabaseURL(t)
+	p := newPGProxy(t, u)
+	h := newHarness(t, map[string]string{"DATABASE_URL": p.url})
+	unwritableScenario(t, h, func() func() {
+		p.cut()
+		return p.restore
+	})
+}
+
+// pgProxy is a TCP proxy in front of PostgreSQL that a test can cut: every connection through
+// it is closed, and new ones are closed as soon as they arrive, until restore. To the bot that
+// is a server restarting or failing over.
+type pgProxy struct {
+	url string // the DATABASE_URL through the proxy
+
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]struct{}
+}
+
+func newPGProxy(t *testing.T, databaseURL string) *pgProxy {
+	t.Helper()
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = ln.Addr().String()
+	p := &pgProxy{url: u.String(), conns: map[net.Conn]struct{}{}}
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c, target)
+		}
+	}()
+	return p
+}
+
+func (p *pgProxy) serve(c net.Conn, target string) {
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	s, err := net.Dial("tcp", target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		s.Close()
+		return
+	}
+	p.conns[s] = struct{}{}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, pair := range [][2]net.Conn{{c, s}, {s, c}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = io.Copy(pair[0], pair[1]) // ends when either side closes, or the test cuts
+			pair[0].Close()
+			pair[1].Close()
+		}()
+	}
+	wg.Wait()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, s)
+	p.mu.Unlock()
+}
+
+// cut closes every connection and refuses new ones.
+func (p *pgProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// restore lets connections through again.
+func (p *pgProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
+
+// storeErrorCounted matches a store error counted for some operation.
+var storeErrorCounted = regexp.MustCompile(`(?m)^metabase_bot_store_errors_total\{operation="[a-z_]+"\} [1-9]`)
+
+// grepLines returns the lines of s containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
