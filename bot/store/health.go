@@ -214,6 +214,15 @@ func faultCause(err error, ctx context.Context, budget time.Duration) (string, b
 	return "", false
 }
 
+// FaultCause says whether err (from any store call, Open included) is a failure of the database
+// rather than an answer about the data, and why, for messages to operators (`check`).
+func FaultCause(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	return faultCause(err, context.Background(), CallTimeout)
+}
+
 // postgresCause classifies a PostgreSQL error by SQLSTATE
 // (https://www.postgresql.org/docs/current/errcodes-appendix.html): class 23 (a constraint the
 // data broke) and 40 (a transaction to run again) are answers, not failures; the classes of a

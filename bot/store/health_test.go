@@ -62,7 +62,11 @@ func TestSQLiteReadOnlyIsReported(t *testing.T) {
 	var faults []Health
 	ro.OnFault(func(h Health, _ error) { faults = append(faults, h) })
 
-	wantUnavailable(t, ro.Create(t.Context(), newRequest("R2", t0, 2)), "create", "read-only")
+	err = ro.Create(t.Context(), newRequest("R2", t0, 2))
+	wantUnavailable(t, err, "create", "read-only")
+	if cause, ok := FaultCause(err); !ok || !strings.Contains(cause, "read-only") {
+		t.Errorf("FaultCause = %q, %v; want the read-only cause, for check", cause, ok)
+	}
 	if _, err := ro.Get(t.Context(), "R1"); err != nil {
 		t.Fatalf("a read of a read-only store failed: %v", err)
 	}
