@@ -249,3 +249,94 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestPostgresCutBetweenApprovalAndOutcome: PostgreSQL goes away after the bot asked Metabase to
+// disable a user and before it recorded that Metabase did. Once the database is back, the
+// execution's lease runs out and the bot finishes the request from Metabase's state: the user
+// is disabled once, and every message is delivered once.
+func TestPostgresCutBetweenApprovalAndOutcome(t *testing.T) {
+	t.Parallel()
+	u := postgresDatabaseURL(t)
+	p := newPGProxy(t, u)
+	h := newHarness(t, map[string]string{"DATABASE_URL": p.url, "EXECUTION_LEASE": "5s"})
+	jane := h.addJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	st := h.openStore()
+	h.drained(st)
+
+	release := h.mb.HoldReply("DELETE", "/api/user/:id")
+	h.click(approver, card, "mb_approve")
+	if err := h.mb.WaitForRequests(h.ctx(), "DELETE", "/api/user/", 1); err != nil {
+		t.Fatalf("the DELETE never reached Metabase: %v", err)
+	}
+	p.cut()
+	release()
+	h.waitLog(h.ctx(), "Could not record the outcome")
+	p.restore()
+
+	h.thread(card, "jane@example.com: disabled")
+	h.cardState(card, "Approved")
+	h.drained(st)
+	if u, _ := h.mb.UserByID(jane.ID); u.Active {
+		t.Error("jane is still active")
+	}
+	if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
+		t.Errorf("DELETE calls = %d, want 1: the recovery re-reads Metabase instead of acting again", n)
+	}
+	if n := h.inThread(card, "jane@example.com: disabled"); n != 1 {
+		t.Errorf("%d outcome replies, want 1", n)
+	}
+	if n := h.audits("executed"); n != 1 {
+		t.Errorf("%d executed audit lines, want 1", n)
+	}
+	if n := h.cards("jane@example.com"); n != 1 {
+		t.Errorf("%d cards, want 1", n)
+	}
+}
+
+// TestPostgresCutDuringOutboxDelivery: PostgreSQL goes away while the bot is posting the
+// outcome of an approval to Slack, so the delivery cannot be recorded. Once the database is
+// back, every message the approval owes is delivered, each once.
+func TestPostgresCutDuringOutboxDelivery(t *testing.T) {
+	t.Parallel()
+	u := postgresDatabaseURL(t)
+	p := newPGProxy(t, u)
+	h := newHarness(t, map[string]string{"DATABASE_URL": p.url, "EXECUTION_LEASE": "5s"})
+	h.addJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	st := h.openStore()
+	h.drained(st)
+
+	release := h.slack.Hold("chat.postMessage")
+	h.click(approver, card, "mb_approve")
+	if err := h.slack.WaitHeld(h.ctx(), "chat.postMessage", 1); err != nil {
+		t.Fatalf("no outcome message was being posted: %v", err)
+	}
+	p.cut()
+	release()
+	h.waitLog(h.ctx(), "The database failed")
+	p.restore()
+
+	h.thread(card, "jane@example.com: disabled")
+	h.cardState(card, "Approved")
+	h.audit("executed", "jane@example.com")
+	h.drained(st)
+	if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
+		t.Errorf("DELETE calls = %d, want 1", n)
+	}
+	if n := h.inThread(card, "jane@example.com: disabled"); n != 1 {
+		t.Errorf("%d outcome replies, want 1", n)
+	}
+	for _, event := range []string{"requested", "approved", "executed"} {
+		if n := h.audits(event); n != 1 {
+			t.Errorf("%d %s audit lines, want 1", n, event)
+		}
+	}
+	if n := h.cards("jane@example.com"); n != 1 {
+		t.Errorf("%d cards, want 1", n)
+	}
+}
