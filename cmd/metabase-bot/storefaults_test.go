@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -338,5 +339,46 @@ func TestPostgresCutDuringOutboxDelivery(t *testing.T) {
 	}
 	if n := h.cards("jane@example.com"); n != 1 {
 		t.Errorf("%d cards, want 1", n)
+	}
+}
+
+// TestPostgresCutWhileAReturnFallsDue: PostgreSQL is away when a scheduled return falls due, so
+// the timer cannot even find it. Once the database is back the return runs, once.
+func TestPostgresCutWhileAReturnFallsDue(t *testing.T) {
+	t.Parallel()
+	u := postgresDatabaseURL(t)
+	p := newPGProxy(t, u)
+	h := newHarness(t, map[string]string{"DATABASE_URL": p.url, "EXECUTION_LEASE": "5s"})
+	jane := h.addAdminJane()
+	h.start()
+	card, _, at := h.leave("jane@example.com", 4*time.Second)
+	st := h.openStore()
+	h.drained(st)
+
+	p.cut()
+	const missed = "Could not look for due requests"
+	var before int
+	h.eventually("the return to fall due while the store is away", func() bool {
+		if time.Now().Before(at) {
+			before = strings.Count(h.logs.String(), missed)
+			return false
+		}
+		// A timer tick after the return fell due failed too.
+		return strings.Count(h.logs.String(), missed) > before
+	})
+	if n := h.exactCount("PUT", "/api/user/"+strconv.Itoa(jane.ID)+"/reactivate"); n != 0 {
+		t.Fatalf("the return ran while the store was away (%d reactivate calls)", n)
+	}
+	p.restore()
+
+	h.thread(card, "jane@example.com: enabled")
+	h.audit("executed", "enable jane@example.com")
+	h.drained(st)
+	h.checkRestored(jane.ID)
+	if n := h.exactCount("PUT", "/api/user/"+strconv.Itoa(jane.ID)+"/reactivate"); n != 1 {
+		t.Errorf("reactivate calls = %d, want exactly 1", n)
+	}
+	if n := h.inThread(card, "jane@example.com: enabled"); n != 1 {
+		t.Errorf("%d return replies, want 1", n)
 	}
 }
