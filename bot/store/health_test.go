@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/bot/store/storetest"
 )
 
@@ -260,5 +261,37 @@ func TestPostgresPoolExhaustedGivesUp(t *testing.T) {
 	}
 	if _, err := s.Get(t.Context(), "R1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get once connections are free = %v, want ErrNotFound", err)
+	}
+}
+
+// TestAnswersAreNotFaults: answers about the data (no such request, already exists, a
+// transition the caller refused) are not failures of the database: they are returned as they
+// were, not counted, and do not make the store failing.
+func TestAnswersAreNotFaults(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "bot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustCreate(t, s, newRequest("R1", t0, 1))
+	refused := errors.New("the caller refuses")
+	for name, err := range map[string]error{
+		"get a missing request": func() error { _, err := s.Get(t.Context(), "missing"); return err }(),
+		"create an existing id": s.Create(t.Context(), newRequest("R1", t0, 2)),
+		"update refused by fn": func() error {
+			_, err := s.Update(t.Context(), "R1", func(*approval.Request) ([]Outbox, error) { return nil, refused })
+			return err
+		}(),
+	} {
+		if err == nil || errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s: %v, want an answer, not ErrUnavailable", name, err)
+		}
+	}
+	if got := s.Errors(); len(got) != 0 {
+		t.Errorf("Errors = %v after answers only, want none", got)
+	}
+	if s.Health().Failing {
+		t.Errorf("Health = %+v after answers only", s.Health())
 	}
 }
