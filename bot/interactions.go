@@ -62,7 +62,7 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 			log.Warn("Ignoring an unknown action")
 			continue
 		}
-		r, ok := b.requestForClick(ctx, cb, a.Value)
+		r, ok := b.requestForClick(ctx, cb, a.Value, what)
 		if !ok {
 			continue
 		}
@@ -80,11 +80,11 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 func (b *Bot) decision(actionID string) (func(ctx context.Context, id, actor string) (approval.Request, error), op) {
 	switch actionID {
 	case actionApprove:
-		return b.core.Approve, opDecide
+		return b.core.Approve, opApprove
 	case actionDeny:
 		return func(ctx context.Context, id, actor string) (approval.Request, error) {
 			return b.core.Deny(ctx, id, actor, "")
-		}, opDecide
+		}, opDeny
 	case actionCancel:
 		return b.core.Cancel, opDecide
 	case actionRetry:
@@ -112,8 +112,9 @@ func (b *Bot) refused(ctx context.Context, channel, user string, what op, err er
 }
 
 // requestForClick loads the request a button names and checks the click came from that request's
-// own card (originOf), so a forged value cannot act on another request.
-func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback, id string) (approval.Request, bool) {
+// own card (originOf), so a forged value cannot act on another request. what is the click's
+// decision, named when the store cannot be read.
+func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback, id string, what op) (approval.Request, bool) {
 	log := b.logger(ctx)
 	r, err := b.core.Request(ctx, id)
 	if err != nil {
@@ -121,6 +122,10 @@ func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback,
 			log.Warn("Click names an unknown request")
 		} else {
 			log.WithError(err).Error("Could not read a request")
+		}
+		if access.StoreUnavailable(err) {
+			b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, b.v.explain(what, err))
+			return r, false
 		}
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, b.v.explain(opRead, err))
 		return r, false
@@ -175,11 +180,11 @@ func (b *Bot) denyClicked(ctx context.Context, cb slack.InteractionCallback, r a
 		} else {
 			err = errors.Join(access.ErrDirectory, err)
 		}
-		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, err)
+		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDeny, err)
 		return
 	}
 	if r.State != approval.Pending {
-		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, &access.Refusal{Code: access.AlreadyDecided, Request: r})
+		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDeny, &access.Refusal{Code: access.AlreadyDecided, Request: r})
 		return
 	}
 	if cb.TriggerID != "" && (forms{b}).openDenyForm(ctx, cb.TriggerID, r) {
@@ -190,6 +195,6 @@ func (b *Bot) denyClicked(ctx context.Context, cb slack.InteractionCallback, r a
 		return
 	}
 	if _, err := b.core.Deny(ctx, r.ID, cb.User.ID, ""); err != nil {
-		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDecide, err)
+		b.refused(ctx, cb.Channel.ID, cb.User.ID, opDeny, err)
 	}
 }

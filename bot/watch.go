@@ -126,7 +126,11 @@ func (b *Bot) watchClicked(ctx context.Context, cb slack.InteractionCallback, ac
 		b.logger(ctx).Warn("Ignoring a reactivation button with an unreadable value")
 		return
 	}
-	if _, ok := b.requestForClick(ctx, cb, id); !ok {
+	what := opDecide
+	if action == actionDisableAgain {
+		what = opValidate
+	}
+	if _, ok := b.requestForClick(ctx, cb, id, what); !ok {
 		return
 	}
 	var err error
@@ -136,10 +140,6 @@ func (b *Bot) watchClicked(ctx context.Context, cb slack.InteractionCallback, ac
 		_, err = b.core.DisableAgain(ctx, cb.User.ID, user, basis)
 	}
 	if err != nil {
-		what := opDecide
-		if action == actionDisableAgain {
-			what = opValidate
-		}
 		b.refused(ctx, cb.Channel.ID, cb.User.ID, what, err)
 	}
 }

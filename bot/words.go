@@ -118,6 +118,7 @@ const (
 	opDeny
 	opSave
 	opDecide
+	opApprove
 	opRetry
 	opCancelReturn
 	opRead
@@ -147,9 +148,11 @@ func (v *view) explain(what op, err error) string {
 		return text
 	case errors.As(err, &rf):
 		return v.refusalText(rf)
+	case access.StoreUnavailable(err):
+		return v.unavailable(what)
 	case errors.Is(err, access.ErrDirectory):
 		switch what {
-		case opDecide, opRetry, opCancelReturn:
+		case opDecide, opApprove, opRetry, opCancelReturn:
 			return "I could not check the approver group, so nothing was done. Please try again."
 		case opDeny:
 			return "I could not check the approver group, so the request was not denied. Please try again."
@@ -162,7 +165,7 @@ func (v *view) explain(what op, err error) string {
 		return "I could not check that request: " + access.FailureText(err)
 	case opSave:
 		return "I could not save that request; nothing was changed. Please try again."
-	case opDecide, opDeny:
+	case opDecide, opApprove, opDeny:
 		return "I could not record that; please try again."
 	case opRetry:
 		return "I could not start the retry; please try again."
@@ -178,6 +181,29 @@ func (v *view) explain(what op, err error) string {
 		return "I could not list inactive users: " + access.FailureText(err)
 	}
 	return "Something went wrong: " + access.FailureText(err)
+}
+
+// unavailableWords is what the person is told when the database could not record what they
+// asked for: nothing was changed, and the same thing may be tried again (docs/faults.md).
+const unavailableWords = "the database is unavailable; nothing was changed, try again"
+
+// unavailable words a store outage for the person who asked, naming what could not be recorded.
+func (v *view) unavailable(what op) string {
+	switch what {
+	case opSave, opValidate, opCheck:
+		return "could not record the request: " + unavailableWords
+	case opApprove:
+		return "could not record your approval: " + unavailableWords
+	case opDeny:
+		return "could not record your denial: " + unavailableWords
+	case opDecide:
+		return "could not record your decision: " + unavailableWords
+	case opRetry:
+		return "could not record your retry: " + unavailableWords
+	case opCancelReturn:
+		return "could not record the cancellation of the return: " + unavailableWords
+	}
+	return "could not read the request: " + unavailableWords
 }
 
 func channelMentions(ids []string) string {

@@ -248,7 +248,7 @@ func (s *Service) Drain(ctx context.Context) {
 
 // Request returns a stored request.
 func (s *Service) Request(ctx context.Context, id string) (approval.Request, error) {
-	r, err := s.st.Get(ctx, id)
+	r, err := s.st.Get(replyCtx(ctx), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return r, &Refusal{Code: UnknownRequest, Subject: id}
 	}
@@ -288,3 +288,15 @@ var idEncoding = base32.NewEncoding("23456789ABCDEFGHJKLMNPQRSTUVWXYZ").WithPadd
 
 // newRequestID returns a short id that people can read out and search for in the audit channel.
 func newRequestID() string { return "MB-" + RandomID(8) }
+
+// replyCtx is ctx whose store calls each give up after store.ReplyTimeout: the calls a person's
+// answer in Slack waits for (reading what a click names, recording a request or a decision), so
+// that a database that does not answer still leaves time to say that nothing was done.
+func replyCtx(ctx context.Context) context.Context {
+	return store.WithCallTimeout(ctx, store.ReplyTimeout)
+}
+
+// StoreUnavailable reports whether err means the database could not record or read what was
+// asked (down, unreachable, read-only, full, or no answer within the call's budget): nothing was
+// changed, and the same thing may be tried again.
+func StoreUnavailable(err error) bool { return errors.Is(err, store.ErrUnavailable) }

@@ -31,13 +31,17 @@ func (s *Service) Approve(ctx context.Context, id, actor string) (approval.Reque
 	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
+	// Recording the vote is what the clicker's answer waits for; the execution that follows
+	// (Metabase, then its outcome) has the ordinary budgets. A vote the store could not record
+	// returns here: Metabase is never called for it.
+	rctx := replyCtx(ctx)
 	for attempt := 0; ; attempt++ {
-		r, err := (decisions{s}).approveOnce(ctx, id, actor)
+		r, err := (decisions{s}).approveOnce(rctx, id, actor)
 		if errors.Is(err, errRecheck) && attempt < maxRechecks {
 			continue
 		}
 		if err != nil {
-			return r, (decisions{s}).decisionRefusal(ctx, id, err)
+			return r, (decisions{s}).decisionRefusal(rctx, id, err)
 		}
 		s.kick()
 		if !(decisions{s}).won(r) {
@@ -186,6 +190,7 @@ func (s decisions) decisionRefusal(ctx context.Context, id string, err error) er
 
 // Deny ends a pending request; one denial from an approver is enough, whatever the quorum.
 func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.Request, error) {
+	ctx = replyCtx(ctx)
 	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
@@ -207,6 +212,7 @@ func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.
 
 // Cancel withdraws a pending request; only its requester may.
 func (s *Service) Cancel(ctx context.Context, id, actor string) (approval.Request, error) {
+	ctx = replyCtx(ctx)
 	r, err := s.update(ctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.Cancel(actor, now); err != nil {
@@ -228,9 +234,10 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	cur, err := s.st.Get(ctx, id)
+	rctx := replyCtx(ctx)
+	cur, err := s.st.Get(rctx, id)
 	if err != nil {
-		return cur, (decisions{s}).decisionRefusal(ctx, id, err)
+		return cur, (decisions{s}).decisionRefusal(rctx, id, err)
 	}
 	if actor == cur.Requester && !s.policy.AllowSelfApproval {
 		return cur, &Refusal{Code: SelfApproval, Subject: id}
@@ -243,7 +250,7 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 			return cur, err
 		}
 	}
-	r, err := s.update(ctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {
+	r, err := s.update(rctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.Retry(actor, now); err != nil {
 			return nil, err
@@ -279,6 +286,7 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 
 // CancelReturn cancels the scheduled re-enable that a leave created; any approver may.
 func (s *Service) CancelReturn(ctx context.Context, id, actor string) (approval.Request, error) {
+	ctx = replyCtx(ctx)
 	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}

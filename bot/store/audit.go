@@ -66,12 +66,14 @@ func AuditHash(prevHash string, seq int64, at time.Time, event []byte) string {
 // its own and returns the new entry. Use it for events that change nothing else in the store;
 // an event caused by a request change belongs on the Outbox of that change (Outbox.Audit), so
 // the change and its entry commit together.
-func (s *Store) AppendAudit(ctx context.Context, event json.RawMessage) (AuditEntry, error) {
+func (s *Store) AppendAudit(ctx context.Context, event json.RawMessage) (_ AuditEntry, err error) {
+	ctx, end := s.op(ctx, "append_audit", true)
+	defer end(&err)
 	if err := checkCanonical(event); err != nil {
 		return AuditEntry{}, err
 	}
 	var e AuditEntry
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		e, err = s.appendAudit(ctx, tx, event)
 		return err
@@ -121,7 +123,9 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, event []byte) (Audi
 
 // AuditHead returns the newest entry's seq and hash (seq 0 and GenesisHash for an empty chain),
 // for the checkpoint message posted at shutdown.
-func (s *Store) AuditHead(ctx context.Context) (AuditHead, error) {
+func (s *Store) AuditHead(ctx context.Context) (_ AuditHead, err error) {
+	ctx, end := s.op(ctx, "audit_head", true)
+	defer end(&err)
 	var h AuditHead
 	if err := s.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash); err != nil {
 		return AuditHead{}, fmt.Errorf("store: read audit head: %w", err)
@@ -136,7 +140,9 @@ func (s *Store) AuditHead(ctx context.Context) (AuditHead, error) {
 //
 // A winner that then fails to post loses that period's checkpoint; the next one follows every
 // later, which is the "at most once" half of the promise.
-func (s *Store) ClaimCheckpoint(ctx context.Context, now time.Time, every time.Duration) (AuditHead, bool, error) {
+func (s *Store) ClaimCheckpoint(ctx context.Context, now time.Time, every time.Duration) (_ AuditHead, _ bool, err error) {
+	ctx, end := s.op(ctx, "claim_checkpoint", true)
+	defer end(&err)
 	if every <= 0 {
 		return AuditHead{}, false, fmt.Errorf("store: claim checkpoint: period %s must be positive", every)
 	}
@@ -144,7 +150,7 @@ func (s *Store) ClaimCheckpoint(ctx context.Context, now time.Time, every time.D
 		head    AuditHead
 		claimed bool
 	)
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.rebind(`UPDATE audit_checkpoint SET claimed_at = ? WHERE id = 1 AND claimed_at <= ?`),
 			millis(now), millis(now.Add(-every)))
 		if err != nil {
@@ -173,13 +179,15 @@ func (s *Store) ClaimCheckpoint(ctx context.Context, now time.Time, every time.D
 // Since appends never move at backwards, the range is the seqs from the first entry at or after
 // since to the last one before until, and every entry between them is exported: an entry whose
 // time was edited out of the range still shows up, in place, for verify to flag.
-func (s *Store) ExportAudit(ctx context.Context, since, until time.Time, fn func(AuditEntry) error) error {
+func (s *Store) ExportAudit(ctx context.Context, since, until time.Time, fn func(AuditEntry) error) (err error) {
+	ctx, end := s.op(ctx, "export_audit", false)
+	defer end(&err)
 	if !until.IsZero() && !until.After(since) {
 		return fmt.Errorf("store: export audit: until %s is not after since %s",
 			until.UTC().Format(time.RFC3339Nano), since.UTC().Format(time.RFC3339Nano))
 	}
 	var first, last int64
-	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT seq FROM audit_log WHERE at >= ? ORDER BY at, seq LIMIT 1`),
+	err = s.db.QueryRowContext(ctx, s.rebind(`SELECT seq FROM audit_log WHERE at >= ? ORDER BY at, seq LIMIT 1`),
 		millis(since)).Scan(&first)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil

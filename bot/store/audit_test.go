@@ -21,12 +21,14 @@ import (
 )
 
 func TestAuditSQLite(t *testing.T) {
+	t.Parallel()
 	runAuditContract(t, harness{newURL: func(t *testing.T) string {
 		return "sqlite:" + filepath.Join(t.TempDir(), "bot.db")
 	}})
 }
 
 func TestAuditPostgres(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(storetest.EnvVar) == "" {
 		t.Skip(storetest.EnvVar + " is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the Postgres audit tests")
 	}
@@ -50,7 +52,10 @@ func runAuditContract(t *testing.T, h harness) {
 		{"EnormousSeq", testAuditEnormousSeq},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, h)
+		})
 	}
 }
 
@@ -336,6 +341,7 @@ func testAuditTampering(t *testing.T, h harness) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			s := h.fresh(t)
 			es := chain(t, s, n)
 			wantIntact(t, verify(t, s, VerifyAuditOptions{}), n, AuditHead{n, es[n-1].Hash})
@@ -741,6 +747,7 @@ func testAuditEnormousSeq(t *testing.T, h harness) {
 // TestAuditWrittenSeqCancelled: the search for where an entry was written stops when its
 // context ends, however far it still has to go.
 func TestAuditWrittenSeqCancelled(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	e := AuditEntry{Seq: 7, At: t0, Event: auditEvent("R0", "approved", 6), PrevHash: GenesisHash, Hash: strings.Repeat("0", 64)}

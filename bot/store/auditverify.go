@@ -102,7 +102,9 @@ type AuditVerification struct {
 //
 // The walk covers the entries up to the head as it was when VerifyAudit started; entries
 // appended meanwhile are left for the next run.
-func (s *Store) VerifyAudit(ctx context.Context, opts VerifyAuditOptions) (AuditVerification, error) {
+func (s *Store) VerifyAudit(ctx context.Context, opts VerifyAuditOptions) (_ AuditVerification, err error) {
+	ctx, end := s.op(ctx, "verify_audit", false)
+	defer end(&err)
 	from := opts.From
 	if from == (AuditCheckpoint{}) {
 		from = AuditCheckpoint{Seq: 0, Hash: GenesisHash}

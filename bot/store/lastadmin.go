@@ -26,7 +26,9 @@ type AdminListMark struct {
 
 // MarkAdminList returns the mark an execution takes before it lists the admins of instance, to
 // pass to ReserveAdminDisable with that list.
-func (s *Store) MarkAdminList(ctx context.Context, instance string) (AdminListMark, error) {
+func (s *Store) MarkAdminList(ctx context.Context, instance string) (_ AdminListMark, err error) {
+	ctx, end := s.op(ctx, "mark_admin_list", true)
+	defer end(&err)
 	if instance == "" {
 		instance = approval.DefaultInstance
 	}
@@ -64,7 +66,9 @@ func (s *Store) MarkAdminList(ctx context.Context, instance string) (AdminListMa
 // whose request executed, or finished, after the mark, so its DELETE may be missing from the
 // list. So two executions racing on the last two admins leave one, whichever replicas they run
 // on, however slow their lists and however far apart their clocks.
-func (s *Store) ReserveAdminDisable(ctx context.Context, request, instance string, user int, activeAdmins []int, mark AdminListMark) (bool, error) {
+func (s *Store) ReserveAdminDisable(ctx context.Context, request, instance string, user int, activeAdmins []int, mark AdminListMark) (_ bool, err error) {
+	ctx, end := s.op(ctx, "reserve_admin_disable", true)
+	defer end(&err)
 	if instance == "" {
 		instance = approval.DefaultInstance
 	}
@@ -72,7 +76,7 @@ func (s *Store) ReserveAdminDisable(ctx context.Context, request, instance strin
 		return false, fmt.Errorf("store: reserve admin %s:%d for %s: the list was marked for instance %q", instance, user, request, mark.instance)
 	}
 	allowed := false
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		allowed = false
 		if s.backend == backendPostgres {
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1 || coalesce(current_schema(), '')))`, lastAdminLockKey); err != nil {

@@ -31,9 +31,11 @@ type Also struct {
 
 // UpdateAlso is Update whose fn may also ask for changes to other requests; all of them commit in
 // one transaction or none does. fn may run several times and must be pure.
-func (s *Store) UpdateAlso(ctx context.Context, id string, fn func(r *approval.Request) ([]Outbox, []Also, error)) (approval.Request, error) {
+func (s *Store) UpdateAlso(ctx context.Context, id string, fn func(r *approval.Request) ([]Outbox, []Also, error)) (_ approval.Request, err error) {
+	ctx, end := s.op(ctx, "update", true)
+	defer end(&err)
 	var stored approval.Request
-	err := s.casLoop(ctx, func(tx *sql.Tx) error {
+	err = s.casLoop(ctx, func(tx *sql.Tx) error {
 		var err error
 		stored, _, err = s.updateLinkedTx(ctx, tx, id, fn)
 		return err

@@ -47,7 +47,10 @@ func runLockOrderContract(t *testing.T, h harness) {
 		{"DeadlockRetried", testDeadlockRetried},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, h)
+		})
 	}
 }
 
@@ -214,6 +217,7 @@ func testDeadlockRetried(t *testing.T, h harness) {
 // serialization failure, decided by SQLSTATE, at most maxTxAttempts times, and returns every
 // other error at once.
 func TestWriteTxRetriesOnlyAborts(t *testing.T) {
+	t.Parallel()
 	s, err := Open(t.Context(), "sqlite::memory:")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 )
 
 func TestLoadMigrations(t *testing.T) {
+	t.Parallel()
 	for _, backend := range []string{backendSQLite, backendPostgres} {
 		ms, err := loadMigrations(backend)
 		if err != nil {

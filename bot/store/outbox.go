@@ -55,7 +55,9 @@ type Outbox struct {
 //
 // Racing stores never receive the same row while its lease is live (Postgres: FOR UPDATE SKIP
 // LOCKED; SQLite: a BEGIN IMMEDIATE transaction).
-func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Outbox, error) {
+func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) (_ []Outbox, err error) {
+	ctx, end := s.op(ctx, "claim_outbox", true)
+	defer end(&err)
 	if owner == "" {
 		return nil, errors.New("store: claim outbox: owner must not be empty")
 	}
@@ -86,7 +88,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, le
 		WHERE id IN (` + claimable + lock + `)
 		RETURNING id, request_id, kind, payload, created_at, attempts, audit_seq, audit_hash`)
 	var claimed []Outbox
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		claimed = claimed[:0]
 		rows, err := tx.QueryContext(ctx, query, owner, millis(now.Add(lease)), millis(now), limit)
 		if err != nil {
@@ -120,7 +122,9 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, now time.Time, le
 // It succeeds only while owner still holds the claim (even past the lease, as long as nobody
 // took it over); otherwise it returns ErrNotClaimed (an ErrConflict): another deliverer owns the
 // row now, or it was already completed.
-func (s *Store) CompleteOutbox(ctx context.Context, id int64, owner string) error {
+func (s *Store) CompleteOutbox(ctx context.Context, id int64, owner string) (err error) {
+	ctx, end := s.op(ctx, "complete_outbox", true)
+	defer end(&err)
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		return s.markDelivered(ctx, tx, id, owner)
 	})
@@ -134,9 +138,11 @@ func (s *Store) CompleteOutbox(ctx context.Context, id int64, owner string) erro
 // fn may run several times and must be pure. When fn fails nothing is written (the row stays
 // claimed) and fn's error is returned as is. Returns ErrNotClaimed (an ErrConflict) when owner no
 // longer holds the claim, ErrNotFound when the request does not exist.
-func (s *Store) CompleteOutboxAndUpdate(ctx context.Context, id int64, owner string, requestID string, fn func(r *approval.Request) error) (approval.Request, error) {
+func (s *Store) CompleteOutboxAndUpdate(ctx context.Context, id int64, owner string, requestID string, fn func(r *approval.Request) error) (_ approval.Request, err error) {
+	ctx, end := s.op(ctx, "complete_outbox", true)
+	defer end(&err)
 	var stored approval.Request
-	err := s.casLoop(ctx, func(tx *sql.Tx) error {
+	err = s.casLoop(ctx, func(tx *sql.Tx) error {
 		// The request before the outbox row: the store's lock order (see the package doc).
 		var err error
 		stored, _, err = s.updateTx(ctx, tx, requestID, func(r *approval.Request) ([]Outbox, error) {
@@ -175,14 +181,18 @@ func (s *Store) markDelivered(ctx context.Context, tx *sql.Tx, id int64, owner s
 // at at (a backoff chosen by the caller), recording lastErr for operators. Later messages of the
 // same request keep waiting, so order survives failures. Returns ErrConflict when owner no
 // longer holds the claim.
-func (s *Store) RetryOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error {
+func (s *Store) RetryOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) (err error) {
+	ctx, end := s.op(ctx, "retry_outbox", true)
+	defer end(&err)
 	return s.retryOutbox(ctx, id, owner, at, lastErr, 0)
 }
 
 // DeferOutbox is RetryOutbox for a row that was not really attempted: the chat service asked the
 // deliverer to wait (rate limiting), so the claim does not count towards the attempts after which
 // a message is given up.
-func (s *Store) DeferOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) error {
+func (s *Store) DeferOutbox(ctx context.Context, id int64, owner string, at time.Time, lastErr string) (err error) {
+	ctx, end := s.op(ctx, "retry_outbox", true)
+	defer end(&err)
 	return s.retryOutbox(ctx, id, owner, at, lastErr, 1)
 }
 
@@ -211,7 +221,9 @@ func (s *Store) retryOutbox(ctx context.Context, id int64, owner string, at time
 
 // PendingOutbox counts undelivered rows, claimed or not: a metrics gauge, and how tests wait
 // for the outbox to drain.
-func (s *Store) PendingOutbox(ctx context.Context) (int, error) {
+func (s *Store) PendingOutbox(ctx context.Context) (_ int, err error) {
+	ctx, end := s.op(ctx, "pending_outbox", true)
+	defer end(&err)
 	var n int
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count pending outbox: %w", err)

@@ -29,7 +29,9 @@ type querier interface {
 // messages are queued, or neither. An outbox row with an empty RequestID belongs to r.
 //
 // Returns ErrExists when a request with r.ID, or with r's non-empty SourceKey, is already stored.
-func (s *Store) Create(ctx context.Context, r approval.Request, out ...Outbox) error {
+func (s *Store) Create(ctx context.Context, r approval.Request, out ...Outbox) (err error) {
+	ctx, end := s.op(ctx, "create", true)
+	defer end(&err)
 	r = r.Clone()
 	r.Version = 1
 	if err := validate(r); err != nil {
@@ -46,7 +48,9 @@ func (s *Store) Create(ctx context.Context, r approval.Request, out ...Outbox) e
 // creating replica takes, a request naming a user another open request (pending, approved or
 // executing) already names: *OpenRequestError. Requests people make go through it, so two
 // made at the same moment on two replicas cannot both be created.
-func (s *Store) CreateExclusive(ctx context.Context, r approval.Request, out ...Outbox) error {
+func (s *Store) CreateExclusive(ctx context.Context, r approval.Request, out ...Outbox) (err error) {
+	ctx, end := s.op(ctx, "create", true)
+	defer end(&err)
 	r = r.Clone()
 	r.Version = 1
 	if err := validate(r); err != nil {
@@ -206,7 +210,9 @@ func (s *Store) insertRequest(ctx context.Context, tx *sql.Tx, r approval.Reques
 }
 
 // Get returns the stored request. Returns ErrNotFound when there is none with that id.
-func (s *Store) Get(ctx context.Context, id string) (approval.Request, error) {
+func (s *Store) Get(ctx context.Context, id string) (_ approval.Request, err error) {
+	ctx, end := s.op(ctx, "get", true)
+	defer end(&err)
 	return s.get(ctx, s.db, id)
 }
 
@@ -233,9 +239,11 @@ func (s *Store) get(ctx context.Context, q querier, id string) (approval.Request
 //
 // When fn returns an error nothing is written and that error is returned as is, so errors.Is
 // works on the approval package's errors. Returns ErrNotFound when the request does not exist.
-func (s *Store) Update(ctx context.Context, id string, fn func(r *approval.Request) ([]Outbox, error)) (approval.Request, error) {
+func (s *Store) Update(ctx context.Context, id string, fn func(r *approval.Request) ([]Outbox, error)) (_ approval.Request, err error) {
+	ctx, end := s.op(ctx, "update", true)
+	defer end(&err)
 	var stored approval.Request
-	err := s.casLoop(ctx, func(tx *sql.Tx) error {
+	err = s.casLoop(ctx, func(tx *sql.Tx) error {
 		var (
 			out []Outbox
 			err error
@@ -371,7 +379,9 @@ func (s *Store) lockRequests(ctx context.Context, tx *sql.Tx, ids []string) erro
 // Due returns up to limit requests whose next deadline (approval.Request.NextDue: expiry,
 // reminder, scheduled start, lease end) is at or before now, the most overdue first, so every
 // replica finds timer work with one indexed query. A limit of zero or less means no limit.
-func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]approval.Request, error) {
+func (s *Store) Due(ctx context.Context, now time.Time, limit int) (_ []approval.Request, err error) {
+	ctx, end := s.op(ctx, "due", true)
+	defer end(&err)
 	if limit <= 0 {
 		limit = math.MaxInt32
 	}
@@ -383,7 +393,9 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]approval.R
 // ByTarget returns every request naming the Metabase user (an instance and an id in it) in its
 // Targets, newest first: the bot's history of a user, and the check for an open request on the
 // same person. An empty instance is approval.DefaultInstance.
-func (s *Store) ByTarget(ctx context.Context, user approval.UserKey) ([]approval.Request, error) {
+func (s *Store) ByTarget(ctx context.Context, user approval.UserKey) (_ []approval.Request, err error) {
+	ctx, end := s.op(ctx, "by_target", true)
+	defer end(&err)
 	if user.Instance == "" {
 		user.Instance = approval.DefaultInstance
 	}
@@ -394,7 +406,9 @@ func (s *Store) ByTarget(ctx context.Context, user approval.UserKey) ([]approval
 }
 
 // List returns the requests in any of states, oldest first; every request when states is empty.
-func (s *Store) List(ctx context.Context, states ...approval.State) ([]approval.Request, error) {
+func (s *Store) List(ctx context.Context, states ...approval.State) (_ []approval.Request, err error) {
+	ctx, end := s.op(ctx, "list", true)
+	defer end(&err)
 	query := `SELECT ` + requestColumns + ` FROM requests r`
 	args := make([]any, len(states))
 	if len(states) > 0 {
@@ -408,7 +422,9 @@ func (s *Store) List(ctx context.Context, states ...approval.State) ([]approval.
 
 // CountByState returns how many requests are in each state (states with none are absent), for a
 // metrics gauge.
-func (s *Store) CountByState(ctx context.Context) (map[approval.State]int, error) {
+func (s *Store) CountByState(ctx context.Context) (_ map[approval.State]int, err error) {
+	ctx, end := s.op(ctx, "count_by_state", true)
+	defer end(&err)
 	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM requests GROUP BY state`)
 	if err != nil {
 		return nil, fmt.Errorf("store: count requests: %w", err)

@@ -539,6 +539,7 @@ func testUpdateLostRace(t *testing.T, h harness) {
 }
 
 func TestCASLoop(t *testing.T) {
+	t.Parallel()
 	s := &Store{backend: backendPostgres}
 	tests := []struct {
 		name      string

@@ -78,6 +78,8 @@ func (st Settle) empty() bool { return len(st.Delivered) == 0 && len(st.Released
 // Racing stores never receive the same row while its lease is live, and a request's rows are
 // claimed only in ID order behind its delivered ones, as with ClaimOutbox.
 func (s *Store) CompleteAndClaim(ctx context.Context, done Settle, c Claim) (claimed []Outbox, lost []int64, err error) {
+	ctx, end := s.op(ctx, "complete_and_claim", true)
+	defer end(&err)
 	if err := c.check(); err != nil {
 		return nil, nil, fmt.Errorf("store: complete and claim outbox: %w", err)
 	}
@@ -118,7 +120,9 @@ func (s *Store) CompleteAndClaim(ctx context.Context, done Settle, c Claim) (cla
 //
 // fn may also ask for changes to other requests (see Also): they commit in the same transaction,
 // and their messages are delivered by later claims.
-func (s *Store) UpdateAndClaim(ctx context.Context, id string, c Claim, fn func(r *approval.Request) ([]Outbox, []Also, error)) (approval.Request, []Outbox, error) {
+func (s *Store) UpdateAndClaim(ctx context.Context, id string, c Claim, fn func(r *approval.Request) ([]Outbox, []Also, error)) (_ approval.Request, _ []Outbox, err error) {
+	ctx, end := s.op(ctx, "update_and_claim", true)
+	defer end(&err)
 	if err := c.check(); err != nil {
 		return approval.Request{}, nil, fmt.Errorf("store: update %s and claim: %w", id, err)
 	}
@@ -127,7 +131,7 @@ func (s *Store) UpdateAndClaim(ctx context.Context, id string, c Claim, fn func(
 		stored  approval.Request
 		claimed []Outbox
 	)
-	err := s.casLoop(ctx, func(tx *sql.Tx) error {
+	err = s.casLoop(ctx, func(tx *sql.Tx) error {
 		claimed = nil
 		var (
 			n   int

@@ -22,12 +22,14 @@ import (
 const rewrite = "update"
 
 func TestRunsSQLite(t *testing.T) {
+	t.Parallel()
 	runRunsContract(t, harness{newURL: func(t *testing.T) string {
 		return "sqlite:" + filepath.Join(t.TempDir(), "bot.db")
 	}})
 }
 
 func TestRunsPostgres(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(storetest.EnvVar) == "" {
 		t.Skip(storetest.EnvVar + " is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the Postgres contract tests")
 	}
@@ -51,7 +53,10 @@ func runRunsContract(t *testing.T, h harness) {
 		{"RaceSettleAndWrite", testRaceSettleAndWrite},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, h)
+		})
 	}
 }
 
@@ -388,6 +393,7 @@ func testRaceSettleAndWrite(t *testing.T, h harness) {
 // TestSQLiteSyncsEveryCommit: the store's SQLite connections sync the WAL at every commit, so a
 // committed write survives power loss.
 func TestSQLiteSyncsEveryCommit(t *testing.T) {
+	t.Parallel()
 	s, err := Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "bot.db"))
 	if err != nil {
 		t.Fatal(err)

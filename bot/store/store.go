@@ -110,6 +110,8 @@ type Store struct {
 	// aborted counts write transactions PostgreSQL aborted as deadlocks or serialization
 	// failures (and writeTx ran again): the lock order's tests hold it at zero.
 	aborted atomic.Uint64
+	// health records the calls the database could not serve (health.go).
+	health health
 }
 
 // Open connects to the database named by url (the DATABASE_URL) and applies the embedded
@@ -387,6 +389,7 @@ func (s *Store) writeTxOnce(ctx context.Context, fn func(tx *sql.Tx) error) erro
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	s.commits.Add(1)
+	s.recovered()
 	return nil
 }
 

@@ -51,12 +51,14 @@ func (h harness) pair(t *testing.T) (*Store, *Store) {
 }
 
 func TestSQLite(t *testing.T) {
+	t.Parallel()
 	runContract(t, harness{newURL: func(t *testing.T) string {
 		return "sqlite:" + filepath.Join(t.TempDir(), "bot.db")
 	}})
 }
 
 func TestPostgres(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(storetest.EnvVar) == "" {
 		t.Skip(storetest.EnvVar + " is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the Postgres contract tests")
 	}
@@ -105,7 +107,10 @@ func runContract(t *testing.T, h harness) {
 		{"BreakGlassLimitRace", testBreakGlassLimitRace},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, h)
+		})
 	}
 }
 
@@ -155,6 +160,7 @@ func mustDo(t *testing.T, err error) {
 }
 
 func TestOpenURLs(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tests := []struct {
 		name        string
@@ -225,6 +231,7 @@ func TestOpenURLs(t *testing.T) {
 }
 
 func TestRebind(t *testing.T) {
+	t.Parallel()
 	s := &Store{backend: backendPostgres}
 	got := s.rebind(`UPDATE t SET a = ?, b = ? WHERE id IN (?)`)
 	if want := `UPDATE t SET a = $1, b = $2 WHERE id IN ($3)`; got != want {
@@ -237,6 +244,7 @@ func TestRebind(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	err := redact(errors.New("failed for user bot password s3cr%2Ft"), "s3cr/t")
 	if strings.Contains(err.Error(), "s3cr") {
 		t.Errorf("redact left the password: %q", err)
@@ -254,6 +262,7 @@ func approveErr(_ bool, err error) error { return err }
 // from the URL's query too; an error opening such a URL must name neither, though it names the
 // host so an operator can still tell what failed.
 func TestOpenNeverShowsSecretsInTheQuery(t *testing.T) {
+	t.Parallel()
 	for _, raw := range []string{
 		"postgres://bot@127.0.0.1:1/db?password=hunter2-query&connect_timeout=1",
 		"postgres://bot:hunter2-user@127.0.0.1:1/db?sslpassword=hunter2-key&connect_timeout=1",

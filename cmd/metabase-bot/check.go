@@ -357,6 +357,10 @@ func checkStore(ctx context.Context, c *checklist, cfg config) {
 	const what = "Store (DATABASE_URL)"
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
+		if cause, ok := store.FaultCause(err); ok {
+			c.fail(what, cause+": "+err.Error(), "free the disk, make the file writable, or bring the database back, then run check again")
+			return
+		}
 		c.fail(what, err.Error(), "check DATABASE_URL: the database must exist and the user may create tables")
 		return
 	}
@@ -365,7 +369,21 @@ func checkStore(ctx context.Context, c *checklist, cfg config) {
 		c.fail(what, err.Error(), "check DATABASE_URL and that the database is up")
 		return
 	}
-	c.pass(what, st.Backend()+", opened and migrated")
+	// A ping passes on a read-only file or a full disk: only a write shows them.
+	if err := st.Probe(ctx); err != nil {
+		cause, _ := store.FaultCause(err)
+		c.fail(what, "cannot record anything ("+cause+"): "+err.Error(), "free the disk, make the file writable, or bring the database back, then run check again")
+		return
+	}
+	if err := st.IntegrityCheck(ctx); err != nil {
+		c.fail(what, err.Error(), "stop the bot and restore the file from a backup (docs/faults.md)")
+		return
+	}
+	found := st.Backend() + ", opened and migrated, takes writes"
+	if st.Backend() == "sqlite" {
+		found += ", integrity check ok"
+	}
+	c.pass(what, found)
 	const bound = "Open requests (METABASE_INSTANCES)"
 	if err := checkInstancesBound(ctx, cfg, st); err != nil {
 		c.fail(bound, err.Error(), "configure those instances again, or settle the requests first")

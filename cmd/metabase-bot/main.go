@@ -128,6 +128,9 @@ func (rd *readiness) check(ctx context.Context) (detail string, err error) {
 	if err := rd.store.Ping(ctx); err != nil {
 		return "", fmt.Errorf("store: %w", err)
 	}
+	if err := storeWritable(ctx, rd.store); err != nil {
+		return "", err
+	}
 	if len(rd.instances) > 0 {
 		return instancesReady(ctx, rd.instances)
 	}
@@ -152,6 +155,11 @@ func serve(ctx context.Context, cfg config, log *logrus.Logger) error {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "metabase_bot_store_commits_total",
 		Help: "Write transactions this process committed: each is one durable write to the database."},
 		func() float64 { return float64(st.Commits()) }))
+	reg.MustRegister(newStoreErrors(st))
+	st.OnFault(func(h store.Health, err error) {
+		log.WithError(err).WithFields(logrus.Fields{"operation": h.Op, "cause": h.Cause}).
+			Error("The database failed: people are told that nothing was changed, and /readyz is not ready until a write succeeds again")
+	})
 
 	if err := checkInstancesBound(ctx, cfg, st); err != nil {
 		return err
@@ -307,7 +315,10 @@ func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log logrus.
 		}
 		fmt.Fprintln(w, "ready"+detail)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// ContinueOnError: a collector that reads the store (requests by state) fails while the
+	// database is down, and the rest, the store's error counts among them, must still be served
+	// then (docs/faults.md).
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP_ADDR %s: %w", addr, err)

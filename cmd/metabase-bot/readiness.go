@@ -7,7 +7,11 @@ import (
 	"net"
 	"net/url"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/metabase-bot/metabase-bot/bot/store"
 	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
@@ -45,5 +49,44 @@ func waitCause(err error) string {
 		return "no answer within METABASE_TIMEOUT"
 	default:
 		return "unreachable"
+	}
+}
+
+// storeWritable is the store's part of /readyz beyond a ping: a ping passes on a read-only file
+// or a full disk, so once a call has failed because of the database the store counts as down
+// until a write goes through again (a probe write, at most ReplyTimeout, tells when). A restart
+// would not help, so /healthz stays up meanwhile (docs/faults.md).
+func storeWritable(ctx context.Context, st *store.Store) error {
+	h := st.Health()
+	if !h.Failing {
+		return nil
+	}
+	if err := st.Probe(store.WithCallTimeout(ctx, store.ReplyTimeout)); err == nil {
+		return nil
+	}
+	return fmt.Errorf("store: %s (since %s, first in %s); nothing can be recorded",
+		h.Cause, h.Since.UTC().Format(time.RFC3339), h.Op)
+}
+
+// storeErrors exports the store's count of calls the database could not serve, by operation.
+type storeErrors struct {
+	st   *store.Store
+	desc *prometheus.Desc
+}
+
+func newStoreErrors(st *store.Store) storeErrors {
+	return storeErrors{st: st, desc: prometheus.NewDesc("metabase_bot_store_errors_total",
+		"Store calls that failed because of the database (down, unreachable, read-only, disk full, no answer within the call's budget), by operation.",
+		[]string{"operation"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c storeErrors) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector: every operation, at zero until it fails.
+func (c storeErrors) Collect(ch chan<- prometheus.Metric) {
+	counts := c.st.Errors()
+	for _, op := range store.Operations() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(counts[op]), op)
 	}
 }
