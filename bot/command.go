@@ -41,6 +41,8 @@ const (
 	VerbInactive Verb = "inactive"
 	VerbHistory  Verb = "history"
 	VerbHelp     Verb = "help"
+	// VerbPending lists what waits for the caller: their desk (home.go).
+	VerbPending Verb = "pending"
 )
 
 // Command is a parsed command line.
@@ -137,6 +139,11 @@ func ParseCommand(text string) (Command, error) {
 		return Command{Verb: verb, Targets: []access.TargetRef{t}}, nil
 	case VerbDisable, VerbEnable:
 		return parseChange(verb, rest)
+	case VerbPending:
+		if len(rest) > 0 {
+			return Command{}, usagef("`pending` takes no arguments.")
+		}
+		return Command{Verb: VerbPending}, nil
 	case VerbOrphans:
 		if len(rest) > 0 {
 			return Command{}, usagef("`orphans` takes no arguments.")

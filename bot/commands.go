@@ -52,6 +52,8 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 		b.inactiveReport(ctx, sc, cmd)
 	case VerbOrphans:
 		b.orphansReport(ctx, sc)
+	case VerbPending:
+		b.pending(ctx, sc)
 	}
 }
 
@@ -177,6 +179,7 @@ func (v *view) helpText() string {
 		"`" + c + " status <user>`: show a user's Metabase state and any open request",
 		"`" + c + " history <user>`: list every request that named a user, newest first, with who asked, who approved and what happened",
 		"`" + c + " inactive [DAYS]`: list active users who have not logged in for DAYS (default 90)",
+		"`" + c + " pending`: list what waits for you: requests waiting for a decision (approvers), your own open requests and scheduled returns, with links to their cards; the app's Home tab shows the same",
 		"`" + c + " orphans`: list subscriptions and alerts whose creator is deactivated, and request their hand-over",
 		"`" + c + " disable` with nothing else opens a form.",
 		"A user is an email, a Metabase user id, or a Slack @mention. Approvers: " + v.approverMention() + ".",

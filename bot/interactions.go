@@ -20,7 +20,9 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 		b.log.WithField("interaction_type", string(cb.Type)).Debug("Ignoring an interaction type the bot does not use")
 		return
 	}
-	// Replies to the person who clicked go through the click's response_url.
+	// Replies to the person who clicked go through the click's response_url. A click on a Home
+	// tab has neither channel nor response_url: its replies go to the person's messages with the
+	// bot (ephemeral).
 	ctx = withReplyURL(ctx, cb.Channel.ID, cb.User.ID, cb.ResponseURL)
 	ctx = withDelayNotice(ctx, func(wait time.Duration) {
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, fmt.Sprintf(
@@ -104,12 +106,12 @@ func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback,
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, b.v.explain(opRead, err))
 		return r, false
 	}
-	o := originOf(cb, r)
+	o := originOf(cb, r, b.home)
 	if o == orphanCard && r.MessageTS == "" {
 		r, o = b.awaitCard(ctx, cb, r)
 	}
 	switch o {
-	case ownCard:
+	case ownCard, homeView:
 		return r, true
 	case orphanCard:
 		log.WithField("message_ts", cb.Container.MessageTs).Warn("Click on an orphaned copy of the request's card")
@@ -133,7 +135,7 @@ func (b *Bot) awaitCard(ctx context.Context, cb slack.InteractionCallback, r app
 	for {
 		select {
 		case <-ctx.Done():
-			return r, originOf(cb, r)
+			return r, originOf(cb, r, b.home)
 		case <-tick.C:
 		}
 		cur, err := b.core.Request(ctx, r.ID)
@@ -141,7 +143,7 @@ func (b *Bot) awaitCard(ctx context.Context, cb slack.InteractionCallback, r app
 			continue
 		}
 		if r = cur; r.MessageTS != "" {
-			return r, originOf(cb, r)
+			return r, originOf(cb, r, b.home)
 		}
 	}
 }

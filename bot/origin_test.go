@@ -64,7 +64,7 @@ func TestOriginOf(t *testing.T) {
 		{"no container", noContainer, recorded, elsewhere},
 	}
 	for _, tc := range tests {
-		if got := originOf(tc.cb, tc.r); got != tc.want {
+		if got := originOf(tc.cb, tc.r, nil); got != tc.want {
 			t.Errorf("%s: origin %d, want %d", tc.name, got, tc.want)
 		}
 	}

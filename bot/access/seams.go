@@ -19,6 +19,7 @@ type Store interface {
 	UpdateAlso(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, error)
 	Due(ctx context.Context, now time.Time, limit int) ([]approval.Request, error)
 	ByTarget(ctx context.Context, user approval.UserKey) ([]approval.Request, error)
+	List(ctx context.Context, states ...approval.State) ([]approval.Request, error)
 	ReserveAdminDisable(ctx context.Context, request, instance string, user int, activeAdmins []int, listedAt time.Time) (bool, error)
 	UpdateAndClaim(ctx context.Context, id string, c store.Claim, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, []store.Outbox, error)
 	CompleteAndClaim(ctx context.Context, done store.Settle, c store.Claim) (claimed []store.Outbox, lost []int64, err error)

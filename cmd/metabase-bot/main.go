@@ -254,6 +254,7 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 		MetabaseURL: cfg.MetabaseURL,
 	}
 	dir := bot.NewDirectory(slackCfg, api)
+	notifier := bot.NewNotifier(slackCfg, api)
 	checkpointEvery := cfg.AuditCheckpointEvery
 	if cfg.AuditChannel == "" {
 		checkpointEvery = 0 // no channel to anchor the chain in: take no claims, post nothing
@@ -263,11 +264,17 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 		Execution: access.Execution{BulkConcurrency: cfg.BulkConcurrency, ExecLease: cfg.ExecutionLease,
 			OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Tick: tick},
 		Log: log, Metrics: metrics, CheckpointEvery: checkpointEvery,
-	}, access.Deps{Store: st, Instances: instances, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api)})
+	}, access.Deps{Store: st, Instances: instances, Directory: dir, Notifier: notifier})
 	if err != nil {
 		return nil, err
 	}
-	return bot.New(slackCfg, api, core, dir)
+	b, err := bot.New(slackCfg, api, core, dir)
+	if err != nil {
+		return nil, err
+	}
+	// A card posted or updated refreshes the Home tabs that show its request.
+	notifier.OnChange(b.RequestChanged)
+	return b, nil
 }
 
 func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log logrus.FieldLogger) (*http.Server, error) {

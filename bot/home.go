@@ -1,0 +1,232 @@
+package bot
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+
+	"github.com/metabase-bot/metabase-bot/bot/access"
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+)
+
+const (
+	// homeWatch is how long after opening their Home a person's Home is kept up to date.
+	homeWatch = 24 * time.Hour
+	// defaultHomeEvery is the least time between two publishes of one person's Home.
+	defaultHomeEvery = 10 * time.Second
+	// homeOff is logged once, at the first not_enabled answer of views.publish.
+	homeOff = "Home tab is off in the Slack app: use /metabase pending"
+)
+
+// homes is what the bot published on people's Home tabs, per person. It is the record a click
+// from a Home view is checked against (originOf): only a view the bot published to the person
+// clicking, showing the request the button names, counts. It is this process's memory: after a
+// restart, or in another replica, a click on a Home drawn before is refused until the person
+// opens their Home again, which publishes it afresh.
+type homes struct {
+	every time.Duration
+	now   func() time.Time
+
+	mu     sync.Mutex
+	off    bool
+	people map[string]*home
+	links  map[string]string // request id -> permalink of its card
+}
+
+// home is one person's Home as published.
+type home struct {
+	opened    time.Time       // when they last opened it
+	viewID    string          // the view views.publish answered with
+	shown     map[string]bool // request ids on it
+	approver  bool            // they were an approver when it was drawn
+	published time.Time
+	queued    bool // a refresh is waiting for its turn
+}
+
+func newHomes(every time.Duration) *homes {
+	if every <= 0 {
+		every = defaultHomeEvery
+	}
+	return &homes{every: every, now: time.Now, people: map[string]*home{}, links: map[string]string{}}
+}
+
+// shows reports whether the bot published view to user and it shows request id.
+func (h *homes) shows(user, view, id string) bool {
+	if h == nil || view == "" {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.people[user]
+	return p != nil && p.viewID == view && p.shown[id]
+}
+
+// homeOpened handles app_home_opened: the person's Home is published now (or at its next turn).
+func (b *Bot) homeOpened(ctx context.Context, ev *slackevents.AppHomeOpenedEvent) {
+	if ev.Tab != "home" || ev.User == "" {
+		return
+	}
+	b.home.mu.Lock()
+	p := b.home.people[ev.User]
+	if p == nil {
+		p = &home{}
+		b.home.people[ev.User] = p
+	}
+	p.opened = b.home.now()
+	b.home.mu.Unlock()
+	b.refreshHome(ctx, ev.User)
+}
+
+// RequestChanged refreshes, in the background, the Home tabs a change of r concerns; wire it to
+// the Notifier with OnChange.
+func (b *Bot) RequestChanged(ctx context.Context, r approval.Request) {
+	b.spawn(ctx, func(ctx context.Context) { b.requestChanged(ctx, r) })
+}
+
+// requestChanged refreshes the Homes a change of r concerns: those showing r, an approver's for
+// a request waiting for a decision or failed, and its requester's. Only Homes opened within
+// homeWatch are kept up to date.
+func (b *Bot) requestChanged(ctx context.Context, r approval.Request) {
+	h := b.home
+	h.mu.Lock()
+	if h.off {
+		h.mu.Unlock()
+		return
+	}
+	now := h.now()
+	var users []string
+	for u, p := range h.people {
+		if now.Sub(p.opened) > homeWatch {
+			delete(h.people, u)
+			continue
+		}
+		forApprovers := r.State == approval.Pending || r.State == approval.Failed || r.State == approval.Partial
+		if p.shown[r.ID] || p.shown[r.ParentID] || (p.approver && forApprovers) || u == r.Requester {
+			users = append(users, u)
+		}
+	}
+	h.mu.Unlock()
+	for _, u := range users {
+		b.refreshHome(ctx, u)
+	}
+}
+
+// refreshHome publishes user's Home now, or once at the end of its homeEvery turn when it was
+// published less than that ago; refreshes asked in between are folded into that one.
+func (b *Bot) refreshHome(ctx context.Context, user string) {
+	h := b.home
+	h.mu.Lock()
+	p := h.people[user]
+	if h.off || p == nil || p.queued {
+		h.mu.Unlock()
+		return
+	}
+	wait := p.published.Add(h.every).Sub(h.now())
+	if wait > 0 {
+		p.queued = true
+		h.mu.Unlock()
+		b.spawn(ctx, func(ctx context.Context) {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			h.mu.Lock()
+			p.queued = false
+			h.mu.Unlock()
+			b.refreshHome(ctx, user)
+		})
+		return
+	}
+	p.published = h.now()
+	h.mu.Unlock()
+	b.publishHome(ctx, user)
+}
+
+// publishHome draws user's desk and publishes it with views.publish
+// (https://api.slack.com/methods/views.publish), paced under its tier once Slack has rate
+// limited it. not_enabled stops every later publish: the app's Home tab is turned off.
+func (b *Bot) publishHome(ctx context.Context, user string) {
+	log := b.log.WithField("slack_user_id", user)
+	d, err := b.core.Desk(ctx, user)
+	if err != nil {
+		log.WithError(err).Warn("Could not read a person's desk for their Home tab")
+		return
+	}
+	blocks := b.v.deskBlocks(d, func(r approval.Request) string { return b.cardLink(ctx, r) }, true, maxHomeBlocks)
+	req := slack.PublishViewContextRequest{UserID: user, View: slack.HomeTabViewRequest{
+		Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: blocks}, CallbackID: "mb_home"}}
+	var resp *slack.ViewResponse
+	err = b.pacer.call(ctx, "views.publish", func() error {
+		var err error
+		resp, err = b.slack.PublishViewContext(ctx, req)
+		return err
+	})
+	if err != nil {
+		b.cfg.Metrics.slackError("views.publish", err)
+		if slackCode(err) == "not_enabled" {
+			b.home.mu.Lock()
+			first := !b.home.off
+			b.home.off, b.home.people = true, map[string]*home{}
+			b.home.mu.Unlock()
+			if first {
+				b.log.Warn(homeOff)
+			}
+			return
+		}
+		log.WithField("error_code", slackCode(err)).Warn("Could not publish a Home tab")
+		return
+	}
+	shown := map[string]bool{}
+	for _, id := range d.Requests() {
+		shown[id] = true
+	}
+	b.home.mu.Lock()
+	if p := b.home.people[user]; p != nil {
+		p.viewID, p.shown, p.approver = resp.View.ID, shown, d.Approver
+	}
+	b.home.mu.Unlock()
+	log.WithFields(logrus.Fields{"view_id": resp.View.ID, "requests": len(shown)}).Debug("Published a Home tab")
+}
+
+// cardLink is a link to r's card (chat.getPermalink, remembered: a card's link never changes), or
+// "" while it has none.
+func (b *Bot) cardLink(ctx context.Context, r approval.Request) string {
+	if r.MessageTS == "" || r.ChannelID == "" {
+		return ""
+	}
+	b.home.mu.Lock()
+	link, ok := b.home.links[r.ID]
+	b.home.mu.Unlock()
+	if ok {
+		return link
+	}
+	link, err := b.slack.GetPermalinkContext(ctx, &slack.PermalinkParameters{Channel: r.ChannelID, Ts: r.MessageTS})
+	if err != nil || !safeLink(link) {
+		return ""
+	}
+	b.home.mu.Lock()
+	b.home.links[r.ID] = link
+	b.home.mu.Unlock()
+	return link
+}
+
+// pending answers `pending`: the caller's desk, privately, with links to the cards. Approvers may
+// ask anywhere; others where they may make requests, and see only their own.
+func (b *Bot) pending(ctx context.Context, sc slack.SlashCommand) {
+	d, err := b.core.DeskIn(ctx, sc.UserID, sc.ChannelID)
+	if err != nil {
+		if !access.IsRefusal(err) {
+			b.logger(ctx).WithError(err).Error("Could not read a desk for pending")
+		}
+		b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.explain(opCheck, err))
+		return
+	}
+	blocks := b.v.deskBlocks(d, func(r approval.Request) string { return b.cardLink(ctx, r) }, false, maxBlocks)
+	b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.deskText(d), slack.MsgOptionBlocks(blocks...))
+}
