@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,6 +87,9 @@ type Options struct {
 	// AppScopes are the app-level token's scopes; nil means connections:write, as the README's
 	// set-up creates it.
 	AppScopes []string
+	// Manifest, when set, is the app's Home tab switch and event subscriptions; nil reads them
+	// from the repository's slack-app-manifest.yaml, as BotScopes.
+	Manifest *Manifest
 	// NoRateLimits lifts Slack's documented rate limits (rate.go) for every method, for load tests
 	// that measure the bot rather than Slack. RateLimit still forces 429s.
 	NoRateLimits bool
@@ -112,6 +116,9 @@ type Server struct {
 	messages   []*Message
 	ephemerals []*Message
 	views      []*viewState
+	homes      map[string]*HomeView // user -> Home view (home.go)
+	homeTab    bool                 // the app's Home tab is on
+	botEvents  []string             // the events the app subscribes to
 	triggers   map[string]*trigger
 	responses  map[string]*responseURL
 
@@ -176,6 +183,17 @@ func New(tb testing.TB, opts ...Options) *Server {
 			tb.Fatalf("slacktest: the bot token's scopes: %v", err)
 		}
 	}
+	if o.Manifest == nil {
+		path, err := FindManifest()
+		var m Manifest
+		if err == nil {
+			m, err = ReadManifest(path)
+		}
+		if err != nil {
+			tb.Fatalf("slacktest: the app manifest: %v", err)
+		}
+		o.Manifest = &m
+	}
 	if o.AppScopes == nil {
 		o.AppScopes = []string{appTokenScope}
 	}
@@ -196,6 +214,9 @@ func New(tb testing.TB, opts ...Options) *Server {
 		tickets:   map[string]bool{},
 		allConns:  map[*wsConn]bool{},
 		envelopes: map[string]*envelope{},
+		homes:     map[string]*HomeView{},
+		homeTab:   o.Manifest.HomeTab,
+		botEvents: slices.Clone(o.Manifest.BotEvents),
 	}
 	for _, m := range o.LiftRateLimits {
 		s.lifted[m] = true

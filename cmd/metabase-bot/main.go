@@ -251,7 +251,7 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 		ApproverGroup: cfg.ApproverGroup, ApproverUsers: cfg.ApproverUsers,
 		RequesterGroup: cfg.RequesterGroup, AllowedChannels: cfg.AllowedChannels, AuditChannel: cfg.AuditChannel,
 		DenyReasonRequired: cfg.DenyReasonRequired, Policy: policy, Log: log, Metrics: metrics,
-		MetabaseURL: cfg.MetabaseURL,
+		MetabaseURL: cfg.MetabaseURL, HomeEvery: cfg.HomeRefreshEvery,
 	}
 	dir := bot.NewDirectory(slackCfg, api)
 	notifier := bot.NewNotifier(slackCfg, api)
