@@ -45,6 +45,9 @@ type home struct {
 	approver  bool            // they were an approver when it was drawn
 	published time.Time
 	queued    bool // a refresh is waiting for its turn
+	// publishing is closed when the views.publish under way answers (nil when none is): a click
+	// on the view it published can arrive before the bot has recorded that view.
+	publishing chan struct{}
 }
 
 func newHomes(every time.Duration) *homes {
@@ -65,12 +68,34 @@ func (h *homes) shows(user, view, id string) bool {
 	return p != nil && p.viewID == view && p.shown[id]
 }
 
+// settle waits, within ctx, for a publish of user's Home under way to be recorded.
+func (h *homes) settle(ctx context.Context, user string) {
+	h.mu.Lock()
+	var ch chan struct{}
+	if p := h.people[user]; p != nil {
+		ch = p.publishing
+	}
+	h.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
 // homeOpened handles app_home_opened: the person's Home is published now (or at its next turn).
 func (b *Bot) homeOpened(ctx context.Context, ev *slackevents.AppHomeOpenedEvent) {
 	if ev.Tab != "home" || ev.User == "" {
 		return
 	}
 	b.home.mu.Lock()
+	if b.home.off {
+		b.home.mu.Unlock()
+		b.log.WithField("slack_user_id", ev.User).Debug("Not publishing a Home tab: the Home tab is off in the Slack app")
+		return
+	}
 	p := b.home.people[ev.User]
 	if p == nil {
 		p = &home{}
@@ -161,6 +186,20 @@ func (b *Bot) publishHome(ctx context.Context, user string) {
 	blocks := b.v.deskBlocks(d, func(r approval.Request) string { return b.cardLink(ctx, r) }, true, maxHomeBlocks)
 	req := slack.PublishViewContextRequest{UserID: user, View: slack.HomeTabViewRequest{
 		Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: blocks}, CallbackID: "mb_home"}}
+	done := make(chan struct{})
+	b.home.mu.Lock()
+	if p := b.home.people[user]; p != nil {
+		p.publishing = done
+	}
+	b.home.mu.Unlock()
+	defer func() {
+		b.home.mu.Lock()
+		if p := b.home.people[user]; p != nil && p.publishing == done {
+			p.publishing = nil
+		}
+		b.home.mu.Unlock()
+		close(done)
+	}()
 	var resp *slack.ViewResponse
 	err = b.pacer.call(ctx, "views.publish", func() error {
 		var err error

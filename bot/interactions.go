@@ -106,6 +106,11 @@ func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback,
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, b.v.explain(opRead, err))
 		return r, false
 	}
+	if cb.Container.Type == "view" {
+		wctx, cancel := context.WithTimeout(ctx, cardRecordWait)
+		b.home.settle(wctx, cb.User.ID)
+		cancel()
+	}
 	o := originOf(cb, r, b.home)
 	if o == orphanCard && r.MessageTS == "" {
 		r, o = b.awaitCard(ctx, cb, r)

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
+	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
+)
+
+// secChannel is a second channel where requests are made, to show the desk spans channels.
+const secChannel = "CSEC"
+
+// newHomeHarness is a harness whose Home tabs refresh every second, so a refresh after a
+// change is seen without waiting the 10 s default.
+func newHomeHarness(t *testing.T, overrides map[string]string) *harness {
+	t.Helper()
+	env := map[string]string{"HOME_REFRESH_EVERY": "1s"}
+	for k, v := range overrides {
+		env[k] = v
+	}
+	h := newHarness(t, env)
+	h.slack.AddChannel(secChannel, "security", true, requester, approver, approver2, outsider)
+	return h
+}
+
+// openHome opens user's Home tab and waits until it satisfies pred.
+func (h *harness) openHome(user string, pred func(slacktest.HomeView) bool) slacktest.HomeView {
+	h.t.Helper()
+	ctx := h.ctx()
+	id, err := h.slack.OpenHome(ctx, user)
+	if err != nil {
+		h.t.Fatalf("open Home: %v", err)
+	}
+	if _, err := h.slack.WaitAck(ctx, id); err != nil {
+		h.t.Fatalf("app_home_opened not acked: %v", err)
+	}
+	return h.home(user, pred)
+}
+
+// home waits until user's Home satisfies pred.
+func (h *harness) home(user string, pred func(slacktest.HomeView) bool) slacktest.HomeView {
+	h.t.Helper()
+	v, err := h.slack.WaitHome(h.ctx(), user, pred)
+	if err != nil {
+		cur, _ := h.slack.Home(user)
+		h.t.Fatalf("the Home of %s never showed what was expected: %v\nHome now: %s\nlogs:\n%s", user, err, cur.Text(), h.logs.String())
+	}
+	return v
+}
+
+func TestHomeApproverDecidesAcrossChannels(t *testing.T) {
+	t.Parallel()
+	h := newHomeHarness(t, nil)
+	h.addJane()
+	h.mb.AddUser(metabasetest.User{Email: "sam@example.com", FirstName: "Sam", LastName: "Roe", Active: true})
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	first := h.card("jane@example.com")
+	h.sendCommand(slacktest.SlashCommand{UserID: approver2, ChannelID: secChannel, Text: "disable sam@example.com Contract ended"})
+	second, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
+		return m.Channel == secChannel && m.HasAction("mb_approve") && strings.Contains(m.AllText(), "sam@example.com")
+	})
+	if err != nil {
+		t.Fatalf("no card in the second channel: %v", err)
+	}
+	id1, id2 := requestID(t, first), requestID(t, second)
+
+	v := h.openHome(approver, func(v slacktest.HomeView) bool {
+		return strings.Contains(v.Text(), id1) && strings.Contains(v.Text(), id2)
+	})
+	if i1, i2 := strings.Index(v.Text(), id1), strings.Index(v.Text(), id2); i1 > i2 {
+		t.Errorf("the Home lists %s before the older %s", id2, id1)
+	}
+	for _, id := range []string{id1, id2} {
+		if !v.HasAction("mb_home_"+id, "mb_approve") || !v.HasAction("mb_home_"+id, "mb_deny") {
+			t.Errorf("no Approve and Deny for %s on the approver's Home:\n%s", id, v.Text())
+		}
+	}
+	if !strings.Contains(v.Text(), "slack.com/archives/") {
+		t.Errorf("the Home has no link to the cards:\n%s", v.Text())
+	}
+
+	// The requester of the second request sees it waiting, without buttons to decide it.
+	v2 := h.openHome(approver2, func(v slacktest.HomeView) bool { return strings.Contains(v.Text(), id2) })
+	if v2.HasAction("mb_home_"+id2, "mb_approve") {
+		t.Errorf("the Home of %s offers Approve on their own request", approver2)
+	}
+
+	ctx := h.ctx()
+	env, err := h.slack.ClickHome(ctx, slacktest.HomeClick{UserID: approver, BlockID: "mb_home_" + id1, ActionID: "mb_approve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second click at once, as an impatient person sends it before the Home is redrawn (the
+	// button may already be gone, which the fake reports as an error: nothing was sent then).
+	again, againErr := h.slack.ClickHome(ctx, slacktest.HomeClick{UserID: approver, BlockID: "mb_home_" + id1, ActionID: "mb_approve"})
+	for _, e := range []string{env, again} {
+		if e == "" || (e == again && againErr != nil) {
+			continue
+		}
+		if _, err := h.slack.WaitAck(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.cardState(first, "Approved")
+	h.thread(first, "jane@example.com: disabled")
+	// The Home no longer offers the decided request's buttons.
+	h.home(approver, func(v slacktest.HomeView) bool { return !v.HasAction("mb_home_"+id1, "mb_approve") })
+	if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
+		t.Errorf("DELETE calls = %d, want 1", n)
+	}
+	if n := h.count(func(m slacktest.Message) bool {
+		return m.Channel == auditChannel && strings.Contains(m.Text, "executed") && strings.Contains(m.Text, "jane@example.com")
+	}); n != 1 {
+		t.Errorf("%d executions audited, want 1", n)
+	}
+}
+
+func TestHomeNonApproverHasNoDecisionButtons(t *testing.T) {
+	t.Parallel()
+	h := newHomeHarness(t, nil)
+	h.addJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	id := requestID(t, h.card("jane@example.com"))
+
+	own := h.openHome(requester, func(v slacktest.HomeView) bool { return strings.Contains(v.Text(), id) })
+	if own.HasAction("", "mb_approve") || own.HasAction("", "mb_deny") {
+		t.Errorf("the requester's Home offers decision buttons:\n%s", own.Text())
+	}
+	if !own.HasAction("mb_home_"+id, "mb_cancel") {
+		t.Errorf("the requester's Home does not offer to cancel their request:\n%s", own.Text())
+	}
+	other := h.openHome(outsider, func(v slacktest.HomeView) bool { return v.Publishes > 0 })
+	if strings.Contains(other.Text(), id) || other.HasAction("", "mb_approve") {
+		t.Errorf("a non-approver's Home shows someone else's request:\n%s", other.Text())
+	}
+	// A forged click from a Home that never showed the request is refused.
+	ctx := h.ctx()
+	if _, err := h.slack.ClickHome(ctx, slacktest.HomeClick{UserID: outsider, ActionID: "mb_approve"}); err == nil {
+		t.Error("the fake found an Approve button on the outsider's Home")
+	}
+}
+
+func TestHomeShowsScheduledReturn(t *testing.T) {
+	t.Parallel()
+	h := newHomeHarness(t, nil)
+	h.addJane()
+	h.start()
+	card, _, _ := h.leave("jane@example.com", time.Hour)
+	id := requestID(t, card)
+	v := h.openHome(requester, func(v slacktest.HomeView) bool { return strings.Contains(v.Text(), id+"-R") })
+	if !strings.Contains(v.Text(), "scheduled returns") {
+		t.Errorf("the requester's Home does not list the return under scheduled returns:\n%s", v.Text())
+	}
+}
+
+func TestHomeRefreshesAfterDecisionOnCard(t *testing.T) {
+	t.Parallel()
+	h := newHomeHarness(t, nil)
+	h.addJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	id := requestID(t, card)
+	before := h.openHome(approver2, func(v slacktest.HomeView) bool { return v.HasAction("mb_home_"+id, "mb_approve") })
+
+	h.click(approver, card, "mb_approve")
+	h.cardState(card, "Approved")
+	after := h.home(approver2, func(v slacktest.HomeView) bool {
+		return v.Publishes > before.Publishes && !v.HasAction("mb_home_"+id, "mb_approve")
+	})
+	if strings.Contains(after.Text(), "Waiting for a decision") && strings.Contains(after.Text(), id) {
+		t.Errorf("the decided request is still listed as waiting:\n%s", after.Text())
+	}
+}
+
+func TestHomeTabOffLogsOnceAndPendingWorks(t *testing.T) {
+	t.Parallel()
+	h := newHomeHarness(t, nil)
+	h.slack.SetHomeTab(false)
+	h.addJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	id := requestID(t, h.card("jane@example.com"))
+
+	ctx := h.ctx()
+	open := func(user string) {
+		t.Helper()
+		env, err := h.slack.OpenHome(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.slack.WaitAck(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open(approver)
+	h.waitLog(ctx, "Home tab is off in the Slack app: use /metabase pending")
+	open(approver2)
+	open(approver)
+	for strings.Count(h.logs.String(), "Not publishing a Home tab") < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the later opens were not handled:\n%s", h.logs.String())
+		case <-time.After(20 * time.Millisecond): // polling a log buffer; nothing to wait on
+		}
+	}
+	h.command(approver, "pending")
+	reply := h.ephemeral(approver, id)
+	if strings.Contains(string(reply.Blocks), "mb_approve") {
+		t.Errorf("the pending reply carries decision buttons: %s", reply.Blocks)
+	}
+	h.sendCommand(slacktest.SlashCommand{UserID: requester, ChannelID: secChannel, Text: "pending"})
+	h.ephemeral(requester, "Your open requests")
+	if n := strings.Count(h.logs.String(), "Home tab is off in the Slack app: use /metabase pending"); n != 1 {
+		t.Errorf("the Home tab being off was logged %d times, want once\nlogs:\n%s", n, h.logs.String())
+	}
+	if n := h.slack.Calls("views.publish"); n != 1 {
+		t.Errorf("views.publish called %d times, want 1: publishing stops at not_enabled", n)
+	}
+}
