@@ -28,6 +28,11 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, fmt.Sprintf(
 			"Slack asked me to wait %s before I can check the approver group; I'll carry out your click then.", waitWords(wait)))
 	})
+	if cb.Container.Type == "view" && cb.View.Type == slack.VTHomeTab {
+		// Redraw the Home after the click, so its buttons follow what the click found (a
+		// decision made, membership lost); RequestChanged redraws it again once the card changes.
+		defer b.refreshHome(ctx, cb.User.ID)
+	}
 	for _, a := range cb.ActionCallback.BlockActions {
 		if a == nil {
 			continue

@@ -222,3 +222,72 @@ func TestHomeTabOffLogsOnceAndPendingWorks(t *testing.T) {
 		t.Errorf("views.publish called %d times, want 1: publishing stops at not_enabled", n)
 	}
 }
+
+// TestHomeClickIsCheckedAtClickTime: buttons drawn for an approver do not outlive their
+// membership: removed from the group, their click from the Home is refused in their messages with
+// the bot, and nothing is decided.
+func TestHomeClickIsCheckedAtClickTime(t *testing.T) {
+	t.Parallel()
+	h := newHomeHarness(t, nil)
+	h.addJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	id := requestID(t, card)
+	h.openHome(approver2, func(v slacktest.HomeView) bool { return v.HasAction("mb_home_"+id, "mb_approve") })
+
+	h.slack.SetUserGroup(approverGroup, approver)
+	ctx := h.ctx()
+	env, err := h.slack.ClickHome(ctx, slacktest.HomeClick{UserID: approver2, BlockID: "mb_home_" + id, ActionID: "mb_approve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.slack.WaitAck(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.slack.WaitMessage(ctx, func(m slacktest.Message) bool {
+		return m.Channel == "D"+approver2 && strings.Contains(m.AllText(), "approver")
+	}); err != nil {
+		t.Fatalf("no refusal in the messages of %s: %v\nmessages: %v", approver2, err, texts(h.slack.Messages()))
+	}
+	if cur, _ := h.slack.Message(card.Channel, card.TS); !cur.HasAction("mb_approve") {
+		t.Error("the card lost its buttons after a refused click")
+	}
+	if n := h.mb.Count("DELETE", "/api/user/"); n != 0 {
+		t.Errorf("DELETE calls = %d after a refused click, want 0", n)
+	}
+}
+
+// TestHomeDenyOpensTheCardsForm: Approve on the Home asks for the card's confirmation, and Deny
+// opens the card's form, whose submission denies the request and updates its card.
+func TestHomeDenyOpensTheCardsForm(t *testing.T) {
+	t.Parallel()
+	h := newHomeHarness(t, nil)
+	h.addJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	id := requestID(t, card)
+	v := h.openHome(approver, func(v slacktest.HomeView) bool { return v.HasAction("mb_home_"+id, "mb_deny") })
+	if !strings.Contains(v.Text(), `"confirm"`) || !strings.Contains(v.Text(), "Disable Metabase access for jane@example.com?") {
+		t.Errorf("Approve on the Home has not the card's confirmation:\n%s", v.Text())
+	}
+	ctx := h.ctx()
+	env, err := h.slack.ClickHome(ctx, slacktest.HomeClick{UserID: approver, BlockID: "mb_home_" + id, ActionID: "mb_deny"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.slack.WaitAck(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	form, err := h.slack.WaitView(ctx, func(v slacktest.View) bool { return v.CallbackID == "mb_deny_form" && v.UserID == approver })
+	if err != nil {
+		t.Fatalf("deny form not opened from the Home: %v", err)
+	}
+	if _, err := h.slack.SubmitView(ctx, slacktest.ViewSubmission{UserID: approver, ViewID: form.ID,
+		Values: map[string]map[string]slacktest.InputValue{"mb_form_reason": {"reason": {Value: "Still needed"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	h.cardState(card, "Denied")
+	h.home(approver, func(v slacktest.HomeView) bool { return !strings.Contains(v.Text(), id) })
+}
