@@ -172,6 +172,9 @@ func (b *Bot) Run(ctx context.Context, sm *socketmode.Client) error {
 	g.Go(func() error { b.core.Run(gctx); return nil })
 	err := g.Wait()
 	b.setConnected(false)
+	// Home refreshes waiting for their turn end now; a Home is only a view, drawn afresh when
+	// its person opens it again.
+	b.home.stop()
 	b.inflight.Wait()
 	// Deliver what the finished handlers enqueued, within a bound, so a clean shutdown leaves
 	// nothing for the next start.

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -30,11 +31,48 @@ const (
 type homes struct {
 	every time.Duration
 	now   func() time.Time
+	// ctx bounds every refresh; stop cancels it at shutdown, so a refresh waiting for its turn
+	// does not hold the process.
+	ctx  context.Context
+	stop context.CancelFunc
+	// slots bounds concurrent publishes apart from the envelope handlers' slots.
+	slots chan struct{}
 
 	mu     sync.Mutex
 	off    bool
 	people map[string]*home
 	links  map[string]string // request id -> permalink of its card
+	budget budget            // views.publish calls, under its tier
+}
+
+// budget is a token bucket that keeps this process's views.publish calls under the method's
+// tier (Tier 4, 100+ a minute: https://api.slack.com/methods/views.publish), with the short
+// burst Slack tolerates, so a change seen by many people is drawn for them in turn rather than
+// refused with HTTP 429.
+type budget struct {
+	tokens float64
+	at     time.Time
+}
+
+const (
+	// publishPerMinute stays under Tier 4's floor of 100 a minute.
+	publishPerMinute = 90
+	// publishBurst is how many publishes may go at once before they are spaced.
+	publishBurst = 20
+)
+
+// take spends one call at now and returns how long to wait for it.
+func (b *budget) take(now time.Time) time.Duration {
+	if b.at.IsZero() {
+		b.tokens, b.at = publishBurst, now
+	}
+	b.tokens = min(publishBurst, b.tokens+now.Sub(b.at).Minutes()*publishPerMinute)
+	b.at = now
+	b.tokens--
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / publishPerMinute * float64(time.Minute))
 }
 
 // home is one person's Home as published.
@@ -54,8 +92,13 @@ func newHomes(every time.Duration) *homes {
 	if every <= 0 {
 		every = defaultHomeEvery
 	}
-	return &homes{every: every, now: time.Now, people: map[string]*home{}, links: map[string]string{}}
+	ctx, stop := context.WithCancel(context.Background())
+	return &homes{every: every, now: time.Now, ctx: ctx, stop: stop, slots: make(chan struct{}, maxHomesInFlight),
+		people: map[string]*home{}, links: map[string]string{}}
 }
+
+// maxHomesInFlight bounds concurrent Home publishes (each reads the store and calls Slack).
+const maxHomesInFlight = 4
 
 // shows reports whether the bot published view to user and it shows request id.
 func (h *homes) shows(user, view, id string) bool {
@@ -103,19 +146,17 @@ func (b *Bot) homeOpened(ctx context.Context, ev *slackevents.AppHomeOpenedEvent
 	}
 	p.opened = b.home.now()
 	b.home.mu.Unlock()
-	b.refreshHome(ctx, ev.User)
+	b.refreshHome(ev.User)
 }
 
 // RequestChanged refreshes, in the background, the Home tabs a change of r concerns; wire it to
-// the Notifier with OnChange.
-func (b *Bot) RequestChanged(ctx context.Context, r approval.Request) {
-	b.spawn(ctx, func(ctx context.Context) { b.requestChanged(ctx, r) })
-}
+// the Notifier with OnChange. It does not block the delivery that tells it.
+func (b *Bot) RequestChanged(_ context.Context, r approval.Request) { b.requestChanged(r) }
 
 // requestChanged refreshes the Homes a change of r concerns: those showing r, an approver's for
 // a request waiting for a decision or failed, and its requester's. Only Homes opened within
 // homeWatch are kept up to date.
-func (b *Bot) requestChanged(ctx context.Context, r approval.Request) {
+func (b *Bot) requestChanged(r approval.Request) {
 	h := b.home
 	h.mu.Lock()
 	if h.off {
@@ -136,41 +177,63 @@ func (b *Bot) requestChanged(ctx context.Context, r approval.Request) {
 	}
 	h.mu.Unlock()
 	for _, u := range users {
-		b.refreshHome(ctx, u)
+		b.refreshHome(u)
 	}
 }
 
-// refreshHome publishes user's Home now, or once at the end of its homeEvery turn when it was
-// published less than that ago; refreshes asked in between are folded into that one.
-func (b *Bot) refreshHome(ctx context.Context, user string) {
+// refreshHome publishes user's Home in the background: now, or once at the end of its homeEvery
+// turn when it was published less than that ago, and within the tier's budget. Refreshes asked
+// while one is waiting are folded into it. It never blocks: a refresh waiting for its turn holds
+// a goroutine, not one of the handlers' slots.
+func (b *Bot) refreshHome(user string) {
 	h := b.home
 	h.mu.Lock()
 	p := h.people[user]
-	if h.off || p == nil || p.queued {
+	if h.off || p == nil || p.queued || h.ctx.Err() != nil {
 		h.mu.Unlock()
 		return
 	}
-	wait := p.published.Add(h.every).Sub(h.now())
-	if wait > 0 {
-		p.queued = true
-		h.mu.Unlock()
-		b.spawn(ctx, func(ctx context.Context) {
+	p.queued = true
+	now := h.now()
+	turn := p.published.Add(h.every)
+	if turn.Before(now) {
+		turn = now
+	}
+	p.published = turn
+	wait := turn.Sub(now) + h.budget.take(turn)
+	h.mu.Unlock()
+	b.inflight.Add(1)
+	go func() {
+		defer b.inflight.Done()
+		if wait > 0 {
 			t := time.NewTimer(wait)
 			defer t.Stop()
 			select {
 			case <-t.C:
-			case <-ctx.Done():
+			case <-h.ctx.Done():
 			}
-			h.mu.Lock()
-			p.queued = false
-			h.mu.Unlock()
-			b.refreshHome(ctx, user)
-		})
-		return
-	}
-	p.published = h.now()
-	h.mu.Unlock()
-	b.publishHome(ctx, user)
+		}
+		h.mu.Lock()
+		p.queued = false
+		h.mu.Unlock()
+		if h.ctx.Err() != nil {
+			return
+		}
+		select {
+		case h.slots <- struct{}{}:
+		case <-h.ctx.Done():
+			return
+		}
+		defer func() { <-h.slots }()
+		ctx, cancel := context.WithTimeout(h.ctx, eventTimeout)
+		defer cancel()
+		defer func() {
+			if v := recover(); v != nil {
+				b.log.WithField("panic", fmt.Sprint(v)).Error("Home publish panicked; the bot keeps serving")
+			}
+		}()
+		b.publishHome(ctx, user)
+	}()
 }
 
 // publishHome draws user's desk and publishes it with views.publish
@@ -219,6 +282,10 @@ func (b *Bot) publishHome(ctx context.Context, user string) {
 			return
 		}
 		log.WithField("error_code", slackCode(err)).Warn("Could not publish a Home tab")
+		if rateLimited(err) {
+			// Drawn again at its next turn, after the pacer's wait.
+			b.refreshHome(user)
+		}
 		return
 	}
 	shown := map[string]bool{}

@@ -291,3 +291,38 @@ func TestHomeDenyOpensTheCardsForm(t *testing.T) {
 	h.cardState(card, "Denied")
 	h.home(approver, func(v slacktest.HomeView) bool { return !strings.Contains(v.Text(), id) })
 }
+
+// TestHomeRefreshIsSpacedPerPerson: opening the Home again and changes to what it shows, all
+// within HOME_REFRESH_EVERY of the last publish, are drawn once, at the end of that interval.
+func TestHomeRefreshIsSpacedPerPerson(t *testing.T) {
+	t.Parallel()
+	h := newHomeHarness(t, map[string]string{"HOME_REFRESH_EVERY": "2s"})
+	h.addJane()
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	id := requestID(t, card)
+	h.openHome(approver2, func(v slacktest.HomeView) bool { return v.HasAction("mb_home_"+id, "mb_approve") })
+	first := time.Now()
+	ctx := h.ctx()
+	env, err := h.slack.OpenHome(ctx, approver2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.slack.WaitAck(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	h.click(approver, card, "mb_approve")
+	h.cardState(card, "Approved")
+	h.home(approver2, func(v slacktest.HomeView) bool { return v.Publishes >= 2 })
+	if elapsed := time.Since(first); elapsed < 1900*time.Millisecond {
+		t.Errorf("the Home was drawn again %s after the last time, want at least 2s", elapsed)
+	}
+	v := h.home(approver2, func(v slacktest.HomeView) bool { return !v.HasAction("mb_home_"+id, "mb_approve") })
+	// The open and the decision's card updates (voted, approved, finished) come within one
+	// interval: one publish, or two when the machine is slow enough for the execution to end in
+	// the next interval; never one per event.
+	if v.Publishes > 3 {
+		t.Errorf("%d publishes, want the open and the changes folded", v.Publishes)
+	}
+}
