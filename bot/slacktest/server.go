@@ -27,6 +27,8 @@
 //     (escape.go; docs/slack.md#web-api-calls).
 //   - Notifications: each posted message records whom it notified, counting mentions in its text and section
 //     blocks only (mentions.go; docs/slack.md#mentions).
+//   - Home tab: views.publish answers not_enabled while the manifest (or SetHomeTab) has the Home tab off, and
+//     app_home_opened is delivered only when the manifest subscribes to it (home.go; docs/slack.md#home-tab).
 //
 // The facts it models are written down, with their sources, in docs/slack.md; where this fake deviates from or
 // simplifies Slack, the relevant doc comment says so. Production code never imports this package.
