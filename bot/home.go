@@ -97,6 +97,9 @@ func newHomes(every time.Duration) *homes {
 		people: map[string]*home{}, links: map[string]string{}}
 }
 
+// maxLinks bounds the remembered card links.
+const maxLinks = 10000
+
 // maxHomesInFlight bounds concurrent Home publishes (each reads the store and calls Slack).
 const maxHomesInFlight = 4
 
@@ -126,6 +129,23 @@ func (h *homes) settle(ctx context.Context, user string) {
 	case <-ch:
 	case <-ctx.Done():
 	}
+}
+
+// clicked records that user is looking at their Home (they clicked on it), so it is kept up to
+// date as when they open it: a Home this process never drew (drawn before a restart, or by
+// another replica) is then drawn afresh.
+func (h *homes) clicked(user string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.off {
+		return
+	}
+	p := h.people[user]
+	if p == nil {
+		p = &home{}
+		h.people[user] = p
+	}
+	p.opened = h.now()
 }
 
 // homeOpened handles app_home_opened: the person's Home is published now (or at its next turn).
@@ -317,6 +337,10 @@ func (b *Bot) cardLink(ctx context.Context, r approval.Request) string {
 		return ""
 	}
 	b.home.mu.Lock()
+	if len(b.home.links) >= maxLinks {
+		// Links of requests long decided are not shown again; start afresh rather than grow.
+		clear(b.home.links)
+	}
 	b.home.links[r.ID] = link
 	b.home.mu.Unlock()
 	return link

@@ -44,6 +44,7 @@ func (v *view) deskBlocks(d access.Desk, link links, withButtons bool, limit int
 			return
 		}
 		if !add(slack.NewHeaderBlock(plain(title))) {
+			hidden += len(items) - 1 // add counted the header as one
 			return
 		}
 		if len(items) == 0 {

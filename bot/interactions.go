@@ -31,6 +31,7 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 	if cb.Container.Type == "view" && cb.View.Type == slack.VTHomeTab {
 		// Redraw the Home after the click, so its buttons follow what the click found (a
 		// decision made, membership lost); RequestChanged redraws it again once the card changes.
+		b.home.clicked(cb.User.ID)
 		defer b.refreshHome(cb.User.ID)
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
@@ -127,6 +128,11 @@ func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback,
 		log.WithField("message_ts", cb.Container.MessageTs).Warn("Click on an orphaned copy of the request's card")
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, b.orphanText(ctx, r))
 	default:
+		if cb.Container.Type == "view" {
+			log.WithField("view_id", cb.Container.ViewID).Warn("Click on a view the bot did not publish to the clicker with this request")
+			b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, staleHome)
+			break
+		}
 		log.Warn("Click on a message that is not the request's card")
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, notThisRequest)
 	}

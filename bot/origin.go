@@ -22,6 +22,10 @@ const (
 // notThisRequest refuses a click from anywhere but the request's own card; only the clicker sees it.
 const notThisRequest = "That button does not belong to this request."
 
+// staleHome refuses a click on a Home tab the bot cannot vouch for (drawn before a restart, by
+// another replica, or not showing that request); the Home is drawn afresh.
+const staleHome = "Your Home tab was out of date, so that click did nothing; I have brought it up to date: please look again."
+
 // origin is where a click naming a request came from, as far as that request is concerned.
 type origin int
 

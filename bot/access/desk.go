@@ -26,7 +26,8 @@ type Desk struct {
 	// Retryable are failed or partial requests whose failed targets an approver may still retry
 	// (within RequestTTL of their end), oldest first.
 	Retryable []DeskItem
-	// Own are Person's own open requests (pending, approved, executing), oldest first.
+	// Own are Person's own open requests (pending, approved, executing), oldest first; an
+	// approver's own pending requests are under Waiting instead, with the others.
 	Own []DeskItem
 	// Returns are the scheduled returns of Person's leaves, soonest first.
 	Returns []DeskItem

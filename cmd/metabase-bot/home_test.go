@@ -162,10 +162,12 @@ func TestHomeRefreshesAfterDecisionOnCard(t *testing.T) {
 	h := newHomeHarness(t, nil)
 	h.addJane()
 	h.start()
+	// Opened before there is anything: a new request waiting for approvers appears on it.
+	h.openHome(approver2, func(v slacktest.HomeView) bool { return strings.Contains(v.Text(), "Nothing is waiting") })
 	h.command(requester, "disable jane@example.com Left the company")
 	card := h.card("jane@example.com")
 	id := requestID(t, card)
-	before := h.openHome(approver2, func(v slacktest.HomeView) bool { return v.HasAction("mb_home_"+id, "mb_approve") })
+	before := h.home(approver2, func(v slacktest.HomeView) bool { return v.HasAction("mb_home_"+id, "mb_approve") })
 
 	h.click(approver, card, "mb_approve")
 	h.cardState(card, "Approved")
@@ -324,5 +326,49 @@ func TestHomeRefreshIsSpacedPerPerson(t *testing.T) {
 	// the next interval; never one per event.
 	if v.Publishes > 3 {
 		t.Errorf("%d publishes, want the open and the changes folded", v.Publishes)
+	}
+}
+
+// TestHomeDrawnByAnotherProcessIsRedrawn: the record of what was published is a process's own. A
+// click on a Home drawn before a restart decides nothing, says so in the person's messages and
+// draws the Home afresh; a click on the fresh Home counts.
+func TestHomeDrawnByAnotherProcessIsRedrawn(t *testing.T) {
+	t.Parallel()
+	h := newHomeHarness(t, nil)
+	h.addJane()
+	first := h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	card := h.card("jane@example.com")
+	id := requestID(t, card)
+	old := h.openHome(approver, func(v slacktest.HomeView) bool { return v.HasAction("mb_home_"+id, "mb_approve") })
+	first.stop(t)
+	h.start()
+
+	click := func() {
+		t.Helper()
+		ctx := h.ctx()
+		env, err := h.slack.ClickHome(ctx, slacktest.HomeClick{UserID: approver, BlockID: "mb_home_" + id, ActionID: "mb_approve"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.slack.WaitAck(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	click()
+	if _, err := h.slack.WaitMessage(h.ctx(), func(m slacktest.Message) bool {
+		return m.Channel == "D"+approver && strings.Contains(m.AllText(), "out of date")
+	}); err != nil {
+		t.Fatalf("no word of the stale Home: %v\nlogs:\n%s", err, h.logs.String())
+	}
+	h.home(approver, func(v slacktest.HomeView) bool { return v.Publishes > old.Publishes })
+	if n := h.mb.Count("DELETE", "/api/user/"); n != 0 {
+		t.Fatalf("DELETE calls = %d after a click on a stale Home, want 0", n)
+	}
+	click()
+	h.cardState(card, "Approved")
+	h.thread(card, "jane@example.com: disabled")
+	if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
+		t.Errorf("DELETE calls = %d, want 1", n)
 	}
 }
