@@ -372,3 +372,30 @@ func TestHomeDrawnByAnotherProcessIsRedrawn(t *testing.T) {
 		t.Errorf("DELETE calls = %d, want 1", n)
 	}
 }
+
+// TestPendingFollowsWhoMayRequestWhere: approvers may list what waits in any channel; others only
+// where ALLOWED_CHANNELS lets them make requests, and only their own requests.
+func TestPendingFollowsWhoMayRequestWhere(t *testing.T) {
+	t.Parallel()
+	h := newHomeHarness(t, map[string]string{"ALLOWED_CHANNELS": opsChannel})
+	h.addJane()
+	h.mb.AddUser(metabasetest.User{Email: "sam@example.com", FirstName: "Sam", Active: true})
+	h.start()
+	h.command(requester, "disable jane@example.com Left the company")
+	mine := requestID(t, h.card("jane@example.com"))
+	h.command(outsider, "disable sam@example.com Contract ended")
+	theirs := requestID(t, h.card("sam@example.com"))
+
+	h.sendCommand(slacktest.SlashCommand{UserID: approver, ChannelID: secChannel, Text: "pending"})
+	all := h.ephemeral(approver, mine)
+	if !strings.Contains(all.AllText(), theirs) {
+		t.Errorf("an approver's pending lacks %s:\n%s", theirs, all.AllText())
+	}
+	h.sendCommand(slacktest.SlashCommand{UserID: requester, ChannelID: secChannel, Text: "pending"})
+	h.ephemeral(requester, "can only be made in <#"+opsChannel+">")
+	h.command(requester, "pending")
+	own := h.ephemeral(requester, mine)
+	if strings.Contains(own.AllText(), theirs) {
+		t.Errorf("a requester's pending shows someone else's request:\n%s", own.AllText())
+	}
+}
