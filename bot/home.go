@@ -66,8 +66,10 @@ func (b *budget) take(now time.Time) time.Duration {
 	if b.at.IsZero() {
 		b.tokens, b.at = publishBurst, now
 	}
-	b.tokens = min(publishBurst, b.tokens+now.Sub(b.at).Minutes()*publishPerMinute)
-	b.at = now
+	if now.After(b.at) {
+		b.tokens = min(publishBurst, b.tokens+now.Sub(b.at).Minutes()*publishPerMinute)
+		b.at = now
+	}
 	b.tokens--
 	if b.tokens >= 0 {
 		return 0
@@ -131,14 +133,14 @@ func (h *homes) settle(ctx context.Context, user string) {
 	}
 }
 
-// clicked records that user is looking at their Home (they clicked on it), so it is kept up to
-// date as when they open it: a Home this process never drew (drawn before a restart, or by
-// another replica) is then drawn afresh.
-func (h *homes) clicked(user string) {
+// watch records that user is looking at their Home (they opened it, or clicked on it), so it is
+// kept up to date for homeWatch; a Home this process never drew (drawn before a restart, or by
+// another replica) is then drawn afresh. It reports false once the Home tab is off.
+func (h *homes) watch(user string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.off {
-		return
+		return false
 	}
 	p := h.people[user]
 	if p == nil {
@@ -146,6 +148,7 @@ func (h *homes) clicked(user string) {
 		h.people[user] = p
 	}
 	p.opened = h.now()
+	return true
 }
 
 // homeOpened handles app_home_opened: the person's Home is published now (or at its next turn).
@@ -153,19 +156,10 @@ func (b *Bot) homeOpened(ctx context.Context, ev *slackevents.AppHomeOpenedEvent
 	if ev.Tab != "home" || ev.User == "" {
 		return
 	}
-	b.home.mu.Lock()
-	if b.home.off {
-		b.home.mu.Unlock()
-		b.log.WithField("slack_user_id", ev.User).Debug("Not publishing a Home tab: the Home tab is off in the Slack app")
+	if !b.home.watch(ev.User) {
+		b.logger(ctx).WithField("slack_user_id", ev.User).Debug("Not publishing a Home tab: the Home tab is off in the Slack app")
 		return
 	}
-	p := b.home.people[ev.User]
-	if p == nil {
-		p = &home{}
-		b.home.people[ev.User] = p
-	}
-	p.opened = b.home.now()
-	b.home.mu.Unlock()
 	b.refreshHome(ev.User)
 }
 
@@ -220,7 +214,7 @@ func (b *Bot) refreshHome(user string) {
 		turn = now
 	}
 	p.published = turn
-	wait := turn.Sub(now) + h.budget.take(turn)
+	wait := max(turn.Sub(now), h.budget.take(now))
 	h.mu.Unlock()
 	b.inflight.Add(1)
 	go func() {

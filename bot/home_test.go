@@ -27,3 +27,20 @@ func TestPublishBudget(t *testing.T) {
 		t.Fatalf("after a minute a publish waits %s", w)
 	}
 }
+
+// TestPublishBudgetIgnoresTheClockGoingBack: a call at an earlier time than the last (clocks
+// read in another order by concurrent callers) spends a token and refills nothing.
+func TestPublishBudgetIgnoresTheClockGoingBack(t *testing.T) {
+	t.Parallel()
+	var b budget
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b.take(t0.Add(time.Second))
+	for i := 1; i < publishBurst; i++ {
+		if w := b.take(t0); w != 0 {
+			t.Fatalf("publish %d of the burst waits %s", i+1, w)
+		}
+	}
+	if w := b.take(t0); w == 0 {
+		t.Fatal("the burst was exceeded without waiting")
+	}
+}

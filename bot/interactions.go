@@ -31,7 +31,7 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 	if cb.Container.Type == "view" && cb.View.Type == slack.VTHomeTab {
 		// Redraw the Home after the click, so its buttons follow what the click found (a
 		// decision made, membership lost); RequestChanged redraws it again once the card changes.
-		b.home.clicked(cb.User.ID)
+		b.home.watch(cb.User.ID)
 		defer b.refreshHome(cb.User.ID)
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
