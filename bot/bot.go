@@ -267,14 +267,15 @@ func (b *Bot) dispatch(ctx context.Context, sm acker, evt socketmode.Event) {
 		}
 		handle = func(ctx context.Context) { b.handleInteraction(ctx, cb) }
 	case socketmode.EventTypeEventsAPI:
-		ev, ok := evt.Data.(slackevents.EventsAPIEvent)
-		if !ok || !b.teamOK(ev.TeamID) {
-			b.ackOnly(sm, evt, "event from another team")
-			return
-		}
+		// The manifest subscribes to app_home_opened only; anything else is acked and logged.
+		ev, _ := evt.Data.(slackevents.EventsAPIEvent)
 		opened, ok := ev.InnerEvent.Data.(*slackevents.AppHomeOpenedEvent)
 		if !ok {
 			b.ackOnly(sm, evt, "event type the bot does not use")
+			return
+		}
+		if !b.teamOK(ev.TeamID) {
+			b.ackOnly(sm, evt, "event from another team")
 			return
 		}
 		handle = func(ctx context.Context) { b.homeOpened(ctx, opened) }
