@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -167,32 +168,36 @@ func (b *Bot) homeOpened(ctx context.Context, ev *slackevents.AppHomeOpenedEvent
 // the Notifier with OnChange. It does not block the delivery that tells it.
 func (b *Bot) RequestChanged(_ context.Context, r approval.Request) { b.requestChanged(r) }
 
-// requestChanged refreshes the Homes a change of r concerns: those showing r, an approver's for
-// a request waiting for a decision or failed, and its requester's. Only Homes opened within
-// homeWatch are kept up to date.
+// requestChanged refreshes the Homes a change of r concerns.
 func (b *Bot) requestChanged(r approval.Request) {
-	h := b.home
+	for _, u := range b.home.concerned(r) {
+		b.refreshHome(u)
+	}
+}
+
+// concerned returns the people whose Home a change of r concerns: those it shows r (or the leave
+// of a return), approvers' for a request waiting for a decision or failed, and its requester's.
+// Only Homes opened within homeWatch are kept up to date; older ones are forgotten here.
+func (h *homes) concerned(r approval.Request) []string {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.off {
-		h.mu.Unlock()
-		return
+		return nil
 	}
 	now := h.now()
+	forApprovers := r.State == approval.Pending || r.State == approval.Failed || r.State == approval.Partial
 	var users []string
 	for u, p := range h.people {
 		if now.Sub(p.opened) > homeWatch {
 			delete(h.people, u)
 			continue
 		}
-		forApprovers := r.State == approval.Pending || r.State == approval.Failed || r.State == approval.Partial
-		if p.shown[r.ID] || p.shown[r.ParentID] || (p.approver && forApprovers) || u == r.Requester {
+		if p.shown[r.ID] || (r.ParentID != "" && p.shown[r.ParentID]) || (p.approver && forApprovers) || u == r.Requester {
 			users = append(users, u)
 		}
 	}
-	h.mu.Unlock()
-	for _, u := range users {
-		b.refreshHome(u)
-	}
+	slices.Sort(users)
+	return users
 }
 
 // refreshHome publishes user's Home in the background: now, or once at the end of its homeEvery
