@@ -44,6 +44,9 @@ type homes struct {
 	people map[string]*home
 	links  map[string]string // request id -> permalink of its card
 	budget budget            // views.publish calls, under its tier
+
+	// groupMu makes Homes drawn at once share one read of the approver group.
+	groupMu sync.Mutex
 }
 
 // budget is a token bucket that keeps this process's views.publish calls under the method's
@@ -99,6 +102,11 @@ func newHomes(every time.Duration) *homes {
 	return &homes{every: every, now: time.Now, ctx: ctx, stop: stop, slots: make(chan struct{}, maxHomesInFlight),
 		people: map[string]*home{}, links: map[string]string{}}
 }
+
+// homeGroupAge is how old a read of the approver group a Home may be drawn from. Drawing Homes then
+// costs at most one usergroups.users.list (Tier 2, about 20 a minute) per homeGroupAge, and the
+// rest of that budget stays with the checks made when someone clicks, which always read it anew.
+const homeGroupAge = 30 * time.Second
 
 // maxLinks bounds the remembered card links.
 const maxLinks = 10000
@@ -260,7 +268,12 @@ func (b *Bot) refreshHome(user string) {
 // limited it. not_enabled stops every later publish: the app's Home tab is turned off.
 func (b *Bot) publishHome(ctx context.Context, user string) {
 	log := b.log.WithField("slack_user_id", user)
-	d, err := b.core.Desk(ctx, user)
+	approver, err := b.homeApprover(ctx, user)
+	if err != nil {
+		log.WithError(err).Warn("Could not read the approver group for a Home tab")
+		return
+	}
+	d, err := b.core.DeskAs(ctx, user, approver)
 	if err != nil {
 		log.WithError(err).Warn("Could not read a person's desk for their Home tab")
 		return
@@ -317,6 +330,29 @@ func (b *Bot) publishHome(ctx context.Context, user string) {
 	}
 	b.home.mu.Unlock()
 	log.WithFields(logrus.Fields{"view_id": resp.View.ID, "requests": len(shown)}).Debug("Published a Home tab")
+}
+
+// homeApprover reports whether user approves, for drawing their Home: APPROVER_USERS, or the
+// approver group as last read, by a click's check or a Home, if that was at most homeGroupAge
+// ago, else read now. A click always reads the group anew, and its read is what the Home the
+// click redraws is drawn from.
+func (b *Bot) homeApprover(ctx context.Context, user string) (bool, error) {
+	if slices.Contains(b.cfg.ApproverUsers, user) {
+		return true, nil
+	}
+	if b.cfg.ApproverGroup == "" {
+		return false, nil
+	}
+	b.home.groupMu.Lock()
+	defer b.home.groupMu.Unlock()
+	members, at := b.dir.lastRead(b.cfg.ApproverGroup)
+	if at.IsZero() || time.Since(at) >= homeGroupAge {
+		var err error
+		if members, err = b.dir.groupMembers(ctx, b.cfg.ApproverGroup); err != nil {
+			return false, err
+		}
+	}
+	return slices.Contains(members, user), nil
 }
 
 // cardLink is a link to r's card (chat.getPermalink, remembered: a card's link never changes), or
