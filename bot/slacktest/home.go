@@ -64,7 +64,7 @@ func (v HomeView) HasAction(blockID, actionID string) bool {
 	return el != nil
 }
 
-// Text is every text of the view's blocks, for tests that look for words.
+// Text is the view's blocks as JSON, for tests that look for words or ids in them.
 func (v HomeView) Text() string { return string(v.Blocks) }
 
 // homeJSONLocked is the view object of a Home view (views.publish's answer, the view of a click
