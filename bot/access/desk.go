@@ -125,7 +125,8 @@ func (s *Service) desk(ctx context.Context, person string, approver bool) (Desk,
 	}
 	now := s.now()
 	for _, r := range failed {
-		if r.ParentID != "" || now.Sub(r.FinishedAt) > s.policy.RequestTTL {
+		// A failed automatic return is listed too: its people stay disabled until it is retried.
+		if now.Sub(r.FinishedAt) > s.policy.RequestTTL {
 			continue
 		}
 		d.Retryable = append(d.Retryable, DeskItem{Request: r, MayRetry: !self(r)})

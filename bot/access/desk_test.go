@@ -55,6 +55,7 @@ func TestDeskListsWhatWaitsForEachPerson(t *testing.T) {
 	put(approval.Request{ID: "MB-F", State: approval.Failed, Requester: "UREQ", CreatedAt: now.Add(-time.Minute), FinishedAt: now.Add(-time.Minute)})
 	put(approval.Request{ID: "MB-OLD", State: approval.Failed, Requester: "UREQ", CreatedAt: now.Add(-3 * time.Hour), FinishedAt: now.Add(-2 * time.Hour)})
 	put(approval.Request{ID: "MB-D", State: approval.Denied, Requester: "UREQ", CreatedAt: now})
+	put(approval.Request{ID: "MB-L0-R", ParentID: "MB-L0", State: approval.Partial, Requester: "UREQ", CreatedAt: now, FinishedAt: now})
 	put(approval.Request{ID: "MB-L2-R", ParentID: "MB-L2", State: approval.Scheduled, Requester: "UREQ", CreatedAt: now, NotBefore: now.Add(48 * time.Hour)})
 	put(approval.Request{ID: "MB-L1-R", ParentID: "MB-L1", State: approval.Scheduled, Requester: "UREQ", CreatedAt: now, NotBefore: now.Add(24 * time.Hour)})
 
@@ -64,10 +65,10 @@ func TestDeskListsWhatWaitsForEachPerson(t *testing.T) {
 		waiting, retry, own, returnsWant []string
 	}{
 		// An approver sees every request waiting, with buttons except on their own; failed ones
-		// within the retry window.
-		{"UAPP", true, []string{"MB-P1+decide", "MB-P2+cancel"}, []string{"MB-F+retry"}, nil, nil},
+		// (a leave's automatic return too) within the retry window.
+		{"UAPP", true, []string{"MB-P1+decide", "MB-P2+cancel"}, []string{"MB-F+retry", "MB-L0-R+retry"}, nil, nil},
 		// One who approved already is offered no second approval.
-		{"UAPP2", true, []string{"MB-P1+decide", "MB-P2"}, []string{"MB-F+retry"}, nil, nil},
+		{"UAPP2", true, []string{"MB-P1+decide", "MB-P2"}, []string{"MB-F+retry", "MB-L0-R+retry"}, nil, nil},
 		// A requester sees only their own, and their returns soonest first.
 		{"UREQ", false, nil, nil, []string{"MB-P1+cancel", "MB-X"}, []string{"MB-L1-R", "MB-L2-R"}},
 		{"UOUT", false, nil, nil, nil, nil},
