@@ -27,6 +27,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 	"golang.org/x/sync/errgroup"
 
@@ -42,6 +43,7 @@ type slackAPI interface {
 	GetUserInfoContext(ctx context.Context, user string, options ...slack.GetUserInfoOption) (*slack.User, error)
 	OpenViewContext(ctx context.Context, triggerID string, view slack.ModalViewRequest) (*slack.ViewResponse, error)
 	GetPermalinkContext(ctx context.Context, params *slack.PermalinkParameters) (string, error)
+	PublishViewContext(ctx context.Context, req slack.PublishViewContextRequest) (*slack.ViewResponse, error)
 }
 
 const (
@@ -92,6 +94,8 @@ type Config struct {
 	Log logrus.FieldLogger
 	// Metrics, when set, counts Slack errors and connections.
 	Metrics *Metrics
+	// HomeEvery is the least time between two publishes of one person's Home tab; zero means 10 s.
+	HomeEvery time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -111,6 +115,10 @@ type Bot struct {
 	core  *access.Service
 	dir   *Directory
 	log   logrus.FieldLogger
+	// home is what the bot published on people's Home tabs (home.go).
+	home *homes
+	// pacer spaces views.publish once Slack has rate limited it.
+	pacer *pacer
 
 	// inflight tracks envelope handlers so shutdown can wait for them.
 	inflight sync.WaitGroup
@@ -136,6 +144,7 @@ func New(cfg Config, api slackAPI, core *access.Service, dir *Directory) (*Bot, 
 	cfg = cfg.withDefaults()
 	return &Bot{
 		cfg: cfg, v: &view{cfg: cfg}, slack: api, core: core, dir: dir, log: cfg.Log,
+		home: newHomes(cfg.HomeEvery), pacer: newPacer(),
 		sem: make(chan struct{}, maxInFlight), viewSem: make(chan struct{}, maxViewsInFlight),
 	}, nil
 }
@@ -172,6 +181,9 @@ func (b *Bot) Run(ctx context.Context, sm *socketmode.Client) error {
 	g.Go(func() error { b.core.Run(gctx); return nil })
 	err := g.Wait()
 	b.setConnected(false)
+	// Home refreshes waiting for their turn end now; a Home is only a view, drawn afresh when
+	// its person opens it again.
+	b.home.stop()
 	b.inflight.Wait()
 	// Deliver what the finished handlers enqueued, within a bound, so a clean shutdown leaves
 	// nothing for the next start.
@@ -264,13 +276,23 @@ func (b *Bot) dispatch(ctx context.Context, sm acker, evt socketmode.Event) {
 		}
 		handle = func(ctx context.Context) { b.handleInteraction(ctx, cb) }
 	case socketmode.EventTypeEventsAPI:
-		// Acked by the handler once the event is recorded (deactivation.go): an event it could
-		// not record is left for Slack to deliver again.
+		// The manifest subscribes to user_change and app_home_opened. A user_change is acked by
+		// its handler once recorded (deactivation.go): an event it could not record is left for
+		// Slack to deliver again. Anything else is acked and logged.
 		if (*deactivations)(b).take(ctx, sm, evt) {
 			return
 		}
-		b.ackOnly(sm, evt, "an event the bot does not handle")
-		return
+		ev, _ := evt.Data.(slackevents.EventsAPIEvent)
+		opened, ok := ev.InnerEvent.Data.(*slackevents.AppHomeOpenedEvent)
+		if !ok {
+			b.ackOnly(sm, evt, "event type the bot does not use")
+			return
+		}
+		if !b.teamOK(ev.TeamID) {
+			b.ackOnly(sm, evt, "event from another team")
+			return
+		}
+		handle = func(ctx context.Context) { b.homeOpened(ctx, opened) }
 	default:
 		b.ackOnly(sm, evt, "unsupported envelope type")
 		return

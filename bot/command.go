@@ -43,6 +43,8 @@ const (
 	VerbHelp     Verb = "help"
 	// VerbLeavers is `leavers` (leavers.go).
 	VerbLeavers Verb = "leavers"
+	// VerbPending lists what waits for the caller: their desk (home.go).
+	VerbPending Verb = "pending"
 )
 
 // Command is a parsed command line.
@@ -146,6 +148,11 @@ func ParseCommand(text string) (Command, error) {
 			return Command{}, usagef("`leavers` takes no arguments.")
 		}
 		return Command{Verb: VerbLeavers}, nil
+	case VerbPending:
+		if len(rest) > 0 {
+			return Command{}, usagef("`pending` takes no arguments.")
+		}
+		return Command{Verb: VerbPending}, nil
 	case VerbOrphans:
 		if len(rest) > 0 {
 			return Command{}, usagef("`orphans` takes no arguments.")

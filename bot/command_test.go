@@ -23,6 +23,8 @@ func TestParseCommand(t *testing.T) {
 		{"empty is help", "", Command{Verb: VerbHelp}, ""},
 		{"blank is help", " \t\n ", Command{Verb: VerbHelp}, ""},
 		{"help", "help", Command{Verb: VerbHelp}, ""},
+		{"pending", "Pending", Command{Verb: VerbPending}, ""},
+		{"pending takes nothing", "pending jane@example.com", Command{}, "no arguments"},
 		{"disable by email", "disable jane@example.com Left the company",
 			Command{Verb: VerbDisable, Targets: []access.TargetRef{{Kind: access.ByEmail, Email: "jane@example.com", Raw: "jane@example.com"}}, Reason: "Left the company"}, ""},
 		{"verb and email are case-insensitive", "DISABLE Jane@Example.COM bye",

@@ -58,6 +58,8 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 		b.orphansReport(ctx, sc)
 	case VerbLeavers:
 		leavers{b}.report(ctx, sc)
+	case VerbPending:
+		b.pending(ctx, sc)
 	}
 }
 
@@ -191,6 +193,7 @@ func (v *view) helpText() string {
 		"`"+c+" history <user>`: list every request that named a user, newest first, with who asked, who approved and what happened",
 		"`"+c+" inactive [DAYS]`: list active users who have not logged in for DAYS (default 90)",
 		"`"+c+" leavers`: list people whose Slack account is deactivated and who are still active in Metabase, and request their deactivation",
+		"`"+c+" pending`: list what waits for you: requests waiting for a decision (approvers), your own open requests and scheduled returns, with links to their cards; the app's Home tab shows the same",
 		"`"+c+" orphans`: list subscriptions and alerts whose creator is deactivated, and request their hand-over",
 		"`"+c+" disable` with nothing else opens a form.",
 		"A user is an email, a Metabase user id, or a Slack @mention. Approvers: "+v.approverMention()+".",

@@ -22,6 +22,17 @@ type Directory struct {
 	api     slackAPI
 	cfg     Config
 	metrics *Metrics
+
+	// mu guards last: each group's members as last read, which Home tabs are drawn from
+	// (lastRead); decisions never use it.
+	mu   sync.Mutex
+	last map[string]groupRead
+}
+
+// groupRead is a user group's members and when they were read.
+type groupRead struct {
+	members []string
+	at      time.Time
 }
 
 var _ access.Directory = (*Directory)(nil)
@@ -29,7 +40,7 @@ var _ access.Directory = (*Directory)(nil)
 // NewDirectory returns the Slack directory for cfg.
 func NewDirectory(cfg Config, api slackAPI) *Directory {
 	cfg = cfg.withDefaults()
-	return &Directory{api: api, cfg: cfg, metrics: cfg.Metrics, pacer: newPacer()}
+	return &Directory{api: api, cfg: cfg, metrics: cfg.Metrics, pacer: newPacer(), last: map[string]groupRead{}}
 }
 
 // IsApprover reads the approver group at decision time.
@@ -94,6 +105,9 @@ func (d *Directory) groupMembers(ctx context.Context, group string) ([]string, e
 			return err
 		})
 		if err == nil {
+			d.mu.Lock()
+			d.last[group] = groupRead{members: members, at: time.Now()}
+			d.mu.Unlock()
 			return members, nil
 		}
 		d.metrics.slackError("usergroups.users.list", err)
@@ -107,6 +121,15 @@ func (d *Directory) groupMembers(ctx context.Context, group string) ([]string, e
 		}
 		tellDelay(ctx, max(wait, rl.RetryAfter))
 	}
+}
+
+// lastRead returns group's members as last read (by a decision, a command or a Home), and when;
+// the zero time when it was never read.
+func (d *Directory) lastRead(group string) ([]string, time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.last[group]
+	return r.members, r.at
 }
 
 type delayNoticeKey struct{}

@@ -20,12 +20,20 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 		b.log.WithField("interaction_type", string(cb.Type)).Debug("Ignoring an interaction type the bot does not use")
 		return
 	}
-	// Replies to the person who clicked go through the click's response_url.
+	// Replies to the person who clicked go through the click's response_url. A click on a Home
+	// tab has neither channel nor response_url: its replies go to the person's messages with the
+	// bot (ephemeral).
 	ctx = withReplyURL(ctx, cb.Channel.ID, cb.User.ID, cb.ResponseURL)
 	ctx = withDelayNotice(ctx, func(wait time.Duration) {
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, fmt.Sprintf(
 			"Slack asked me to wait %s before I can check the approver group; I'll carry out your click then.", waitWords(wait)))
 	})
+	if cb.Container.Type == "view" && cb.View.Type == slack.VTHomeTab {
+		// Redraw the Home after the click, so its buttons follow what the click found (a
+		// decision made, membership lost); RequestChanged redraws it again once the card changes.
+		b.home.watch(cb.User.ID)
+		defer b.refreshHome(cb.User.ID)
+	}
 	// A click is one action: Slack sends block_actions "from the specific interactive component
 	// that was used" (https://api.slack.com/reference/interaction-payloads/block-actions). Anything
 	// past the first is not a click a person made, and acting on each would let one envelope hold
@@ -130,17 +138,27 @@ func (b *Bot) requestForClick(ctx context.Context, cb slack.InteractionCallback,
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, b.v.explain(opRead, err))
 		return r, false
 	}
-	o := originOf(cb, r)
+	if cb.Container.Type == "view" {
+		wctx, cancel := context.WithTimeout(ctx, cardRecordWait)
+		b.home.settle(wctx, cb.User.ID)
+		cancel()
+	}
+	o := originOf(cb, r, b.home)
 	if o == orphanCard && r.MessageTS == "" {
 		r, o = b.awaitCard(ctx, cb, r)
 	}
 	switch o {
-	case ownCard:
+	case ownCard, homeView:
 		return r, true
 	case orphanCard:
 		log.WithField("message_ts", cb.Container.MessageTs).Warn("Click on an orphaned copy of the request's card")
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, b.orphanText(ctx, r))
 	default:
+		if cb.Container.Type == "view" {
+			log.WithField("view_id", cb.Container.ViewID).Warn("Click on a view the bot did not publish to the clicker with this request")
+			b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, staleHome)
+			break
+		}
 		log.Warn("Click on a message that is not the request's card")
 		b.ephemeral(ctx, cb.Channel.ID, cb.User.ID, notThisRequest)
 	}
@@ -159,7 +177,7 @@ func (b *Bot) awaitCard(ctx context.Context, cb slack.InteractionCallback, r app
 	for {
 		select {
 		case <-ctx.Done():
-			return r, originOf(cb, r)
+			return r, originOf(cb, r, b.home)
 		case <-tick.C:
 		}
 		cur, err := b.core.Request(ctx, r.ID)
@@ -167,7 +185,7 @@ func (b *Bot) awaitCard(ctx context.Context, cb slack.InteractionCallback, r app
 			continue
 		}
 		if r = cur; r.MessageTS != "" {
-			return r, originOf(cb, r)
+			return r, originOf(cb, r, b.home)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -20,9 +21,17 @@ type Notifier struct {
 	pacer *pacer
 	v     *view
 	log   logrus.FieldLogger
+
+	// changed, when set, is told of every request whose card was posted or updated (OnChange).
+	changed atomic.Pointer[func(context.Context, approval.Request)]
 }
 
 var _ access.Notifier = (*Notifier)(nil)
+
+// OnChange has f told, after each card posted or updated, of the request as delivered: the
+// Home tabs that show it are refreshed from it (Bot.RequestChanged). A card notice is delivered
+// for every change of a request, by whichever replica claims it.
+func (n *Notifier) OnChange(f func(context.Context, approval.Request)) { n.changed.Store(&f) }
 
 // NewNotifier returns the Slack notifier for cfg.
 func NewNotifier(cfg Config, api slackAPI) *Notifier {
@@ -33,6 +42,14 @@ func NewNotifier(cfg Config, api slackAPI) *Notifier {
 // Tell posts one notice. Errors come back as *access.DeliveryError when Slack's answer says how
 // to treat them (rate limited, or permanent like not_in_channel).
 func (n *Notifier) Tell(ctx context.Context, no access.Notice) (string, error) {
+	posted, err := n.tell(ctx, no)
+	if f := n.changed.Load(); f != nil && err == nil && (no.Kind == access.ToCard || no.Kind == access.ToCardUpdate) {
+		(*f)(ctx, no.Request)
+	}
+	return posted, err
+}
+
+func (n *Notifier) tell(ctx context.Context, no access.Notice) (string, error) {
 	r := no.Request
 	switch no.Kind {
 	case access.ToCard:

@@ -22,6 +22,10 @@ const (
 // notThisRequest refuses a click from anywhere but the request's own card; only the clicker sees it.
 const notThisRequest = "That button does not belong to this request."
 
+// staleHome refuses a click on a Home tab the bot cannot vouch for (drawn before a restart, by
+// another replica, or not showing that request); the Home is drawn afresh.
+const staleHome = "Your Home tab was out of date, so that click did nothing; I have brought it up to date: please look again."
+
 // origin is where a click naming a request came from, as far as that request is concerned.
 type origin int
 
@@ -34,7 +38,15 @@ const (
 	// its ts; when the process dies in between, the outbox posts the card again and records that
 	// one, and the first stays in the channel with live-looking buttons.
 	orphanCard
+	// homeView: the Home tab view the bot published to the person clicking, showing the request.
+	homeView
 )
+
+// published is the record of what the bot published on people's Home tabs (homes, home.go).
+type published interface {
+	// shows reports whether the bot published view to user and it shows request id.
+	shows(user, view, id string) bool
+}
 
 // originOf decides whether the container of click cb belongs to request r; it is the one place
 // that says where a request's buttons may be pressed. Accepted are the card the bot recorded for r
@@ -45,11 +57,20 @@ const (
 // so a message that carries r's decision buttons is a card the bot posted for r: when it is not
 // the recorded one it is an orphan.
 //
-// The seam for App Home: once the bot publishes requests on a person's Home tab, a click whose
-// container is a view (cb.Container.Type "view", cb.View the Home view the bot published to
-// cb.User) is to be accepted here, after checking that view is the one the bot published.
-func originOf(cb slack.InteractionCallback, r approval.Request) origin {
+// A click whose container is a view counts only when it is a Home view (Slack shows a Home view
+// to the one person it was published to, https://api.slack.com/methods/views.publish) that home
+// records the bot published to cb.User, showing r: a view is identified by its id, which Slack
+// sends in the container and in the view object alike
+// (https://api.slack.com/reference/interaction-payloads/block-actions).
+func originOf(cb slack.InteractionCallback, r approval.Request, home published) origin {
 	c := cb.Container
+	if c.Type == "view" {
+		if home != nil && cb.View.Type == slack.VTHomeTab && c.ViewID != "" && cb.View.ID == c.ViewID &&
+			home.shows(cb.User.ID, c.ViewID, r.ID) {
+			return homeView
+		}
+		return elsewhere
+	}
 	if c.Type != "message" || c.IsEphemeral || r.ChannelID == "" || cb.Channel.ID != r.ChannelID ||
 		(c.ChannelID != "" && c.ChannelID != r.ChannelID) || c.MessageTs == "" {
 		return elsewhere

@@ -17,8 +17,8 @@ import (
 
 // TestOriginOf: a click counts for a request only from the card the bot recorded for it or from
 // the bot's replies in that card's thread; another copy of its card is an orphan; everything else
-// (other messages, ephemerals, views, other channels, any message while no card is recorded) is
-// refused.
+// (other messages, ephemerals, other channels, any message while no card is recorded) is
+// refused. A Home view counts only when the bot published it to the clicker showing the request.
 func TestOriginOf(t *testing.T) {
 	t.Parallel()
 	const card, orphan, other = "1700000000.000100", "1700000000.000050", "1700000000.000200"
@@ -39,8 +39,13 @@ func TestOriginOf(t *testing.T) {
 	}
 	ephemeral := click("COPS", card, "", cardOf(recorded))
 	ephemeral.Container.IsEphemeral = true
-	home := click("COPS", card, "", cardOf(recorded))
-	home.Container = slack.Container{Type: "view", ViewID: "V1"}
+	homeClick := func(user, viewID, typ string) slack.InteractionCallback {
+		return slack.InteractionCallback{User: slack.User{ID: user}, Container: slack.Container{Type: "view", ViewID: viewID},
+			View: slack.View{ID: viewID, Type: slack.ViewType(typ)}}
+	}
+	pub := &homes{people: map[string]*home{"UAPP": {viewID: "VH1", shown: map[string]bool{recorded.ID: true}}}}
+	otherView := homeClick("UAPP", "VH1", "home")
+	otherView.View.ID = "VH2"
 	noContainer := click("COPS", card, "", cardOf(recorded))
 	noContainer.Container = slack.Container{}
 
@@ -48,23 +53,30 @@ func TestOriginOf(t *testing.T) {
 		name string
 		cb   slack.InteractionCallback
 		r    approval.Request
+		home published
 		want origin
 	}{
-		{"the recorded card", click("COPS", card, "", cardOf(recorded)), recorded, ownCard},
-		{"a reply in the card's thread", click("COPS", other, card, slack.Message{}), recorded, ownCard},
-		{"another copy of the card", click("COPS", orphan, "", cardOf(recorded)), recorded, orphanCard},
-		{"a copy of the card while none is recorded", click("COPS", orphan, "", cardOf(recorded)), unrecorded, orphanCard},
-		{"another request's card", click("COPS", other, "", cardOf(otherRequest)), recorded, elsewhere},
-		{"another request's card while none is recorded", click("COPS", other, "", cardOf(otherRequest)), unrecorded, elsewhere},
-		{"a message without the card's buttons while none is recorded", click("COPS", other, "", slack.Message{}), unrecorded, elsewhere},
-		{"a reply in another thread", click("COPS", other, orphan, cardOf(recorded)), recorded, elsewhere},
-		{"the card's ts in another channel", click("COTHER", card, "", cardOf(recorded)), recorded, elsewhere},
-		{"an ephemeral", ephemeral, recorded, elsewhere},
-		{"a view (App Home is not served yet)", home, recorded, elsewhere},
-		{"no container", noContainer, recorded, elsewhere},
+		{"the recorded card", click("COPS", card, "", cardOf(recorded)), recorded, nil, ownCard},
+		{"a reply in the card's thread", click("COPS", other, card, slack.Message{}), recorded, nil, ownCard},
+		{"another copy of the card", click("COPS", orphan, "", cardOf(recorded)), recorded, nil, orphanCard},
+		{"a copy of the card while none is recorded", click("COPS", orphan, "", cardOf(recorded)), unrecorded, nil, orphanCard},
+		{"another request's card", click("COPS", other, "", cardOf(otherRequest)), recorded, nil, elsewhere},
+		{"another request's card while none is recorded", click("COPS", other, "", cardOf(otherRequest)), unrecorded, nil, elsewhere},
+		{"a message without the card's buttons while none is recorded", click("COPS", other, "", slack.Message{}), unrecorded, nil, elsewhere},
+		{"a reply in another thread", click("COPS", other, orphan, cardOf(recorded)), recorded, nil, elsewhere},
+		{"the card's ts in another channel", click("COTHER", card, "", cardOf(recorded)), recorded, nil, elsewhere},
+		{"an ephemeral", ephemeral, recorded, nil, elsewhere},
+		{"no container", noContainer, recorded, nil, elsewhere},
+		{"the Home the bot published to the clicker", homeClick("UAPP", "VH1", "home"), recorded, pub, homeView},
+		{"that Home, for a request it does not show", homeClick("UAPP", "VH1", "home"), otherRequest, pub, elsewhere},
+		{"another person's published Home", homeClick("UAPP2", "VH1", "home"), recorded, pub, elsewhere},
+		{"a Home view the bot did not publish", homeClick("UAPP", "VH9", "home"), recorded, pub, elsewhere},
+		{"a container and a view that disagree", otherView, recorded, pub, elsewhere},
+		{"a modal", homeClick("UAPP", "VH1", "modal"), recorded, pub, elsewhere},
+		{"a view with no Home published", homeClick("UAPP", "VH1", "home"), recorded, nil, elsewhere},
 	}
 	for _, tc := range tests {
-		if got := originOf(tc.cb, tc.r); got != tc.want {
+		if got := originOf(tc.cb, tc.r, tc.home); got != tc.want {
 			t.Errorf("%s: origin %d, want %d", tc.name, got, tc.want)
 		}
 	}

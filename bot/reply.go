@@ -27,6 +27,14 @@ func withReplyURL(ctx context.Context, channel, user, url string) context.Contex
 // person's direct messages with the bot, so it is never lost silently.
 func (b *Bot) ephemeral(ctx context.Context, channel, user, text string, extra ...slack.MsgOption) {
 	opts := append([]slack.MsgOption{slack.MsgOptionText(clip(text, 3900), false)}, extra...)
+	if channel == "" {
+		// A click on the Home tab: no channel to whisper in, so the person's messages with the bot.
+		if _, _, err := b.slack.PostMessageContext(ctx, user, opts...); err != nil {
+			b.cfg.Metrics.slackError("chat.postMessage", err)
+			b.log.WithField("error_code", slackCode(err)).WithField("slack_user_id", user).Warn("Could not send a private reply")
+		}
+		return
+	}
 	if ru, ok := ctx.Value(replyURLKey{}).(replyURL); ok && ru.channel == channel && ru.user == user {
 		_, _, err := b.slack.PostMessageContext(ctx, "", append(opts, slack.MsgOptionResponseURL(ru.url, slack.ResponseTypeEphemeral))...)
 		if err == nil {

@@ -20,6 +20,7 @@ type Store interface {
 	UpdateAlso(ctx context.Context, id string, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, error)
 	Due(ctx context.Context, now time.Time, limit int) ([]approval.Request, error)
 	ByTarget(ctx context.Context, user approval.UserKey) ([]approval.Request, error)
+	List(ctx context.Context, states ...approval.State) ([]approval.Request, error)
 	MarkAdminList(ctx context.Context, instance string) (store.AdminListMark, error)
 	ReserveAdminDisable(ctx context.Context, request, instance string, user int, activeAdmins []int, mark store.AdminListMark) (bool, error)
 	UpdateAndClaim(ctx context.Context, id string, c store.Claim, fn func(r *approval.Request) ([]store.Outbox, []store.Also, error)) (approval.Request, []store.Outbox, error)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
-	"sigs.k8s.io/yaml"
 )
 
 // eventScopes are the scopes Slack requires before it sends each bot event, from the event's page
@@ -22,21 +20,11 @@ var eventScopes = map[string]string{
 // ReadManifestEvents returns the bot events the Slack app manifest at path subscribes to
 // (settings.event_subscriptions.bot_events); none is an empty list.
 func ReadManifestEvents(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	m, err := ReadManifest(path)
 	if err != nil {
 		return nil, err
 	}
-	var m struct {
-		Settings struct {
-			EventSubscriptions struct {
-				BotEvents []string `json:"bot_events"`
-			} `json:"event_subscriptions"`
-		} `json:"settings"`
-	}
-	if err := yaml.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return append([]string{}, m.Settings.EventSubscriptions.BotEvents...), nil
+	return m.BotEvents, nil
 }
 
 // BotEvents are the bot events the fake's app subscribes to.

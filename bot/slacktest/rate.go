@@ -44,6 +44,7 @@ var methodTiers = map[string]tier{
 	"users.info":            perMinute(tier4),
 	"views.open":            perMinute(tier4),
 	"views.update":          perMinute(tier4),
+	"views.publish":         perMinute(tier4),
 	"conversations.members": perMinute(tier4),
 }
 

@@ -29,6 +29,8 @@
 //     and the token has its scope (events.go; docs/slack.md#deactivations).
 //   - Notifications: each posted message records whom it notified, counting mentions in its text and section
 //     blocks only (mentions.go; docs/slack.md#mentions).
+//   - Home tab: views.publish answers not_enabled while the manifest (or SetHomeTab) has the Home tab off, and
+//     app_home_opened is delivered only when the manifest subscribes to it (home.go; docs/slack.md#home-tab).
 //
 // The facts it models are written down, with their sources, in docs/slack.md; where this fake deviates from or
 // simplifies Slack, the relevant doc comment says so. Production code never imports this package.
@@ -42,6 +44,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,6 +95,9 @@ type Options struct {
 	// AppScopes are the app-level token's scopes; nil means connections:write, as the README's
 	// set-up creates it.
 	AppScopes []string
+	// Manifest, when set, is the app's Home tab switch and event subscriptions; nil reads them
+	// from the repository's slack-app-manifest.yaml, as BotScopes.
+	Manifest *Manifest
 	// NoRateLimits lifts Slack's documented rate limits (rate.go) for every method, for load tests
 	// that measure the bot rather than Slack. RateLimit still forces 429s.
 	NoRateLimits bool
@@ -119,6 +125,9 @@ type Server struct {
 	messages   []*Message
 	ephemerals []*Message
 	views      []*viewState
+	homes      map[string]*HomeView // user -> Home view (home.go)
+	homeTab    bool                 // the app's Home tab is on
+	botEvents  []string             // the events the app subscribes to
 	triggers   map[string]*trigger
 	responses  map[string]*responseURL
 
@@ -183,14 +192,19 @@ func New(tb testing.TB, opts ...Options) *Server {
 			tb.Fatalf("slacktest: the bot token's scopes: %v", err)
 		}
 	}
-	if o.BotEvents == nil {
+	if o.Manifest == nil {
 		path, err := FindManifest()
+		var m Manifest
 		if err == nil {
-			o.BotEvents, err = ReadManifestEvents(path)
+			m, err = ReadManifest(path)
 		}
 		if err != nil {
-			tb.Fatalf("slacktest: the app's event subscriptions: %v", err)
+			tb.Fatalf("slacktest: the app manifest: %v", err)
 		}
+		o.Manifest = &m
+	}
+	if o.BotEvents == nil {
+		o.BotEvents = slices.Clone(o.Manifest.BotEvents)
 	}
 	if o.AppScopes == nil {
 		o.AppScopes = []string{appTokenScope}
@@ -213,6 +227,9 @@ func New(tb testing.TB, opts ...Options) *Server {
 		tickets:   map[string]bool{},
 		allConns:  map[*wsConn]bool{},
 		envelopes: map[string]*envelope{},
+		homes:     map[string]*HomeView{},
+		homeTab:   o.Manifest.HomeTab,
+		botEvents: slices.Clone(o.BotEvents),
 	}
 	for _, m := range o.LiftRateLimits {
 		s.lifted[m] = true

@@ -63,6 +63,7 @@ var apiMethods = map[string]apiHandler{
 	"conversations.join":    apiConversationsJoin,
 	"views.open":            apiViewsOpen,
 	"views.update":          apiViewsUpdate,
+	"views.publish":         apiViewsPublish,
 }
 
 func parseParams(r *http.Request) (params, error) {

@@ -45,6 +45,7 @@ const helpText = `What you can type:
   as NAME: deny [REASON]    click Deny on the newest pending card, write REASON in the form, submit
   as NAME: cancel           click Cancel request on the newest pending card
   as NAME: retry            click Retry failed under the newest request that failed
+  as NAME: home             open the app's Home tab: what waits for NAME, with links to the cards
   people                    who is who, and the Metabase users as they are now
   metabase fail             make Metabase answer user changes with HTTP 500 (to see a failure and retry)
   metabase ok               make Metabase work again
@@ -146,10 +147,30 @@ func (s *session) act(ctx context.Context, p person, what string) error {
 		}
 		s.narrateClick(p, m, action)
 		return s.step(ctx, func(ctx context.Context) (string, error) { return s.click(ctx, p, m, action) })
+	case what == "home":
+		return s.home(ctx, p)
 	case what == "":
 		return errors.New(`say what they do after the colon, for example "as bob: approve"`)
 	}
-	return fmt.Errorf("%q is not an action; use /metabase …, approve, deny, cancel or retry", what)
+	return fmt.Errorf("%q is not an action; use /metabase …, approve, deny, cancel, retry or home", what)
+}
+
+// home opens p's Home tab and prints it once the bot has drawn it.
+func (s *session) home(ctx context.Context, p person) error {
+	before, _ := s.w.slack.Home(p.id)
+	id, err := s.w.slack.OpenHome(ctx, p.id)
+	if err != nil {
+		return err
+	}
+	if _, err := s.w.slack.WaitAck(ctx, id); err != nil {
+		return fmt.Errorf("the bot did not acknowledge within %s: %w", s.timeout, err)
+	}
+	v, err := s.w.slack.WaitHome(ctx, p.id, func(v slacktest.HomeView) bool { return v.Publishes > before.Publishes })
+	if err != nil {
+		return fmt.Errorf("the bot did not draw the Home tab within %s: %w", s.timeout, err)
+	}
+	s.printBlock(p.name+"'s Home tab:", strings.Join(s.r.blocks(v.Blocks), "\n"))
+	return nil
 }
 
 // deny clicks Deny, which opens a form for the reason, then fills it in and submits it.

@@ -283,3 +283,23 @@ func TestTourRuns(t *testing.T) {
 	}
 	wantAll(t, "the tour", out.String(), "Lee still owns the finance dashboards", "@carol is retrying the failed users.")
 }
+
+func TestScriptedSessionShowsTheHomeTab(t *testing.T) {
+	t.Parallel()
+	code, tr, stderr := runScript(t, `as alice: /metabase disable jane@example.com Left the company
+as bob: home
+as alice: home
+quit
+`)
+	if code != 0 {
+		t.Fatalf("exit code %d; transcript:\n%s\nstderr:\n%s", code, tr.all, stderr)
+	}
+	id := regexp.MustCompile(`MB-[0-9A-Z]+`).FindString(tr.step(t, 0, "as alice: /metabase disable jane@example.com Left the company"))
+	bob := tr.step(t, 1, "as bob: home")
+	wantAll(t, "bob's Home", bob, "bob's Home tab:", "WAITING FOR A DECISION", id, "[Approve] [Deny]")
+	alice := tr.step(t, 2, "as alice: home")
+	wantAll(t, "alice's Home", alice, "alice's Home tab:", "YOUR OPEN REQUESTS", id, "[Cancel request]")
+	if strings.Contains(alice, "[Approve]") {
+		t.Errorf("the requester's Home offers Approve:\n%s", alice)
+	}
+}

@@ -98,12 +98,13 @@ func startBot(ctx context.Context, w *world, approvals int, log logrus.FieldLogg
 		AuditChannel: auditChannel, Policy: policy, Log: log, Metrics: metrics,
 	}
 	directory := bot.NewDirectory(slackCfg, api)
+	notifier := bot.NewNotifier(slackCfg, api)
 	core, err := access.New(access.Config{
 		Policy: policy,
 		Execution: access.Execution{BulkConcurrency: bulkConcurrency, ExecLease: executionLease,
 			OutboxLease: outboxLease, Tick: tick},
 		Log: log, Metrics: metrics,
-	}, access.Deps{Store: rb.store, Metabase: mb, Directory: directory, Notifier: bot.NewNotifier(slackCfg, api)})
+	}, access.Deps{Store: rb.store, Metabase: mb, Directory: directory, Notifier: notifier})
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +112,8 @@ func startBot(ctx context.Context, w *world, approvals int, log logrus.FieldLogg
 	if err != nil {
 		return nil, err
 	}
+	// As cmd/metabase-bot: a card posted or updated refreshes the Home tabs that show its request.
+	notifier.OnChange(b.RequestChanged)
 
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	rb.stop, rb.done = stop, make(chan error, 1)

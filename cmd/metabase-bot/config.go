@@ -66,6 +66,7 @@ type PolicyConfig struct {
 	DenyReasonRequired     bool          `env:"DENY_REASON_REQUIRED" envDefault:"false"`
 	RequestTTL             time.Duration `env:"REQUEST_TTL" envDefault:"24h"`
 	ReminderBeforeExpiry   time.Duration `env:"REMINDER_BEFORE_EXPIRY" envDefault:"1h"`
+	HomeRefreshEvery       time.Duration `env:"HOME_REFRESH_EVERY" envDefault:"10s"`
 	ProtectedUsers         []string      `env:"PROTECTED_USERS" envSeparator:","`
 	DryRun                 bool          `env:"DRY_RUN" envDefault:"false"`
 	ReturnTimezone         string        `env:"RETURN_TIMEZONE" envDefault:"UTC"`
@@ -411,6 +412,9 @@ func (c *config) validate(p *problems) {
 	}
 	if c.RequestTTL < 10*time.Second {
 		p.add("REQUEST_TTL", "REQUEST_TTL must be at least 10s")
+	}
+	if c.HomeRefreshEvery < time.Second {
+		p.add("HOME_REFRESH_EVERY", "HOME_REFRESH_EVERY must be at least 1s: every refresh of a Home tab is a views.publish call")
 	}
 	if c.ReminderBeforeExpiry < 0 {
 		p.add("REMINDER_BEFORE_EXPIRY", "REMINDER_BEFORE_EXPIRY must not be negative")

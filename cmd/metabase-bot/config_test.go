@@ -49,6 +49,8 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 		"DATABASE_URL":       "mysql://x",
 		// A checkpoint every few milliseconds would flood the audit channel.
 		"AUDIT_CHECKPOINT_EVERY": "10ms",
+		// Each refresh of a Home tab is a views.publish call.
+		"HOME_REFRESH_EVERY": "100ms",
 	}
 	_, err := loadConfig(env)
 	if err == nil {
@@ -57,7 +59,8 @@ func TestConfigReportsEveryProblemAtOnce(t *testing.T) {
 	msg := err.Error()
 	for _, name := range []string{"SLACK_APP_TOKEN must start with xapp-", "SLACK_BOT_TOKEN is required", "SLACK_API_URL",
 		"APPROVER_GROUP or APPROVER_USERS", "METABASE_URL must be an http(s) URL", "METABASE_API_KEY must start with mb_",
-		"REQUEST_TTL", "REQUIRED_APPROVALS", "LOG_FORMAT", "RETURN_TIMEZONE", "DATABASE_URL", "AUDIT_CHECKPOINT_EVERY must be at least 1s"} {
+		"REQUEST_TTL", "REQUIRED_APPROVALS", "LOG_FORMAT", "RETURN_TIMEZONE", "DATABASE_URL", "AUDIT_CHECKPOINT_EVERY must be at least 1s",
+		"HOME_REFRESH_EVERY must be at least 1s"} {
 		if !strings.Contains(msg, name) {
 			t.Errorf("error does not mention %q:\n%s", name, msg)
 		}

@@ -272,8 +272,10 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 		RequesterGroup: cfg.RequesterGroup, AllowedChannels: cfg.AllowedChannels, AuditChannel: cfg.AuditChannel,
 		DenyReasonRequired: cfg.DenyReasonRequired, Policy: policy, Log: log, Metrics: metrics,
 		MetabaseURL: cfg.MetabaseURL, DeactivationChannel: cfg.SlackDeactivationChannel, IncidentGroup: cfg.IncidentGroup,
+		HomeEvery: cfg.HomeRefreshEvery,
 	}
 	dir := bot.NewDirectory(slackCfg, api)
+	notifier := bot.NewNotifier(slackCfg, api)
 	checkpointEvery := cfg.AuditCheckpointEvery
 	if cfg.AuditChannel == "" {
 		checkpointEvery = 0 // no channel to anchor the chain in: take no claims, post nothing
@@ -284,12 +286,18 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 			OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Tick: tick},
 		Log: log, Metrics: metrics, CheckpointEvery: checkpointEvery,
 		Watch: access.Watch{Interval: cfg.WatchInterval, Policy: access.ReactivationPolicy(cfg.ReactivationPolicy)},
-	}, access.Deps{Store: st, Instances: instances, Directory: dir, Notifier: bot.NewNotifier(slackCfg, api),
+	}, access.Deps{Store: st, Instances: instances, Directory: dir, Notifier: notifier,
 		ChatUsers: st, Responders: responders(cfg, dir)})
 	if err != nil {
 		return nil, err
 	}
-	return bot.New(slackCfg, api, core, dir)
+	b, err := bot.New(slackCfg, api, core, dir)
+	if err != nil {
+		return nil, err
+	}
+	// A card posted or updated refreshes the Home tabs that show its request.
+	notifier.OnChange(b.RequestChanged)
+	return b, nil
 }
 
 // responders is who may break glass: nobody (off) unless INCIDENT_GROUP is set.
