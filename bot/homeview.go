@@ -63,8 +63,8 @@ func (v *view) deskBlocks(d access.Desk, link links, withButtons bool, limit int
 	}
 	if d.Approver {
 		section("Waiting for a decision", d.Waiting, "Nothing is waiting for a decision.")
-		// Break-glass actions waiting for review (issue 27) are listed here, between the
-		// requests waiting for a decision and the failed ones, once the core fills d.BreakGlass.
+		// Between the requests waiting for a decision and the failed ones: a break-glass action
+		// has already disabled people, and its review is what decides whether that stands.
 		section("Break-glass actions to review", d.BreakGlass, "")
 		section("Failed: you can retry", d.Retryable, "")
 	}
@@ -115,6 +115,11 @@ func (v *view) deskButtons(it access.DeskItem) slack.Block {
 	if it.MayRetry {
 		els = append(els, slack.NewButtonBlockElement(actionRetry, r.ID, plain("Retry failed users")))
 	}
+	if it.MayReview {
+		if b, ok := v.reviewButtons(r); ok {
+			els = append(els, b.(*slack.ActionBlock).Elements.ElementSet...)
+		}
+	}
 	if len(els) == 0 {
 		return nil
 	}
@@ -124,8 +129,8 @@ func (v *view) deskButtons(it access.DeskItem) slack.Block {
 // deskText is the desk as plain text, for notifications and clients without blocks.
 func (v *view) deskText(d access.Desk) string {
 	if d.Approver {
-		return fmt.Sprintf("%d waiting for a decision, %d you can retry, %d of your own open, %d scheduled returns",
-			len(d.Waiting), len(d.Retryable), len(d.Own), len(d.Returns))
+		return fmt.Sprintf("%d waiting for a decision, %d break-glass to review, %d you can retry, %d of your own open, %d scheduled returns",
+			len(d.Waiting), len(d.BreakGlass), len(d.Retryable), len(d.Own), len(d.Returns))
 	}
 	return fmt.Sprintf("%d of your own open requests, %d scheduled returns", len(d.Own), len(d.Returns))
 }

@@ -20,8 +20,8 @@ type Desk struct {
 	Approver bool
 	// Waiting are the requests waiting for a decision, in every channel, oldest first.
 	Waiting []DeskItem
-	// BreakGlass is where break-glass actions waiting for review will be listed (issue 27);
-	// nothing fills it yet.
+	// BreakGlass are break-glass actions whose review (Confirm or Reverse) is still open, also
+	// past their window, oldest first.
 	BreakGlass []DeskItem
 	// Retryable are failed or partial requests whose failed targets an approver may still retry
 	// (within RequestTTL of their end), oldest first.
@@ -44,6 +44,9 @@ type DeskItem struct {
 	MayRetry bool
 	// MayCancel: Person may cancel it (their own pending request).
 	MayCancel bool
+	// MayReview: Person may Confirm or Reverse a break-glass action (an approver who is not its
+	// responder: the review takes someone else, whatever self-approval allows).
+	MayReview bool
 }
 
 // Requests returns the ids of every request on the desk, which the chat side remembers to
@@ -123,6 +126,16 @@ func (s *Service) desk(ctx context.Context, person string, approver bool) (Desk,
 	if err != nil {
 		return Desk{}, err
 	}
+	done, err := s.st.List(ctx, approval.Succeeded)
+	if err != nil {
+		return Desk{}, err
+	}
+	for _, r := range slices.Concat(done, failed) {
+		if r.IsBreakGlass() && r.BreakGlass.Review == approval.ReviewOpen {
+			d.BreakGlass = append(d.BreakGlass, DeskItem{Request: r, MayReview: !mine(r, person)})
+		}
+	}
+	slices.SortStableFunc(d.BreakGlass, func(a, b DeskItem) int { return a.Request.CreatedAt.Compare(b.Request.CreatedAt) })
 	now := s.now()
 	for _, r := range failed {
 		// A failed automatic return is listed too: its people stay disabled until it is retried.
@@ -133,6 +146,9 @@ func (s *Service) desk(ctx context.Context, person string, approver bool) (Desk,
 	}
 	return d, nil
 }
+
+// mine reports whether person made r (for break-glass, the responder who acted).
+func mine(r approval.Request, person string) bool { return r.Requester == person }
 
 // sortReturns orders scheduled returns soonest first (the store lists by creation).
 func sortReturns(rs []DeskItem) {

@@ -24,6 +24,9 @@ func deskIDs(items []DeskItem) []string {
 		if it.MayRetry {
 			id += "+retry"
 		}
+		if it.MayReview {
+			id += "+review"
+		}
 		out = append(out, id)
 	}
 	return out
@@ -58,20 +61,27 @@ func TestDeskListsWhatWaitsForEachPerson(t *testing.T) {
 	put(approval.Request{ID: "MB-L0-R", ParentID: "MB-L0", State: approval.Partial, Requester: "UREQ", CreatedAt: now, FinishedAt: now})
 	put(approval.Request{ID: "MB-L2-R", ParentID: "MB-L2", State: approval.Scheduled, Requester: "UREQ", CreatedAt: now, NotBefore: now.Add(48 * time.Hour)})
 	put(approval.Request{ID: "MB-L1-R", ParentID: "MB-L1", State: approval.Scheduled, Requester: "UREQ", CreatedAt: now, NotBefore: now.Add(24 * time.Hour)})
+	// Break-glass actions: one whose review is open, also past its window and by an approver
+	// acting as responder, and one already confirmed.
+	put(approval.Request{ID: "MB-BG1", State: approval.Succeeded, Requester: "UAPP", CreatedAt: now.Add(-2 * time.Hour), FinishedAt: now,
+		BreakGlass: &approval.BreakGlass{ReviewBy: now.Add(-time.Hour), Flagged: true, ReverseRequired: 1}})
+	put(approval.Request{ID: "MB-BG2", State: approval.Succeeded, Requester: "UREQ", CreatedAt: now, FinishedAt: now,
+		BreakGlass: &approval.BreakGlass{ReviewBy: now.Add(time.Hour), Review: approval.ReviewConfirmed, ReviewedBy: "UAPP2"}})
 
 	tests := []struct {
-		person                           string
-		approver                         bool
-		waiting, retry, own, returnsWant []string
+		person                                       string
+		approver                                     bool
+		waiting, retry, own, returnsWant, breakGlass []string
 	}{
 		// An approver sees every request waiting, with buttons except on their own; failed ones
 		// (a leave's automatic return too) within the retry window.
-		{"UAPP", true, []string{"MB-P1+decide", "MB-P2+cancel"}, []string{"MB-F+retry", "MB-L0-R+retry"}, nil, nil},
+		// Break-glass actions waiting for review too, reviewable by anyone but their responder.
+		{"UAPP", true, []string{"MB-P1+decide", "MB-P2+cancel"}, []string{"MB-F+retry", "MB-L0-R+retry"}, nil, nil, []string{"MB-BG1"}},
 		// One who approved already is offered no second approval.
-		{"UAPP2", true, []string{"MB-P1+decide", "MB-P2"}, []string{"MB-F+retry", "MB-L0-R+retry"}, nil, nil},
+		{"UAPP2", true, []string{"MB-P1+decide", "MB-P2"}, []string{"MB-F+retry", "MB-L0-R+retry"}, nil, nil, []string{"MB-BG1+review"}},
 		// A requester sees only their own, and their returns soonest first.
-		{"UREQ", false, nil, nil, []string{"MB-P1+cancel", "MB-X"}, []string{"MB-L1-R", "MB-L2-R"}},
-		{"UOUT", false, nil, nil, nil, nil},
+		{"UREQ", false, nil, nil, []string{"MB-P1+cancel", "MB-X"}, []string{"MB-L1-R", "MB-L2-R"}, nil},
+		{"UOUT", false, nil, nil, nil, nil, nil},
 	}
 	for _, tc := range tests {
 		d, err := s.Desk(t.Context(), tc.person)
@@ -79,10 +89,11 @@ func TestDeskListsWhatWaitsForEachPerson(t *testing.T) {
 			t.Fatalf("%s: %v", tc.person, err)
 		}
 		if d.Approver != tc.approver || !slices.Equal(deskIDs(d.Waiting), tc.waiting) || !slices.Equal(deskIDs(d.Retryable), tc.retry) ||
-			!slices.Equal(deskIDs(d.Own), tc.own) || !slices.Equal(deskIDs(d.Returns), tc.returnsWant) {
-			t.Errorf("%s: approver %v waiting %v retry %v own %v returns %v\nwant %v %v %v %v %v", tc.person,
-				d.Approver, deskIDs(d.Waiting), deskIDs(d.Retryable), deskIDs(d.Own), deskIDs(d.Returns),
-				tc.approver, tc.waiting, tc.retry, tc.own, tc.returnsWant)
+			!slices.Equal(deskIDs(d.Own), tc.own) || !slices.Equal(deskIDs(d.Returns), tc.returnsWant) ||
+			!slices.Equal(deskIDs(d.BreakGlass), tc.breakGlass) {
+			t.Errorf("%s: approver %v waiting %v retry %v own %v returns %v break-glass %v\nwant %v %v %v %v %v %v", tc.person,
+				d.Approver, deskIDs(d.Waiting), deskIDs(d.Retryable), deskIDs(d.Own), deskIDs(d.Returns), deskIDs(d.BreakGlass),
+				tc.approver, tc.waiting, tc.retry, tc.own, tc.returnsWant, tc.breakGlass)
 		}
 	}
 }

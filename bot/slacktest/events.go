@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
 )
 
 // eventScopes are the scopes Slack requires before it sends each bot event, from the event's page
