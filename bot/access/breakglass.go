@@ -123,7 +123,7 @@ func (s *Service) SubmitNow(ctx context.Context, c ChangeRequest) (approval.Requ
 	}
 	// What the targets leave running is not looked up first: in an incident the disable comes
 	// before the inventory, which an ordinary request or /metabase orphans gives afterwards.
-	r, err := s.Prepare(ctx, c)
+	r, err := s.prepare(ctx, c, false)
 	if err != nil {
 		return r, err
 	}

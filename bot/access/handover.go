@@ -163,7 +163,8 @@ func (h *handoverRun) handOver(ctx context.Context, i int, o outcome) outcome {
 		// The card could not show what they left running, so the approval covered the disable
 		// alone: nothing of theirs is handed over on a list nobody saw.
 		o.handedOver = res
-		o.res.Message = handoverUnread
+		// Kept beside why a target was skipped (not found, already inactive): both are true.
+		o.res.Message = joinNonEmpty(o.res.Message, handoverUnread)
 		return o
 	}
 	if h.listErr != nil {

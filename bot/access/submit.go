@@ -105,16 +105,27 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 // For a disable, the listing of what the targets leave running starts here, at the same time as
 // the target lookup (prefetch.go), and Create uses it.
 func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Request, error) {
-	ls := (lookups{s}).startListings(ctx, c)
+	return s.prepare(ctx, c, true)
+}
+
+// prepare is Prepare; with inventory false it reads nothing of what the targets leave running
+// (a break-glass disable, where the disable comes first and needs only the user lookup).
+func (s *Service) prepare(ctx context.Context, c ChangeRequest, inventory bool) (approval.Request, error) {
+	var ls listings
+	if inventory {
+		ls = (lookups{s}).startListings(ctx, c)
+	}
 	r, err := validator{s}.build(ctx, c)
 	if err != nil {
 		return r, err
 	}
 	var counts *countRun
 	if r.Action == approval.Disable {
-		// Counting only reads: it starts before the check that may still refuse the request,
-		// so a disable naming an admin does not wait one more round trip.
-		counts = (lookups{s}).startCounts(ctx, r)
+		if inventory {
+			// Counting only reads: it starts before the check that may still refuse the
+			// request, so a disable naming an admin does not wait one more round trip.
+			counts = (lookups{s}).startCounts(ctx, r)
+		}
 		if err := (validator{s}).lastAdminCheck(ctx, r.Targets); err != nil {
 			return approval.Request{}, err
 		}
@@ -122,7 +133,9 @@ func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Reques
 	if r, err = (validator{s}).extend(ctx, c, r); err != nil {
 		return r, err
 	}
-	(lookups{s}).keepPrefetch(r.ID, prefetched{ls: ls, counts: counts})
+	if inventory {
+		(lookups{s}).keepPrefetch(r.ID, prefetched{ls: ls, counts: counts})
+	}
 	return r, nil
 }
 
