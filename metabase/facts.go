@@ -59,23 +59,19 @@ func (c *Client) Facts(ctx context.Context) (Facts, error) {
 		c.facts.mu.Unlock()
 		return f, nil
 	}
-	fl := c.facts.flight
-	if fl == nil {
-		fl = c.startLearning(false)
-	}
-	c.facts.mu.Unlock()
-	select {
-	case <-fl.done:
-		return fl.facts, fl.err
-	case <-ctx.Done():
-		return Facts{}, ctx.Err()
-	}
+	return c.joinLearning(ctx)
 }
 
 // LearnFacts reads the facts from Metabase now (joining a learning already
 // under way) and returns them.
 func (c *Client) LearnFacts(ctx context.Context) (Facts, error) {
 	c.facts.mu.Lock()
+	return c.joinLearning(ctx)
+}
+
+// joinLearning waits for the learning under way, starting one when there is
+// none. It is called with c.facts.mu held and releases it.
+func (c *Client) joinLearning(ctx context.Context) (Facts, error) {
 	fl := c.facts.flight
 	if fl == nil {
 		fl = c.startLearning(false)

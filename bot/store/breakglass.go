@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -33,14 +32,9 @@ func (e *LimitError) Error() string {
 // included, makes the limit hold across replicas and restarts. also (the scheduled returns the
 // action cancels) commit with it or not at all.
 func (s *Store) CreateBreakGlass(ctx context.Context, r approval.Request, l BreakGlassLimit, also []Also, out ...Outbox) error {
-	r = r.Clone()
-	r.Version = 1
-	if err := validate(r); err != nil {
-		return err
-	}
-	data, err := json.Marshal(r)
+	r, data, err := newRow(r)
 	if err != nil {
-		return fmt.Errorf("store: encode request %s: %w", r.ID, err)
+		return err
 	}
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := s.noOtherOpenRequest(ctx, tx, r); err != nil {

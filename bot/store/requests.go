@@ -32,14 +32,9 @@ type querier interface {
 func (s *Store) Create(ctx context.Context, r approval.Request, out ...Outbox) (err error) {
 	ctx, end := s.op(ctx, "create", true)
 	defer end(&err)
-	r = r.Clone()
-	r.Version = 1
-	if err := validate(r); err != nil {
-		return err
-	}
-	data, err := json.Marshal(r)
+	r, data, err := newRow(r)
 	if err != nil {
-		return fmt.Errorf("store: encode request %s: %w", r.ID, err)
+		return err
 	}
 	return s.writeTx(ctx, func(tx *sql.Tx) error { return s.createTx(ctx, tx, r, data, out) })
 }
@@ -51,14 +46,9 @@ func (s *Store) Create(ctx context.Context, r approval.Request, out ...Outbox) (
 func (s *Store) CreateExclusive(ctx context.Context, r approval.Request, out ...Outbox) (err error) {
 	ctx, end := s.op(ctx, "create", true)
 	defer end(&err)
-	r = r.Clone()
-	r.Version = 1
-	if err := validate(r); err != nil {
-		return err
-	}
-	data, err := json.Marshal(r)
+	r, data, err := newRow(r)
 	if err != nil {
-		return fmt.Errorf("store: encode request %s: %w", r.ID, err)
+		return err
 	}
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := s.noOtherOpenRequest(ctx, tx, r); err != nil {
@@ -66,6 +56,20 @@ func (s *Store) CreateExclusive(ctx context.Context, r approval.Request, out ...
 		}
 		return s.createTx(ctx, tx, r, data, out)
 	})
+}
+
+// newRow is r as a new request is stored (version 1), checked and encoded.
+func newRow(r approval.Request) (approval.Request, []byte, error) {
+	r = r.Clone()
+	r.Version = 1
+	if err := validate(r); err != nil {
+		return r, nil, err
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return r, nil, fmt.Errorf("store: encode request %s: %w", r.ID, err)
+	}
+	return r, data, nil
 }
 
 // redelivered reports ErrExists when a request with r's source key exists: the same command
