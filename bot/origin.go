@@ -88,21 +88,29 @@ func originOf(cb slack.InteractionCallback, r approval.Request, home published) 
 	return elsewhere
 }
 
-// decides reports whether m carries the decision buttons of request id, as a card does.
+// decides reports whether m carries the decision buttons of request id, as a card does: Approve,
+// Deny and Cancel on a request's card, Confirm and Reverse on a break-glass action's.
 func decides(m slack.Message, id string) bool {
 	for _, b := range m.Blocks.BlockSet {
 		ab, ok := b.(*slack.ActionBlock)
-		if !ok || ab.BlockID != blockDecision || ab.Elements == nil {
+		if !ok || (ab.BlockID != blockDecision && ab.BlockID != blockReview) || ab.Elements == nil {
 			continue
 		}
 		for _, el := range ab.Elements.ElementSet {
-			if btn, ok := el.(*slack.ButtonBlockElement); ok && btn.Value == id &&
-				(btn.ActionID == actionApprove || btn.ActionID == actionDeny || btn.ActionID == actionCancel) {
+			if btn, ok := el.(*slack.ButtonBlockElement); ok && btn.Value == id && cardAction(ab.BlockID, btn.ActionID) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// cardAction reports whether action is one of the card's own buttons in block.
+func cardAction(block, action string) bool {
+	if block == blockReview {
+		return action == actionConfirm || action == actionReverse
+	}
+	return action == actionApprove || action == actionDeny || action == actionCancel
 }
 
 // orphanText is the refusal of a click on an orphaned copy of r's card: it links to the live card

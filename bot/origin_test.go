@@ -31,6 +31,13 @@ func TestOriginOf(t *testing.T) {
 	}
 	otherRequest := recorded
 	otherRequest.ID = "MB-BBBBBBBB"
+	// A break-glass action's card carries Confirm and Reverse instead of a decision.
+	breakGlass := unrecorded
+	breakGlass.State, breakGlass.BreakGlass = approval.Succeeded, &approval.BreakGlass{}
+	reviewCard := func(r approval.Request) slack.Message {
+		b, _ := v.reviewButtons(r)
+		return slack.Message{Msg: slack.Msg{Blocks: slack.Blocks{BlockSet: []slack.Block{b}}}}
+	}
 	click := func(channel, ts, thread string, m slack.Message) slack.InteractionCallback {
 		cb := slack.InteractionCallback{Channel: slack.Channel{GroupConversation: slack.GroupConversation{Conversation: slack.Conversation{ID: channel}}},
 			Container: slack.Container{Type: "message", ChannelID: channel, MessageTs: ts, ThreadTs: thread}, Message: m}
@@ -60,6 +67,7 @@ func TestOriginOf(t *testing.T) {
 		{"a reply in the card's thread", click("COPS", other, card, slack.Message{}), recorded, nil, ownCard},
 		{"another copy of the card", click("COPS", orphan, "", cardOf(recorded)), recorded, nil, orphanCard},
 		{"a copy of the card while none is recorded", click("COPS", orphan, "", cardOf(recorded)), unrecorded, nil, orphanCard},
+		{"a break-glass card while none is recorded", click("COPS", orphan, "", reviewCard(breakGlass)), breakGlass, nil, orphanCard},
 		{"another request's card", click("COPS", other, "", cardOf(otherRequest)), recorded, nil, elsewhere},
 		{"another request's card while none is recorded", click("COPS", other, "", cardOf(otherRequest)), unrecorded, nil, elsewhere},
 		{"a message without the card's buttons while none is recorded", click("COPS", other, "", slack.Message{}), unrecorded, nil, elsewhere},

@@ -111,6 +111,8 @@ func TestHomeApproverDecidesAcrossChannels(t *testing.T) {
 	if n := h.mb.Count("DELETE", "/api/user/"); n != 1 {
 		t.Errorf("DELETE calls = %d, want 1", n)
 	}
+	// The audit line is delivered after the thread reply: wait for it, then count.
+	h.audit("executed", "jane@example.com")
 	if n := h.count(func(m slacktest.Message) bool {
 		return m.Channel == auditChannel && strings.Contains(m.Text, "executed") && strings.Contains(m.Text, "jane@example.com")
 	}); n != 1 {
