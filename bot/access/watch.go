@@ -216,8 +216,18 @@ type expectation struct {
 // disabled (read after the listing returned, so an enable that reactivated someone during the
 // listing is already known), then a finding for each user in both.
 func (s watcher) Check(ctx context.Context, instance string) error {
-	// Taken before the listing, as the last-admin reservation wants: a reservation made since
-	// may not show in it.
+	// The watch rows as they stood before the listing: a row another check changed while this
+	// one listed (a re-disable, a user seen inactive) is newer than this listing, which then
+	// says nothing about that user; the next interval looks again. Versions, not clocks, so
+	// replicas whose clocks disagree cannot mistake a stale listing for a new reactivation.
+	before, err := s.watch.st.WatchRows(ctx, instance)
+	if err != nil {
+		return err
+	}
+	seen := make(map[int]int64, len(before))
+	for _, w := range before {
+		seen[w.UserID] = w.Version
+	}
 	listedAt := s.now()
 	active, err := s.in.mb(instance).ListUsers(ctx, metabase.StatusActive)
 	if err != nil {
@@ -248,7 +258,7 @@ func (s watcher) Check(ctx context.Context, instance string) error {
 		for _, u := range active {
 			isActive[u.ID] = true
 			e, ok := expected[u.ID]
-			if !ok {
+			if !ok || byUser[u.ID].Version != seen[u.ID] {
 				continue
 			}
 			if err := s.found(ctx, e, u, byUser[u.ID], admins, listedAt); err != nil {
@@ -256,7 +266,7 @@ func (s watcher) Check(ctx context.Context, instance string) error {
 			}
 		}
 		for _, w := range rows {
-			if e, ok := expected[w.UserID]; ok && e.basis == w.Basis && !isActive[w.UserID] {
+			if e, ok := expected[w.UserID]; ok && e.basis == w.Basis && !isActive[w.UserID] && w.Version == seen[w.UserID] {
 				if err := s.inactiveAgain(ctx, e, w, listedAt); err != nil {
 					s.log.WithError(err).WithFields(logrus.Fields{"instance": instance, "user_id": w.UserID}).Error("Could not record a user inactive again")
 				}
