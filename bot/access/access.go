@@ -77,6 +77,10 @@ type Execution struct {
 	OutboxLease time.Duration
 	// Tick is how often the timer loop looks for due work.
 	Tick time.Duration
+	// ReplyStoreTimeout bounds each store call a person's answer in Slack waits for; zero means
+	// store.ReplyTimeout (1 s), which leaves time to say that nothing was done within Slack's
+	// 3 s. Set it longer only where the database is known to be slow but healthy.
+	ReplyStoreTimeout time.Duration
 }
 
 // Config is everything the core needs besides its seams. cmd/metabase-bot fills it from the
@@ -248,7 +252,7 @@ func (s *Service) Drain(ctx context.Context) {
 
 // Request returns a stored request.
 func (s *Service) Request(ctx context.Context, id string) (approval.Request, error) {
-	r, err := s.st.Get(replyCtx(ctx), id)
+	r, err := s.st.Get(s.replyCtx(ctx), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return r, &Refusal{Code: UnknownRequest, Subject: id}
 	}
@@ -289,11 +293,15 @@ var idEncoding = base32.NewEncoding("23456789ABCDEFGHJKLMNPQRSTUVWXYZ").WithPadd
 // newRequestID returns a short id that people can read out and search for in the audit channel.
 func newRequestID() string { return "MB-" + RandomID(8) }
 
-// replyCtx is ctx whose store calls each give up after store.ReplyTimeout: the calls a person's
+// replyCtx is ctx whose store calls each give up after Execution.ReplyStoreTimeout: the calls a person's
 // answer in Slack waits for (reading what a click names, recording a request or a decision), so
 // that a database that does not answer still leaves time to say that nothing was done.
-func replyCtx(ctx context.Context) context.Context {
-	return store.WithCallTimeout(ctx, store.ReplyTimeout)
+func (s *Service) replyCtx(ctx context.Context) context.Context {
+	d := s.exec.ReplyStoreTimeout
+	if d <= 0 {
+		d = store.ReplyTimeout
+	}
+	return store.WithCallTimeout(ctx, d)
 }
 
 // StoreUnavailable reports whether err means the database could not record or read what was

@@ -34,7 +34,7 @@ func (s *Service) Approve(ctx context.Context, id, actor string) (approval.Reque
 	// Recording the vote is what the clicker's answer waits for; the execution that follows
 	// (Metabase, then its outcome) has the ordinary budgets. A vote the store could not record
 	// returns here: Metabase is never called for it.
-	rctx := replyCtx(ctx)
+	rctx := s.replyCtx(ctx)
 	for attempt := 0; ; attempt++ {
 		r, err := (decisions{s}).approveOnce(rctx, id, actor)
 		if errors.Is(err, errRecheck) && attempt < maxRechecks {
@@ -190,7 +190,7 @@ func (s decisions) decisionRefusal(ctx context.Context, id string, err error) er
 
 // Deny ends a pending request; one denial from an approver is enough, whatever the quorum.
 func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.Request, error) {
-	ctx = replyCtx(ctx)
+	ctx = s.replyCtx(ctx)
 	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
@@ -212,7 +212,7 @@ func (s *Service) Deny(ctx context.Context, id, actor, reason string) (approval.
 
 // Cancel withdraws a pending request; only its requester may.
 func (s *Service) Cancel(ctx context.Context, id, actor string) (approval.Request, error) {
-	ctx = replyCtx(ctx)
+	ctx = s.replyCtx(ctx)
 	r, err := s.update(ctx, id, plain(func(r *approval.Request) ([]store.Outbox, error) {
 		now := s.now()
 		if err := r.Cancel(actor, now); err != nil {
@@ -234,7 +234,7 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}
-	rctx := replyCtx(ctx)
+	rctx := s.replyCtx(ctx)
 	cur, err := s.st.Get(rctx, id)
 	if err != nil {
 		return cur, (decisions{s}).decisionRefusal(rctx, id, err)
@@ -286,7 +286,7 @@ func (s *Service) Retry(ctx context.Context, id, actor string) (approval.Request
 
 // CancelReturn cancels the scheduled re-enable that a leave created; any approver may.
 func (s *Service) CancelReturn(ctx context.Context, id, actor string) (approval.Request, error) {
-	ctx = replyCtx(ctx)
+	ctx = s.replyCtx(ctx)
 	if err := (decisions{s}).requireApprover(ctx, actor); err != nil {
 		return approval.Request{}, err
 	}

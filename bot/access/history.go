@@ -24,7 +24,7 @@ var ErrHistory = errors.New("could not read the requests naming this user")
 // History returns every request naming the user ref, for requester in channel. The requester
 // rules apply as for Status: the list names who asked to remove whom and who agreed.
 func (s *Service) History(ctx context.Context, requester, channel string, ref TargetRef) (History, error) {
-	ctx = replyCtx(ctx) // the answer waits for the store reads here
+	ctx = s.replyCtx(ctx) // the answer waits for the store reads here
 	if err := s.dir.MayRequest(ctx, requester, channel); err != nil {
 		return History{}, err
 	}

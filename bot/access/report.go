@@ -34,7 +34,7 @@ type Status struct {
 // Status looks a user up for requester, who must be allowed to request in channel: status shows
 // admin rights, groups and open requests, so it follows the same rules.
 func (s *Service) Status(ctx context.Context, requester, channel string, ref TargetRef) (Status, error) {
-	ctx = replyCtx(ctx) // the answer waits for the store reads here
+	ctx = s.replyCtx(ctx) // the answer waits for the store reads here
 	if err := s.dir.MayRequest(ctx, requester, channel); err != nil {
 		return Status{}, err
 	}

@@ -89,7 +89,7 @@ type ChangeRequest struct {
 // ErrRedelivered means the same command already created a request.
 func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request, error) {
 	// Everything here comes before the requester's answer (a card, or why there is none).
-	ctx = replyCtx(ctx)
+	ctx = s.replyCtx(ctx)
 	r, err := s.Prepare(ctx, c)
 	if err != nil {
 		return r, err
@@ -149,7 +149,7 @@ func (s *Service) Create(ctx context.Context, r approval.Request) error {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))
 	}
 	out = append(out, s.tell(Event{Type: Requested, Actor: r.Requester, At: r.CreatedAt, Request: r}, ToAudit)...)
-	if err := s.st.CreateExclusive(replyCtx(ctx), r, out...); err != nil {
+	if err := s.st.CreateExclusive(s.replyCtx(ctx), r, out...); err != nil {
 		return createError(r, err)
 	}
 	s.metrics.RequestCreated(r)

@@ -73,6 +73,9 @@ type PolicyConfig struct {
 	MaxReturnAhead         time.Duration `env:"MAX_RETURN_AHEAD" envDefault:"8784h"`
 	BulkConcurrency        int           `env:"BULK_CONCURRENCY" envDefault:"4"`
 	ExecutionLease         time.Duration `env:"EXECUTION_LEASE" envDefault:"2m"`
+	// StoreReplyTimeout bounds each store call a person's answer waits for: past it the person
+	// hears that the database is unavailable and nothing was changed.
+	StoreReplyTimeout time.Duration `env:"STORE_REPLY_TIMEOUT" envDefault:"1s"`
 	// WatchInterval is how often one replica checks each instance for users the bot disabled
 	// and someone else reactivated; zero turns the watch off.
 	WatchInterval time.Duration `env:"WATCH_INTERVAL" envDefault:"5m"`
@@ -460,6 +463,9 @@ func (c *config) validate(p *problems) {
 	}
 	if c.IncidentMaxUsers < 1 || c.IncidentMaxUsers > maxTargetsPerCommand {
 		p.add("INCIDENT_MAX_USERS", fmt.Sprintf("INCIDENT_MAX_USERS must be between 1 and %d", maxTargetsPerCommand))
+	}
+	if c.StoreReplyTimeout < 100*time.Millisecond || c.StoreReplyTimeout > 2500*time.Millisecond {
+		p.add("STORE_REPLY_TIMEOUT", "STORE_REPLY_TIMEOUT must be between 100ms and 2.5s (the answer must reach Slack within its 3 s)")
 	}
 	if c.ExecutionLease < 5*time.Second {
 		p.add("EXECUTION_LEASE", "EXECUTION_LEASE must be at least 5s (longer than one Metabase call)")

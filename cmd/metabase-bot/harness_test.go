@@ -102,6 +102,9 @@ func newHarnessWith(t *testing.T, o slacktest.Options, overrides map[string]stri
 		// The reactivation watch lists every user at start; tests that count Metabase calls or
 		// park listings would see it. Its own tests (watch_test.go) turn it on.
 		"WATCH_INTERVAL": "0",
+		// A healthy database can take over a second to answer under -race on a loaded 2-core
+		// machine; the store-fault tests set the production 1s to prove the reply budget.
+		"STORE_REPLY_TIMEOUT": "2500ms",
 	}
 	maps.Copy(env, overrides)
 	h := &harness{t: t, slack: fs, mb: mb, env: env, logs: &syncBuffer{}}

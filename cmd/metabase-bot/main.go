@@ -283,7 +283,7 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 	core, err := access.New(access.Config{
 		Policy: policy,
 		Execution: access.Execution{BulkConcurrency: cfg.BulkConcurrency, ExecLease: cfg.ExecutionLease,
-			OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Tick: tick},
+			OutboxLease: min(maxOutboxLease, cfg.ExecutionLease), Tick: tick, ReplyStoreTimeout: cfg.StoreReplyTimeout},
 		Log: log, Metrics: metrics, CheckpointEvery: checkpointEvery,
 		Watch: access.Watch{Interval: cfg.WatchInterval, Policy: access.ReactivationPolicy(cfg.ReactivationPolicy)},
 	}, access.Deps{Store: st, Instances: instances, Directory: dir, Notifier: notifier,

@@ -127,9 +127,13 @@ func unwritableScenario(t *testing.T, h *harness, fault func() (heal func())) {
 	}
 }
 
+// productionReplyTimeout is the default STORE_REPLY_TIMEOUT, which the tests of the reply budget use
+// (the harness gives healthy databases more under -race).
+var productionReplyTimeout = map[string]string{"STORE_REPLY_TIMEOUT": "1s"}
+
 func TestSQLiteUnwritableTellsPeopleAndRecovers(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, nil)
+	h := newHarness(t, productionReplyTimeout)
 	unwritableScenario(t, h, func() func() { return lockSQLite(t, h.env["DATABASE_URL"]) })
 }
 
@@ -137,7 +141,7 @@ func TestPostgresCutTellsPeopleAndRecovers(t *testing.T) {
 	t.Parallel()
 	u := postgresDatabaseURL(t)
 	p := newPGProxy(t, u)
-	h := newHarness(t, map[string]string{"DATABASE_URL": p.url})
+	h := newHarness(t, map[string]string{"DATABASE_URL": p.url, "STORE_REPLY_TIMEOUT": productionReplyTimeout["STORE_REPLY_TIMEOUT"]})
 	unwritableScenario(t, h, func() func() {
 		p.cut()
 		return p.restore
