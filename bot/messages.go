@@ -111,7 +111,12 @@ func finishSummary(r approval.Request) string {
 	if r.DryRun {
 		head += " DRY RUN: Metabase was not changed."
 	}
-	return fmt.Sprintf("%s %s %d, skipped %d, failed %d.", head, verbPast(r.Action), done, skipped, failed)
+	out := fmt.Sprintf("%s %s %d, skipped %d, failed %d.", head, verbPast(r.Action), done, skipped, failed)
+	if r.Action == approval.Disable && done > 0 && !r.DryRun {
+		// The session lookup requires an active user (docs/metabase.md#deactivation).
+		out += " Their Metabase sessions ended at once."
+	}
+	return out
 }
 
 // auditText is one append-only audit line: the event, the request id, the action and targets,

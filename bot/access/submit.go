@@ -103,6 +103,7 @@ func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Reques
 // ErrRedelivered means the same command already created one.
 func (s *Service) Create(ctx context.Context, r approval.Request) error {
 	r = (lookups{s}).lookUp(ctx, r)
+	r = (lookups{s}).lookUpLeftovers(ctx, r)
 	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
 	if len(r.Targets) > 1 || ListsItems(r) {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))

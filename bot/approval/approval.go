@@ -159,6 +159,9 @@ type Target struct {
 	// Consequences is what the target leaves running in Metabase, looked up when the request
 	// was made; nil when it was not looked up (enables, older requests).
 	Consequences *Consequences `json:"consequences,omitempty"`
+	// Leftovers is what outlives the disable (API keys, public links, secrets, sign-ins that
+	// re-activate), looked up when the request was made; nil when it was not.
+	Leftovers *Leftovers `json:"leftovers,omitempty"`
 	// HandedOver is what the request's hand-over did with those items; nil until then.
 	HandedOver *HandoverResult `json:"handed_over,omitempty"`
 	// Unresolved says Instance did not answer when the request was made: what the card shows is
@@ -330,6 +333,7 @@ func (r Request) Clone() Request {
 			ll := *t.LastLogin
 			t.LastLogin = &ll
 		}
+		t.Leftovers = t.Leftovers.clone()
 		c.Targets[i] = t
 	}
 	c.Approvals = slices.Clone(r.Approvals)
