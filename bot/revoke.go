@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/slack-go/slack"
 
@@ -12,26 +13,148 @@ import (
 // the sign-ins that may undo it (docs/metabase.md#api-key-listing, #public-links and
 // #sign-in-settings). Rendered from the stored request: no Metabase call.
 
-// leftoverBlocks are the card's sections about what outlives the disable, one per target that
-// has something (at most maxCardTargets).
+// leftoverBlocks are the card's section about what outlives the disable: in full for one
+// target, summarised in one section for several (a card has at most 50 blocks).
 func (v *view) leftoverBlocks(r approval.Request) []slack.Block {
 	if r.Action != approval.Disable {
 		return nil
 	}
-	var blocks []slack.Block
-	shown := 0
+	var with []approval.Target
 	for _, t := range r.Targets {
-		if t.Leftovers.Empty() {
+		if !t.Leftovers.Empty() {
+			with = append(with, t)
+		}
+	}
+	var lines []string
+	switch {
+	case len(with) == 0:
+		return nil
+	case len(r.Targets) == 1:
+		lines = leftoverLines(with[0])
+	default:
+		lines = leftoverSummary(with)
+	}
+	return []slack.Block{slack.NewSectionBlock(mrkdwn(clipLines(lines, maxSectionText)), nil, nil)}
+}
+
+// leftoverSummary is what outlives the disable of several targets: one line per target with
+// keys, links or secrets, the notes once, and each warning once with the users it applies to.
+func leftoverSummary(ts []approval.Target) []string {
+	lines := []string{":unlock: *What disabling them does not end* (their sessions end at once):"}
+	var failed []approval.Target
+	holds := map[string][]approval.Target{}
+	var adminMayReturn, keys, sharingOff bool
+	unknown := -1
+	listed := 0
+	for _, t := range ts {
+		l := t.Leftovers
+		if l.Error != "" {
+			failed = append(failed, t)
 			continue
 		}
-		if shown == maxCardTargets {
-			blocks = append(blocks, slack.NewSectionBlock(mrkdwn("…and more users; their API keys and public links are not shown here."), nil, nil))
+		for _, h := range l.Holds {
+			holds[h] = append(holds[h], t)
+		}
+		adminMayReturn = adminMayReturn || l.AdminMayReturn
+		sharingOff = sharingOff || l.SharingOff
+		if l.UnknownSharer > 0 && unknown < 0 {
+			unknown = l.UnknownSharer
+		}
+		var parts []string
+		if len(l.Keys) > 0 {
+			keys = true
+			p := plural(len(l.Keys), "API key", "API keys")
+			if n := adminKeys(l.Keys); n > 0 {
+				p += fmt.Sprintf(" (%d in the Admin group)", n)
+			}
+			parts = append(parts, p)
+		}
+		if l.OwnKey {
+			parts = append(parts, "this bot's own key (rotate it by hand)")
+		}
+		if len(l.Links) > 0 {
+			parts = append(parts, plural(len(l.Links), "public link", "public links"))
+		}
+		for _, sec := range l.Secrets {
+			parts = append(parts, secretName(sec))
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		if listed == maxCardTargets {
+			lines = append(lines, "…and more users (each user's own card or `status` has the rest)")
+			listed++
+			continue
+		}
+		if listed < maxCardTargets {
+			lines = append(lines, "• "+escape(t.Email)+": "+strings.Join(parts, " · "))
+			listed++
+		}
+	}
+	if keys {
+		lines = append(lines, "_Keys are matched by who last changed them: a key someone made that another admin changed since is not shown. SCIM keys are never listed._")
+	}
+	if sharingOff {
+		lines = append(lines, "*Public links:* Public sharing is off. Links made earlier come back if it is turned on, and cannot be listed or removed while it is off.")
+	} else if unknown > 0 {
+		lines = append(lines, fmt.Sprintf("*Public links:* Metabase does not say who shared %s. Review them in Admin > Settings > Public sharing.", plural(unknown, "public link", "public links")))
+	}
+	if ts := holds["scim"]; len(ts) > 0 {
+		lines = append(lines, fmt.Sprintf(":warning: %s provisioned by SCIM (%s): the identity provider can re-activate them at its next push. Deactivate them there too.", plural(len(ts), "user was", "users were"), warnedList(ts, false)))
+	}
+	for _, m := range []struct{ hold, name string }{{"jwt", "JWT"}, {"saml", "SAML"}} {
+		ts := holds[m.hold]
+		if len(ts) == 0 {
+			continue
+		}
+		admin := ""
+		if adminMayReturn {
+			admin = " and may restore admin rights (unverified)"
+		}
+		lines = append(lines, fmt.Sprintf(":warning: A %s sign-in with their email re-activates %s%s: %s. Block them in the identity provider too.", m.name, plural(len(ts), "of these users", "of these users"), admin, holdList(ts)))
+	}
+	if ts := holds["not_known"]; len(ts) > 0 {
+		lines = append(lines, fmt.Sprintf(":grey_question: Whether an SSO sign-in re-activates %s is not known: %s. Block them in the identity provider too.", plural(len(ts), "of these users", "of these users"), holdList(ts)))
+	}
+	if len(failed) > 0 {
+		lines = append(lines, fmt.Sprintf(":grey_question: I could not look up the API keys, public links and sign-in settings for %s: %s", plural(len(failed), "user", "users"), warnedList(failed, false)))
+	}
+	return lines
+}
+
+// holdList names the users a warning applies to, with their SSO source where they have one.
+func holdList(ts []approval.Target) string {
+	const shown = 10
+	var names []string
+	for i, t := range ts {
+		if i == shown {
+			names = append(names, fmt.Sprintf("and %d more", len(ts)-shown))
 			break
 		}
-		shown++
-		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(clipLines(leftoverLines(t), maxSectionText)), nil, nil))
+		n := escape(clip(t.Email, 100))
+		if t.SSOSource != "" {
+			n += " " + escape(clip(t.SSOSource, 20))
+		}
+		names = append(names, n)
 	}
-	return blocks
+	return strings.Join(names, ", ")
+}
+
+func adminKeys(keys []approval.LeftKey) int {
+	n := 0
+	for _, k := range keys {
+		if k.Admin {
+			n++
+		}
+	}
+	return n
+}
+
+func secretName(s string) string {
+	if s == "jwt" {
+		return "knew the JWT shared secret"
+	}
+	return "knew the embedding secret key"
 }
 
 // leftoverLines are what outlives the disable of one target.

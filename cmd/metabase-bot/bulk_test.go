@@ -295,11 +295,14 @@ func TestManyWarnedTargets(t *testing.T) {
 			Superuser: true, SSOSource: "saml"})
 		emails = append(emails, u.Email)
 	}
+	// The SSO warning is precise: it needs SAML sign-in on, with provisioning (the default).
+	h.mb.SetSetting("saml-enabled", true)
 	h.start()
 	h.command(requester, "disable "+strings.Join(emails, " ")+" Incident response")
 	card := h.card("12 users")
 	text := card.AllText()
-	for _, want := range []string{"12 of these users are *Metabase admins*", "12 of these users sign in through SSO",
+	for _, want := range []string{"12 of these users are *Metabase admins*",
+		"A SAML sign-in with their email re-activates 12 of these users and may restore admin rights (unverified)",
 		"sso00@example.com saml", "and 2 more", "identity provider", "needs 2 approvals"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the card lacks %q:\n%s", want, text)

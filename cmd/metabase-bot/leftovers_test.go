@@ -108,3 +108,26 @@ func TestCardLeftoverWarnings(t *testing.T) {
 		}
 	})
 }
+
+// TestCardLeftoversOfSeveralTargets summarises in one section: a line per target with keys,
+// the note once, and the JWT warning once with the users it applies to.
+func TestCardLeftoversOfSeveralTargets(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	lee := h.mb.AddUser(metabasetest.User{Email: "lee@example.com", FirstName: "Lee", Active: true})
+	h.mb.AddUser(metabasetest.User{Email: "pat@example.com", FirstName: "Pat", Active: true})
+	h.mb.AddAPIKey(metabasetest.APIKey{Name: "etl-admin", GroupID: metabasetest.AdministratorsGroupID, UpdatedByID: lee.ID})
+	h.mb.SetSetting("jwt-enabled", true)
+	h.start()
+	h.command(requester, "disable lee@example.com pat@example.com Reorganisation")
+	text := h.card("2 users").AllText()
+	for _, want := range []string{"What disabling them does not end", "lee@example.com: 1 API key (1 in the Admin group)",
+		"SCIM keys are never listed", "A JWT sign-in with their email re-activates 2 of these users: lee@example.com, pat@example.com"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("card lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "pat@example.com: ") {
+		t.Errorf("a target with no keys, links or secrets has a line:\n%s", text)
+	}
+}
