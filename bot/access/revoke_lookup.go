@@ -11,13 +11,16 @@ import (
 // leftoverConcurrency bounds the targets whose leftovers one request looks up at a time.
 const leftoverConcurrency = 4
 
-// lookUpLeftovers adds to a disable about to be created what outlives it for each target whose
-// instance can say (Instance.Leftovers). Like lookUp it runs when the request is created, and a
-// target already looked up (a repeat of Create) is left as it is. A failed lookup is recorded on
-// the target, so the card says it could not look, instead of saying nothing.
-func (s lookups) lookUpLeftovers(ctx context.Context, r approval.Request) approval.Request {
+// Create looks up what outlives a disable for each target whose instance can say
+// (Instance.Leftovers), beside lookUp and like it when the request is created. A target already
+// looked up (a repeat of Create) is left as it is. A failed lookup is recorded on the target, so
+// the card says it could not look, instead of saying nothing.
+
+// leftoversFor looks up what outlives the disable for each target that needs it, by target
+// index. It reads r only, so it can run beside lookUp, which takes about as long.
+func (s lookups) leftoversFor(ctx context.Context, r approval.Request) map[int]*approval.Leftovers {
 	if r.Action != approval.Disable {
-		return r
+		return nil
 	}
 	var idx []int
 	for i, t := range r.Targets {
@@ -26,27 +29,45 @@ func (s lookups) lookUpLeftovers(ctx context.Context, r approval.Request) approv
 		}
 	}
 	if len(idx) == 0 {
-		return r
+		return nil
 	}
-	r = r.Clone()
+	found := make([]*approval.Leftovers, len(idx))
 	sem := make(chan struct{}, leftoverConcurrency)
 	var wg sync.WaitGroup
-	for _, i := range idx {
+	for j, i := range idx {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			t := &r.Targets[i]
+			t := r.Targets[i]
 			in, _ := s.in.get(t.InstanceName())
 			l, err := LookUpLeftovers(ctx, in.Leftovers, metabase.User{ID: t.UserID, Email: t.Email, IsSuperuser: t.Superuser, SSOSource: t.SSOSource})
 			if err != nil {
 				s.log.WithError(err).Warn("Could not look up what outlives the disable")
-				t.Leftovers = &approval.Leftovers{Error: FailureText(err)}
+				found[j] = &approval.Leftovers{Error: FailureText(err)}
 				return
 			}
-			t.Leftovers = l.record()
+			found[j] = l.record()
 		})
 	}
 	wg.Wait()
+	out := make(map[int]*approval.Leftovers, len(idx))
+	for j, i := range idx {
+		out[i] = found[j]
+	}
+	return out
+}
+
+// withLeftovers returns r with the leftovers found put on their targets.
+func withLeftovers(r approval.Request, found map[int]*approval.Leftovers) approval.Request {
+	if len(found) == 0 {
+		return r
+	}
+	r = r.Clone()
+	for i, l := range found {
+		if i < len(r.Targets) && r.Targets[i].Leftovers == nil {
+			r.Targets[i].Leftovers = l
+		}
+	}
 	return r
 }
 

@@ -102,8 +102,12 @@ func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Reques
 // in one transaction, after looking up what its targets leave running (consequences.go).
 // ErrRedelivered means the same command already created one.
 func (s *Service) Create(ctx context.Context, r approval.Request) error {
+	// What outlives the disable is looked up beside what the targets leave running, so the card
+	// waits for the slower of the two, not their sum (revoke_lookup.go).
+	left := make(chan map[int]*approval.Leftovers, 1)
+	go func(r approval.Request) { left <- (lookups{s}).leftoversFor(ctx, r) }(r)
 	r = (lookups{s}).lookUp(ctx, r)
-	r = (lookups{s}).lookUpLeftovers(ctx, r)
+	r = withLeftovers(r, <-left)
 	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
 	if len(r.Targets) > 1 || ListsItems(r) {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))
