@@ -262,3 +262,23 @@ func TestRevokeKeysFailure(t *testing.T) {
 		t.Errorf("outcome = %+v", out)
 	}
 }
+
+// TestLeftoversWithoutAPIKeys: a Metabase before 0.49 has no /api/api-key (a 404 of the route);
+// the rest is still looked up, and a real failure of the key listing fails the lookup.
+func TestLeftoversWithoutAPIKeys(t *testing.T) {
+	t.Parallel()
+	f := newRevokeFixture(t)
+	f.fake.SetSetting("jwt-enabled", true)
+	f.fake.FailNext("GET", "/api/api-key", 1, 404, "API endpoint does not exist.")
+	l, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Keys) != 0 || l.AdminKeys != -1 || !slices.Equal(l.Hold, []Hold{HoldJWT}) {
+		t.Errorf("leftovers without API keys = %+v", l)
+	}
+	f.fake.FailNext("GET", "/api/api-key", 1, 500, "Internal server error.")
+	if _, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com")); err == nil {
+		t.Error("a failed key listing was taken as no keys")
+	}
+}
