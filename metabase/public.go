@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 )
 
 // ErrPublicSharingOff reports that public sharing is turned off: Metabase
@@ -32,22 +33,32 @@ type PublicLink struct {
 //
 // GET /api/dashboard/public, GET /api/card/public
 func (c *Client) ListPublicLinks(ctx context.Context) ([]PublicLink, error) {
-	var out []PublicLink
-	for _, kind := range []string{"dashboard", "card"} {
-		var rows []struct {
-			ID   int    `json:"id"`
-			Name string `json:"name"`
-		}
-		route := "/api/" + kind + "/public"
-		err := c.do(ctx, request{method: "GET", route: route, path: route[1:], retry: true}, &rows)
-		if err != nil {
-			return nil, publicErr(err)
-		}
-		for _, r := range rows {
-			out = append(out, PublicLink{Kind: kind, ID: r.ID, Name: r.Name})
-		}
+	// The two listings are independent: read them at once.
+	kinds := []string{"dashboard", "card"}
+	found := make([][]PublicLink, len(kinds))
+	errs := make([]error, len(kinds))
+	var wg sync.WaitGroup
+	for i, kind := range kinds {
+		wg.Go(func() {
+			var rows []struct {
+				ID   int    `json:"id"`
+				Name string `json:"name"`
+			}
+			route := "/api/" + kind + "/public"
+			if err := c.do(ctx, request{method: "GET", route: route, path: route[1:], retry: true}, &rows); err != nil {
+				errs[i] = publicErr(err)
+				return
+			}
+			for _, r := range rows {
+				found[i] = append(found[i], PublicLink{Kind: kind, ID: r.ID, Name: r.Name})
+			}
+		})
 	}
-	return out, nil
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return append(found[0], found[1]...), nil
 }
 
 // PublicLinkSharer returns the id of the user who first shared the
