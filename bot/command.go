@@ -59,6 +59,8 @@ type Command struct {
 	// Instance limits a disable or enable to one Metabase instance (`--instance NAME`, placed
 	// before the reason); every target then carries it.
 	Instance string
+	// RevokeKeys is `disable … revoke-keys`: also delete the API keys the card shows (revoke.go).
+	RevokeKeys bool
 }
 
 // action is the core's action for a disable or enable command.
@@ -198,6 +200,9 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		return Command{}, err
 	}
 	if i, err = parseInstanceOption(&cmd, words, i); err != nil {
+		return Command{}, err
+	}
+	if i, err = parseRevokeOptions(&cmd, words, i); err != nil {
 		return Command{}, err
 	}
 	if cmd.Instance != "" {

@@ -28,11 +28,17 @@ func (v *view) leftoverBlocks(r approval.Request) []slack.Block {
 	var lines []string
 	switch {
 	case len(with) == 0:
+		if line := revokePlanLine(r); line != "" {
+			return []slack.Block{slack.NewSectionBlock(mrkdwn(line), nil, nil)}
+		}
 		return nil
 	case len(r.Targets) == 1:
 		lines = leftoverLines(with[0])
 	default:
 		lines = leftoverSummary(with)
+	}
+	if line := revokePlanLine(r); line != "" {
+		lines = append(lines, line)
 	}
 	return []slack.Block{slack.NewSectionBlock(mrkdwn(clipLines(lines, maxSectionText)), nil, nil)}
 }

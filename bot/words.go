@@ -100,6 +100,9 @@ func (v *view) refusalText(rf *access.Refusal) string {
 	if text, ok := handoverRefusalText(rf); ok {
 		return text
 	}
+	if text, ok := revokeRefusalText(rf); ok {
+		return text
+	}
 	return "That cannot be done (" + string(rf.Code) + ")."
 }
 

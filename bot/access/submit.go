@@ -73,6 +73,8 @@ type ChangeRequest struct {
 	Resolved []InstanceUser
 	// Handover, on a disable, hands over what the targets leave running (consequences.go).
 	Handover *HandoverRequest
+	// RevokeKeys, on a disable, also deletes the API keys the card shows (revoke_exec.go).
+	RevokeKeys bool
 }
 
 // Submit validates c and, when everything holds, creates the request with its card, its target
@@ -93,6 +95,9 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 func (s *Service) Prepare(ctx context.Context, c ChangeRequest) (approval.Request, error) {
 	r, err := validator{s}.build(ctx, c)
 	if err != nil {
+		return r, err
+	}
+	if r, err = (validator{s}).revokeOptions(c, r); err != nil {
 		return r, err
 	}
 	return validator{s}.extend(ctx, c, r)

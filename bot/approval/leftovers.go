@@ -69,3 +69,64 @@ func (l *Leftovers) clone() *Leftovers {
 	}
 	return &c
 }
+
+// KeyRevocation is what an approved `revoke-keys` did for one target. Stored: never rename a
+// field.
+type KeyRevocation struct {
+	// DryRun: nothing was deleted; Revoked lists what would have been.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Revoked are the keys deleted, or found already gone on a repeat after a crash.
+	Revoked []LeftKey `json:"revoked,omitempty"`
+	// NotRevoked are the keys listed and left, each with why.
+	NotRevoked []KeyNote `json:"not_revoked,omitempty"`
+}
+
+// Why a key was not revoked. Stored: never rename one.
+const (
+	// KeyOwn: the key the bot signs in with; an admin rotates it by hand.
+	KeyOwn = "own_key"
+	// KeyChanged: someone other than the target changed it after the card was made.
+	KeyChanged = "changed"
+	// KeyNew: the target changed it after the card was made, so nobody approved deleting it.
+	KeyNew = "new"
+	// KeyFailed: Metabase refused or did not answer the delete (Error says why).
+	KeyFailed = "failed"
+)
+
+// KeyNote is a key that was not revoked.
+type KeyNote struct {
+	ID    int    `json:"id"`
+	Name  string `json:"name,omitempty"`
+	Why   string `json:"why"`
+	Error string `json:"error,omitempty"`
+}
+
+// RecordKeys stores what revoke-keys did for target i.
+func (r *Request) RecordKeys(i int, k *KeyRevocation) {
+	if k == nil || i < 0 || i >= len(r.Targets) {
+		return
+	}
+	c := *k
+	c.Revoked = slices.Clone(k.Revoked)
+	c.NotRevoked = slices.Clone(k.NotRevoked)
+	r.Targets[i].KeysRevoked = &c
+}
+
+// RecordKeysFrom keeps a copy of what revoke-keys did, for a return to say it is not restored.
+func (t *Target) RecordKeysFrom(k *KeyRevocation) {
+	c := *k
+	c.Revoked = slices.Clone(k.Revoked)
+	c.NotRevoked = slices.Clone(k.NotRevoked)
+	t.KeysRevoked = &c
+}
+
+// KeysRevokedAny reports whether revoke-keys deleted a key of any of r's targets (dry runs
+// excepted).
+func (r Request) KeysRevokedAny() bool {
+	for _, t := range r.Targets {
+		if t.KeysRevoked != nil && !t.KeysRevoked.DryRun && len(t.KeysRevoked.Revoked) > 0 {
+			return true
+		}
+	}
+	return false
+}

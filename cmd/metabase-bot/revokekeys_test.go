@@ -1,0 +1,154 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
+)
+
+// seedLeaver gives an admin leaver two keys (one in the Admin group), makes the bot's own key
+// one they regenerated last, and gives a colleague a key.
+func seedLeaver(h *harness) {
+	lee := h.mb.AddUser(metabasetest.User{Email: "lee@example.com", FirstName: "Lee", Active: true, Superuser: true})
+	ann := h.mb.AddUser(metabasetest.User{Email: "ann@example.com", FirstName: "Ann", Active: true, Superuser: true})
+	h.mb.AddAPIKey(metabasetest.APIKey{Name: "etl-admin", GroupID: metabasetest.AdministratorsGroupID, UpdatedByID: lee.ID})
+	h.mb.AddAPIKey(metabasetest.APIKey{Name: "dash-embed", UpdatedByID: lee.ID})
+	h.mb.AddAPIKey(metabasetest.APIKey{Name: "anns-key", UpdatedByID: ann.ID})
+	h.mb.AddAPIKey(metabasetest.APIKey{Name: "metabase-bot", Key: metabasetest.AdminAPIKey, GroupID: metabasetest.AdministratorsGroupID, UpdatedByID: lee.ID})
+}
+
+func keyNames(h *harness) []string {
+	var names []string
+	for _, k := range h.mb.APIKeys() {
+		names = append(names, k.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TestRevokeKeys: `revoke-keys` deletes exactly the leaver's two keys in the approval's
+// execution, never the bot's own key, says so one line per key and counts it on the audit line.
+func TestRevokeKeys(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	seedLeaver(h)
+	h.start()
+	h.command(requester, "disable lee@example.com revoke-keys Left the company")
+	card := h.card("lee@example.com")
+	if text := card.AllText(); !strings.Contains(text, "Approving also deletes 2 API keys:* etl-admin, dash-embed") {
+		t.Fatalf("the card does not say what will be revoked:\n%s", text)
+	}
+	if n := h.mb.Count("DELETE", "/api/api-key/"); n != 0 {
+		t.Fatalf("%d keys deleted before approval", n)
+	}
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "lee@example.com: disabled")
+	h.thread(card, "lee@example.com: API key etl-admin revoked")
+	h.thread(card, "lee@example.com: API key dash-embed revoked")
+	h.thread(card, "lee@example.com: not revoked: this bot's own key, rotate it by hand")
+	h.audit("executed", "lee@example.com", "API keys revoked 2, not revoked 1")
+	if got := keyNames(h); !slices.Equal(got, []string{"anns-key", "metabase-bot"}) {
+		t.Errorf("keys left %v, want the colleague's and the bot's", got)
+	}
+	if n := h.mb.Count("DELETE", "/api/api-key/"); n != 2 {
+		t.Errorf("%d key DELETEs, want 2", n)
+	}
+}
+
+// TestRevokeKeysGrammar: the option goes with disable only, once, and a reason may not start
+// with it or with `unshare`; nothing is created.
+func TestRevokeKeysGrammar(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	seedLeaver(h)
+	h.start()
+	for cmd, want := range map[string]string{
+		"enable lee@example.com revoke-keys Back":              "only goes with `disable`",
+		"disable lee@example.com revoke-keys revoke-keys Left": "may be given once",
+		"disable lee@example.com unshare Left":                 "`unshare` is not available yet",
+		"disable lee@example.com revoke-keys unshare Left":     "`unshare` is not available yet",
+	} {
+		h.command(requester, cmd)
+		h.ephemeral(requester, want)
+	}
+	if n := h.cards("lee@example.com"); n != 0 {
+		t.Errorf("%d cards posted for refused commands", n)
+	}
+}
+
+// TestRevokeKeysCrash: the process dies after Metabase deleted the first key but before the
+// reply; the next process finishes, counts that key as revoked and deletes the other once, on
+// SQLite and on PostgreSQL.
+func TestRevokeKeysCrash(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			h, st := crashHarness(t, backend)
+			seedLeaver(h)
+			first := h.spawn()
+			h.command(requester, "disable lee@example.com revoke-keys Left the company")
+			card := h.card("lee@example.com")
+			release := h.mb.HoldReply("DELETE", "/api/api-key/:id")
+			h.click(approver, card, "mb_approve")
+			if err := h.mb.WaitForRequests(h.ctx(), "DELETE", "/api/api-key/", 1); err != nil {
+				t.Fatalf("no key DELETE: %v", err)
+			}
+			h.audit("approved", "lee@example.com")
+			h.drained(st)
+			h.kill(first, 0)
+			release()
+			if r := h.requestOf(st, card); r.State != approval.Executing {
+				t.Fatalf("after the crash the request is %s, want executing", r.State)
+			}
+			h.spawn()
+			h.thread(card, "lee@example.com: API key etl-admin revoked")
+			h.thread(card, "lee@example.com: API key dash-embed revoked")
+			h.audit("executed", "lee@example.com", "API keys revoked 2, not revoked 1")
+			if got := keyNames(h); !slices.Equal(got, []string{"anns-key", "metabase-bot"}) {
+				t.Errorf("keys left %v", got)
+			}
+			if n := h.mb.Count("DELETE", "/api/api-key/"); n != 2 {
+				t.Errorf("%d key DELETEs across the crash, want 2 (each key once)", n)
+			}
+		})
+	}
+}
+
+// TestRevokeKeysDryRun: in dry run the keys are listed as what would be revoked and none is
+// deleted.
+func TestRevokeKeysDryRun(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, map[string]string{"DRY_RUN": "true"})
+	seedLeaver(h)
+	h.start()
+	h.command(requester, "disable lee@example.com revoke-keys Left the company")
+	card := h.card("lee@example.com")
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "lee@example.com: API key etl-admin would be revoked (dry run)")
+	h.thread(card, "lee@example.com: API key dash-embed would be revoked (dry run)")
+	if n := h.mb.Count("DELETE", "/api/api-key/"); n != 0 {
+		t.Errorf("a dry run deleted %d keys", n)
+	}
+	if len(h.mb.APIKeys()) != 4 {
+		t.Errorf("keys left: %v", keyNames(h))
+	}
+}
+
+// TestRevokeKeysLeaveDoesNotRestore: a leave with revoke-keys says, where it schedules the
+// return, that the revoked keys are not restored.
+func TestRevokeKeysLeaveDoesNotRestore(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	seedLeaver(h)
+	h.start()
+	until, _ := returnTime(72 * 3600e9)
+	h.command(requester, "disable lee@example.com until "+until+" revoke-keys Sabbatical")
+	card := h.card("lee@example.com")
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "The API keys this request revoked are not restored.")
+	h.thread(card, "lee@example.com: API key etl-admin revoked")
+}
