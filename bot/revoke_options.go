@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/slack-go/slack"
+
 	"github.com/metabase-bot/metabase-bot/bot/access"
 	"github.com/metabase-bot/metabase-bot/bot/approval"
 )
@@ -108,4 +110,29 @@ func keyLines(r approval.Request) []string {
 		}
 	}
 	return lines
+}
+
+// The request form's revoke-keys choice.
+const (
+	blockFormRevoke   = "mb_form_revoke"
+	actionFormRevoke  = "revoke"
+	revokeOptionKeep  = "keep"
+	revokeOptionKeys  = optRevokeKeys
+	revokeFormDefault = "Keep them (listed on the card)"
+)
+
+// revokeInput is the request form's choice of what to do with the API keys the card shows.
+func revokeInput() *slack.InputBlock {
+	keep := slack.NewOptionBlockObject(revokeOptionKeep, plain(revokeFormDefault), nil)
+	del := slack.NewOptionBlockObject(revokeOptionKeys, plain("Delete them on approval (revoke-keys)"), nil)
+	sel := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain(revokeFormDefault), actionFormRevoke, keep, del)
+	in := slack.NewInputBlock(blockFormRevoke, plain("API keys they last changed"), nil, sel)
+	in.Optional = true
+	in.Hint = plain("The card shows them before approval. This bot's own key is never deleted.")
+	return in
+}
+
+// formRevokeKeys reads the revoke-keys choice of a submitted form.
+func formRevokeKeys(values map[string]map[string]slack.BlockAction) bool {
+	return values[blockFormRevoke][actionFormRevoke].SelectedOption.Value == revokeOptionKeys
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
+	"github.com/metabase-bot/metabase-bot/bot/slacktest"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
 
@@ -151,4 +152,27 @@ func TestRevokeKeysLeaveDoesNotRestore(t *testing.T) {
 	h.click(approver, card, "mb_approve")
 	h.thread(card, "The API keys this request revoked are not restored.")
 	h.thread(card, "lee@example.com: API key etl-admin revoked")
+}
+
+// TestRequestFormRevokeKeys: the request form's choice makes the same request as the command.
+func TestRequestFormRevokeKeys(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	seedLeaver(h)
+	h.start()
+	view := h.openForm("disable")
+	values := requestForm("lee@example.com", "Left the company", "", "")
+	values["mb_form_revoke"] = map[string]slacktest.InputValue{"revoke": {SelectedOption: "revoke-keys"}}
+	if errs := h.submit(requester, view, values); errs != nil {
+		t.Fatalf("field errors %v", errs)
+	}
+	card := h.card("lee@example.com")
+	if !strings.Contains(card.AllText(), "Approving also deletes 2 API keys") {
+		t.Fatalf("the card from the form lacks revoke-keys:\n%s", card.AllText())
+	}
+	h.click(approver, card, "mb_approve")
+	h.thread(card, "lee@example.com: API key etl-admin revoked")
+	if got := keyNames(h); !slices.Equal(got, []string{"anns-key", "metabase-bot"}) {
+		t.Errorf("keys left %v", got)
+	}
 }
