@@ -59,8 +59,10 @@ type Command struct {
 	// Instance limits a disable or enable to one Metabase instance (`--instance NAME`, placed
 	// before the reason); every target then carries it.
 	Instance string
-	// RevokeKeys is `disable … revoke-keys`: also delete the API keys the card shows (revoke.go).
+	// RevokeKeys is `disable … revoke-keys`: also delete the API keys the card shows, and
+	// Unshare `disable … unshare`: also remove the public links it shows (revoke_options.go).
 	RevokeKeys bool
+	Unshare    bool
 }
 
 // action is the core's action for a disable or enable command.

@@ -43,7 +43,7 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 		b.submit(ctx, access.ChangeRequest{
 			Action: cmd.action(), Targets: cmd.Targets, Until: cmd.Until, Reason: cmd.Reason,
 			Requester: sc.UserID, Channel: sc.ChannelID, SourceKey: "cmd:" + sc.TriggerID, Handover: cmd.handover(),
-			RevokeKeys: cmd.RevokeKeys,
+			RevokeKeys: cmd.RevokeKeys, Unshare: cmd.Unshare,
 		})
 	case VerbStatus:
 		b.status(ctx, sc, cmd)
@@ -173,7 +173,7 @@ func (v *view) helpText() string {
 	c := v.cfg.SlashCommand
 	return strings.Join([]string{
 		"*Metabase access, with approval*",
-		"`" + c + " disable <user>... [until YYYY-MM-DD] [handover <user> [archive]] [revoke-keys] <reason>`: ask to deactivate users (a date re-enables them then; `handover` moves their alerts to that user, and `archive` archives what cannot move instead of listing it; `revoke-keys` also deletes the API keys the card shows as theirs)",
+		"`" + c + " disable <user>... [until YYYY-MM-DD] [handover <user> [archive]] [revoke-keys] [unshare] <reason>`: ask to deactivate users (a date re-enables them then; `handover` moves their alerts to that user, and `archive` archives what cannot move instead of listing it; `revoke-keys` also deletes the API keys the card shows as theirs, `unshare` the public links)",
 		"`" + c + " enable <user>... <reason>`: ask to reactivate users (admin rights the bot recorded are restored)",
 		"`" + c + " status <user>`: show a user's Metabase state and any open request",
 		"`" + c + " history <user>`: list every request that named a user, newest first, with who asked, who approved and what happened",

@@ -52,7 +52,7 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 		return one(mention(e.Actor) + " is retrying the failed users.")
 	case access.Finished:
 		out := finishedMessages(r)
-		if lines := keyLines(r); len(lines) > 0 {
+		if lines := append(keyLines(r), linkLines(r)...); len(lines) > 0 {
 			out = append(out, chunked(chunkLines(lines, maxSectionText))...)
 		}
 		return append(out, v.handoverMessages(r)...)
@@ -197,6 +197,9 @@ func auditDetail(e access.Event) string {
 		}
 		if revoked, left := access.KeysRevokedCount(r); r.RevokeKeys {
 			detail += fmt.Sprintf(" · API keys revoked %d, not revoked %d", revoked, left)
+		}
+		if removed, left := access.LinksRemovedCount(r); r.Unshare {
+			detail += fmt.Sprintf(" · public links removed %d, not removed %d", removed, left)
 		}
 		return joinDetail(detail, access.HandoverResultSummary(r))
 	case access.ReturnScheduled, access.ReturnExtended:

@@ -28,8 +28,14 @@ func (v *view) leftoverBlocks(r approval.Request) []slack.Block {
 	var lines []string
 	switch {
 	case len(with) == 0:
-		if line := revokePlanLine(r); line != "" {
-			return []slack.Block{slack.NewSectionBlock(mrkdwn(line), nil, nil)}
+		var plan []string
+		for _, line := range []string{revokePlanLine(r), unsharePlanLine(r)} {
+			if line != "" {
+				plan = append(plan, line)
+			}
+		}
+		if len(plan) > 0 {
+			return []slack.Block{slack.NewSectionBlock(mrkdwn(strings.Join(plan, "\n")), nil, nil)}
 		}
 		return nil
 	case len(r.Targets) == 1:
@@ -37,8 +43,10 @@ func (v *view) leftoverBlocks(r approval.Request) []slack.Block {
 	default:
 		lines = leftoverSummary(with)
 	}
-	if line := revokePlanLine(r); line != "" {
-		lines = append(lines, line)
+	for _, line := range []string{revokePlanLine(r), unsharePlanLine(r)} {
+		if line != "" {
+			lines = append(lines, line)
+		}
 	}
 	return []slack.Block{slack.NewSectionBlock(mrkdwn(clipLines(lines, maxSectionText)), nil, nil)}
 }

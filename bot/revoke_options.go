@@ -17,25 +17,33 @@ import (
 // Every replica must understand the option before anyone uses it: an older replica would read
 // it as the first word of the reason (README, "Termination").
 
-const optRevokeKeys = "revoke-keys"
+const (
+	optRevokeKeys = "revoke-keys"
+	optUnshare    = "unshare"
+)
 
-// parseRevokeOptions reads `revoke-keys` at words[i], if there. With `enable` it is refused, and
-// so is a reason that starts with it again (a repeat) or with `unshare`, which is not built.
+// parseRevokeOptions reads `revoke-keys` and `unshare` at words[i], in either order, each at
+// most once. With `enable` they are refused, and so is a reason that starts with one of them
+// again.
 func parseRevokeOptions(cmd *Command, words []string, i int) (int, error) {
-	if i < len(words) && strings.EqualFold(plainWord(words[i]), optRevokeKeys) {
-		if cmd.Verb != VerbDisable {
-			return 0, usagef("`revoke-keys` only goes with `disable`: an enable never restores or deletes API keys.")
-		}
-		cmd.RevokeKeys = true
-		i++
-	}
-	if i < len(words) {
-		switch w := strings.ToLower(plainWord(words[i])); w {
+	for ; i < len(words); i++ {
+		w := strings.ToLower(plainWord(words[i]))
+		var seen *bool
+		switch w {
 		case optRevokeKeys:
-			return 0, usagef("`revoke-keys` may be given once, before the reason: `disable <user>... [handover <user> [archive]] [revoke-keys] <reason>`.")
-		case "unshare":
-			return 0, usagef("`unshare` is not available yet: remove public links in Admin > Settings > Public sharing. A reason may not start with it.")
+			seen = &cmd.RevokeKeys
+		case optUnshare:
+			seen = &cmd.Unshare
+		default:
+			return i, nil
 		}
+		if cmd.Verb != VerbDisable {
+			return 0, usagef("`%s` only goes with `disable`: an enable never restores or removes anything.", w)
+		}
+		if *seen {
+			return 0, usagef("`%s` may be given once, before the reason: `disable <user>... [handover <user> [archive]] [revoke-keys] [unshare] <reason>`.", w)
+		}
+		*seen = true
 	}
 	return i, nil
 }
@@ -47,6 +55,18 @@ func revokeRefusalText(rf *access.Refusal) (string, bool) {
 		return "`revoke-keys` only goes with `disable`.", true
 	case access.RevokeKeysUnavailable:
 		return fmt.Sprintf("This bot cannot list or delete API keys in %s.", escape(rf.Subject)), true
+	case access.UnshareUnavailable:
+		return fmt.Sprintf("This bot cannot remove public links in %s.", escape(rf.Subject)), true
+	case access.UnshareSharerUnknown:
+		return "Metabase does not say who shared a link; review them in Admin > Settings > Public sharing.", true
+	case access.UnshareSharingOff:
+		return "Public sharing is off, so no link can be removed: links made earlier come back if it is turned on. Review them in Admin > Settings > Public sharing.", true
+	case access.UnshareNotLookedUp:
+		msg := fmt.Sprintf("I could not look up the public links of %s, so `unshare` cannot say what it would remove", escape(rf.Subject))
+		if rf.Other != "" {
+			msg += ": " + escape(rf.Other)
+		}
+		return msg + ".", true
 	}
 	return "", false
 }
@@ -135,4 +155,87 @@ func revokeInput() *slack.InputBlock {
 // formRevokeKeys reads the revoke-keys choice of a submitted form.
 func formRevokeKeys(values map[string]map[string]slack.BlockAction) bool {
 	return values[blockFormRevoke][actionFormRevoke].SelectedOption.Value == revokeOptionKeys
+}
+
+// unsharePlanLine is the card's sentence on what unshare will remove, "" without it.
+func unsharePlanLine(r approval.Request) string {
+	if !r.Unshare {
+		return ""
+	}
+	var names []string
+	n := 0
+	for _, t := range r.Targets {
+		if t.Leftovers == nil {
+			continue
+		}
+		for _, l := range t.Leftovers.Links {
+			n++
+			if len(names) < 10 {
+				names = append(names, linkKind(l.Kind)+" "+escape(l.Name))
+			}
+		}
+	}
+	if n == 0 {
+		return ":link: `unshare`: no public link is shown as theirs, so approving removes none."
+	}
+	more := ""
+	if n > len(names) {
+		more = fmt.Sprintf(" and %d more", n-len(names))
+	}
+	return fmt.Sprintf(":link: *Approving also removes %s:* %s%s, each only while Metabase still names them as its sharer.",
+		plural(n, "public link", "public links"), strings.Join(names, ", "), more)
+}
+
+// linkLines are the thread lines of what unshare did, one per link.
+func linkLines(r approval.Request) []string {
+	var lines []string
+	for _, t := range r.Targets {
+		l := t.LinksRemoved
+		if l == nil {
+			continue
+		}
+		who := escape(t.Email)
+		verb := "removed"
+		if l.DryRun {
+			verb = "would be removed (dry run)"
+		}
+		for _, link := range l.Removed {
+			lines = append(lines, fmt.Sprintf("• %s: public link of %s %s %s", who, linkKind(link.Kind), escape(link.Name), verb))
+		}
+		for _, nr := range l.NotRemoved {
+			what := linkKind(nr.Kind) + " " + escape(nr.Name)
+			switch nr.Why {
+			case approval.LinkSharedByOther:
+				lines = append(lines, fmt.Sprintf("• %s: public link of %s not removed: someone else shared it again after the card was made", who, what))
+			case approval.LinkSharingOff:
+				lines = append(lines, fmt.Sprintf("• %s: public link of %s not removed: public sharing was turned off; it comes back if sharing is turned on", who, what))
+			default:
+				lines = append(lines, fmt.Sprintf("• %s: public link of %s not removed: %s. Remove it in Admin > Settings > Public sharing", who, what, escape(nr.Error)))
+			}
+		}
+	}
+	return lines
+}
+
+// The request form's unshare choice.
+const (
+	blockFormUnshare   = "mb_form_unshare"
+	actionFormUnshare  = "unshare"
+	unshareOptionKeep  = "keep"
+	unshareFormDefault = "Keep them (listed on the card)"
+)
+
+// unshareInput is the request form's choice of what to do with the public links the card shows.
+func unshareInput() *slack.InputBlock {
+	keep := slack.NewOptionBlockObject(unshareOptionKeep, plain(unshareFormDefault), nil)
+	del := slack.NewOptionBlockObject(optUnshare, plain("Remove them on approval (unshare)"), nil)
+	sel := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain(unshareFormDefault), actionFormUnshare, keep, del)
+	in := slack.NewInputBlock(blockFormUnshare, plain("Public links they shared"), nil, sel)
+	in.Optional = true
+	return in
+}
+
+// formUnshare reads the unshare choice of a submitted form.
+func formUnshare(values map[string]map[string]slack.BlockAction) bool {
+	return values[blockFormUnshare][actionFormUnshare].SelectedOption.Value == optUnshare
 }

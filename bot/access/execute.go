@@ -58,6 +58,8 @@ type outcome struct {
 	handedOver *approval.HandoverResult
 	// keys is what revoke-keys did (revoke_exec.go); nil when there is none.
 	keys *approval.KeyRevocation
+	// links is what unshare did (revoke_exec.go); nil when there is none.
+	links *approval.LinkRemoval
 }
 
 // execute applies an executing request that this process holds the lease on, records each
@@ -187,6 +189,7 @@ func (x *executor) record(ctx context.Context, id string, batch []outcome, final
 			}
 			r.RecordHandover(o.i, o.handedOver, o.before)
 			r.RecordKeys(o.i, o.keys)
+			r.RecordLinks(o.i, o.links)
 		}
 		if !final {
 			return nil, nil, nil

@@ -239,13 +239,13 @@ func Holds(set metabase.SignInSettings, target metabase.User) (holds []Hold, adm
 }
 
 // UnshareRefusal returns why `unshare` cannot be asked for with these leftovers, nil when it
-// can: public sharing is off (nothing can be removed), or the target has no link Metabase
-// names them as sharer of while some links' sharer is not said.
+// can: public sharing is off (nothing can be removed), or Metabase does not say who shared some
+// link, so the target's links cannot all be known.
 func UnshareRefusal(l Leftovers, subject string) *Refusal {
 	switch {
 	case l.SharingOff:
 		return &Refusal{Code: UnshareSharingOff, Subject: subject}
-	case len(l.Links) == 0 && l.UnknownSharer > 0:
+	case l.UnknownSharer > 0:
 		return &Refusal{Code: UnshareSharerUnknown, Subject: subject}
 	}
 	return nil
@@ -260,6 +260,10 @@ const (
 	UnshareSharingOff Code = "unshare_sharing_off"
 	// RevokeOnlyDisable: revoke-keys and unshare go with a disable, never with an enable.
 	RevokeOnlyDisable Code = "revoke_only_disable"
+	// UnshareNotLookedUp: the public links of Subject could not be looked up (Other says why).
+	UnshareNotLookedUp Code = "unshare_not_looked_up"
+	// UnshareUnavailable: this bot cannot remove public links in instance Subject.
+	UnshareUnavailable Code = "unshare_unavailable"
 )
 
 // KeyPlan is what an approved `revoke-keys` does, decided when the execution re-reads the keys.

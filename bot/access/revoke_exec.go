@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/metabase-bot/metabase-bot/bot/approval"
@@ -27,7 +28,7 @@ type keyRevoker interface {
 // revokeOptions checks `revoke-keys`: only with a disable, and only where the instance's client
 // can delete keys.
 func (s validator) revokeOptions(c ChangeRequest, r approval.Request) (approval.Request, error) {
-	if !c.RevokeKeys {
+	if !c.RevokeKeys && !c.Unshare {
 		return r, nil
 	}
 	if c.Action != approval.Disable {
@@ -35,18 +36,99 @@ func (s validator) revokeOptions(c ChangeRequest, r approval.Request) (approval.
 	}
 	for _, t := range r.Targets {
 		in, ok := s.in.get(t.InstanceName())
-		if _, can := in.Leftovers.(keyRevoker); !ok || !can {
+		if _, can := in.Leftovers.(keyRevoker); c.RevokeKeys && (!ok || !can) {
 			return approval.Request{}, refuse(RevokeKeysUnavailable, t.InstanceName())
 		}
+		if _, can := in.Leftovers.(linkRemover); c.Unshare && (!ok || !can) {
+			return approval.Request{}, refuse(UnshareUnavailable, t.InstanceName())
+		}
 	}
-	r.RevokeKeys = true
+	r.RevokeKeys, r.Unshare = c.RevokeKeys, c.Unshare
 	return r, nil
+}
+
+// linkRemover reads who shared a link and removes it (package metabase: *Client).
+type linkRemover interface {
+	PublicLinkSharer(ctx context.Context, l metabase.PublicLink) (int, error)
+	Unshare(ctx context.Context, l metabase.PublicLink) error
+}
+
+// unshareRefusal refuses `unshare` when the request is made, once the leftovers are known:
+// where Metabase does not say who shared a link, or public sharing is off, or the links could
+// not be looked up, the target's links cannot be removed with confidence.
+func unshareRefusal(r approval.Request) error {
+	if !r.Unshare {
+		return nil
+	}
+	for _, t := range r.Targets {
+		l := t.Leftovers
+		switch {
+		case l == nil && t.Unresolved:
+			return refuse(UnshareNotLookedUp, t.Email)
+		case l == nil:
+			continue
+		case l.Error != "":
+			return &Refusal{Code: UnshareNotLookedUp, Subject: t.Email, Other: l.Error}
+		case l.SharingOff:
+			return refuse(UnshareSharingOff, t.Email)
+		case l.UnknownSharer > 0:
+			return refuse(UnshareSharerUnknown, t.Email)
+		}
+	}
+	return nil
+}
+
+// removeShownLinks removes the links shown on t's card that Metabase still says t shared.
+func removeShownLinks(ctx context.Context, lr linkRemover, t approval.Target, dry bool) *approval.LinkRemoval {
+	res := &approval.LinkRemoval{DryRun: dry}
+	for _, link := range t.Leftovers.Links {
+		ml := metabase.PublicLink{Kind: link.Kind, ID: link.ID, Name: link.Name}
+		by, err := lr.PublicLinkSharer(ctx, ml)
+		switch {
+		case errors.Is(err, metabase.ErrNotFound) || (err == nil && by == 0):
+			// Gone or no longer shared: removed by an earlier attempt of this execution, or by hand.
+			res.Removed = append(res.Removed, link)
+			continue
+		case err != nil:
+			res.NotRemoved = append(res.NotRemoved, approval.LinkNote{LeftLink: link, Why: approval.LinkFailed, Error: FailureText(err)})
+			continue
+		case by != t.UserID:
+			res.NotRemoved = append(res.NotRemoved, approval.LinkNote{LeftLink: link, Why: approval.LinkSharedByOther})
+			continue
+		}
+		if dry {
+			res.Removed = append(res.Removed, link)
+			continue
+		}
+		err = lr.Unshare(ctx, ml)
+		switch {
+		case err == nil, errors.Is(err, metabase.ErrNotFound) && !errors.Is(err, metabase.ErrPublicSharingOff):
+			res.Removed = append(res.Removed, link)
+		case errors.Is(err, metabase.ErrPublicSharingOff):
+			res.NotRemoved = append(res.NotRemoved, approval.LinkNote{LeftLink: link, Why: approval.LinkSharingOff})
+		default:
+			res.NotRemoved = append(res.NotRemoved, approval.LinkNote{LeftLink: link, Why: approval.LinkFailed, Error: FailureText(err)})
+		}
+	}
+	return res
+}
+
+// LinksRemovedCount counts the links unshare removed across r's targets (for the audit line).
+func LinksRemovedCount(r approval.Request) (removed, left int) {
+	for _, t := range r.Targets {
+		if t.LinksRemoved == nil {
+			continue
+		}
+		removed += len(t.LinksRemoved.Removed)
+		left += len(t.LinksRemoved.NotRemoved)
+	}
+	return removed, left
 }
 
 // withKeyRevocation wraps a step so that, once the user is disabled (now, or by an earlier
 // attempt of this request), the keys shown on the card are revoked.
 func (x *executor) withKeyRevocation(r approval.Request, step func(ctx context.Context, i int) outcome) func(ctx context.Context, i int) outcome {
-	if !r.RevokeKeys || r.Action != approval.Disable {
+	if (!r.RevokeKeys && !r.Unshare) || r.Action != approval.Disable {
 		return step
 	}
 	dry := r.DryRun || x.dryRun
@@ -56,12 +138,16 @@ func (x *executor) withKeyRevocation(r approval.Request, step func(ctx context.C
 			return o // the user is not disabled: nothing is revoked, a retry does both
 		}
 		t := r.Targets[i]
-		in, _ := x.in.get(t.InstanceName())
-		kr, ok := in.Leftovers.(keyRevoker)
-		if !ok || t.Leftovers == nil {
+		if t.Leftovers == nil {
 			return o
 		}
-		o.keys = revokeShownKeys(ctx, kr, t, dry)
+		in, _ := x.in.get(t.InstanceName())
+		if kr, ok := in.Leftovers.(keyRevoker); ok && r.RevokeKeys {
+			o.keys = revokeShownKeys(ctx, kr, t, dry)
+		}
+		if lr, ok := in.Leftovers.(linkRemover); ok && r.Unshare {
+			o.links = removeShownLinks(ctx, lr, t, dry)
+		}
 		return o
 	}
 }

@@ -75,6 +75,8 @@ type ChangeRequest struct {
 	Handover *HandoverRequest
 	// RevokeKeys, on a disable, also deletes the API keys the card shows (revoke_exec.go).
 	RevokeKeys bool
+	// Unshare, on a disable, also removes the public links the card shows as the targets'.
+	Unshare bool
 }
 
 // Submit validates c and, when everything holds, creates the request with its card, its target
@@ -113,6 +115,9 @@ func (s *Service) Create(ctx context.Context, r approval.Request) error {
 	go func(r approval.Request) { left <- (lookups{s}).leftoversFor(ctx, r) }(r)
 	r = (lookups{s}).lookUp(ctx, r)
 	r = withLeftovers(r, <-left)
+	if err := unshareRefusal(r); err != nil {
+		return err
+	}
 	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
 	if len(r.Targets) > 1 || ListsItems(r) {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))

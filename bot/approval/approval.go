@@ -164,6 +164,8 @@ type Target struct {
 	Leftovers *Leftovers `json:"leftovers,omitempty"`
 	// KeysRevoked is what an approved `revoke-keys` did for this target; nil until then.
 	KeysRevoked *KeyRevocation `json:"keys_revoked,omitempty"`
+	// LinksRemoved is what an approved `unshare` did for this target; nil until then.
+	LinksRemoved *LinkRemoval `json:"links_removed,omitempty"`
 	// HandedOver is what the request's hand-over did with those items; nil until then.
 	HandedOver *HandoverResult `json:"handed_over,omitempty"`
 	// Unresolved says Instance did not answer when the request was made: what the card shows is
@@ -293,6 +295,9 @@ type Request struct {
 	// RevokeKeys: the approval also deletes the API keys the card showed for each target whose
 	// updated_by is still the target when the execution re-reads them (`revoke-keys`).
 	RevokeKeys bool `json:"revoke_keys,omitempty"`
+	// Unshare: the approval also removes the public links the card showed as each target's
+	// (`unshare`), each only while Metabase still names the target as its sharer.
+	Unshare bool `json:"unshare,omitempty"`
 	// Lookup says how the targets' Consequences were looked up; nil when they were not.
 	Lookup *Lookup `json:"lookup,omitempty"`
 	// Supersedes, on a disable, are the scheduled returns of earlier leaves of its targets: the
@@ -343,6 +348,11 @@ func (r Request) Clone() Request {
 			k := *t.KeysRevoked
 			k.Revoked, k.NotRevoked = slices.Clone(k.Revoked), slices.Clone(k.NotRevoked)
 			t.KeysRevoked = &k
+		}
+		if t.LinksRemoved != nil {
+			l := *t.LinksRemoved
+			l.Removed, l.NotRemoved = slices.Clone(l.Removed), slices.Clone(l.NotRemoved)
+			t.LinksRemoved = &l
 		}
 		c.Targets[i] = t
 	}

@@ -130,3 +130,39 @@ func (r Request) KeysRevokedAny() bool {
 	}
 	return false
 }
+
+// LinkRemoval is what an approved `unshare` did for one target. Stored: never rename a field.
+type LinkRemoval struct {
+	DryRun     bool       `json:"dry_run,omitempty"`
+	Removed    []LeftLink `json:"removed,omitempty"`
+	NotRemoved []LinkNote `json:"not_removed,omitempty"`
+}
+
+// Why a link was not removed. Stored: never rename one.
+const (
+	// LinkSharedByOther: Metabase now names someone else as its sharer (unshared and shared
+	// again since the card).
+	LinkSharedByOther = "shared_by_other"
+	// LinkSharingOff: public sharing was turned off, so no link can be removed.
+	LinkSharingOff = "sharing_off"
+	// LinkFailed: Metabase refused or did not answer (Error says why).
+	LinkFailed = "failed"
+)
+
+// LinkNote is a link that was not removed.
+type LinkNote struct {
+	LeftLink
+	Why   string `json:"why"`
+	Error string `json:"error,omitempty"`
+}
+
+// RecordLinks stores what unshare did for target i.
+func (r *Request) RecordLinks(i int, l *LinkRemoval) {
+	if l == nil || i < 0 || i >= len(r.Targets) {
+		return
+	}
+	c := *l
+	c.Removed = slices.Clone(l.Removed)
+	c.NotRemoved = slices.Clone(l.NotRemoved)
+	r.Targets[i].LinksRemoved = &c
+}

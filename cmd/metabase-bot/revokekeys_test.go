@@ -12,13 +12,14 @@ import (
 
 // seedLeaver gives an admin leaver two keys (one in the Admin group), makes the bot's own key
 // one they regenerated last, and gives a colleague a key.
-func seedLeaver(h *harness) {
-	lee := h.mb.AddUser(metabasetest.User{Email: "lee@example.com", FirstName: "Lee", Active: true, Superuser: true})
-	ann := h.mb.AddUser(metabasetest.User{Email: "ann@example.com", FirstName: "Ann", Active: true, Superuser: true})
+func seedLeaver(h *harness) (lee, ann metabasetest.User) {
+	lee = h.mb.AddUser(metabasetest.User{Email: "lee@example.com", FirstName: "Lee", Active: true, Superuser: true})
+	ann = h.mb.AddUser(metabasetest.User{Email: "ann@example.com", FirstName: "Ann", Active: true, Superuser: true})
 	h.mb.AddAPIKey(metabasetest.APIKey{Name: "etl-admin", GroupID: metabasetest.AdministratorsGroupID, UpdatedByID: lee.ID})
 	h.mb.AddAPIKey(metabasetest.APIKey{Name: "dash-embed", UpdatedByID: lee.ID})
 	h.mb.AddAPIKey(metabasetest.APIKey{Name: "anns-key", UpdatedByID: ann.ID})
 	h.mb.AddAPIKey(metabasetest.APIKey{Name: "metabase-bot", Key: metabasetest.AdminAPIKey, GroupID: metabasetest.AdministratorsGroupID, UpdatedByID: lee.ID})
+	return lee, ann
 }
 
 func keyNames(h *harness) []string {
@@ -59,18 +60,18 @@ func TestRevokeKeys(t *testing.T) {
 	}
 }
 
-// TestRevokeKeysGrammar: the option goes with disable only, once, and a reason may not start
-// with it or with `unshare`; nothing is created.
+// TestRevokeKeysGrammar: the options go with disable only, once each, in either order; a
+// reason may not start with one again; nothing is created for a refused command.
 func TestRevokeKeysGrammar(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	seedLeaver(h)
 	h.start()
 	for cmd, want := range map[string]string{
-		"enable lee@example.com revoke-keys Back":              "only goes with `disable`",
-		"disable lee@example.com revoke-keys revoke-keys Left": "may be given once",
-		"disable lee@example.com unshare Left":                 "`unshare` is not available yet",
-		"disable lee@example.com revoke-keys unshare Left":     "`unshare` is not available yet",
+		"enable lee@example.com revoke-keys Back":                  "only goes with `disable`",
+		"enable lee@example.com unshare Back":                      "only goes with `disable`",
+		"disable lee@example.com revoke-keys revoke-keys Left":     "`revoke-keys` may be given once",
+		"disable lee@example.com unshare revoke-keys unshare Left": "`unshare` may be given once",
 	} {
 		h.command(requester, cmd)
 		h.ephemeral(requester, want)
@@ -78,6 +79,55 @@ func TestRevokeKeysGrammar(t *testing.T) {
 	if n := h.cards("lee@example.com"); n != 0 {
 		t.Errorf("%d cards posted for refused commands", n)
 	}
+	h.command(requester, "disable lee@example.com unshare revoke-keys Left the company")
+	text := h.card("lee@example.com").AllText()
+	if !strings.Contains(text, "Approving also deletes 2 API keys") || !strings.Contains(text, "public link is shown as theirs") {
+		t.Errorf("options in the other order were not both taken:\n%s", text)
+	}
+	if strings.Contains(text, "Reason:* unshare") || strings.Contains(text, "Reason:* revoke-keys") {
+		t.Errorf("an option was read as the reason:\n%s", text)
+	}
+}
+
+// TestUnshare removes the leaver's public links on approval where Metabase names them as the
+// sharer, leaves a colleague's, and refuses the option where Metabase does not say who shared a
+// link.
+func TestUnshare(t *testing.T) {
+	t.Parallel()
+	t.Run("sharer known", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil)
+		lee, ann := seedLeaver(h)
+		d := h.mb.AddPublicItem(metabasetest.PublicItem{Kind: "dashboard", Name: "Board KPIs", PublicUUID: "11111111-1111-1111-1111-111111111111", MadePublicByID: lee.ID})
+		q := h.mb.AddPublicItem(metabasetest.PublicItem{Kind: "card", Name: "Ann's", PublicUUID: "22222222-2222-2222-2222-222222222222", MadePublicByID: ann.ID})
+		h.start()
+		h.command(requester, "disable lee@example.com unshare Left the company")
+		card := h.card("lee@example.com")
+		if !strings.Contains(card.AllText(), "Approving also removes 1 public link:* dashboard Board KPIs") {
+			t.Fatalf("the card does not say what will be removed:\n%s", card.AllText())
+		}
+		h.click(approver, card, "mb_approve")
+		h.thread(card, "lee@example.com: public link of dashboard Board KPIs removed")
+		h.audit("executed", "lee@example.com", "public links removed 1, not removed 0")
+		if it, _ := h.mb.PublicItemByID("dashboard", d.ID); it.PublicUUID != "" {
+			t.Error("the leaver's link still answers")
+		}
+		if it, _ := h.mb.PublicItemByID("card", q.ID); it.PublicUUID == "" {
+			t.Error("the colleague's link was removed")
+		}
+	})
+	t.Run("sharer not told", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil)
+		seedLeaver(h)
+		h.mb.AddPublicItem(metabasetest.PublicItem{Kind: "card", Name: "old", PublicUUID: "33333333-3333-3333-3333-333333333333"})
+		h.start()
+		h.command(requester, "disable lee@example.com unshare Left the company")
+		h.ephemeral(requester, "Metabase does not say who shared a link; review them in Admin > Settings > Public sharing")
+		if n := h.cards("lee@example.com"); n != 0 {
+			t.Errorf("%d cards for a refused unshare", n)
+		}
+	})
 }
 
 // TestRevokeKeysCrash: the process dies after Metabase deleted the first key but before the
