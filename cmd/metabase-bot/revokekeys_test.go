@@ -169,20 +169,22 @@ func TestRevokeKeysCrash(t *testing.T) {
 	}
 }
 
-// TestRevokeKeysDryRun: in dry run the keys are listed as what would be revoked and none is
-// deleted.
+// TestRevokeKeysDryRun: in dry run the keys and links are listed as what would be revoked and
+// none is deleted.
 func TestRevokeKeysDryRun(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, map[string]string{"DRY_RUN": "true"})
-	seedLeaver(h)
+	lee, _ := seedLeaver(h)
+	h.mb.AddPublicItem(metabasetest.PublicItem{Kind: "dashboard", Name: "Board KPIs", PublicUUID: "11111111-1111-1111-1111-111111111111", MadePublicByID: lee.ID})
 	h.start()
-	h.command(requester, "disable lee@example.com revoke-keys Left the company")
+	h.command(requester, "disable lee@example.com revoke-keys unshare Left the company")
 	card := h.card("lee@example.com")
 	h.click(approver, card, "mb_approve")
 	h.thread(card, "lee@example.com: API key etl-admin would be revoked (dry run)")
 	h.thread(card, "lee@example.com: API key dash-embed would be revoked (dry run)")
-	if n := h.mb.Count("DELETE", "/api/api-key/"); n != 0 {
-		t.Errorf("a dry run deleted %d keys", n)
+	h.thread(card, "lee@example.com: public link of dashboard Board KPIs would be removed (dry run)")
+	if n := h.mb.Count("DELETE", "/api/api-key/") + h.mb.Count("DELETE", "/api/dashboard/"); n != 0 {
+		t.Errorf("a dry run sent %d DELETEs of keys or links", n)
 	}
 	if len(h.mb.APIKeys()) != 4 {
 		t.Errorf("keys left: %v", keyNames(h))
