@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/metabase-bot/metabase-bot/bot/approval"
 	"github.com/metabase-bot/metabase-bot/metabase"
 	"github.com/metabase-bot/metabase-bot/metabase/metabasetest"
 )
@@ -280,5 +281,58 @@ func TestLeftoversWithoutAPIKeys(t *testing.T) {
 	f.fake.FailNext("GET", "/api/api-key", 1, 500, "Internal server error.")
 	if _, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com")); err == nil {
 		t.Error("a failed key listing was taken as no keys")
+	}
+}
+
+// TestRemoveShownLinks removes a link still shared by the target, counts one already removed
+// (a repeat after a crash) as removed, leaves one someone else shared again, and leaves every
+// link when public sharing was turned off since the card.
+func TestRemoveShownLinks(t *testing.T) {
+	t.Parallel()
+	f := newRevokeFixture(t)
+	mine := f.fake.AddPublicItem(metabasetest.PublicItem{Kind: "dashboard", Name: "mine", PublicUUID: "11111111-1111-1111-1111-111111111111", MadePublicByID: f.leaver.ID})
+	gone := f.fake.AddPublicItem(metabasetest.PublicItem{Kind: "card", Name: "gone"})
+	again := f.fake.AddPublicItem(metabasetest.PublicItem{Kind: "card", Name: "again", PublicUUID: "22222222-2222-2222-2222-222222222222", MadePublicByID: f.other.ID})
+	target := approval.Target{UserID: f.leaver.ID, Leftovers: &approval.Leftovers{Links: []approval.LeftLink{
+		{Kind: "dashboard", ID: mine.ID, Name: "mine"}, {Kind: "card", ID: gone.ID, Name: "gone"}, {Kind: "card", ID: again.ID, Name: "again"}}}}
+	res := removeShownLinks(t.Context(), f.mb, target, false)
+	if len(res.Removed) != 2 || len(res.NotRemoved) != 1 || res.NotRemoved[0].Why != approval.LinkSharedByOther || res.NotRemoved[0].ID != again.ID {
+		t.Errorf("result = %+v", res)
+	}
+	if it, _ := f.fake.PublicItemByID("card", again.ID); it.PublicUUID == "" {
+		t.Error("a link someone else shared was removed")
+	}
+
+	f2 := newRevokeFixture(t)
+	d := f2.fake.AddPublicItem(metabasetest.PublicItem{Kind: "dashboard", Name: "d", PublicUUID: "33333333-3333-3333-3333-333333333333", MadePublicByID: f2.leaver.ID})
+	f2.fake.SetSetting("enable-public-sharing", false)
+	res = removeShownLinks(t.Context(), f2.mb, approval.Target{UserID: f2.leaver.ID, Leftovers: &approval.Leftovers{Links: []approval.LeftLink{{Kind: "dashboard", ID: d.ID}}}}, false)
+	if len(res.Removed) != 0 || len(res.NotRemoved) != 1 || res.NotRemoved[0].Why != approval.LinkSharingOff {
+		t.Errorf("with sharing off: %+v", res)
+	}
+}
+
+// TestUnshareRefusal refuses unshare where Metabase does not say who shared a link, where sharing
+// is off and where the links could not be looked up.
+func TestUnshareRefusal(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		l    *approval.Leftovers
+		want Code
+	}{
+		{&approval.Leftovers{UnknownSharer: 1, Links: []approval.LeftLink{{Kind: "card", ID: 1}}}, UnshareSharerUnknown},
+		{&approval.Leftovers{SharingOff: true}, UnshareSharingOff},
+		{&approval.Leftovers{Error: "timeout"}, UnshareNotLookedUp},
+		{&approval.Leftovers{Links: []approval.LeftLink{{Kind: "card", ID: 1}}}, ""},
+	} {
+		err := unshareRefusal(approval.Request{Unshare: true, Targets: []approval.Target{{Email: "x@example.com", Leftovers: tc.l}}})
+		var rf *Refusal
+		got := Code("")
+		if errors.As(err, &rf) {
+			got = rf.Code
+		}
+		if got != tc.want {
+			t.Errorf("%+v: refusal %q, want %q", tc.l, got, tc.want)
+		}
 	}
 }
