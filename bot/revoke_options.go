@@ -62,7 +62,7 @@ func revokeRefusalText(rf *access.Refusal) (string, bool) {
 	case access.UnshareSharingOff:
 		return "Public sharing is off, so no link can be removed: links made earlier come back if it is turned on. Review them in Admin > Settings > Public sharing.", true
 	case access.UnshareNotLookedUp:
-		msg := fmt.Sprintf("I could not look up the public links of %s, so `unshare` cannot say what it would remove", escape(rf.Subject))
+		msg := fmt.Sprintf("I could not look up the API keys and public links of %s, so `revoke-keys` and `unshare` cannot say what they would remove", escape(rf.Subject))
 		if rf.Other != "" {
 			msg += ": " + escape(rf.Other)
 		}

@@ -260,7 +260,8 @@ const (
 	UnshareSharingOff Code = "unshare_sharing_off"
 	// RevokeOnlyDisable: revoke-keys and unshare go with a disable, never with an enable.
 	RevokeOnlyDisable Code = "revoke_only_disable"
-	// UnshareNotLookedUp: the public links of Subject could not be looked up (Other says why).
+	// UnshareNotLookedUp: the API keys and public links of Subject could not be looked up (Other
+	// says why), so revoke-keys and unshare cannot say what they would remove.
 	UnshareNotLookedUp Code = "unshare_not_looked_up"
 	// UnshareUnavailable: this bot cannot remove public links in instance Subject.
 	UnshareUnavailable Code = "unshare_unavailable"

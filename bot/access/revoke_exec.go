@@ -53,15 +53,23 @@ type linkRemover interface {
 	Unshare(ctx context.Context, l metabase.PublicLink) error
 }
 
-// unshareRefusal refuses `unshare` when the request is made, once the leftovers are known:
-// where Metabase does not say who shared a link, or public sharing is off, or the links could
-// not be looked up, the target's links cannot be removed with confidence.
+// unshareRefusal refuses `unshare` (and `revoke-keys`) when the request is made, once the
+// leftovers are known: where Metabase does not say who shared a link, or public sharing is off,
+// or the keys and links could not be looked up, the card cannot say what approving removes.
 func unshareRefusal(r approval.Request) error {
-	if !r.Unshare {
+	if !r.Unshare && !r.RevokeKeys {
 		return nil
 	}
 	for _, t := range r.Targets {
 		l := t.Leftovers
+		if !r.Unshare {
+			// revoke-keys deletes only keys the card shows: a card that could not look shows none
+			// and must not pretend otherwise.
+			if l != nil && l.Error != "" {
+				return &Refusal{Code: UnshareNotLookedUp, Subject: t.Email, Other: l.Error}
+			}
+			continue
+		}
 		switch {
 		case l == nil && t.Unresolved:
 			return refuse(UnshareNotLookedUp, t.Email)

@@ -336,3 +336,17 @@ func TestUnshareRefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokeKeysRefusedWithoutLookup: revoke-keys is refused when the card could not look up the
+// keys, since it deletes only what the card shows.
+func TestRevokeKeysRefusedWithoutLookup(t *testing.T) {
+	t.Parallel()
+	err := unshareRefusal(approval.Request{RevokeKeys: true, Targets: []approval.Target{{Email: "x@example.com", Leftovers: &approval.Leftovers{Error: "timeout"}}}})
+	var rf *Refusal
+	if !errors.As(err, &rf) || rf.Code != UnshareNotLookedUp {
+		t.Errorf("refusal = %v", err)
+	}
+	if err := unshareRefusal(approval.Request{RevokeKeys: true, Targets: []approval.Target{{Email: "x@example.com", Leftovers: &approval.Leftovers{SharingOff: true}}}}); err != nil {
+		t.Errorf("revoke-keys refused for sharing off: %v", err)
+	}
+}
