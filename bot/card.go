@@ -149,6 +149,7 @@ func (v *view) renderCard(r approval.Request) []slack.Block {
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(details), nil, nil))
 	blocks = append(blocks, v.consequenceBlocks(r)...)
+	blocks = append(blocks, v.leftoverBlocks(r)...)
 	if w := append(v.warnings(r), disabledElsewhereLines(r)...); len(w) > 0 {
 		blocks = append(blocks, slack.NewSectionBlock(mrkdwn(strings.Join(w, "\n")), nil, nil))
 	}
@@ -286,7 +287,7 @@ func (v *view) warnings(r approval.Request) []string {
 		if t.Superuser {
 			admins = append(admins, t)
 		}
-		if t.SSOSource != "" {
+		if t.SSOSource != "" && !holdsKnown(t) {
 			sso = append(sso, t)
 		}
 	}

@@ -65,6 +65,10 @@ type Command struct {
 	Instance string
 	// Now is `disable now`: a responder's break-glass disable (breakglass.go).
 	Now bool
+	// RevokeKeys is `disable … revoke-keys`: also delete the API keys the card shows, and
+	// Unshare `disable … unshare`: also remove the public links it shows (revoke_options.go).
+	RevokeKeys bool
+	Unshare    bool
 }
 
 // action is the core's action for a disable or enable command.
@@ -222,6 +226,9 @@ func parseChange(verb Verb, words []string) (Command, error) {
 		return Command{}, err
 	}
 	if i, err = parseInstanceOption(&cmd, words, i); err != nil {
+		return Command{}, err
+	}
+	if i, err = parseRevokeOptions(&cmd, words, i); err != nil {
 		return Command{}, err
 	}
 	if cmd.Instance != "" {

@@ -47,6 +47,7 @@ func (b *Bot) handleCommand(ctx context.Context, sc slack.SlashCommand) {
 		b.submit(ctx, access.ChangeRequest{
 			Action: cmd.action(), Targets: cmd.Targets, Until: cmd.Until, Reason: cmd.Reason,
 			Requester: sc.UserID, Channel: sc.ChannelID, SourceKey: "cmd:" + sc.TriggerID, Handover: cmd.handover(),
+			RevokeKeys: cmd.RevokeKeys, Unshare: cmd.Unshare,
 		})
 	case VerbStatus:
 		b.status(ctx, sc, cmd)
@@ -181,7 +182,7 @@ func (v *view) helpText() string {
 	c := v.cfg.SlashCommand
 	lines := []string{
 		"*Metabase access, with approval*",
-		"`" + c + " disable <user>... [until YYYY-MM-DD] [handover <user> [archive]] <reason>`: ask to deactivate users (a date re-enables them then; `handover` moves their alerts to that user, and `archive` archives what cannot move instead of listing it)",
+		"`" + c + " disable <user>... [until YYYY-MM-DD] [handover <user> [archive]] [revoke-keys] [unshare] <reason>`: ask to deactivate users (a date re-enables them then; `handover` moves their alerts to that user, and `archive` archives what cannot move instead of listing it; `revoke-keys` also deletes the API keys the card shows as theirs, `unshare` the public links)",
 		"`" + c + " enable <user>... <reason>`: ask to reactivate users (admin rights the bot recorded are restored)",
 	}
 	if v.cfg.IncidentGroup != "" {

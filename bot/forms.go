@@ -76,6 +76,7 @@ func (b forms) openRequestForm(ctx context.Context, sc slack.SlashCommand, verb 
 		ret.Optional = true
 		blocks = append(blocks, ret)
 		blocks = append(blocks, handoverInputs()...)
+		blocks = append(blocks, revokeInput(), unshareInput())
 	}
 	view := slack.ModalViewRequest{
 		Type: slack.VTModal, CallbackID: callbackRequestForm,
@@ -238,6 +239,7 @@ func (b forms) formRequest(meta formMeta, cb slack.InteractionCallback, reason s
 			return fieldErr(block, msg)
 		}
 		c.Handover = hv
+		c.RevokeKeys, c.Unshare = formRevokeKeys(values), formUnshare(values)
 	}
 	return c, targetsBlock, nil
 }

@@ -62,14 +62,22 @@ func (v *view) threadMessages(n access.Notice) []threadMessage {
 	case access.Retrying:
 		return one(mention(e.Actor) + " is retrying the failed users.")
 	case access.Finished:
-		return append(finishedMessages(r), v.handoverMessages(r)...)
+		out := finishedMessages(r)
+		if lines := append(keyLines(r), linkLines(r)...); len(lines) > 0 {
+			out = append(out, chunked(chunkLines(lines, maxSectionText))...)
+		}
+		return append(out, v.handoverMessages(r)...)
 	case access.Reminded:
 		return one(v.approverMention() + " reminder: this request is still waiting for approval and expires " + slackDate(r.ExpiresAt) + ".")
 	case access.Expired:
 		return one(":hourglass: This request expired without a decision. Make a new one if it is still needed.")
 	case access.ReturnScheduled:
-		return one(":calendar: "+auditTargets(r.Targets)+" will be re-enabled automatically "+slackDate(r.NotBefore)+
-			", with admin status restored. An approver can cancel that below.", actionCancelReturn)
+		text := ":calendar: " + auditTargets(r.Targets) + " will be re-enabled automatically " + slackDate(r.NotBefore) +
+			", with admin status restored. An approver can cancel that below."
+		if r.KeysRevokedAny() {
+			text += " The API keys this request revoked are not restored."
+		}
+		return one(text, actionCancelReturn)
 	case access.ReturnExtended:
 		return one(":calendar: " + auditTargets(e.Added) + " will also be re-enabled automatically " + slackDate(r.NotBefore) +
 			". The button above cancels the return for everyone.")
@@ -122,7 +130,12 @@ func finishSummary(r approval.Request) string {
 	if r.DryRun {
 		head += " DRY RUN: Metabase was not changed."
 	}
-	return fmt.Sprintf("%s %s %d, skipped %d, failed %d.", head, verbPast(r.Action), done, skipped, failed)
+	out := fmt.Sprintf("%s %s %d, skipped %d, failed %d.", head, verbPast(r.Action), done, skipped, failed)
+	if r.Action == approval.Disable && done > 0 && !r.DryRun {
+		// The session lookup requires an active user (docs/metabase.md#deactivation).
+		out += " Their Metabase sessions ended at once."
+	}
+	return out
 }
 
 // auditText is one append-only audit line: the event, the request id, the action and targets,
@@ -198,6 +211,12 @@ func auditDetail(e access.Event) string {
 		detail := fmt.Sprintf("result: %s %d, skipped %d, failed %d", verbPast(r.Action), done, skipped, failed)
 		if len(r.Targets) == 1 && r.Targets[0].Result.Message != "" {
 			detail += " (" + escape(r.Targets[0].Result.Message) + ")"
+		}
+		if revoked, left := access.KeysRevokedCount(r); r.RevokeKeys {
+			detail += fmt.Sprintf(" · API keys revoked %d, not revoked %d", revoked, left)
+		}
+		if removed, left := access.LinksRemovedCount(r); r.Unshare {
+			detail += fmt.Sprintf(" · public links removed %d, not removed %d", removed, left)
 		}
 		return joinDetail(detail, access.HandoverResultSummary(r))
 	case access.ReturnScheduled, access.ReturnExtended:

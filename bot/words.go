@@ -105,6 +105,9 @@ func (v *view) refusalText(rf *access.Refusal) string {
 	if text, ok := v.breakGlassRefusalText(rf); ok {
 		return text
 	}
+	if text, ok := revokeRefusalText(rf); ok {
+		return text
+	}
 	return "That cannot be done (" + string(rf.Code) + ")."
 }
 

@@ -56,6 +56,10 @@ type outcome struct {
 	before *approval.Before
 	// handedOver is what the hand-over step did (handover.go); nil when there is none.
 	handedOver *approval.HandoverResult
+	// keys is what revoke-keys did (revoke_exec.go); nil when there is none.
+	keys *approval.KeyRevocation
+	// links is what unshare did (revoke_exec.go); nil when there is none.
+	links *approval.LinkRemoval
 }
 
 // execute applies an executing request that this process holds the lease on, records each
@@ -74,7 +78,7 @@ func (x *executor) execute(ctx context.Context, r approval.Request) approval.Req
 	stopRenewing := x.renewLease(ctx, cancel, r.ID)
 	defer stopRenewing()
 	results := make(chan outcome)
-	step := x.stepper(r)
+	step := x.withKeyRevocation(r, x.stepper(r))
 	var wg sync.WaitGroup
 	work := make(chan int)
 	for range min(x.cfg.BulkConcurrency, max(len(pending), 1)) {
@@ -184,6 +188,8 @@ func (x *executor) record(ctx context.Context, id string, batch []outcome, final
 				return nil, nil, err
 			}
 			r.RecordHandover(o.i, o.handedOver, o.before)
+			r.RecordKeys(o.i, o.keys)
+			r.RecordLinks(o.i, o.links)
 		}
 		if !final {
 			return nil, nil, nil

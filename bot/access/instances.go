@@ -21,6 +21,9 @@ type Instance struct {
 	// Notifications, when set, shows what targets leave running in this instance and carries
 	// out hand-overs there.
 	Notifications Notifications
+	// Leftovers, when set, shows on the card what outlives a disable in this instance: API
+	// keys, public links, secrets and sign-ins that re-activate (revoke.go).
+	Leftovers LeftoverSource
 	// BotUserID returns the bot's own account in this instance, always protected; zero while
 	// unknown (the instance has not answered since start-up). Nil means none.
 	BotUserID func() int

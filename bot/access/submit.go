@@ -82,6 +82,10 @@ type ChangeRequest struct {
 	// breakGlass marks a responder's `disable now` (breakglass.go): a target on leave, already
 	// inactive, is taken rather than refused, so the action cancels the leave's return.
 	breakGlass bool
+	// RevokeKeys, on a disable, also deletes the API keys the card shows (revoke_exec.go).
+	RevokeKeys bool
+	// Unshare, on a disable, also removes the public links the card shows as the targets'.
+	Unshare bool
 }
 
 // Submit validates c and, when everything holds, creates the request with its card, its target
@@ -130,6 +134,9 @@ func (s *Service) prepare(ctx context.Context, c ChangeRequest, inventory bool) 
 			return approval.Request{}, err
 		}
 	}
+	if r, err = (validator{s}).revokeOptions(c, r); err != nil {
+		return r, err
+	}
 	if r, err = (validator{s}).extend(ctx, c, r); err != nil {
 		return r, err
 	}
@@ -143,7 +150,15 @@ func (s *Service) prepare(ctx context.Context, c ChangeRequest, inventory bool) 
 // in one transaction, after looking up what its targets leave running (consequences.go).
 // ErrRedelivered means the same command already created one.
 func (s *Service) Create(ctx context.Context, r approval.Request) error {
+	// What outlives the disable is looked up beside what the targets leave running, so the card
+	// waits for the slower of the two, not their sum (revoke_lookup.go).
+	left := make(chan map[int]*approval.Leftovers, 1)
+	go func(r approval.Request) { left <- (lookups{s}).leftoversFor(ctx, r) }(r)
 	r = (lookups{s}).lookUp(ctx, r)
+	r = withLeftovers(r, <-left)
+	if err := unshareRefusal(r); err != nil {
+		return err
+	}
 	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
 	if len(r.Targets) > 1 || ListsItems(r) {
 		out = append(out, notice(ToThread, Event{Type: Requested, At: r.CreatedAt, Request: r}))

@@ -159,6 +159,13 @@ type Target struct {
 	// Consequences is what the target leaves running in Metabase, looked up when the request
 	// was made; nil when it was not looked up (enables, older requests).
 	Consequences *Consequences `json:"consequences,omitempty"`
+	// Leftovers is what outlives the disable (API keys, public links, secrets, sign-ins that
+	// re-activate), looked up when the request was made; nil when it was not.
+	Leftovers *Leftovers `json:"leftovers,omitempty"`
+	// KeysRevoked is what an approved `revoke-keys` did for this target; nil until then.
+	KeysRevoked *KeyRevocation `json:"keys_revoked,omitempty"`
+	// LinksRemoved is what an approved `unshare` did for this target; nil until then.
+	LinksRemoved *LinkRemoval `json:"links_removed,omitempty"`
 	// HandedOver is what the request's hand-over did with those items; nil until then.
 	HandedOver *HandoverResult `json:"handed_over,omitempty"`
 	// Unresolved says Instance did not answer when the request was made: what the card shows is
@@ -285,6 +292,12 @@ type Request struct {
 	DryRun bool `json:"dry_run,omitempty"`
 	// Handover, on a disable or a hand-over, says who takes over what the targets leave running.
 	Handover *Handover `json:"handover,omitempty"`
+	// RevokeKeys: the approval also deletes the API keys the card showed for each target whose
+	// updated_by is still the target when the execution re-reads them (`revoke-keys`).
+	RevokeKeys bool `json:"revoke_keys,omitempty"`
+	// Unshare: the approval also removes the public links the card showed as each target's
+	// (`unshare`), each only while Metabase still names the target as its sharer.
+	Unshare bool `json:"unshare,omitempty"`
 	// Lookup says how the targets' Consequences were looked up; nil when they were not.
 	Lookup *Lookup `json:"lookup,omitempty"`
 	// Supersedes, on a disable, are the scheduled returns of earlier leaves of its targets: the
@@ -334,6 +347,17 @@ func (r Request) Clone() Request {
 		if t.LastLogin != nil {
 			ll := *t.LastLogin
 			t.LastLogin = &ll
+		}
+		t.Leftovers = t.Leftovers.clone()
+		if t.KeysRevoked != nil {
+			k := *t.KeysRevoked
+			k.Revoked, k.NotRevoked = slices.Clone(k.Revoked), slices.Clone(k.NotRevoked)
+			t.KeysRevoked = &k
+		}
+		if t.LinksRemoved != nil {
+			l := *t.LinksRemoved
+			l.Removed, l.NotRemoved = slices.Clone(l.Removed), slices.Clone(l.NotRemoved)
+			t.LinksRemoved = &l
 		}
 		c.Targets[i] = t
 	}
@@ -674,6 +698,11 @@ func ReturnOf(leave Request, now time.Time) (Request, bool) {
 		}
 		targets = append(targets, Target{Instance: t.Instance, UserID: t.UserID, Email: t.Email, Name: t.Name,
 			Superuser: t.Superuser, GroupIDs: slices.Clone(t.GroupIDs), Restore: t.Superuser, Stamp: t.Stamp, SSOSource: t.SSOSource})
+		if t.KeysRevoked != nil {
+			// Kept for the record, so the return can say the keys are not restored; an enable
+			// never acts on it.
+			targets[len(targets)-1].RecordKeysFrom(t.KeysRevoked)
+		}
 	}
 	if len(targets) == 0 {
 		return Request{}, false

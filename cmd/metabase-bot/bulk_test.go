@@ -116,11 +116,13 @@ func TestCardWarnings(t *testing.T) {
 	h.mb.AddUser(metabasetest.User{Email: "root@example.com", FirstName: "Root", Active: true, Superuser: true})
 	h.mb.AddUser(metabasetest.User{Email: "sso@example.com", FirstName: "Sso", Active: true, SSOSource: "saml"})
 	h.addJane()
+	// The warning is precise now: it needs SAML sign-in on, with provisioning (the default).
+	h.mb.SetSetting("saml-enabled", true)
 	h.start()
 
 	h.command(requester, "disable sso@example.com Left")
 	card := h.card("sso@example.com")
-	for _, want := range []string{"signs in through SSO (saml)", "can reactivate them", "identity provider"} {
+	for _, want := range []string{"A SAML sign-in with their email re-activates them", "identity provider"} {
 		if !strings.Contains(card.AllText(), want) {
 			t.Errorf("the SSO card lacks %q:\n%s", want, card.AllText())
 		}
@@ -129,6 +131,9 @@ func TestCardWarnings(t *testing.T) {
 		t.Errorf("the SSO card warns about an admin:\n%s", card.AllText())
 	}
 
+	// With SAML sign-in on, a password user could be re-activated too: turn it off for the
+	// plain target.
+	h.mb.SetSetting("saml-enabled", false)
 	h.command(requester, "disable jane@example.com Left")
 	plain := h.card("jane@example.com")
 	if strings.Contains(plain.AllText(), ":warning:") || !strings.Contains(plain.AllText(), "needs 1 approval") {
@@ -290,11 +295,14 @@ func TestManyWarnedTargets(t *testing.T) {
 			Superuser: true, SSOSource: "saml"})
 		emails = append(emails, u.Email)
 	}
+	// The SSO warning is precise: it needs SAML sign-in on, with provisioning (the default).
+	h.mb.SetSetting("saml-enabled", true)
 	h.start()
 	h.command(requester, "disable "+strings.Join(emails, " ")+" Incident response")
 	card := h.card("12 users")
 	text := card.AllText()
-	for _, want := range []string{"12 of these users are *Metabase admins*", "12 of these users sign in through SSO",
+	for _, want := range []string{"12 of these users are *Metabase admins*",
+		"A SAML sign-in with their email re-activates 12 of these users and may restore admin rights (unverified)",
 		"sso00@example.com saml", "and 2 more", "identity provider", "needs 2 approvals"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the card lacks %q:\n%s", want, text)

@@ -255,7 +255,7 @@ func wire(cfg config, team string, api *slack.Client, clients []namedClient, st 
 	botMetabaseID := int(clients[0].botID.Load())
 	instances := make([]access.Instance, len(clients))
 	for i, c := range clients {
-		instances[i] = access.Instance{Name: c.name, Metabase: c.client, Notifications: c.client,
+		instances[i] = access.Instance{Name: c.name, Metabase: c.client, Notifications: c.client, Leftovers: c.client,
 			BotUserID: func() int { return int(c.botID.Load()) }}
 	}
 	policy := access.Policy{

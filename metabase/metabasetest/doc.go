@@ -68,6 +68,20 @@
 // PUT /api/notification/:id (notification_put.go) archives an alert from
 // v0.54 on and records the "you were removed" emails (RemovalEmails).
 //
+// What outlives a disable (access.go, docs/metabase.md#api-key-listing,
+// #public-links, #sign-in-settings): AddAPIKey makes a key with its own
+// user and an api_key row; GET /api/api-key (admins, else 403) lists the
+// default-scope keys as present-api-key does, never a SCIM key, and
+// DELETE /api/api-key/:id is 204, or 404 when gone, and deactivates the
+// key's user. AddPublicItem adds a dashboard or card; GET
+// /api/{dashboard,card}/public and DELETE /api/{dashboard,card}/:id/public_link
+// need an admin and public sharing on (else a text 400 "Public sharing is
+// not enabled."), the DELETE is 404 without a link and clears
+// made_public_by_id; GET /api/{dashboard,card}/:id returns
+// made_public_by_id. SetSetting sets the sign-in, provisioning, sharing and
+// embedding switches that GET /api/session/properties shows by the
+// caller's visibility; secrets are stored but never served.
+//
 // WithLocale("fr") answers every error in French, and WithVersionTag
 // reports another version (e.g. vLOCAL_DEV): Metabase translates its
 // messages, and a client must decide by status, structure and re-reads.

@@ -26,6 +26,7 @@ import (
 var frenchMessages = map[string]string{
 	msgUnauthenticated:                 "Non authentifié",
 	msgForbidden:                       "Vous n'avez pas les permissions pour faire ça.",
+	msgPublicSharingOff:                "Le partage public n'est pas activé.",
 	msgNotFound:                        "Introuvable.",
 	msgNoEndpoint:                      "Ce point de terminaison de l'API n'existe pas.",
 	msgLastAdmin:                       `Vous ne pouvez pas supprimer le dernier membre du groupe "Admin" !`,

@@ -49,7 +49,7 @@ func (s *Server) notificationRoutes(w http.ResponseWriter, r *http.Request) {
 			writeText(w, http.StatusNotFound, msgNoEndpoint)
 			return
 		}
-		s.sessionProperties(w)
+		s.sessionProperties(w, r)
 		return
 	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -96,15 +96,16 @@ func (s *Server) notificationRoutes(w http.ResponseWriter, r *http.Request) {
 // settings, among them "version" ({tag, date, branch, hash}, from
 // config/mb-version-info; the setting is :visibility :public in every era,
 // src/metabase/version/settings.clj, formerly public_settings.clj). It needs
-// no credential (src/metabase/session/api.clj).
-func (s *Server) sessionProperties(w http.ResponseWriter) {
+// no credential (src/metabase/session/api.clj); with one, it adds the
+// settings the caller may read (settingsForLocked).
+func (s *Server) sessionProperties(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	tag := s.tagLocked()
+	props := s.settingsForLocked(s.callerLocked(r))
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"version":   map[string]string{"tag": tag, "date": fakeVersionDate, "branch": "release-x." + strings.TrimPrefix(tag, "v"), "hash": "0000000"},
-		"site-name": "Metabase",
-	})
+	props["version"] = map[string]string{"tag": tag, "date": fakeVersionDate, "branch": "release-x." + strings.TrimPrefix(tag, "v"), "hash": "0000000"}
+	props["site-name"] = "Metabase"
+	writeJSON(w, http.StatusOK, props)
 }
 
 // ----- Parameter validation, as the malli coercion of defendpoint answers

@@ -47,6 +47,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		}
 	case p == "/api/user" || strings.HasPrefix(p, "/api/user/"):
 		s.userRoutes(w, r)
+	case isAccessPath(p):
+		s.accessRoutes(w, r)
 	case isNotificationPath(p):
 		s.notificationRoutes(w, r)
 	default:

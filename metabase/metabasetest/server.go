@@ -128,7 +128,8 @@ type Server struct {
 	fails    []*failRule
 	holds    []*holdRule
 
-	notif notifState // subscriptions, alerts and collections (notifications.go)
+	notif  notifState  // subscriptions, alerts and collections (notifications.go)
+	access accessState // API keys, public links and settings (access.go)
 
 	legacyDelete bool
 	tr           map[string]string // WithLocale's catalogue; nil is English
@@ -168,6 +169,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 		now:          time.Now,
 	}
 	s.notif.init(cfg.era)
+	s.access.init()
 	s.tr = s.catalogue(cfg.locale)
 	s.versionTag, s.oldLastAdmin = cfg.tag, cfg.oldAdmin
 	admin := s.AddUser(cfg.admin)
