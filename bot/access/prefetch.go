@@ -54,7 +54,10 @@ type prefetches struct {
 type prefetched struct {
 	ls     listings
 	counts *countRun
-	at     time.Time
+	// left is what outlives the disable (revoke_lookup.go), looked up once the targets are
+	// known, while the rest of the request is prepared; nil when it was not started.
+	left chan map[int]*approval.Leftovers
+	at   time.Time
 }
 
 // countRun is the personal collection counts of a request's targets, by instance, started when
@@ -148,7 +151,7 @@ func (s lookups) startListings(ctx context.Context, c ChangeRequest) listings {
 
 // keepPrefetch keeps what was started for a prepared request until it is created.
 func (s lookups) keepPrefetch(id string, pf prefetched) {
-	if len(pf.ls) == 0 && pf.counts == nil {
+	if len(pf.ls) == 0 && pf.counts == nil && pf.left == nil {
 		return
 	}
 	p := &s.prefetch
@@ -165,6 +168,22 @@ func (s lookups) keepPrefetch(id string, pf prefetched) {
 	}
 	pf.at = now
 	p.m[id] = pf
+}
+
+// prefetchedLeftovers returns the look-up of what outlives the disable started for request id
+// when it was prepared, or nil; it leaves the rest of what was started for lookUp to take.
+func (s lookups) prefetchedLeftovers(id string) chan map[int]*approval.Leftovers {
+	p := &s.prefetch
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[id].left
+}
+
+// startLeftovers looks up what outlives the disable of r's targets in the background.
+func (s lookups) startLeftovers(ctx context.Context, r approval.Request) chan map[int]*approval.Leftovers {
+	left := make(chan map[int]*approval.Leftovers, 1)
+	go func() { left <- s.leftoversFor(ctx, r) }()
+	return left
 }
 
 // takePrefetch returns (and forgets) what was started for request id; zero when nothing was.

@@ -98,8 +98,7 @@ func (s *Service) Submit(ctx context.Context, c ChangeRequest) (approval.Request
 	if err != nil {
 		return r, err
 	}
-	r = (lookups{s}).lookUp(ctx, r)
-	return r, s.Create(ctx, r)
+	return s.create(ctx, r)
 }
 
 // Prepare runs Submit's checks and returns the request Create would store, creating nothing: a
@@ -124,11 +123,14 @@ func (s *Service) prepare(ctx context.Context, c ChangeRequest, inventory bool) 
 		return r, err
 	}
 	var counts *countRun
+	var left chan map[int]*approval.Leftovers
 	if r.Action == approval.Disable {
 		if inventory {
-			// Counting only reads: it starts before the check that may still refuse the
-			// request, so a disable naming an admin does not wait one more round trip.
+			// Counting and what outlives the disable only read: they start as soon as the
+			// targets are known, before the check that may still refuse the request, so the
+			// card does not wait a round trip more for each.
 			counts = (lookups{s}).startCounts(ctx, r)
+			left = (lookups{s}).startLeftovers(ctx, r)
 		}
 		if err := (validator{s}).lastAdminCheck(ctx, r.Targets); err != nil {
 			return approval.Request{}, err
@@ -141,7 +143,7 @@ func (s *Service) prepare(ctx context.Context, c ChangeRequest, inventory bool) 
 		return r, err
 	}
 	if inventory {
-		(lookups{s}).keepPrefetch(r.ID, prefetched{ls: ls, counts: counts})
+		(lookups{s}).keepPrefetch(r.ID, prefetched{ls: ls, counts: counts, left: left})
 	}
 	return r, nil
 }
@@ -150,14 +152,22 @@ func (s *Service) prepare(ctx context.Context, c ChangeRequest, inventory bool) 
 // in one transaction, after looking up what its targets leave running (consequences.go).
 // ErrRedelivered means the same command already created one.
 func (s *Service) Create(ctx context.Context, r approval.Request) error {
+	_, err := s.create(ctx, r)
+	return err
+}
+
+// create is Create returning the request as stored, with what its card shows.
+func (s *Service) create(ctx context.Context, r approval.Request) (approval.Request, error) {
 	// What outlives the disable is looked up beside what the targets leave running, so the card
 	// waits for the slower of the two, not their sum (revoke_lookup.go).
-	left := make(chan map[int]*approval.Leftovers, 1)
-	go func(r approval.Request) { left <- (lookups{s}).leftoversFor(ctx, r) }(r)
+	left := (lookups{s}).prefetchedLeftovers(r.ID)
+	if left == nil {
+		left = (lookups{s}).startLeftovers(ctx, r)
+	}
 	r = (lookups{s}).lookUp(ctx, r)
 	r = withLeftovers(r, <-left)
 	if err := unshareRefusal(r); err != nil {
-		return err
+		return r, err
 	}
 	out := []store.Outbox{notice(ToCard, Event{Type: Requested, At: r.CreatedAt, Request: r})}
 	if len(r.Targets) > 1 || ListsItems(r) {
@@ -165,11 +175,11 @@ func (s *Service) Create(ctx context.Context, r approval.Request) error {
 	}
 	out = append(out, s.tell(Event{Type: Requested, Actor: r.Requester, At: r.CreatedAt, Request: r}, ToAudit)...)
 	if err := s.st.CreateExclusive(s.replyCtx(ctx), r, out...); err != nil {
-		return createError(r, err)
+		return r, createError(r, err)
 	}
 	s.metrics.RequestCreated(r)
 	s.kick()
-	return nil
+	return r, nil
 }
 
 // emailOf names user as r's target does, or as typed in commands when r has no such target.
