@@ -80,7 +80,8 @@ var _ access.Responders = (*Directory)(nil)
 // privately when they were refused or when the command became a request for approval.
 func (b *Bot) breakGlass(ctx context.Context, sc slack.SlashCommand, cmd Command) {
 	c := access.ChangeRequest{Action: approval.Disable, Targets: cmd.Targets, Reason: cmd.Reason,
-		Requester: sc.UserID, Channel: sc.ChannelID, SourceKey: "cmd:" + sc.TriggerID, Handover: cmd.handover()}
+		Requester: sc.UserID, Channel: sc.ChannelID, SourceKey: "cmd:" + sc.TriggerID, Handover: cmd.handover(),
+		RevokeKeys: cmd.RevokeKeys, Unshare: cmd.Unshare}
 	r, err := b.core.SubmitNow(ctx, c)
 	if err != nil {
 		b.answerSubmit(ctx, c, r, err)
@@ -169,6 +170,9 @@ func (v *view) breakGlassStatus(r approval.Request) string {
 		v.approverMention(), slackDate(bg.ReviewBy), mention(r.Requester), plural(max(bg.ReverseRequired, 1), "approver", "approvers"))
 	if bg.Handover != nil {
 		review += ". Confirm also hands over what they leave running (" + escape(handoverWords(bg.Handover)) + "); Reverse does not"
+	}
+	if r.RevokeKeys || r.Unshare {
+		review += ". Reverse re-enables the users only: it does not restore the API keys or public links this action removed"
 	}
 	if n := len(bg.ReverseVotes); n > 0 {
 		voters := make([]string, n)

@@ -127,6 +127,15 @@ func (s *Service) SubmitNow(ctx context.Context, c ChangeRequest) (approval.Requ
 	if err != nil {
 		return r, err
 	}
+	if r.RevokeKeys || r.Unshare {
+		// revoke-keys and unshare act at once too, on what the card shows: the keys and links
+		// are looked up first (one round trip more), and refused as for any request when the
+		// card could not say what they remove.
+		r = withLeftovers(r, (lookups{s}).leftoversFor(ctx, r))
+		if err := unshareRefusal(r); err != nil {
+			return r, err
+		}
+	}
 	pending := r.Clone()
 	now := s.now()
 	if err := r.StartBreakGlass(s.exec.InstanceID, now, s.exec.ExecLease, s.policy.ReviewWindow, s.reviewReminder(), r.RequiredApprovals); err != nil {

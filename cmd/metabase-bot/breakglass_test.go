@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -387,4 +388,28 @@ func TestBreakGlassGroupUnreadable(t *testing.T) {
 	}
 	h.click(approver, card, "mb_approve")
 	h.thread(card, "jane@example.com: disabled")
+}
+
+// TestBreakGlassRevokesKeysAtOnce: `disable now … revoke-keys` deletes the keys the leaver last
+// changed in the same action, with no click, never the bot's own key, and its card says that
+// Reverse does not bring them back. Before, the option was parsed and then dropped: the user was
+// disabled and their keys kept working.
+func TestBreakGlassRevokesKeysAtOnce(t *testing.T) {
+	t.Parallel()
+	h := breakGlassHarness(t, nil)
+	seedLeaver(h)
+	h.start()
+	h.command(requester, "disable now lee@example.com revoke-keys Laptop stolen")
+	card := h.bgCard("lee@example.com")
+	h.audit("break-glass", "lee@example.com", "API keys revoked 2, not revoked 1")
+	if got := keyNames(h); !slices.Equal(got, []string{"anns-key", "metabase-bot"}) {
+		t.Errorf("keys left %v, want the colleague's and the bot's", got)
+	}
+	if n := h.mb.Count("DELETE", "/api/api-key/"); n != 2 {
+		t.Errorf("%d key DELETEs, want 2", n)
+	}
+	card = h.bgCard("does not restore the API keys")
+	if !strings.Contains(card.AllText(), "Reverse re-enables the users only") {
+		t.Errorf("the card does not say Reverse leaves the keys revoked:\n%s", card.AllText())
+	}
 }
