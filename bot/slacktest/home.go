@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -53,6 +54,8 @@ type HomeView struct {
 	Blocks                                        json.RawMessage
 	// Publishes counts the views.publish calls that set it.
 	Publishes int
+	// PublishedAt is when the last of them arrived, by the real clock (spacing is real time).
+	PublishedAt time.Time
 }
 
 // HasAction reports whether the view has an element with actionID, in the block blockID when
@@ -128,6 +131,7 @@ func apiViewsPublish(s *Server, p params) any {
 	h.Blocks, h.CallbackID, h.PrivateMetadata = json.RawMessage(blocks), v.CallbackID, v.PrivateMetadata
 	h.Hash = fmt.Sprintf("%d.%s", s.opts.Now().Unix(), randHex(4))
 	h.Publishes++
+	h.PublishedAt = time.Now()
 	s.broadcastLocked()
 	return okResp{"view": s.homeJSONLocked(h)}
 }

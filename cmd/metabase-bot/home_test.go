@@ -313,8 +313,7 @@ func TestHomeRefreshIsSpacedPerPerson(t *testing.T) {
 	h.command(requester, "disable jane@example.com Left the company")
 	card := h.card("jane@example.com")
 	id := requestID(t, card)
-	h.openHome(approver2, func(v slacktest.HomeView) bool { return v.HasAction("mb_home_"+id, "mb_approve") })
-	first := time.Now()
+	first := h.openHome(approver2, func(v slacktest.HomeView) bool { return v.HasAction("mb_home_"+id, "mb_approve") })
 	ctx := h.ctx()
 	env, err := h.slack.OpenHome(ctx, approver2)
 	if err != nil {
@@ -325,8 +324,11 @@ func TestHomeRefreshIsSpacedPerPerson(t *testing.T) {
 	}
 	h.click(approver, card, "mb_approve")
 	h.cardState(card, "Approved")
-	h.home(approver2, func(v slacktest.HomeView) bool { return v.Publishes >= 2 })
-	if elapsed := time.Since(first); elapsed < 1900*time.Millisecond {
+	again := h.home(approver2, func(v slacktest.HomeView) bool { return v.Publishes >= 2 })
+	// Measured between the two publishes' arrivals at Slack, not from when this test saw the
+	// first (which a loaded machine delays); what the network adds to one and not the other is
+	// the only slack allowed.
+	if elapsed := again.PublishedAt.Sub(first.PublishedAt); elapsed < 1800*time.Millisecond {
 		t.Errorf("the Home was drawn again %s after the last time, want at least 2s", elapsed)
 	}
 	v := h.home(approver2, func(v slacktest.HomeView) bool { return !v.HasAction("mb_home_"+id, "mb_approve") })
