@@ -154,7 +154,7 @@ func (b forms) handleViewSubmission(ctx context.Context, sm acker, req socketmod
 			return
 		}
 		b.ackView(ctx, sm, req, nil)
-		leavers{b.Bot}.submitted(ctx, meta, cb.User.ID, cb.View.ID, reason)
+		leavers(b).submitted(ctx, meta, cb.User.ID, cb.View.ID, reason)
 	case callbackOrphansForm:
 		b.orphansSubmitted(ctx, sm, req, meta, cb, reason)
 	case callbackInactiveForm:

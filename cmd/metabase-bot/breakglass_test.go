@@ -400,7 +400,7 @@ func TestBreakGlassRevokesKeysAtOnce(t *testing.T) {
 	seedLeaver(h)
 	h.start()
 	h.command(requester, "disable now lee@example.com revoke-keys Laptop stolen")
-	card := h.bgCard("lee@example.com")
+	h.bgCard("lee@example.com")
 	h.audit("break-glass", "lee@example.com", "API keys revoked 2, not revoked 1")
 	if got := keyNames(h); !slices.Equal(got, []string{"anns-key", "metabase-bot"}) {
 		t.Errorf("keys left %v, want the colleague's and the bot's", got)
@@ -408,7 +408,7 @@ func TestBreakGlassRevokesKeysAtOnce(t *testing.T) {
 	if n := h.mb.Count("DELETE", "/api/api-key/"); n != 2 {
 		t.Errorf("%d key DELETEs, want 2", n)
 	}
-	card = h.bgCard("does not restore the API keys")
+	card := h.bgCard("does not restore the API keys")
 	if !strings.Contains(card.AllText(), "Reverse re-enables the users only") {
 		t.Errorf("the card does not say Reverse leaves the keys revoked:\n%s", card.AllText())
 	}
