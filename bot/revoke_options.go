@@ -92,10 +92,7 @@ func revokePlanLine(r approval.Request) string {
 	if n == 0 {
 		return ":key: `revoke-keys`: no API key is shown as theirs, so approving deletes none."
 	}
-	more := ""
-	if n > len(names) {
-		more = fmt.Sprintf(" and %d more", n-len(names))
-	}
+	more := andMore(n, len(names))
 	return fmt.Sprintf(":key: *Approving also deletes %s:* %s%s, each only if they are still the last to have changed it. Keys they change after this card are listed, not deleted; this bot's own key is never deleted.",
 		plural(n, "API key", "API keys"), strings.Join(names, ", "), more)
 }
@@ -178,10 +175,7 @@ func unsharePlanLine(r approval.Request) string {
 	if n == 0 {
 		return ":link: `unshare`: no public link is shown as theirs, so approving removes none."
 	}
-	more := ""
-	if n > len(names) {
-		more = fmt.Sprintf(" and %d more", n-len(names))
-	}
+	more := andMore(n, len(names))
 	return fmt.Sprintf(":link: *Approving also removes %s:* %s%s, each only while Metabase still names them as its sharer.",
 		plural(n, "public link", "public links"), strings.Join(names, ", "), more)
 }
@@ -238,4 +232,12 @@ func unshareInput() *slack.InputBlock {
 // formUnshare reads the unshare choice of a submitted form.
 func formUnshare(values map[string]map[string]slack.BlockAction) bool {
 	return values[blockFormUnshare][actionFormUnshare].SelectedOption.Value == optUnshare
+}
+
+// andMore is " and N more" when only shown of n are named, or "".
+func andMore(n, shown int) string {
+	if n <= shown {
+		return ""
+	}
+	return fmt.Sprintf(" and %d more", n-shown)
 }
