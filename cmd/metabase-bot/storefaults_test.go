@@ -363,7 +363,9 @@ func TestPostgresCutWhileAReturnFallsDue(t *testing.T) {
 	h.start()
 	// h.leave without its race: the approval waits until the card's ts is recorded, which the
 	// return copies when it is created (approval.go, Return), else its replies are dropped.
-	until, at := returnTime(4 * time.Second)
+	// Far enough out that the request, its approval and its outbox are done before the cut on a
+	// loaded machine under -race (at 4 s the return once ran before the cut).
+	until, at := returnTime(10 * time.Second)
 	h.command(requester, "disable jane@example.com until "+until+" Parental leave")
 	card := h.card("jane@example.com")
 	st := h.openStore()
