@@ -104,46 +104,84 @@ const linkReadConcurrency = 4
 // LookUpLeftovers finds what outlives the disable of target. Settings give the holds and
 // secrets; keys and links need the bot to be an admin, which it is.
 func LookUpLeftovers(ctx context.Context, src LeftoverSource, target metabase.User) (Leftovers, error) {
-	// The three reads are independent, and with an API key each costs Metabase a bcrypt check:
-	// they run at once, so the card waits for the slowest, not the sum.
+	snap, err := readLeftovers(ctx, src)
+	if err != nil {
+		return Leftovers{}, err
+	}
+	return snap.of(target), nil
+}
+
+// leftoverSnapshot is what outlives a disable in one instance, read once for every target of a
+// request: the sign-in settings, the API keys and the public links with who shared each are the
+// same whoever is disabled, so a request naming fifty people reads them once, not fifty times.
+type leftoverSnapshot struct {
+	set        metabase.SignInSettings
+	keys       []metabase.APIKey
+	noKeys     bool // Metabase before API keys (0.49)
+	own        func(metabase.APIKey) bool
+	sharingOff bool
+	links      []metabase.PublicLink
+	sharers    []int // of links, 0 where Metabase does not say
+	unread     int   // links past maxListedItems, whose sharer was not read
+}
+
+// readLeftovers reads src's snapshot. The three reads are independent, and with an API key
+// each costs Metabase a bcrypt check: they run at once, so the card waits for the slowest, not
+// the sum.
+func readLeftovers(ctx context.Context, src LeftoverSource) (leftoverSnapshot, error) {
+	snap := leftoverSnapshot{own: src.IsOwnAPIKey}
 	var (
-		set             metabase.SignInSettings
-		keys            []metabase.APIKey
-		setErr, keysErr error
-		links           Leftovers
-		linksErr        error
-		wg              sync.WaitGroup
+		setErr, keysErr, linksErr error
+		wg                        sync.WaitGroup
 	)
-	wg.Go(func() { set, setErr = src.SignInSettings(ctx) })
-	wg.Go(func() { keys, keysErr = src.ListAPIKeys(ctx) })
-	wg.Go(func() { linksErr = lookUpLinks(ctx, src, target.ID, &links) })
+	wg.Go(func() { snap.set, setErr = src.SignInSettings(ctx) })
+	wg.Go(func() { snap.keys, keysErr = src.ListAPIKeys(ctx) })
+	wg.Go(func() { linksErr = snap.readLinks(ctx, src) })
 	wg.Wait()
 	if setErr != nil {
-		return Leftovers{}, fmt.Errorf("sign-in settings: %w", setErr)
+		return leftoverSnapshot{}, fmt.Errorf("sign-in settings: %w", setErr)
 	}
 	if linksErr != nil {
-		return Leftovers{}, fmt.Errorf("public links: %w", linksErr)
-	}
-	l := links
-	l.AdminKeys = -1
-	l.Hold, l.AdminMayReturn = Holds(set, target)
-	if target.IsSuperuser {
-		if set.Embedding {
-			l.Secrets = append(l.Secrets, SecretEmbedding)
-		}
-		if set.JWT {
-			l.Secrets = append(l.Secrets, SecretJWT)
-		}
+		return leftoverSnapshot{}, fmt.Errorf("public links: %w", linksErr)
 	}
 	switch {
 	case errors.Is(keysErr, metabase.ErrNotSupported):
 		// Before 0.49 Metabase has no API keys (docs/metabase.md#api-key-listing): none to show.
+		snap.noKeys = true
 	case keysErr != nil:
-		return Leftovers{}, fmt.Errorf("API keys: %w", keysErr)
-	default:
-		l.Keys, l.OwnKeyByTarget, l.AdminKeys = keysOf(keys, target, src.IsOwnAPIKey)
+		return leftoverSnapshot{}, fmt.Errorf("API keys: %w", keysErr)
 	}
-	return l, nil
+	return snap, nil
+}
+
+// of is what outlives the disable of target in the snapshot's instance.
+func (snap leftoverSnapshot) of(target metabase.User) Leftovers {
+	var l Leftovers
+	l.SharingOff = snap.sharingOff
+	l.PublicLinks, l.UnknownSharer = len(snap.links), snap.unread
+	l.PublicLinks += snap.unread
+	for i, link := range snap.links {
+		switch snap.sharers[i] {
+		case 0:
+			l.UnknownSharer++
+		case target.ID:
+			l.Links = append(l.Links, link)
+		}
+	}
+	l.AdminKeys = -1
+	l.Hold, l.AdminMayReturn = Holds(snap.set, target)
+	if target.IsSuperuser {
+		if snap.set.Embedding {
+			l.Secrets = append(l.Secrets, SecretEmbedding)
+		}
+		if snap.set.JWT {
+			l.Secrets = append(l.Secrets, SecretJWT)
+		}
+	}
+	if !snap.noKeys {
+		l.Keys, l.OwnKeyByTarget, l.AdminKeys = keysOf(snap.keys, target, snap.own)
+	}
+	return l
 }
 
 func keysOf(keys []metabase.APIKey, target metabase.User, own func(metabase.APIKey) bool) (mine []LeftKey, ownByTarget bool, adminKeys int) {
@@ -167,19 +205,18 @@ func keysOf(keys []metabase.APIKey, target metabase.User, own func(metabase.APIK
 	return mine, ownByTarget, adminKeys
 }
 
-// lookUpLinks lists the public links and reads who shared each, at most maxListedItems of them.
-func lookUpLinks(ctx context.Context, src LeftoverSource, targetID int, l *Leftovers) error {
+// readLinks lists the public links and reads who shared each, at most maxListedItems of them.
+func (snap *leftoverSnapshot) readLinks(ctx context.Context, src LeftoverSource) error {
 	links, err := src.ListPublicLinks(ctx)
 	if errors.Is(err, metabase.ErrPublicSharingOff) {
-		l.SharingOff = true
+		snap.sharingOff = true
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	l.PublicLinks = len(links)
 	read := links[:min(len(links), maxListedItems)]
-	l.UnknownSharer = len(links) - len(read)
+	snap.unread = len(links) - len(read)
 	sharers := make([]int, len(read))
 	errs := make([]error, len(read))
 	sem := make(chan struct{}, linkReadConcurrency)
@@ -196,13 +233,11 @@ func lookUpLinks(ctx context.Context, src LeftoverSource, targetID int, l *Lefto
 		switch {
 		case errors.Is(errs[i], metabase.ErrNotFound):
 			// Unshared or archived since the listing: no longer a public link.
-			l.PublicLinks--
 		case errs[i] != nil:
 			return errs[i]
-		case sharers[i] == 0:
-			l.UnknownSharer++
-		case sharers[i] == targetID:
-			l.Links = append(l.Links, link)
+		default:
+			snap.links = append(snap.links, link)
+			snap.sharers = append(snap.sharers, sharers[i])
 		}
 	}
 	return nil

@@ -8,9 +8,6 @@ import (
 	"github.com/metabase-bot/metabase-bot/metabase"
 )
 
-// leftoverConcurrency bounds the targets whose leftovers one request looks up at a time.
-const leftoverConcurrency = 4
-
 // Create looks up what outlives a disable for each target whose instance can say
 // (Instance.Leftovers), beside lookUp and like it when the request is created. A target already
 // looked up (a repeat of Create) is left as it is. A failed lookup is recorded on the target, so
@@ -31,30 +28,44 @@ func (s lookups) leftoversFor(ctx context.Context, r approval.Request) map[int]*
 	if len(idx) == 0 {
 		return nil
 	}
-	found := make([]*approval.Leftovers, len(idx))
-	sem := make(chan struct{}, leftoverConcurrency)
+	// One snapshot per instance, read at once across instances, then each target's share of it.
+	snaps := map[string]*snapshotRead{}
+	for _, i := range idx {
+		name := r.Targets[i].InstanceName()
+		if snaps[name] == nil {
+			snaps[name] = &snapshotRead{}
+		}
+	}
 	var wg sync.WaitGroup
-	for j, i := range idx {
+	for name, sr := range snaps {
 		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			t := r.Targets[i]
-			in, _ := s.in.get(t.InstanceName())
-			l, err := LookUpLeftovers(ctx, in.Leftovers, metabase.User{ID: t.UserID, Email: t.Email, IsSuperuser: t.Superuser, SSOSource: t.SSOSource})
-			if err != nil {
-				s.log.WithError(err).Warn("Could not look up what outlives the disable")
-				found[j] = &approval.Leftovers{Error: FailureText(err)}
-				return
-			}
-			found[j] = l.record()
+			in, _ := s.in.get(name)
+			sr.snap, sr.err = readLeftovers(ctx, in.Leftovers)
 		})
 	}
 	wg.Wait()
 	out := make(map[int]*approval.Leftovers, len(idx))
-	for j, i := range idx {
-		out[i] = found[j]
+	for _, i := range idx {
+		t := r.Targets[i]
+		sr := snaps[t.InstanceName()]
+		if sr.err != nil {
+			out[i] = &approval.Leftovers{Error: FailureText(sr.err)}
+			continue
+		}
+		out[i] = sr.snap.of(metabase.User{ID: t.UserID, Email: t.Email, IsSuperuser: t.Superuser, SSOSource: t.SSOSource}).record()
+	}
+	for name, sr := range snaps {
+		if sr.err != nil {
+			s.log.WithError(sr.err).WithField("instance", name).Warn("Could not look up what outlives the disable")
+		}
 	}
 	return out
+}
+
+// snapshotRead is one instance's leftover snapshot, or why it could not be read.
+type snapshotRead struct {
+	snap leftoverSnapshot
+	err  error
 }
 
 // withLeftovers returns r with the leftovers found put on their targets.
