@@ -33,6 +33,12 @@ const (
 // storePollEvery is how often quiet looks at the store, which has nothing to wait on.
 const storePollEvery = 10 * time.Millisecond
 
+// quietFor is how long the store must show nothing to do before quiet believes it: the first
+// change in Slack can come from other work (a Home tab refreshed, a delivery of the step
+// before) a moment before the handler of this step has recorded anything, and on a loaded
+// machine that moment was long enough for one poll to find nothing pending.
+const quietFor = 300 * time.Millisecond
+
 // requestID finds a request's id (access.RandomID after "MB-") in a message.
 var requestID = regexp.MustCompile(`MB-[0-9A-Z]+`)
 
@@ -265,6 +271,7 @@ func (s *session) firstChange(ctx context.Context, before snapshot) error {
 func (s *session) quiet(ctx context.Context) error {
 	t := time.NewTicker(storePollEvery)
 	defer t.Stop()
+	var idleSince time.Time
 	for {
 		pending, err := s.bot.store.PendingOutbox(ctx)
 		if err != nil {
@@ -274,7 +281,12 @@ func (s *session) quiet(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if pending == 0 && len(working) == 0 {
+		switch {
+		case pending > 0 || len(working) > 0:
+			idleSince = time.Time{}
+		case idleSince.IsZero():
+			idleSince = time.Now()
+		case time.Since(idleSince) >= quietFor:
 			return nil
 		}
 		select {
