@@ -244,7 +244,9 @@ func TestWatchDisablesAgainOnce(t *testing.T) {
 	h.mb.AddUser(metabasetest.User{Email: "boss@example.com", FirstName: "Boss", Active: true, Superuser: true})
 	h.startReplicas(2)
 	st := h.openStore()
-	card, _, at := h.leave("jane@example.com", 5*time.Second)
+	// The return is far enough out for the reactivation, the re-disable and its checks to come
+	// first on a loaded machine (at 5 s the return once re-enabled jane before the check of her).
+	card, _, at := h.leave("jane@example.com", 12*time.Second)
 	deletes := h.exactCount("DELETE", "/api/user/"+strconv.Itoa(jane.ID))
 
 	h.mb.ReactivateBySSO(jane.ID)
