@@ -306,7 +306,7 @@ func TestLeaveRetriedUserAlsoReturns(t *testing.T) {
 	jane := h.addAdminJane()
 	john := h.mb.AddUser(metabasetest.User{ID: 61, Email: "john@example.com", FirstName: "John", Active: true})
 	h.start()
-	until, at := returnTime(7 * time.Second)
+	until, at := returnTime(12 * time.Second)
 	h.command(requester, "disable jane@example.com john@example.com until "+until+" Team sabbatical")
 	card := h.card("john@example.com")
 	h.mb.FailNext("DELETE", "/api/user/61", -1, 400, "Try again later")
