@@ -76,25 +76,18 @@ func revokePlanLine(r approval.Request) string {
 	if !r.RevokeKeys {
 		return ""
 	}
-	var names []string
-	n := 0
-	for _, t := range r.Targets {
-		if t.Leftovers == nil {
-			continue
+	n, names := planned(r, func(l *approval.Leftovers) []string {
+		var out []string
+		for _, k := range l.Keys {
+			out = append(out, escape(k.Name))
 		}
-		for _, k := range t.Leftovers.Keys {
-			n++
-			if len(names) < 10 {
-				names = append(names, escape(k.Name))
-			}
-		}
-	}
+		return out
+	})
 	if n == 0 {
 		return ":key: `revoke-keys`: no API key is shown as theirs, so approving deletes none."
 	}
-	more := andMore(n, len(names))
 	return fmt.Sprintf(":key: *Approving also deletes %s:* %s%s, each only if they are still the last to have changed it. Keys they change after this card are listed, not deleted; this bot's own key is never deleted.",
-		plural(n, "API key", "API keys"), strings.Join(names, ", "), more)
+		plural(n, "API key", "API keys"), strings.Join(names, ", "), andMore(n, len(names)))
 }
 
 // keyLines are the thread lines of what revoke-keys did, one per key.
@@ -159,25 +152,18 @@ func unsharePlanLine(r approval.Request) string {
 	if !r.Unshare {
 		return ""
 	}
-	var names []string
-	n := 0
-	for _, t := range r.Targets {
-		if t.Leftovers == nil {
-			continue
+	n, names := planned(r, func(l *approval.Leftovers) []string {
+		var out []string
+		for _, link := range l.Links {
+			out = append(out, linkKind(link.Kind)+" "+escape(link.Name))
 		}
-		for _, l := range t.Leftovers.Links {
-			n++
-			if len(names) < 10 {
-				names = append(names, linkKind(l.Kind)+" "+escape(l.Name))
-			}
-		}
-	}
+		return out
+	})
 	if n == 0 {
 		return ":link: `unshare`: no public link is shown as theirs, so approving removes none."
 	}
-	more := andMore(n, len(names))
 	return fmt.Sprintf(":link: *Approving also removes %s:* %s%s, each only while Metabase still names them as its sharer.",
-		plural(n, "public link", "public links"), strings.Join(names, ", "), more)
+		plural(n, "public link", "public links"), strings.Join(names, ", "), andMore(n, len(names)))
 }
 
 // linkLines are the thread lines of what unshare did, one per link.
@@ -232,6 +218,26 @@ func unshareInput() *slack.InputBlock {
 // formUnshare reads the unshare choice of a submitted form.
 func formUnshare(values map[string]map[string]slack.BlockAction) bool {
 	return values[blockFormUnshare][actionFormUnshare].SelectedOption.Value == optUnshare
+}
+
+// planNames is how many items a plan line names before "and N more".
+const planNames = 10
+
+// planned counts the items items(l) gives over r's targets' leftovers, and returns the first
+// planNames of their names.
+func planned(r approval.Request, items func(l *approval.Leftovers) []string) (n int, names []string) {
+	for _, t := range r.Targets {
+		if t.Leftovers == nil {
+			continue
+		}
+		for _, name := range items(t.Leftovers) {
+			n++
+			if len(names) < planNames {
+				names = append(names, name)
+			}
+		}
+	}
+	return n, names
 }
 
 // andMore is " and N more" when only shown of n are named, or "".

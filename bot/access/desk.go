@@ -132,7 +132,7 @@ func (s *Service) desk(ctx context.Context, person string, approver bool) (Desk,
 	}
 	for _, r := range slices.Concat(done, failed) {
 		if r.IsBreakGlass() && r.BreakGlass.Review == approval.ReviewOpen {
-			d.BreakGlass = append(d.BreakGlass, DeskItem{Request: r, MayReview: !mine(r, person)})
+			d.BreakGlass = append(d.BreakGlass, DeskItem{Request: r, MayReview: r.Requester != person})
 		}
 	}
 	slices.SortStableFunc(d.BreakGlass, func(a, b DeskItem) int { return a.Request.CreatedAt.Compare(b.Request.CreatedAt) })
@@ -146,9 +146,6 @@ func (s *Service) desk(ctx context.Context, person string, approver bool) (Desk,
 	}
 	return d, nil
 }
-
-// mine reports whether person made r (for break-glass, the responder who acted).
-func mine(r approval.Request, person string) bool { return r.Requester == person }
 
 // sortReturns orders scheduled returns soonest first (the store lists by creation).
 func sortReturns(rs []DeskItem) {

@@ -101,9 +101,9 @@ type LeftoverSource interface {
 // linkReadConcurrency bounds the reads of who shared each link.
 const linkReadConcurrency = 4
 
-// LookUpLeftovers finds what outlives the disable of target. Settings give the holds and
+// lookUpLeftovers finds what outlives the disable of target. Settings give the holds and
 // secrets; keys and links need the bot to be an admin, which it is.
-func LookUpLeftovers(ctx context.Context, src LeftoverSource, target metabase.User) (Leftovers, error) {
+func lookUpLeftovers(ctx context.Context, src LeftoverSource, target metabase.User) (Leftovers, error) {
 	snap, err := readLeftovers(ctx, src)
 	if err != nil {
 		return Leftovers{}, err

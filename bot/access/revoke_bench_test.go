@@ -29,7 +29,7 @@ func BenchmarkLookUpLeftovers(b *testing.B) {
 	target := metabase.User{ID: lee.ID, IsSuperuser: true}
 	b.ResetTimer()
 	for b.Loop() {
-		l, err := LookUpLeftovers(b.Context(), mb, target)
+		l, err := lookUpLeftovers(b.Context(), mb, target)
 		if err != nil || len(l.Links) != 10 || len(l.Keys) != 3 {
 			b.Fatalf("leftovers = %+v, %v", l, err)
 		}

@@ -54,7 +54,7 @@ func (f *revokeFixture) target(t *testing.T, email string) metabase.User {
 func TestLeftoversAdminLeaverKeys(t *testing.T) {
 	t.Parallel()
 	f := newRevokeFixture(t)
-	l, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
+	l, err := lookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestLeftoversAdminLeaverKeys(t *testing.T) {
 	if l.AdminKeys != 2 {
 		t.Errorf("instance Admin-group keys = %d, want 2 (etl and the bot's; SCIM keys are not listed)", l.AdminKeys)
 	}
-	nonAdmin, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, "ann@example.com"))
+	nonAdmin, err := lookUpLeftovers(t.Context(), f.mb, f.target(t, "ann@example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestLeftoversPublicLinks(t *testing.T) {
 		f := newRevokeFixture(t)
 		d := f.fake.AddPublicItem(metabasetest.PublicItem{Kind: "dashboard", Name: "KPIs", PublicUUID: "11111111-1111-1111-1111-111111111111", MadePublicByID: f.leaver.ID})
 		f.fake.AddPublicItem(metabasetest.PublicItem{Kind: "card", Name: "Ann's", PublicUUID: "22222222-2222-2222-2222-222222222222", MadePublicByID: f.other.ID})
-		l, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
+		l, err := lookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +167,7 @@ func TestLeftoversPublicLinks(t *testing.T) {
 		t.Parallel()
 		f := newRevokeFixture(t)
 		f.fake.AddPublicItem(metabasetest.PublicItem{Kind: "card", Name: "old", PublicUUID: "33333333-3333-3333-3333-333333333333"})
-		l, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
+		l, err := lookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func TestLeftoversPublicLinks(t *testing.T) {
 		f := newRevokeFixture(t)
 		f.fake.AddPublicItem(metabasetest.PublicItem{Kind: "card", Name: "q", PublicUUID: "44444444-4444-4444-4444-444444444444", MadePublicByID: f.leaver.ID})
 		f.fake.SetSetting("enable-public-sharing", false)
-		l, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
+		l, err := lookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +242,7 @@ func TestLeftoversHolds(t *testing.T) {
 				f.fake.SetSetting(k, v)
 			}
 			f.fake.AddUser(tc.user)
-			l, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, tc.user.Email))
+			l, err := lookUpLeftovers(t.Context(), f.mb, f.target(t, tc.user.Email))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -271,7 +271,7 @@ func TestLeftoversWithoutAPIKeys(t *testing.T) {
 	f := newRevokeFixture(t)
 	f.fake.SetSetting("jwt-enabled", true)
 	f.fake.FailNext("GET", "/api/api-key", 1, 404, "API endpoint does not exist.")
-	l, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
+	l, err := lookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestLeftoversWithoutAPIKeys(t *testing.T) {
 		t.Errorf("leftovers without API keys = %+v", l)
 	}
 	f.fake.FailNext("GET", "/api/api-key", 1, 500, "Internal server error.")
-	if _, err := LookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com")); err == nil {
+	if _, err := lookUpLeftovers(t.Context(), f.mb, f.target(t, "lee@example.com")); err == nil {
 		t.Error("a failed key listing was taken as no keys")
 	}
 }

@@ -16,16 +16,6 @@ var eventScopes = map[string]string{
 	"user_change": "users:read", // https://api.slack.com/events/user_change
 }
 
-// ReadManifestEvents returns the bot events the Slack app manifest at path subscribes to
-// (settings.event_subscriptions.bot_events); none is an empty list.
-func ReadManifestEvents(path string) ([]string, error) {
-	m, err := ReadManifest(path)
-	if err != nil {
-		return nil, err
-	}
-	return m.BotEvents, nil
-}
-
 // BotEvents are the bot events the fake's app subscribes to.
 func (s *Server) BotEvents() []string { return slices.Clone(s.opts.BotEvents) }
 

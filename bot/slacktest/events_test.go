@@ -16,12 +16,12 @@ func TestManifestSubscribesToUserChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, err := ReadManifestEvents(path)
+	m, err := ReadManifest(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(events, "user_change") {
-		t.Fatalf("%s subscribes to bot events %v, want user_change among them", path, events)
+	if !slices.Contains(m.BotEvents, "user_change") {
+		t.Fatalf("%s subscribes to bot events %v, want user_change among them", path, m.BotEvents)
 	}
 	scopes, err := ReadManifestScopes(path)
 	if err != nil {
