@@ -87,8 +87,9 @@ type home struct {
 	viewID    string          // the view views.publish answered with
 	shown     map[string]bool // request ids on it
 	approver  bool            // they were an approver when it was drawn
-	published time.Time
-	queued    bool // a refresh is waiting for its turn
+	published time.Time       // the turn of the last publish planned: the next comes homeEvery after it
+	answered  time.Time       // when the last views.publish answered, which a planned turn never precedes by less than homeEvery
+	queued    bool            // a refresh is waiting for its turn
 	// publishing is closed when the views.publish under way answers (nil when none is): a click
 	// on the view it published can arrive before the bot has recorded that view.
 	publishing chan struct{}
@@ -240,11 +241,19 @@ func (b *Bot) refreshHome(user string) {
 			case <-h.ctx.Done():
 			}
 		}
+		// A turn is planned from the previous turn, but that publish may have answered later
+		// (its desk read, a slot, Slack): the spacing Slack sees is from the answer, so wait out
+		// what remains of homeEvery after it.
 		h.mu.Lock()
-		p.queued = false
+		rest := p.answered.Add(h.every).Sub(h.now())
 		h.mu.Unlock()
-		if h.ctx.Err() != nil {
-			return
+		if rest > 0 {
+			t := time.NewTimer(rest)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-h.ctx.Done():
+			}
 		}
 		select {
 		case h.slots <- struct{}{}:
@@ -252,6 +261,18 @@ func (b *Bot) refreshHome(user string) {
 			return
 		}
 		defer func() { <-h.slots }()
+		h.mu.Lock()
+		p.queued = false
+		h.mu.Unlock()
+		if h.ctx.Err() != nil {
+			return
+		}
+		defer func() {
+			h.mu.Lock()
+			p.answered = h.now()
+			p.published = maxTime(p.published, p.answered)
+			h.mu.Unlock()
+		}()
 		ctx, cancel := context.WithTimeout(h.ctx, eventTimeout)
 		defer cancel()
 		defer func() {
@@ -394,4 +415,12 @@ func (b *Bot) pending(ctx context.Context, sc slack.SlashCommand) {
 	}
 	blocks := b.v.deskBlocks(d, func(r approval.Request) string { return b.cardLink(ctx, r) }, false, maxBlocks)
 	b.ephemeral(ctx, sc.ChannelID, sc.UserID, b.v.deskText(d), slack.MsgOptionBlocks(blocks...))
+}
+
+// maxTime is the later of a and b.
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
